@@ -1,0 +1,60 @@
+"""The `ckpt` command line: parse options, call one core function, render.
+
+`main()` is the console script. It turns every `CkptError` into one line on
+stderr and its exit code, Ctrl-C into exit 130, and anything unexpected into
+one "internal error" line (a bug in ckpt); `--traceback` shows the full one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from ckpt.core.errors import USAGE, CkptError
+
+from .app import cli, wants_traceback
+
+INTERRUPTED = 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        code = cli.main(args=argv, prog_name="ckpt", standalone_mode=False)
+    except click.exceptions.Abort:
+        return _fail("interrupted", INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except CkptError as exc:
+        _show_cause(exc)
+        return _fail(f"error: {exc}", exc.exit_code)
+    except KeyboardInterrupt:
+        return _fail("interrupted", INTERRUPTED)
+    except BrokenPipeError:
+        # The reader went away (`ckpt scan ... | head`): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        if wants_traceback():
+            traceback.print_exc()
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        return _fail(
+            f"internal error: {type(exc).__name__}: {detail} (this is a bug in ckpt; "
+            "run again with --traceback and report it)",
+            USAGE,
+        )
+    return code or 0
+
+
+def _fail(message: str, code: int) -> int:
+    click.echo(f"ckpt: {message}", err=True)
+    return code
+
+
+def _show_cause(exc: CkptError) -> None:
+    cause = getattr(exc, "cause", None)
+    if cause is not None and wants_traceback():
+        traceback.print_exception(cause)

@@ -1,0 +1,287 @@
+"""The catalog: ONE table of every kind of object ckpt knows.
+
+Scan reads it to name what it finds, save (the pickler) to rewrap or strip,
+suggest to write the hand fix, verify to exercise what was restored, and the
+README's "What happens to each kind" table is generated from it. Adding a
+kind means adding a row here, nothing else.
+
+A row matches by type, including subclasses, unless the subclass takes care
+of its own pickling (defines `__reduce__`, `__reduce_ex__` or `__getstate__`)
+or `copyreg` has a reducer for it: then plain pickle succeeds on it and ckpt
+leaves it alone (no false positive).
+"""
+
+from __future__ import annotations
+
+import copyreg
+import enum
+import sys
+import types
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from . import probes, rewrap
+from .graph import global_error
+from .paths import Edge
+
+
+class Action(str, enum.Enum):
+    """What `ckpt save` does with an object of a kind."""
+
+    REWRAP = "rewrap"  # written as a fresh equivalent built from stdlib constructors
+    STRIP = "strip"  # written as None, and reported
+    ERROR = "error"  # save refuses, unless the user passes --strip PATH
+
+
+@dataclass(frozen=True, eq=False)
+class Kind:
+    """One row of the catalog."""
+
+    name: str
+    """Stable identifier: finding kind, SARIF rule id, docs."""
+    types: tuple[str, ...]
+    """Dotted names of the matched classes (subclasses match too)."""
+    action: Action
+    lost: str
+    """What a checkpoint does not carry over, in a few words."""
+    advice: str
+    """What the user can do about it."""
+    reduce: Callable[[Any], Any] | None = None
+    """Rewrap: how the pickler writes it. None: pickled as an ordinary object,
+    its inner Lock / RLock / Condition rewrapped by their own rows."""
+    internal: frozenset[str] = frozenset()
+    """Attributes the rewrap rebuilds by itself; scan does not look inside them."""
+    payload: Callable[[Any], Iterable[tuple[Edge, Any]]] | None = None
+    """What scan walks under a found object. Default: for rewrap kinds, the
+    instance attributes except `internal`; otherwise nothing."""
+    note: Callable[[Any], str] | None = None
+    """A remark on this particular object at save time (a held lock, lost work)."""
+    probe: Callable[[Any], None] | None = None
+    """Verify: raises probes.ProbeFailed if a restored object does not work."""
+    applies: Callable[[Any], bool] | None = None
+    """Narrows a type match (a function is only a finding if pickle cannot name it)."""
+    keep: str | None = None
+    """Suggest: expression to keep in `__getstate__` (`{obj}` is the attribute)."""
+    recreate: str = "{target} = None"
+    """Suggest: statements for `__setstate__` (`{target}`, `{saved}`, `{type}`)."""
+
+    def walk_payload(self, obj: Any) -> Iterable[tuple[Edge, Any]]:
+        if self.payload is not None:
+            return self.payload(obj)
+        if self.action is Action.REWRAP and hasattr(obj, "__dict__"):
+            return [(("attr", k), v) for k, v in vars(obj).items() if k not in self.internal]
+        return ()
+
+    def remark(self, obj: Any) -> str:
+        return self.note(obj) if self.note else ""
+
+
+def _held(lock: Any) -> str:
+    locked = lock.locked() if hasattr(lock, "locked") else repr(lock).startswith("<locked")
+    return "held at save time: restored unlocked" if locked else ""
+
+
+def _queue_note(q: Any) -> str:
+    return f"{q.qsize()} item(s) kept"
+
+
+def _semaphore_note(sem: Any) -> str:
+    bound = getattr(sem, "_initial_value", None)
+    return f"value {sem._value}" + (f" of {bound}" if bound is not None else "")
+
+
+def _pool_note(pool: Any) -> str:
+    pending = pool._work_queue.qsize()
+    return f"{pending} pending work item(s) lost" if pending else ""
+
+
+def _future_note(future: Any) -> str:
+    return "" if future.done() else "not done at save time: restored cancelled"
+
+
+def _handler_note(handler: Any) -> str:
+    return {
+        "reopen": f"reopens {getattr(handler, 'baseFilename', '?')} in append mode on first use",
+        "stderr": "writes to the loading process's stderr",
+        "strip": f"stream {getattr(handler, 'stream', None)!r} stripped: call setStream() after load",
+        "keep": "",
+    }[rewrap.stream_treatment(handler)]
+
+
+def _thread_note(thread: Any) -> str:
+    return f"thread {thread.name!r} ({'alive' if thread.is_alive() else 'not running'})"
+
+
+def _closure(fn: types.FunctionType) -> Iterator[tuple[Edge, Any]]:
+    for i, cell in enumerate(fn.__closure__ or ()):
+        try:
+            yield ("closure", i), cell.cell_contents
+        except ValueError:  # empty cell
+            continue
+
+
+def _simple_queue_items(q: Any) -> Iterator[tuple[Edge, Any]]:
+    for i, item in enumerate(rewrap.drain_simple_queue(q)):
+        yield ("note", f"item {i}"), item
+
+
+def _pool_payload(pool: Any) -> list[tuple[Edge, Any]]:
+    return [(("attr", "_initializer"), pool._initializer), (("attr", "_initargs"), pool._initargs)]
+
+
+def _not_importable(obj: Any) -> bool:
+    return global_error(obj) is not None
+
+
+def _why_not_importable(obj: Any) -> str:
+    return global_error(obj) or ""
+
+
+_FILES = ("_io.TextIOWrapper", "_io.BufferedReader", "_io.BufferedWriter", "_io.BufferedRandom")
+_QUEUE_INTERNALS = frozenset({"mutex", "not_empty", "not_full", "all_tasks_done"})
+_DROP = "drop it in __getstate__ and rebuild it in __setstate__, or pass --strip PATH to save it as None"
+
+KINDS: tuple[Kind, ...] = (
+    # --- thread primitives: rewrapped -------------------------------------
+    Kind("lock", ("_thread.LockType",), Action.REWRAP, "nothing (restored unlocked)", "none needed",
+         reduce=rewrap.reduce_lock, note=_held, probe=probes.probe_lock,
+         recreate="{target} = threading.Lock()"),
+    Kind("rlock", ("_thread.RLock",), Action.REWRAP, "owner and recursion count (restored unlocked)",
+         "none needed", reduce=rewrap.reduce_rlock, note=_held, probe=probes.probe_rlock,
+         recreate="{target} = threading.RLock()"),
+    Kind("condition", ("threading.Condition",), Action.REWRAP, "waiting threads",
+         "none needed; a lock it shares stays shared", reduce=rewrap.reduce_condition,
+         internal=frozenset({"_lock", "acquire", "release", "_release_save", "_acquire_restore",
+                             "_is_owned", "_waiters"}),
+         probe=probes.probe_condition, recreate="{target} = threading.Condition()"),
+    Kind("semaphore", ("threading.Semaphore",), Action.REWRAP, "waiting threads (value and bound kept)",
+         "none needed", internal=frozenset({"_cond"}), note=_semaphore_note, probe=probes.probe_semaphore,
+         keep="{obj}._value", recreate="{target} = {type}({saved})"),
+    Kind("event", ("threading.Event",), Action.REWRAP, "waiting threads (flag kept)", "none needed",
+         internal=frozenset({"_cond"}), probe=probes.probe_event, keep="{obj}.is_set()",
+         recreate="{target} = threading.Event()\nif {saved}:\n    {target}.set()"),
+    Kind("barrier", ("threading.Barrier",), Action.REWRAP,
+         "threads waiting at save time (parties, action and timeout kept)", "none needed",
+         reduce=rewrap.reduce_barrier, internal=frozenset({"_cond"}), probe=probes.probe_barrier,
+         keep="({obj}.parties, {obj}._action, {obj}._timeout)", recreate="{target} = threading.Barrier(*{saved})"),
+    Kind("queue", ("queue.Queue",), Action.REWRAP, "nothing (type, maxsize and items kept)", "none needed",
+         internal=_QUEUE_INTERNALS, note=_queue_note, probe=probes.probe_queue,
+         keep="({obj}.maxsize, list({obj}.queue))",
+         recreate="maxsize, items = {saved}\n{target} = {type}(maxsize)\nfor item in items:\n    {target}.put(item)"),
+    Kind("simple-queue", ("_queue.SimpleQueue",), Action.REWRAP, "nothing (items kept, in order)",
+         "none needed", reduce=rewrap.reduce_simple_queue, payload=_simple_queue_items,
+         note=_queue_note, probe=probes.probe_simple_queue, recreate="{target} = queue.SimpleQueue()"),
+    Kind("thread-pool", ("concurrent.futures.ThreadPoolExecutor",), Action.REWRAP,
+         "worker threads and pending work (max_workers, name prefix and initializer kept)",
+         "resubmit pending work after load", reduce=rewrap.reduce_thread_pool, payload=_pool_payload,
+         note=_pool_note, probe=probes.probe_thread_pool, keep="{obj}._max_workers",
+         recreate="{target} = concurrent.futures.ThreadPoolExecutor({saved})"),
+    Kind("future", ("concurrent.futures.Future",), Action.REWRAP,
+         "callbacks and waiters; a future not done is restored cancelled", "none needed",
+         reduce=rewrap.reduce_future, internal=frozenset({"_condition", "_waiters", "_done_callbacks"}),
+         note=_future_note, probe=probes.probe_future),
+    Kind("thread-local", ("_thread._local",), Action.REWRAP, "every thread's attributes (restored empty)",
+         "set the attributes again after load", reduce=rewrap.reduce_local, payload=lambda obj: (),
+         probe=probes.probe_local, recreate="{target} = threading.local()"),
+    Kind("log-handler", ("logging.Handler",), Action.REWRAP,
+         "an open stream (files reopen lazily in append mode; stderr is rebound; others stripped)",
+         "none needed for file and stderr handlers", reduce=rewrap.reduce_handler,
+         internal=frozenset({"lock", "stream"}), note=_handler_note, probe=probes.probe_handler,
+         keep='getattr({obj}, "baseFilename", None)',
+         recreate="{target} = logging.FileHandler({saved}, delay=True) if {saved} else logging.StreamHandler()"),
+    # --- threads: stripped --------------------------------------------------
+    Kind("thread", ("threading.Thread",), Action.STRIP, "the thread and its attributes (restored as None)",
+         "start a new thread after load", reduce=rewrap.reduce_stripped, note=_thread_note),
+    # --- everything else pickle refuses: reported, never rewrapped ---------
+    Kind("mp-primitive", ("multiprocessing.synchronize.SemLock", "multiprocessing.synchronize.Condition",
+                          "multiprocessing.synchronize.Event", "multiprocessing.synchronize.Barrier",
+                          "multiprocessing.queues.Queue", "multiprocessing.queues.SimpleQueue"),
+         Action.ERROR, "everything: it belongs to the processes that share it",
+         "create it after load, or pass the object to the child processes that need it; " + _DROP),
+    Kind("open-file", _FILES + ("_io.FileIO", "_io.BufferedRWPair"), Action.ERROR, "the open file",
+         "keep the file name and reopen it in __setstate__; " + _DROP),
+    Kind("socket", ("socket.socket",), Action.ERROR, "the connection", "reconnect after load; " + _DROP),
+    Kind("generator", ("types.GeneratorType", "types.CoroutineType", "types.AsyncGeneratorType"),
+         Action.ERROR, "its position", "keep the data it iterates over instead; " + _DROP),
+    Kind("local-function", ("types.FunctionType",), Action.ERROR, "the function",
+         "move it to module level so pickle can name it, or use functools.partial of a module-level "
+         "function", payload=_closure, applies=_not_importable, note=_why_not_importable),
+    Kind("local-class", ("builtins.type",), Action.ERROR, "the class",
+         "define the class at module level so pickle can name it", applies=_not_importable,
+         note=_why_not_importable),
+    Kind("weakref", ("weakref.ReferenceType", "weakref.ProxyType", "weakref.CallableProxyType"),
+         Action.ERROR, "the reference", "keep a strong reference, or rebuild the weak one in __setstate__; " + _DROP),
+    Kind("db-connection", ("sqlite3.Connection", "sqlite3.Cursor"), Action.ERROR, "the connection",
+         "keep the database path and reconnect in __setstate__; " + _DROP),
+    Kind("module", ("types.ModuleType",), Action.ERROR, "the module object",
+         "import the module where it is used instead of storing it; " + _DROP),
+    Kind("frame", ("types.FrameType", "types.TracebackType", "types.CodeType"), Action.ERROR,
+         "the interpreter state", "store the formatted traceback text instead; " + _DROP),
+)
+
+UNPICKLABLE = Kind("unpicklable", (), Action.ERROR, "the object", "see the message; " + _DROP)
+"""Not a known kind: pickle raised on it. The finding carries pickle's message."""
+
+ALL_KINDS = KINDS + (UNPICKLABLE,)
+BY_NAME = {kind.name: kind for kind in ALL_KINDS}
+
+_PICKLING_HOOKS = ("__reduce_ex__", "__reduce__", "__getstate__")
+_MODULES = frozenset(name.rpartition(".")[0] for kind in KINDS for name in kind.types)
+_by_type: dict[type, Kind] = {}
+_decided: dict[type, Kind | None] = {}
+_resolved: set[str] = set()
+_modules_seen = 0
+
+
+def _refresh() -> None:
+    """Resolve the rows whose modules are imported. A type from a module
+    nobody imported cannot be in the object graph, so ckpt never imports
+    anything (sqlite3, multiprocessing) just to recognise it."""
+    global _modules_seen
+    if len(sys.modules) == _modules_seen or len(_resolved) == len(_MODULES):
+        return
+    _modules_seen = len(sys.modules)
+    loaded = _MODULES & sys.modules.keys()
+    if loaded <= _resolved:
+        return
+    for kind in KINDS:
+        for dotted in kind.types:
+            module, _, attr = dotted.rpartition(".")
+            if module in loaded and (cls := getattr(sys.modules[module], attr, None)) is not None:
+                _by_type.setdefault(cls, kind)
+    _resolved.update(loaded)
+    _decided.clear()
+
+
+def _decide(cls: type) -> Kind | None:
+    """The row for `cls` via its MRO, unless a subclass pickles itself."""
+    for base in cls.__mro__:
+        kind = _by_type.get(base)
+        if kind is None:
+            continue
+        if base is not cls and any(getattr(cls, h, None) is not getattr(base, h, None) for h in _PICKLING_HOOKS):
+            return None
+        return kind
+    return None
+
+
+def kind_for(obj: Any) -> Kind | None:
+    """The catalog row that applies to `obj`, or None if plain pickle handles it."""
+    _refresh()
+    cls = type(obj)
+    if cls in copyreg.dispatch_table:
+        return None
+    try:
+        kind = _decided[cls]
+    except KeyError:
+        kind = _decided[cls] = _decide(cls)
+    if kind is not None and kind.applies is not None and not kind.applies(obj):
+        return None
+    return kind
+
+
+def reducers() -> dict[type, Callable[[Any], Any]]:
+    """The reduce function of every imported catalog class that has one."""
+    _refresh()
+    return {cls: kind.reduce for cls, kind in _by_type.items() if kind.reduce is not None}

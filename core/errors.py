@@ -1,0 +1,59 @@
+"""The errors ckpt raises on purpose.
+
+Every error a user can cause (a wrong target, a bad file, an untrusted global)
+is a `CkptError`: its message is one line saying what went wrong and what to
+do, and it carries the exit code the command line uses. Anything else that
+escapes is a bug in ckpt, and the CLI says so.
+"""
+
+from __future__ import annotations
+
+USAGE = 2
+"""Exit code for bad input: a target that does not resolve, a missing or
+unreadable file, a configuration error."""
+
+FAILED = 1
+"""Exit code for "the check ran and failed": findings, a refused or damaged
+checkpoint, a verification that did not pass."""
+
+
+class CkptError(Exception):
+    """Base of every error ckpt raises on purpose."""
+
+    exit_code = USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class TargetError(CkptError):
+    """The TARGET could not be turned into an object."""
+
+
+class ConfigError(CkptError):
+    """`[tool.ckpt]` or a command-line option is not valid."""
+
+
+class CheckpointError(CkptError):
+    """A checkpoint file is unreadable, damaged, or does not match its manifest."""
+
+    exit_code = FAILED
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """Loading would need a global that is denied or not trusted."""
+
+
+class SaveError(CkptError):
+    """The object cannot be written as a checkpoint (nothing was written)."""
+
+    exit_code = FAILED
+
+
+class WriteError(CkptError):
+    """The destination cannot be written (permissions, disk full)."""

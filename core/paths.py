@@ -1,0 +1,88 @@
+"""Paths a person can paste into Python: `model.steps[1][1].handler.lock`.
+
+The scan never builds a string per object. It records, for each object it
+walks, its parent and the *edge* that led there (a small tuple), and only
+turns the chain into text for the objects it reports. An edge is one of:
+
+    ("attr", name)       model.name
+    ("item", key)        model[key]            (list index, dict key)
+    ("key", i)           list(model)[i]        (the i-th key of a dict)
+    ("member", i)        list(model)[i]        (the i-th member of a set)
+    ("call", text)       model.text            (e.g. "__getstate__()")
+    ("reduce", i)        model.__reduce_ex__(5)[i]
+    ("closure", i)       model.__closure__[i].cell_contents
+    ("type",)            type(model)
+    ("note", text)       model<text>           (not an expression: e.g. a SimpleQueue item)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+ROOT = "model"
+Edge = tuple[Any, ...]
+_LITERALS = (str, bytes, int, float, bool, type(None))
+
+
+def format_path(edges: Sequence[Edge], root: str = ROOT) -> str:
+    """Render the edges from the root to an object as one expression.
+
+    Suffix edges are appended to a list (a 100,000-edge chain stays linear);
+    the few edges that wrap the expression (`list(...)`, `type(...)`) join it first.
+    """
+    parts = [root]
+    for edge in edges:
+        suffix = _suffix(edge)
+        if suffix is None:
+            parts = [_wrap("".join(parts), edge)]
+        else:
+            parts.append(suffix)
+    return "".join(parts)
+
+
+def _suffix(edge: Edge) -> str | None:
+    tag = edge[0]
+    if tag == "attr":
+        name = edge[1]
+        return f".{name}" if isinstance(name, str) and name.isidentifier() else None
+    if tag == "item":
+        return f"[{_key_repr(edge[1])}]"
+    if tag == "call":
+        return f".{edge[1]}"
+    if tag == "reduce":
+        return f".__reduce_ex__(5)[{edge[1]}]"
+    if tag == "closure":
+        return f".__closure__[{edge[1]}].cell_contents"
+    if tag == "note":
+        return f"<{edge[1]}>"
+    return None
+
+
+def _wrap(text: str, edge: Edge) -> str:
+    tag = edge[0]
+    if tag in ("key", "member"):
+        return f"list({text})[{edge[1]}]"
+    if tag == "type":
+        return f"type({text})"
+    return f"getattr({text}, {edge[1]!r})"
+
+
+def _key_repr(key: Any) -> str:
+    if _is_literal(key):
+        return repr(key)
+    return f"<{type(key).__qualname__} at {id(key):#x}>"
+
+
+def _is_literal(key: Any) -> bool:
+    if type(key) is tuple:
+        return all(_is_literal(k) for k in key)
+    return type(key) in _LITERALS
+
+
+def shorten(path: str, limit: int = 160) -> str:
+    """Abbreviate a very long path (a deep chain) for display, keeping both ends."""
+    if len(path) <= limit:
+        return path
+    keep = limit // 2 - 4
+    return f"{path[:keep]} … {path[-keep:]}"

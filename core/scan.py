@@ -1,0 +1,321 @@
+"""Find every object that stops `pickle.dumps(obj, protocol=5)`, by path.
+
+Fidelity is the bar: the report has findings if and only if plain pickle
+fails on the object. The walk is iterative (a 100,000-deep chain is fine) and
+lets the C pickler do the heavy lifting:
+
+1. Try pickling the whole object (array data discarded). Success: clean.
+2. Otherwise take the failing object apart as pickle would (`graph`), find
+   which parts fail by pickling them in halves (bisection), and repeat on
+   those parts only. Clean subtrees are pickled at C speed and never walked.
+3. A catalog kind is a finding as soon as it is met; scan then looks only at
+   what the rewrap carries over (queue items, a pool's initializer).
+4. If pickle fails on an object but nothing beneath it does (too deep for
+   pickle's recursion limit, or a failure the walk cannot pin down), that
+   object is the finding, with pickle's own message. So nothing passes by
+   accident.
+
+Objects are identified by `id` and kept alive for the walk; each node keeps
+its parent and edge, and path strings are built only for findings.
+"""
+
+from __future__ import annotations
+
+import enum
+import pickle
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import catalog
+from .catalog import Action, Kind
+from .graph import ATOMS, PROTOCOL, Children, Unpicklable, decompose
+from .paths import Edge, format_path
+
+_SKIP_LEVELS = 100
+"""After pickle runs out of recursion depth on a subtree, walk this many
+levels in Python before asking the C pickler again (it would fail again)."""
+
+
+class Severity(enum.IntEnum):
+    """Ordered: a report's severity is the worst of its findings."""
+
+    CLEAN = 0
+    WARNING = 1  # save handles it (rewrap or strip); something may be lost
+    ERROR = 2  # save refuses it unless stripped
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The instance attribute a finding sits in, for `--suggest`."""
+
+    cls: str
+    attribute: str
+    path: str
+    slots: bool
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str
+    type: str
+    kind: str
+    action: Action
+    lost: str
+    advice: str
+    note: str = ""
+    also_at: tuple[str, ...] = ()
+    owner: Owner | None = field(default=None, compare=False)
+    object_id: int = field(default=0, repr=False, compare=False)
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.ERROR if self.action is Action.ERROR else Severity.WARNING
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return (self.path, *self.also_at)
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    target: str
+    root_type: str
+    objects: int
+    findings: tuple[Finding, ...]
+    seconds: float
+
+    @property
+    def severity(self) -> Severity:
+        return max((f.severity for f in self.findings), default=Severity.CLEAN)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.findings else 0
+
+
+def qualified_name(cls: type) -> str:
+    module = getattr(cls, "__module__", None)
+    name = getattr(cls, "__qualname__", cls.__name__)
+    return name if module in (None, "builtins") else f"{module}.{name}"
+
+
+def scan(obj: Any, target: str = "") -> ScanReport:
+    """Scan `obj` and report every object that plain pickle refuses."""
+    started = time.perf_counter()
+    walker = _Walker()
+    walker.run(obj)
+    findings = tuple(walker.findings())
+    objects = walker.objects + len(walker.objs)
+    return ScanReport(target, qualified_name(type(obj)), objects, findings, time.perf_counter() - started)
+
+
+class _Sink:
+    def write(self, data: bytes) -> None:
+        pass
+
+
+def _discard(buffer: pickle.PickleBuffer) -> bool:
+    return False  # out of band: the array's bytes are never copied
+
+
+def pickle_error(obj: Any) -> tuple[BaseException | None, int]:
+    """Try the C pickler on `obj`: (the exception or None, objects memoized)."""
+    pickler = pickle.Pickler(_Sink(), PROTOCOL, buffer_callback=_discard)
+    try:
+        pickler.dump(obj)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # anything pickle raises is a verdict, not a crash
+        return exc, 0
+    return None, len(pickler.memo.copy())
+
+
+_EXIT = object()
+
+
+class _Walker:
+    def __init__(self) -> None:
+        self.objs: list[Any] = []  # keeps every walked object (and its id) alive
+        self.parents: list[int] = []
+        self.edges: list[Edge] = []
+        self.visited: dict[int, int] = {}
+        self.clean: set[int] = set()  # ids that pickle cleanly on their own
+        self.kept: list[Any] = []  # keeps the clean objects (and their ids) alive
+        self.found: dict[int, tuple[Kind, str]] = {}
+        self.failing: set[int] = set()  # nodes pickle is known to fail on
+        self.events = 0  # findings and references to failing nodes: "something below failed"
+        self.also: dict[int, list[tuple[int, Edge]]] = {}
+        self.objects = 0  # memoized by the C pickler in clean subtrees (walked nodes come on top)
+
+    def run(self, root: Any) -> None:
+        error, count = pickle_error(root)
+        self.objects += count
+        if error is None:
+            return
+        # stack entries: (obj, parent, edge, depth, known pickle error, walk-only-until depth)
+        stack: list[tuple[Any, int, Edge, int, BaseException | None, int]] = [(root, -1, ("root",), 0, error, 0)]
+        while stack:
+            obj, parent, edge, depth, error, skip = stack.pop()
+            if obj is _EXIT:
+                self._exit(parent, depth, error)
+                continue
+            oid = id(obj)
+            if oid in self.visited:
+                self._revisit(self.visited[oid], parent, edge)
+                continue
+            if oid in self.clean:
+                continue
+            kind = catalog.kind_for(obj)
+            if error is None and kind is None and depth >= skip:
+                error = self._check([obj])
+                if error is None:
+                    continue
+            node = self._add(obj, parent, edge)
+            if error is not None:
+                self.failing.add(node)
+            if kind is not None:
+                self._find(node, kind, kind.remark(obj))
+                stack.extend(self._push(list(kind.walk_payload(obj)), node, depth, skip, check=False))
+                continue
+            if isinstance(error, RecursionError):
+                skip = depth + _SKIP_LEVELS
+            try:
+                children = decompose(obj)
+            except Unpicklable as exc:
+                self._find(node, catalog.UNPICKLABLE, str(exc))
+                continue
+            stack.append((_EXIT, node, ("exit",), self.events, error, 0))
+            stack.extend(self._push(children, node, depth, skip, check=depth + 1 >= skip))
+
+    def _push(self, children: Children, node: int, depth: int, skip: int, check: bool) -> list[tuple[Any, ...]]:
+        """Stack entries for the children worth walking, last child first.
+
+        With `check`, only the children that fail under the C pickler are
+        kept, found by pickling them in halves; each carries its error.
+        """
+        children = [(e, c) for e, c in children if type(c) not in ATOMS]
+        if check:
+            entries = [(c, node, e, depth + 1, err, skip) for e, c, err in self._failing(children)]
+        else:
+            entries = [(c, node, e, depth + 1, None, skip) for e, c in children]
+        entries.reverse()
+        return entries
+
+    def _failing(self, children: Children) -> list[tuple[Edge, Any, BaseException | None]]:
+        out = []
+        todo = [(0, len(children))]
+        while todo:
+            lo, hi = todo.pop()
+            if hi - lo == 1:
+                edge, child = children[lo]
+                if id(child) in self.clean:
+                    continue
+                if id(child) in self.visited or catalog.kind_for(child) is not None:
+                    out.append((edge, child, None))
+                    continue
+                error = self._check([child])
+                if error is not None:
+                    out.append((edge, child, error))
+                continue
+            if self._check([c for _, c in children[lo:hi]]) is None:
+                continue
+            mid = (lo + hi) // 2
+            todo += [(mid, hi), (lo, mid)]
+        return out
+
+    def _check(self, objs: list[Any]) -> BaseException | None:
+        """Pickle `objs` together; remember them as clean if that works."""
+        error, count = pickle_error(objs[0] if len(objs) == 1 else tuple(objs))
+        if error is None:
+            self.objects += count
+            self.clean.update(map(id, objs))
+            self.kept.extend(objs)
+        return error
+
+    def _revisit(self, node: int, parent: int, edge: Edge) -> None:
+        """A second reference: pickle's memo would write a reference to it."""
+        if node in self.found:
+            self.also.setdefault(node, []).append((parent, edge))
+        if node in self.failing:
+            self.events += 1
+
+    def _exit(self, node: int, events_before: int, error: BaseException | None) -> None:
+        """Post-order: pickle failed on this object, yet nothing beneath it did."""
+        if error is None or self.events > events_before:
+            return
+        if isinstance(error, RecursionError):
+            depth = self._depth(node)
+            message = (
+                f"RecursionError: the object graph is too deep for pickle here ({depth} levels from the root; "
+                "pickle needs one recursion level or more per level of nesting)"
+            )
+        else:
+            message = f"{type(error).__name__}: {error}"
+        self._find(node, catalog.UNPICKLABLE, message)
+
+    def _add(self, obj: Any, parent: int, edge: Edge) -> int:
+        node = len(self.objs)
+        self.objs.append(obj)
+        self.parents.append(parent)
+        self.edges.append(edge)
+        self.visited[id(obj)] = node
+        return node
+
+    def _find(self, node: int, kind: Kind, note: str) -> None:
+        self.found[node] = (kind, note)
+        self.failing.add(node)
+        self.events += 1
+
+    def _depth(self, node: int) -> int:
+        depth = 0
+        while self.parents[node] >= 0:
+            node = self.parents[node]
+            depth += 1
+        return depth
+
+    def _edges_to(self, node: int) -> list[Edge]:
+        edges = []
+        while self.parents[node] >= 0:
+            edges.append(self.edges[node])
+            node = self.parents[node]
+        edges.reverse()
+        return edges
+
+    def _path(self, parent: int, edge: Edge | None = None) -> str:
+        edges = self._edges_to(parent) if parent >= 0 else []
+        return format_path(edges + ([edge] if edge is not None else []))
+
+    def findings(self) -> list[Finding]:
+        out = []
+        for node, (kind, note) in self.found.items():
+            obj = self.objs[node]
+            also = tuple(self._path(p, e) for p, e in self.also.get(node, ()))
+            out.append(
+                Finding(
+                    path=self._path(node),
+                    type=qualified_name(type(obj)),
+                    kind=kind.name,
+                    action=kind.action,
+                    lost=kind.lost,
+                    advice=kind.advice,
+                    note=note,
+                    also_at=also,
+                    owner=self._owner(node),
+                    object_id=id(obj),
+                )
+            )
+        return out
+
+    def _owner(self, node: int) -> Owner | None:
+        parent = self.parents[node]
+        edge = self.edges[node]
+        if parent < 0 or edge[0] != "attr":
+            return None
+        holder = self.objs[parent]
+        name = edge[1]
+        in_dict = name in getattr(holder, "__dict__", {})
+        in_slots = not in_dict and any(name in getattr(c, "__slots__", ()) for c in type(holder).__mro__)
+        if not (in_dict or in_slots) or catalog.kind_for(holder) is not None:
+            return None
+        return Owner(qualified_name(type(holder)), name, self._path(parent), in_slots)

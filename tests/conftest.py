@@ -1,0 +1,66 @@
+"""Shared fixtures: the installed `ckpt` in a subprocess, and the repository root."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Result:
+    """A finished `ckpt` run."""
+
+    def __init__(self, proc: subprocess.CompletedProcess[str]) -> None:
+        self.code = proc.returncode
+        self.out = proc.stdout
+        self.err = proc.stderr
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    def __repr__(self) -> str:
+        return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
+
+
+RunCkpt = Callable[..., Result]
+
+
+@pytest.fixture(scope="session")
+def ckpt_exe() -> str:
+    exe = shutil.which("ckpt")
+    assert exe, "the ckpt command is not installed: pip install -e '.[test]'"
+    return exe
+
+
+@pytest.fixture
+def run_ckpt(ckpt_exe: str) -> RunCkpt:
+    """Run the installed `ckpt` (from the repository root unless `cwd` is given)."""
+
+    def run(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
+        full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+        proc = subprocess.run(
+            [ckpt_exe, *args], cwd=cwd, capture_output=True, text=True, env=full_env, timeout=timeout
+        )
+        return Result(proc)
+
+    return run
+
+
+def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:
+    """The contract for bad input: the exit code, one line on stderr naming
+    the problem, nothing on stdout, and never a traceback."""
+    assert result.code == code, result
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result
+    assert lines[0].startswith("ckpt: "), result
+    assert "Traceback" not in result.err + result.out, result
+    for fragment in fragments:
+        assert fragment in lines[0], result
