@@ -10,11 +10,18 @@ from typing import Any
 import click
 
 from ckpt.core import __version__
+from ckpt.core import config as config_module
+from ckpt.core.checkpoint import inspect as inspect_checkpoint
+from ckpt.core.checkpoint import load_checkpoint
+from ckpt.core.checkpoint import save as save_object
+from ckpt.core.config import Config
 from ckpt.core.scan import scan as scan_object
 from ckpt.core.suggest import suggest as suggest_fixes
-from ckpt.core.target import resolve
+from ckpt.core.target import importable_cwd, resolve
+from ckpt.core.verify import verify as verify_checkpoint
 
 from . import views
+from .progress import ProgressBar
 from .text import TextOutput
 
 _state = {"traceback": False}
@@ -97,3 +104,102 @@ def scan(ctx: click.Context, target: str, suggest: bool, fmt: str) -> None:
     else:
         views.scan_text(TextOutput(), report, suggestions)
     ctx.exit(report.exit_code)
+
+
+def _trust(cli_trust: tuple[str, ...], config: Config) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((*config.trust, *cli_trust)))
+
+
+_TRUST = click.option(
+    "--trust",
+    multiple=True,
+    metavar="MODULE",
+    help="Allow globals from MODULE and its submodules when loading (repeatable; also `trust` in [tool.ckpt]). "
+    "Trusting a module means trusting its code.",
+)
+
+
+@cli.command()
+@click.argument("target")
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write.")
+@click.option("--strip", "strip", multiple=True, metavar="PATH",
+              help="Save the object at PATH (as ckpt scan prints it) as None and record it. Repeatable.")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists (atomically: the old file stays intact until the new one is complete).")
+@common()
+@click.pass_context
+def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], force: bool, fmt: str) -> None:
+    """Write TARGET as a checkpoint file.
+
+    Thread primitives are rewrapped (a new lock on load, the queue's items
+    kept, the semaphore's value kept), threads are stripped, and anything
+    else pickle refuses is an error naming its path, unless you --strip it.
+    The file is written to a temporary file, fsynced and renamed into place:
+    OUTPUT is never left half-written. With CKPT_KEY set, the manifest is
+    signed (HMAC-SHA256). Strips listed for TARGET in [tool.ckpt] apply too.
+
+    Exit 0 saved, 1 the object cannot be saved, 2 bad input.
+    """
+    config = config_module.load()
+    strips = (*config.strip.get(target, ()), *strip)
+    with ProgressBar() as progress:
+        report = save_object(resolve(target), output, strip=strips, target=target, overwrite=force, progress=progress)
+    if fmt == "json":
+        emit_json(views.save_json(report))
+    else:
+        views.save_text(TextOutput(), report)
+    ctx.exit(0)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--verify", is_flag=True, help="Also run every check: hashes, signature, globals, restored primitives, strips.")
+@click.option("--against", metavar="TARGET", help="With --verify: compare the loaded object with a fresh one from TARGET.")
+@click.option("--mmap", "use_mmap", is_flag=True, help="Map array buffers read-only instead of reading them (hashed only by --verify).")
+@click.option("--strict", is_flag=True, help="Fail when an installed module's version differs from the one saved.")
+@_TRUST
+@common()
+@click.pass_context
+def load(ctx: click.Context, file: str, verify: bool, against: str | None, use_mmap: bool, strict: bool,
+         trust: tuple[str, ...], fmt: str) -> None:
+    """Load FILE through the safe loader and summarize it.
+
+    Every member is hashed and compared with the manifest before anything
+    is unpickled; only allowed and trusted globals are loaded. --verify
+    exits 1 if any check fails.
+
+    Exit 0 loaded (and verified), 1 refused or a check failed, 2 bad input.
+    """
+    trusted = _trust(trust, config_module.load())
+    importable_cwd()
+    with ProgressBar() as progress:
+        report = load_checkpoint(file, trust=trusted, mmap=use_mmap, strict=strict, progress=progress)
+    checks = None
+    if verify or against:
+        fresh = resolve(against) if against else None
+        checks = verify_checkpoint(file, trust=trusted, against=fresh, strict=strict, loaded=report)
+    if fmt == "json":
+        emit_json(views.load_json(report, checks))
+    else:
+        views.load_text(TextOutput(), report, checks)
+    ctx.exit(checks.exit_code if checks else 0)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@common()
+@click.pass_context
+def inspect(ctx: click.Context, file: str, fmt: str) -> None:
+    """Show what FILE holds without running anything in it.
+
+    The manifest, members, substitutions, and the globals the pickle would
+    ask for (read from its opcodes, nothing imported or called), each with
+    what the loader would do about it.
+
+    Exit 0 intact, 1 damaged or referencing globals ckpt never loads, 2 unreadable.
+    """
+    result = inspect_checkpoint(file)
+    if fmt == "json":
+        emit_json(views.inspect_json(result))
+    else:
+        views.inspect_text(TextOutput(), result)
+    ctx.exit(result.exit_code)

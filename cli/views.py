@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ckpt.core.checkpoint import Inspection, LoadReport, SaveReport
+from ckpt.core.container import Substitution
 from ckpt.core.paths import shorten
 from ckpt.core.scan import Finding, ScanReport
 from ckpt.core.suggest import Suggestion
+from ckpt.core.verify import VerifyReport
 
 from .text import TextOutput
 
@@ -100,3 +103,144 @@ def _suggestions_text(out: TextOutput, report: ScanReport, suggestions: list[Sug
                  "rewrap kinds, or restructure:")
         for f in orphans:
             out.line(f"  {shorten(f.path)} ({f.kind})")
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+def substitution_json(s: Substitution) -> dict[str, Any]:
+    return {"path": s.path, "kind": s.kind, "action": s.action, "lost": s.lost, "note": s.note,
+            "also_at": list(s.also_at)}
+
+
+def _substitutions_text(out: TextOutput, substitutions: tuple[Substitution, ...]) -> None:
+    if not substitutions:
+        return
+    rows = [[shorten(s.path), s.kind, s.action, f"{s.note}; {s.lost}" if s.note else s.lost] for s in substitutions]
+    out.table(["path", "kind", "action", "what happens"], rows, [s.action for s in substitutions])
+
+
+def _counts(substitutions: tuple[Substitution, ...]) -> str:
+    rewrapped = sum(s.action == "rewrap" for s in substitutions)
+    stripped = sum(s.action == "strip" for s in substitutions)
+    return f"{rewrapped} rewrapped, {stripped} stripped"
+
+
+def save_json(report: SaveReport) -> dict[str, Any]:
+    return {
+        "path": report.path,
+        "size": report.size,
+        "seconds": round(report.seconds, 4),
+        "replaced": report.replaced,
+        "manifest": report.manifest.to_dict(),
+    }
+
+
+def save_text(out: TextOutput, report: SaveReport) -> None:
+    m = report.manifest
+    verb = "replaced" if report.replaced else "wrote"
+    out.heading(f"ckpt save: {verb} {report.path} ({human_size(report.size)}, {report.seconds:.2f} s)")
+    out.fields([
+        ("root", m.root_type),
+        ("members", f"{len(m.members)} ({sum(x.size for x in m.members.values()):,} bytes)"),
+        ("substitutions", _counts(m.substitutions)),
+        ("signed", "yes (HMAC-SHA256, CKPT_KEY)" if m.signature else "no (set CKPT_KEY to sign)"),
+    ])
+    _substitutions_text(out, m.substitutions)
+
+
+def check_json(checks: VerifyReport) -> dict[str, Any]:
+    return {
+        "ok": checks.ok,
+        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks.checks],
+    }
+
+
+def load_json(report: LoadReport, checks: VerifyReport | None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "path": report.path,
+        "root_type": report.manifest.root_type,
+        "objects": report.objects,
+        "size": report.size,
+        "seconds": round(report.seconds, 4),
+        "mapped": report.mapped,
+        "signature": report.signed,
+        "warnings": list(report.warnings),
+        "substitutions": [substitution_json(s) for s in report.manifest.substitutions],
+    }
+    if checks is not None:
+        data["verify"] = check_json(checks)
+    return data
+
+
+def load_text(out: TextOutput, report: LoadReport, checks: VerifyReport | None) -> None:
+    m = report.manifest
+    out.heading(f"ckpt load: {report.path}: {m.root_type}")
+    out.fields([
+        ("objects", f"{report.objects:,}"),
+        ("substitutions", _counts(m.substitutions) + " (restored as listed)"),
+        ("size", human_size(report.size) + (" (arrays memory-mapped, read-only)" if report.mapped else "")),
+        ("time", f"{report.seconds:.2f} s"),
+        ("signature", report.signed),
+        ("saved", f"{m.created} by ckpt {m.ckpt_version}, Python {m.python}" + (f", from {m.target}" if m.target else "")),
+    ])
+    for warning in report.warnings:
+        out.line(f"warning: {warning}", "strip")
+    _substitutions_text(out, m.substitutions)
+    if checks is not None:
+        checks_text(out, checks)
+
+
+def checks_text(out: TextOutput, checks: VerifyReport) -> None:
+    marks = {True: "ok", False: "FAIL", None: "skip"}
+    rows = [[c.name, marks[c.ok], c.detail] for c in checks.checks]
+    out.table(["check", "result", "detail"], rows, [{True: "ok", False: "fail", None: ""}[c.ok] for c in checks.checks])
+    failed = checks.failures
+    out.line(f"verify: {'all checks passed' if not failed else f'{len(failed)} check(s) failed'}",
+             "ok" if not failed else "fail")
+
+
+def _verdict(inspection: Inspection, name: str) -> str:
+    if name in inspection.untrusted:
+        return f"needs --trust {name.split('.')[0]}"
+    if any(name in p for p in inspection.problems):
+        return "DENIED"
+    return "allowed"
+
+
+def inspect_json(inspection: Inspection) -> dict[str, Any]:
+    return {
+        "path": inspection.path,
+        "size": inspection.size,
+        "manifest": inspection.manifest.to_dict(),
+        "globals": [{"name": n, "verdict": _verdict(inspection, n)} for n in inspection.globals.names],
+        "oddities": list(inspection.globals.oddities),
+        "problems": list(inspection.problems),
+    }
+
+
+def inspect_text(out: TextOutput, inspection: Inspection) -> None:
+    m = inspection.manifest
+    out.heading(f"ckpt inspect: {inspection.path} ({human_size(inspection.size)}); nothing in it was run")
+    out.fields([
+        ("format", f"{m.format} {m.format_version}"),
+        ("created", f"{m.created} by ckpt {m.ckpt_version}, Python {m.python}"),
+        ("target", m.target or "(none)"),
+        ("root", m.root_type),
+        ("signed", "yes (HMAC-SHA256)" if m.signature else "no"),
+        ("modules", ", ".join(f"{k} {v}" for k, v in m.modules.items()) or "(standard library only)"),
+    ])
+    out.table(["member", "size", "sha256"], [[n, f"{x.size:,}", x.sha256[:16] + "…"] for n, x in m.members.items()])
+    _substitutions_text(out, m.substitutions)
+    names = inspection.globals.names
+    out.table(["global referenced by data.pkl", "loader"], [[n, _verdict(inspection, n)] for n in names])
+    for problem in inspection.problems:
+        out.line(f"problem: {problem}", "fail")
+    if not inspection.problems:
+        out.line("intact: every member matches the manifest", "ok")

@@ -61,6 +61,8 @@ class Kind:
     """Verify: raises probes.ProbeFailed if a restored object does not work."""
     applies: Callable[[Any], bool] | None = None
     """Narrows a type match (a function is only a finding if pickle cannot name it)."""
+    emits: tuple[str, ...] = ()
+    """Globals the rewrap writes besides `types` (the safe loader allows them)."""
     keep: str | None = None
     """Suggest: expression to keep in `__getstate__` (`{obj}` is the attribute)."""
     recreate: str = "{target} = None"
@@ -145,17 +147,17 @@ _DROP = "drop it in __getstate__ and rebuild it in __setstate__, or pass --strip
 KINDS: tuple[Kind, ...] = (
     # --- thread primitives: rewrapped -------------------------------------
     Kind("lock", ("_thread.LockType",), Action.REWRAP, "nothing (restored unlocked)", "none needed",
-         reduce=rewrap.reduce_lock, note=_held, probe=probes.probe_lock,
+         reduce=rewrap.reduce_lock, note=_held, emits=("_thread.allocate_lock",), probe=probes.probe_lock,
          recreate="{target} = threading.Lock()"),
     Kind("rlock", ("_thread.RLock",), Action.REWRAP, "owner and recursion count (restored unlocked)",
-         "none needed", reduce=rewrap.reduce_rlock, note=_held, probe=probes.probe_rlock,
+         "none needed", reduce=rewrap.reduce_rlock, note=_held, emits=("threading.RLock",), probe=probes.probe_rlock,
          recreate="{target} = threading.RLock()"),
     Kind("condition", ("threading.Condition",), Action.REWRAP, "waiting threads",
          "none needed; a lock it shares stays shared", reduce=rewrap.reduce_condition,
          internal=frozenset({"_lock", "acquire", "release", "_release_save", "_acquire_restore",
                              "_is_owned", "_waiters"}),
          probe=probes.probe_condition, recreate="{target} = threading.Condition()"),
-    Kind("semaphore", ("threading.Semaphore",), Action.REWRAP, "waiting threads (value and bound kept)",
+    Kind("semaphore", ("threading.Semaphore", "threading.BoundedSemaphore"), Action.REWRAP, "waiting threads (value and bound kept)",
          "none needed", internal=frozenset({"_cond"}), note=_semaphore_note, probe=probes.probe_semaphore,
          keep="{obj}._value", recreate="{target} = {type}({saved})"),
     Kind("event", ("threading.Event",), Action.REWRAP, "waiting threads (flag kept)", "none needed",
@@ -165,34 +167,39 @@ KINDS: tuple[Kind, ...] = (
          "threads waiting at save time (parties, action and timeout kept)", "none needed",
          reduce=rewrap.reduce_barrier, internal=frozenset({"_cond"}), probe=probes.probe_barrier,
          keep="({obj}.parties, {obj}._action, {obj}._timeout)", recreate="{target} = threading.Barrier(*{saved})"),
-    Kind("queue", ("queue.Queue",), Action.REWRAP, "nothing (type, maxsize and items kept)", "none needed",
+    Kind("queue", ("queue.Queue", "queue.LifoQueue", "queue.PriorityQueue"), Action.REWRAP, "nothing (type, maxsize and items kept)", "none needed",
          internal=_QUEUE_INTERNALS, note=_queue_note, probe=probes.probe_queue,
          keep="({obj}.maxsize, list({obj}.queue))",
          recreate="maxsize, items = {saved}\n{target} = {type}(maxsize)\nfor item in items:\n    {target}.put(item)"),
     Kind("simple-queue", ("_queue.SimpleQueue",), Action.REWRAP, "nothing (items kept, in order)",
          "none needed", reduce=rewrap.reduce_simple_queue, payload=_simple_queue_items,
+         emits=("queue.SimpleQueue", "_queue.SimpleQueue.put", "queue.SimpleQueue.put", "builtins.next",
+                "builtins.iter", "builtins.any", "builtins.map"),
          note=_queue_note, probe=probes.probe_simple_queue, recreate="{target} = queue.SimpleQueue()"),
     Kind("thread-pool", ("concurrent.futures.ThreadPoolExecutor",), Action.REWRAP,
          "worker threads and pending work (max_workers, name prefix and initializer kept)",
          "resubmit pending work after load", reduce=rewrap.reduce_thread_pool, payload=_pool_payload,
+         emits=("concurrent.futures.thread.ThreadPoolExecutor",),
          note=_pool_note, probe=probes.probe_thread_pool, keep="{obj}._max_workers",
          recreate="{target} = concurrent.futures.ThreadPoolExecutor({saved})"),
     Kind("future", ("concurrent.futures.Future",), Action.REWRAP,
          "callbacks and waiters; a future not done is restored cancelled", "none needed",
-         reduce=rewrap.reduce_future, internal=frozenset({"_condition", "_waiters", "_done_callbacks"}),
+         reduce=rewrap.reduce_future, emits=("concurrent.futures._base.Future",), internal=frozenset({"_condition", "_waiters", "_done_callbacks"}),
          note=_future_note, probe=probes.probe_future),
     Kind("thread-local", ("_thread._local",), Action.REWRAP, "every thread's attributes (restored empty)",
          "set the attributes again after load", reduce=rewrap.reduce_local, payload=lambda obj: (),
+         emits=("threading.local",),
          probe=probes.probe_local, recreate="{target} = threading.local()"),
     Kind("log-handler", ("logging.Handler",), Action.REWRAP,
          "an open stream (files reopen lazily in append mode; stderr is rebound; others stripped)",
-         "none needed for file and stderr handlers", reduce=rewrap.reduce_handler,
+         "none needed for file and stderr handlers", reduce=rewrap.reduce_handler, emits=("functools.partial",),
          internal=frozenset({"lock", "stream"}), note=_handler_note, probe=probes.probe_handler,
          keep='getattr({obj}, "baseFilename", None)',
          recreate="{target} = logging.FileHandler({saved}, delay=True) if {saved} else logging.StreamHandler()"),
     # --- threads: stripped --------------------------------------------------
     Kind("thread", ("threading.Thread",), Action.STRIP, "the thread and its attributes (restored as None)",
-         "start a new thread after load", reduce=rewrap.reduce_stripped, note=_thread_note),
+         "start a new thread after load", reduce=rewrap.reduce_stripped, note=_thread_note,
+         emits=("builtins.type",)),
     # --- everything else pickle refuses: reported, never rewrapped ---------
     Kind("mp-primitive", ("multiprocessing.synchronize.SemLock", "multiprocessing.synchronize.Condition",
                           "multiprocessing.synchronize.Event", "multiprocessing.synchronize.Barrier",
@@ -266,22 +273,22 @@ def _decide(cls: type) -> Kind | None:
     return None
 
 
+def kind_of_type(cls: type) -> Kind | None:
+    """The row for instances of `cls` (before `applies` and copyreg)."""
+    _refresh()
+    try:
+        return _decided[cls]
+    except KeyError:
+        kind = _decided[cls] = _decide(cls)
+        return kind
+
+
 def kind_for(obj: Any) -> Kind | None:
     """The catalog row that applies to `obj`, or None if plain pickle handles it."""
-    _refresh()
     cls = type(obj)
     if cls in copyreg.dispatch_table:
         return None
-    try:
-        kind = _decided[cls]
-    except KeyError:
-        kind = _decided[cls] = _decide(cls)
+    kind = kind_of_type(cls)
     if kind is not None and kind.applies is not None and not kind.applies(obj):
         return None
     return kind
-
-
-def reducers() -> dict[type, Callable[[Any], Any]]:
-    """The reduce function of every imported catalog class that has one."""
-    _refresh()
-    return {cls: kind.reduce for cls, kind in _by_type.items() if kind.reduce is not None}

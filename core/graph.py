@@ -33,14 +33,16 @@ class Unpicklable(Exception):
     """pickle would raise on this object itself (not on something inside it)."""
 
 
-def decompose(obj: Any) -> Children:
+def decompose(obj: Any, *, keep_atoms: bool = False) -> Children:
+    """The parts of `obj` pickle would save next, atoms left out unless `keep_atoms`."""
+    skip = () if keep_atoms else ATOMS
     cls = type(obj)
     if cls is dict:
-        return _dict_children(obj.items())
+        return _dict_children(obj.items(), skip)
     if cls is list or cls is tuple:
-        return [(("item", i), v) for i, v in enumerate(obj) if type(v) not in ATOMS]
+        return [(("item", i), v) for i, v in enumerate(obj) if type(v) not in skip]
     if cls is set or cls is frozenset:
-        return [(("member", i), v) for i, v in enumerate(obj) if type(v) not in ATOMS]
+        return [(("member", i), v) for i, v in enumerate(obj) if type(v) not in skip]
     if cls is type or cls is types.FunctionType:
         return _by_reference(obj)
     reducer = copyreg.dispatch_table.get(cls)
@@ -52,7 +54,15 @@ def decompose(obj: Any) -> Children:
         raise Unpicklable(_message(exc)) from None
     if isinstance(value, str):
         return _by_reference(obj, value)
-    return _reduce_children(obj, value)
+    return _reduce_children(obj, value, skip)
+
+
+def global_name(obj: Any) -> str | None:
+    """`module.qualname` as pickle writes `obj` by reference (None if it has no name)."""
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    if not isinstance(name, str):
+        return None
+    return f"{getattr(obj, '__module__', None) or _which_module(obj, name)}.{name}"
 
 
 def global_error(obj: Any, name: str | None = None) -> str | None:
@@ -119,17 +129,17 @@ def _message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def _dict_children(items: Any) -> Children:
+def _dict_children(items: Any, skip: Any = ATOMS) -> Children:
     out: Children = []
     for i, (key, value) in enumerate(items):
         if type(key) not in ATOMS:
             out.append((("key", i), key))
-        if type(value) not in ATOMS:
+        if type(value) not in skip:
             out.append((("item", key), value))
     return out
 
 
-def _reduce_children(obj: Any, value: Any) -> Children:
+def _reduce_children(obj: Any, value: Any, skip: Any) -> Children:
     """The parts of a reduce value pickle saves, with the checks pickle makes."""
     if not isinstance(value, tuple) or not 2 <= len(value) <= 6:
         raise Unpicklable("__reduce__ must return a string or a tuple of 2 to 6 items")
@@ -145,14 +155,14 @@ def _reduce_children(obj: Any, value: Any) -> Children:
         raise Unpicklable("sixth element of the tuple returned by __reduce__ must be callable")
     func_name = getattr(func, "__name__", None)
     default = func_name in ("__newobj__", "__newobj_ex__")
-    out = _newobj_children(obj, func_name, args) if default else _call_children(func, args)
+    out = _newobj_children(obj, func_name, args, skip) if default else _call_children(func, args)
     if state is not None:
-        out += _state_children(obj, func, state, default)
+        out += _state_children(obj, state, default, skip)
     try:
         if listitems is not None:
-            out += [(("item", i), v) for i, v in enumerate(listitems) if type(v) not in ATOMS]
+            out += [(("item", i), v) for i, v in enumerate(listitems) if type(v) not in skip]
         if dictitems is not None:
-            out += _dict_children(_pairs(dictitems))
+            out += _dict_children(_pairs(dictitems), skip)
     except Unpicklable:
         raise
     except Exception as exc:
@@ -169,7 +179,7 @@ def _pairs(items: Iterator[Any]) -> Iterator[tuple[Any, Any]]:
         yield item
 
 
-def _newobj_children(obj: Any, func_name: str, args: tuple[Any, ...]) -> Children:
+def _newobj_children(obj: Any, func_name: str, args: tuple[Any, ...], skip: Any) -> Children:
     if not args:
         raise Unpicklable(f"{func_name} arglist is empty")
     cls = args[0]
@@ -179,7 +189,7 @@ def _newobj_children(obj: Any, func_name: str, args: tuple[Any, ...]) -> Childre
         raise Unpicklable(f"args[0] from {func_name} args has the wrong class")
     out: Children = [] if global_error(cls) is None else [(("type",), cls)]
     if isinstance(obj, tuple) and func_name == "__newobj__":  # namedtuple and friends
-        return out + [(("item", i), v) for i, v in enumerate(args[1:]) if type(v) not in ATOMS]
+        return out + [(("item", i), v) for i, v in enumerate(args[1:]) if type(v) not in skip]
     if len(args) > 1:
         out.append((("reduce", 1), args))
     return out
@@ -197,10 +207,10 @@ def _call_children(func: Any, args: tuple[Any, ...]) -> Children:
     return out
 
 
-def _state_children(obj: Any, func: Any, state: Any, default: bool) -> Children:
+def _state_children(obj: Any, state: Any, default: bool, skip: Any) -> Children:
     if type(obj) is functools.partial and isinstance(state, tuple) and len(state) == 4:
         names = ("func", "args", "keywords", "__dict__")
-        return [(("attr", n), v) for n, v in zip(names, state) if v is not None and type(v) not in ATOMS]
+        return [(("attr", n), v) for n, v in zip(names, state) if v is not None and type(v) not in skip]
     if not default:
         return [(("reduce", 2), state)]
     if type(obj).__getstate__ is not object.__getstate__:
@@ -209,7 +219,7 @@ def _state_children(obj: Any, func: Any, state: Any, default: bool) -> Children:
     out: Children = []
     for part in parts:
         if isinstance(part, dict):
-            out += [(("attr", k), v) for k, v in part.items() if type(v) not in ATOMS]
+            out += [(("attr", k), v) for k, v in part.items() if type(v) not in skip]
         elif part is not None:
             out.append((("call", "__getstate__()"), state))
     return out

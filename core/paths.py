@@ -17,6 +17,8 @@ turns the chain into text for the objects it reports. An edge is one of:
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,3 +88,25 @@ def shorten(path: str, limit: int = 160) -> str:
         return path
     keep = limit // 2 - 4
     return f"{path[:keep]} … {path[-keep:]}"
+
+
+_TOKEN = re.compile(r"\.([A-Za-z_]\w*)|\[((?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\]'\"])*)\]")
+
+
+def follow(root: Any, path: str) -> Any:
+    """The object at `path` under `root`, following only `.attr` and
+    `[literal]` steps (no code is evaluated). Raises LookupError otherwise."""
+    if not path.startswith(ROOT):
+        raise LookupError(f"{path!r} does not start at {ROOT!r}")
+    obj, position, rest = root, 0, path[len(ROOT) :]
+    while position < len(rest):
+        match = _TOKEN.match(rest, position)
+        if match is None:
+            raise LookupError(f"{path!r}: cannot follow {rest[position:]!r} without evaluating code")
+        attr, key = match.groups()
+        try:
+            obj = getattr(obj, attr) if attr is not None else obj[ast.literal_eval(key)]
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError, SyntaxError) as exc:
+            raise LookupError(f"{path!r}: {type(exc).__name__} at {match.group(0)!r}") from None
+        position = match.end()
+    return obj

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import _thread
 import copyreg
+import functools
+import inspect
 import io
 import logging
 import queue
@@ -128,14 +130,26 @@ def reduce_handler(handler: logging.Handler) -> tuple[Any, ...]:
     reducer; its stream is handled by `stream_treatment`."""
     treatment = stream_treatment(handler)
     if treatment == "reopen":
-        mode = handler.mode.replace("w", "a")  # type: ignore[attr-defined]
-        return default_reduce(handler, stream=None, mode=mode)
+        return _reopening_file_handler(handler)  # type: ignore[arg-type]
     if treatment == "stderr":
         state = {k: v for k, v in handler.__dict__.items() if k != "stream"}
         return type(handler), (), state
     if treatment == "strip":
         return default_reduce(handler, stream=None)
     return default_reduce(handler)
+
+
+def _reopening_file_handler(handler: logging.FileHandler) -> tuple[Any, ...]:
+    """Rebuilt through its constructor with delay=True: it opens nothing at
+    load, and its file (in append mode, never truncating) on the first record."""
+    cls = type(handler)
+    mode = handler.mode.replace("w", "a")
+    wanted = {"mode": mode, "encoding": handler.encoding, "delay": True, "errors": handler.errors}
+    accepted = inspect.signature(cls.__init__).parameters
+    kwargs = {k: v for k, v in wanted.items() if k in accepted}
+    skip = ("stream", "_builtin_open", "lock")
+    state = {k: v for k, v in handler.__dict__.items() if k not in skip} | {"mode": mode}
+    return functools.partial(cls, handler.baseFilename, **kwargs), (), state
 
 
 def stream_treatment(handler: logging.Handler) -> str:

@@ -66,7 +66,12 @@ class Finding:
     note: str = ""
     also_at: tuple[str, ...] = ()
     owner: Owner | None = field(default=None, compare=False)
-    object_id: int = field(default=0, repr=False, compare=False)
+    obj: Any = field(default=None, repr=False, compare=False)
+    """The object itself (save strips by identity; verify exercises it)."""
+
+    @property
+    def object_id(self) -> int:
+        return id(self.obj)
 
     @property
     def severity(self) -> Severity:
@@ -302,7 +307,7 @@ class _Walker:
                     note=note,
                     also_at=also,
                     owner=self._owner(node),
-                    object_id=id(obj),
+                    obj=obj,
                 )
             )
         return out

@@ -72,10 +72,16 @@ def resolve(text: str) -> Any:
     return _call_factory(obj, target) if isinstance(obj, _FACTORY_TYPES) else obj
 
 
-def _import_module(target: Target) -> types.ModuleType:
+def importable_cwd() -> None:
+    """Put the current directory on sys.path, as `python -m` does (the
+    `ckpt` console script does not), so the user's packages import."""
     cwd = os.getcwd()
     if cwd not in sys.path and "" not in sys.path:
         sys.path.insert(0, cwd)
+
+
+def _import_module(target: Target) -> types.ModuleType:
+    importable_cwd()
     try:
         return importlib.import_module(target.module)
     except ModuleNotFoundError as exc:

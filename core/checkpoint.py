@@ -1,0 +1,326 @@
+"""Save, load and inspect checkpoint files: the pieces put together.
+
+save:    scan -> refuse what cannot be saved -> rewrap-pickle streamed into
+         an atomic, hashed archive -> manifest (signed with CKPT_KEY) last.
+load:    open and check the archive -> read and hash each member once ->
+         unpickle only those bytes under the safe policy.
+inspect: open and check the archive -> static walk of data.pkl; nothing runs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalog import Action
+from .container import (
+    DATA,
+    Archive,
+    ArchiveWriter,
+    Manifest,
+    Substitution,
+    atomic_write,
+    buffer_name,
+    open_archive,
+)
+from .errors import CheckpointError, CkptError, SaveError, UnsafeCheckpointError
+from .pickler import RewrapPickler
+from .safeload import Policy, StaticGlobals, referenced_globals, unpickle_counted
+from .scan import Finding, ScanReport, scan
+
+Progress = Callable[[str, int, int], None]
+"""progress(stage, done, total): bytes done of total (total 0 when unknown)."""
+
+
+def signing_key(key: bytes | str | None = None) -> bytes | None:
+    """The HMAC key: the argument, else the CKPT_KEY environment variable."""
+    value = key if key is not None else os.environ.get("CKPT_KEY")
+    if value is None or value == "":
+        return None
+    return value.encode() if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class SaveReport:
+    path: str
+    manifest: Manifest
+    size: int
+    seconds: float
+    scan: ScanReport
+    replaced: bool
+
+
+def save(
+    obj: Any,
+    path: str | os.PathLike[str],
+    *,
+    strip: Iterable[str] = (),
+    target: str = "",
+    overwrite: bool = False,
+    key: bytes | str | None = None,
+    progress: Progress | None = None,
+) -> SaveReport:
+    """Write `obj` as a checkpoint; thread kinds rewrapped, `strip` paths saved as None.
+
+    Refuses (SaveError, nothing written) if anything else is unpicklable.
+    Refuses (WriteError) if `path` exists, unless `overwrite`.
+    """
+    started = time.perf_counter()
+    path = Path(path)
+    report = scan(obj, target=target)
+    stripped = _resolve_strips(report, tuple(strip))
+    _refuse_unsaveable(report, stripped)
+    replaced = path.exists()
+    with atomic_write(path, overwrite=overwrite) as file:
+        writer = ArchiveWriter(file)
+        pickler = _pickle_into(writer, obj, stripped, progress)
+        total = sum(b.raw().nbytes for b in pickler.buffers)
+        done = 0
+        for index, buffer in enumerate(pickler.buffers):
+            writer.buffer(buffer_name(index), buffer.raw())
+            done += buffer.raw().nbytes
+            if progress:
+                progress("writing arrays", done, total)
+        manifest = _manifest(obj, target, writer, report, stripped, pickler.globals)
+        signing = signing_key(key)
+        if signing is not None:
+            manifest = manifest.sign(signing)
+        writer.finish(manifest)
+    return SaveReport(str(path), manifest, path.stat().st_size, time.perf_counter() - started, report, replaced)
+
+
+def _resolve_strips(report: ScanReport, strip: tuple[str, ...]) -> dict[int, Finding]:
+    """Map each --strip PATH to the finding there (by object id)."""
+    by_path = {p: f for f in report.findings for p in f.paths}
+    unknown = [p for p in strip if p not in by_path]
+    if unknown:
+        known = ", ".join(sorted(by_path)) or "none"
+        raise CkptError(
+            f"--strip {unknown[0]}: no finding at that path",
+            hint=f"strip takes a path exactly as ckpt scan prints it; findings: {known}",
+        )
+    return {by_path[p].object_id: by_path[p] for p in strip}
+
+
+def _refuse_unsaveable(report: ScanReport, stripped: dict[int, Finding]) -> None:
+    blocking = [f for f in report.findings if f.action is Action.ERROR and f.object_id not in stripped]
+    if not blocking:
+        return
+    listed = "; ".join(f"{f.path} ({f.kind}{': ' + f.note if f.note else ''})" for f in blocking[:5])
+    more = f" and {len(blocking) - 5} more" if len(blocking) > 5 else ""
+    raise SaveError(
+        f"cannot save: {len(blocking)} object(s) ckpt cannot rewrap: {listed}{more}; nothing was written",
+        hint=f"fix them (ckpt scan --suggest), or pass --strip {blocking[0].path} to save each as None",
+    )
+
+
+def _pickle_into(writer: ArchiveWriter, obj: Any, stripped: dict[int, Finding], progress: Progress | None) -> RewrapPickler:
+    with writer.stream(DATA) as out:
+        sink = _Reporting(out, progress) if progress else out
+        pickler = RewrapPickler(sink, strip_ids=stripped.keys())  # type: ignore[arg-type]
+        try:
+            pickler.dump(obj)
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:
+            raise SaveError(
+                f"pickling failed: {type(exc).__name__}: {exc}; nothing was written",
+                hint="the object changed since it was scanned, or a reducer raised; run ckpt scan",
+            ) from None
+    return pickler
+
+
+class _Reporting:
+    """Passes writes through and reports the bytes written so far."""
+
+    def __init__(self, target: Any, progress: Progress) -> None:
+        self._target = target
+        self._progress = progress
+        self._done = 0
+
+    def write(self, data: Any) -> int:
+        n = self._target.write(data)
+        self._done += memoryview(data).nbytes
+        self._progress("pickling", self._done, 0)
+        return n
+
+
+def _manifest(
+    obj: Any, target: str, writer: ArchiveWriter, report: ScanReport, stripped: dict[int, Finding], globals_: list[str]
+) -> Manifest:
+    from . import __version__
+
+    return Manifest(
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        ckpt_version=__version__,
+        python=platform.python_version(),
+        target=target,
+        root_type=report.root_type,
+        members=dict(writer.members),
+        substitutions=tuple(_substitution(f, f.object_id in stripped) for f in report.findings),
+        globals=tuple(globals_),
+        modules=module_versions(globals_),
+    )
+
+
+def _substitution(finding: Finding, user_stripped: bool) -> Substitution:
+    if user_stripped:
+        return Substitution(finding.path, finding.kind, Action.STRIP.value, "the object (restored as None: --strip)",
+                            finding.note, finding.also_at)
+    return Substitution(finding.path, finding.kind, finding.action.value, finding.lost, finding.note, finding.also_at)
+
+
+def module_versions(globals_: Iterable[str]) -> dict[str, str]:
+    """Version of each top-level package the pickle names (not the standard library)."""
+    versions = {}
+    for top in sorted({name.split(".")[0] for name in globals_}):
+        if top in sys.stdlib_module_names or top.startswith("_"):
+            continue
+        version = installed_version(top)
+        if version:
+            versions[top] = version
+    return versions
+
+
+def installed_version(module: str) -> str | None:
+    loaded = sys.modules.get(module)
+    version = getattr(loaded, "__version__", None)
+    if isinstance(version, str):
+        return version
+    try:
+        from importlib.metadata import PackageNotFoundError, version as dist_version
+
+        return dist_version(module)
+    except (PackageNotFoundError, ValueError):
+        return None
+
+
+# --- load ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    path: str
+    manifest: Manifest
+    size: int
+    objects: int
+    seconds: float
+    mapped: bool
+    signed: str
+    """"verified", "unsigned", "not checked" (signed, but no CKPT_KEY here)."""
+    warnings: tuple[str, ...] = ()
+    obj: Any = field(default=None, compare=False, repr=False)
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    trust: Iterable[str] = (),
+    mmap: bool = False,
+    strict: bool = False,
+    key: bytes | str | None = None,
+    progress: Progress | None = None,
+) -> LoadReport:
+    """Load a checkpoint through the safe loader, with what a caller should know.
+
+    With `mmap`, array buffers are mapped read-only from the file instead of
+    read, and their hashes are checked only by `verify` (data.pkl is always hashed).
+    """
+    started = time.perf_counter()
+    with open_archive(path) as archive:
+        signed, policy = _policy(archive.manifest, tuple(trust), signing_key(key), str(path))
+        data = archive.read(DATA)
+        buffers = _buffers(archive, mmap, progress)
+        obj, objects = unpickle_counted(data, policy=policy, buffers=buffers, what=str(path))
+        warnings = version_warnings(archive.manifest)
+        if strict and warnings:
+            raise CheckpointError(f"{path}: {warnings[0]} (--strict)")
+        return LoadReport(str(path), archive.manifest, archive.size, objects, time.perf_counter() - started, mmap,
+                          signed, tuple(warnings), obj)
+
+
+def load(path: str | os.PathLike[str], *, trust: Iterable[str] = (), mmap: bool = False) -> Any:
+    """Load a checkpoint and return the object."""
+    return load_checkpoint(path, trust=trust, mmap=mmap).obj
+
+
+def _policy(manifest: Manifest, trust: tuple[str, ...], key: bytes | None, what: str) -> tuple[str, Policy]:
+    if manifest.signature is None:
+        return "unsigned", Policy(trust)
+    if key is None:
+        return "not checked", Policy(trust)
+    if not manifest.signature_valid(key):
+        raise UnsafeCheckpointError(
+            f"refusing {what}: its manifest signature does not match CKPT_KEY (edited, or signed with another key)"
+        )
+    return "verified", Policy(trust, frozenset(manifest.globals))
+
+
+def _buffers(archive: Archive, mmap: bool, progress: Progress | None) -> list[Any]:
+    names = archive.buffer_names
+    total = sum(archive.manifest.members[n].size for n in names)
+    buffers: list[Any] = []
+    done = 0
+    for name in names:
+        buffers.append(archive.mapped(name) if mmap else archive.read(name))
+        done += archive.manifest.members[name].size
+        if progress:
+            progress("reading arrays", done, total)
+    return buffers
+
+
+def version_warnings(manifest: Manifest) -> list[str]:
+    """Modules whose installed version differs from the one the checkpoint was saved with."""
+    warnings = []
+    for module, saved in sorted(manifest.modules.items()):
+        here = installed_version(module)
+        if here != saved:
+            warnings.append(f"{module} was {saved} when saved and is {here or 'not installed'} here")
+    return warnings
+
+
+# --- inspect ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inspection:
+    path: str
+    size: int
+    manifest: Manifest
+    globals: StaticGlobals
+    problems: tuple[str, ...]
+    """Integrity problems and globals ckpt would never load."""
+    untrusted: tuple[str, ...]
+    """Globals that need --trust."""
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.problems else 0
+
+
+def inspect(path: str | os.PathLike[str]) -> Inspection:
+    """Describe a checkpoint without running anything in it."""
+    with open_archive(path) as archive:
+        problems = []
+        for name in archive.manifest.members:
+            try:
+                archive.check_hash(name)
+            except CheckpointError as exc:
+                problems.append(str(exc))
+        data = bytes(archive.mapped(DATA))  # as stored: inspect shows damaged files too
+        static = referenced_globals(data)
+        policy = Policy()
+        verdicts = {name: policy.verdict(name) for name in static.names}
+        problems += [f"references {name}, which ckpt never loads" for name, v in verdicts.items() if v == "denied"]
+        problems += list(static.oddities)
+        untrusted = tuple(name for name, v in verdicts.items() if v == "untrusted")
+        return Inspection(str(path), archive.size, archive.manifest, static, tuple(problems), untrusted)
+
+

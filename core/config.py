@@ -1,0 +1,115 @@
+"""`[tool.ckpt]` in pyproject.toml, read with tomllib and checked strictly.
+
+    [tool.ckpt]
+    targets = ["mypkg.model:build"]          # must be checkpointable
+    checkpoints = ["models/*.ckpt"]          # must verify (globs, relative to this file)
+    trust = ["mypkg"]                        # modules trusted on load
+    strip = ["mypkg.model:build=model.log_file"]   # allowed strips, per target
+    fail-on = "error"                        # or "any": every finding fails
+
+The nearest pyproject.toml from the current directory upward is used
+(`--config PATH` overrides). Unknown keys, wrong types and malformed strip
+entries are configuration errors naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+FAIL_ON = ("error", "any")
+_KEYS = {"targets", "checkpoints", "trust", "strip", "fail-on"}
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None = None
+    targets: tuple[str, ...] = ()
+    checkpoints: tuple[str, ...] = ()
+    trust: tuple[str, ...] = ()
+    strip: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    fail_on: str = "error"
+
+    @property
+    def root(self) -> Path:
+        """Where relative paths and targets are resolved: the file's directory."""
+        return self.path.parent if self.path else Path.cwd()
+
+    def checkpoint_files(self) -> list[Path]:
+        found: dict[Path, None] = {}
+        for pattern in self.checkpoints:
+            for match in sorted(self.root.glob(pattern)):
+                found[match] = None
+        return list(found)
+
+
+def find(start: Path | None = None) -> Path | None:
+    """The nearest pyproject.toml at or above `start`."""
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load(path: Path | None = None, *, start: Path | None = None) -> Config:
+    """Read `[tool.ckpt]` from `path`, or from the nearest pyproject.toml."""
+    if path is not None and not Path(path).is_file():
+        raise ConfigError(f"no such configuration file: {str(path)!r}")
+    path = Path(path) if path is not None else find(start)
+    if path is None:
+        return Config()
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    section = document.get("tool", {}).get("ckpt", {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tool.ckpt] must be a table")
+    return _parse(path, section)
+
+
+def _parse(path: Path, section: dict[str, Any]) -> Config:
+    unknown = sorted(set(section) - _KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r} in [tool.ckpt]", hint=f"known keys: {', '.join(sorted(_KEYS))}"
+        )
+    fail_on = section.get("fail-on", "error")
+    if fail_on not in FAIL_ON:
+        raise ConfigError(f"{path}: [tool.ckpt] fail-on must be \"error\" or \"any\", not {fail_on!r}")
+    return Config(
+        path=path,
+        targets=_strings(path, section, "targets"),
+        checkpoints=_strings(path, section, "checkpoints"),
+        trust=_strings(path, section, "trust"),
+        strip=_strips(path, _strings(path, section, "strip")),
+        fail_on=fail_on,
+    )
+
+
+def _strings(path: Path, section: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = section.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{path}: [tool.ckpt] {key} must be a list of non-empty strings")
+    return tuple(value)
+
+
+def _strips(path: Path, entries: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    strips: dict[str, list[str]] = {}
+    for entry in entries:
+        target, sep, object_path = entry.partition("=")
+        if not sep or not target.strip() or not object_path.strip().startswith("model"):
+            raise ConfigError(
+                f"{path}: [tool.ckpt] strip entry {entry!r} must be \"TARGET=PATH\"",
+                hint='e.g. "mypkg.model:build=model.log_file"',
+            )
+        strips.setdefault(target.strip(), []).append(object_path.strip())
+    return {target: tuple(paths) for target, paths in strips.items()}

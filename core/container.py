@@ -1,0 +1,532 @@
+"""The checkpoint file: a stored zip archive, written atomically, read verified.
+
+Layout (see docs/FORMAT.md):
+
+    data.pkl        pickle protocol 5 of the rewrapped object
+    buffers/N       large contiguous buffers (arrays) out of band, 64-byte aligned
+    manifest.json   written last: versions, target, sha256 and size of every
+                    member, substitutions, globals, module versions, signature
+
+Reading checks the structure (zip magic, member names, stored not deflated,
+declared sizes within the file, manifest schema and version, members equal
+to the manifest's) before any member is handed on, and every member's bytes
+are hashed as they are read: nothing reaches the unpickler unverified.
+
+Writing goes to a temporary file in the destination directory, is fsynced,
+then `os.replace`d over the destination and the directory fsynced: the
+destination always holds either the old complete file or the new one.
+Temporary names carry the writer's pid, so a later save can remove the
+leftovers of a writer that was killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import hashlib
+import hmac
+import json
+import mmap
+import os
+import re
+import secrets
+import struct
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+from .errors import CheckpointError, CkptError, WriteError
+
+FORMAT = "ckpt"
+FORMAT_VERSION = 1
+DATA = "data.pkl"
+MANIFEST = "manifest.json"
+ALIGN = 64
+_BUFFER_NAME = re.compile(r"^buffers/(0|[1-9][0-9]{0,8})$")
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
+_PADDING_ID = 0xCC64  # a private zip extra field id used only to align member data
+_CHUNK = 1 << 20
+_MAX_MANIFEST = 1 << 28
+
+
+@dataclass(frozen=True)
+class Member:
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Substitution:
+    """Something save did not write as it was: a rewrap or a strip."""
+
+    path: str
+    kind: str
+    action: str
+    lost: str
+    note: str = ""
+    also_at: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    created: str
+    ckpt_version: str
+    python: str
+    target: str
+    root_type: str
+    members: dict[str, Member]
+    substitutions: tuple[Substitution, ...] = ()
+    globals: tuple[str, ...] = ()
+    modules: dict[str, str] = field(default_factory=dict)
+    signature: str | None = None
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self, *, signed: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "format": self.format,
+            "format_version": self.format_version,
+            "created": self.created,
+            "ckpt_version": self.ckpt_version,
+            "python": self.python,
+            "target": self.target,
+            "root_type": self.root_type,
+            "members": {name: {"sha256": m.sha256, "size": m.size} for name, m in self.members.items()},
+            "substitutions": [
+                {"path": s.path, "kind": s.kind, "action": s.action, "lost": s.lost, "note": s.note,
+                 "also_at": list(s.also_at)}
+                for s in self.substitutions
+            ],
+            "globals": list(self.globals),
+            "modules": dict(self.modules),
+        }
+        if signed and self.signature is not None:
+            data["signature"] = {"alg": "hmac-sha256", "value": self.signature}
+        return data
+
+    def canonical(self) -> bytes:
+        """The bytes a signature covers: the manifest without its signature."""
+        return json.dumps(self.to_dict(signed=False), sort_keys=True, separators=(",", ":")).encode()
+
+    def sign(self, key: bytes) -> Manifest:
+        digest = hmac.new(key, self.canonical(), hashlib.sha256).hexdigest()
+        return dataclasses.replace(self, signature=digest)
+
+    def signature_valid(self, key: bytes) -> bool:
+        if self.signature is None:
+            return False
+        expected = hmac.new(key, self.canonical(), hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, self.signature)
+
+
+def parse_manifest(raw: bytes) -> Manifest:
+    """Parse and validate manifest.json; every problem is a CheckpointError."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"manifest.json is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError("manifest.json does not describe a ckpt checkpoint (format is not 'ckpt')")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint format_version {version!r} is not supported (this ckpt reads version {FORMAT_VERSION})",
+            hint="upgrade ckpt" if isinstance(version, int) and version > FORMAT_VERSION else None,
+        )
+    try:
+        members = {
+            _text(name, "member name"): Member(_hex(m["sha256"]), _int(m["size"]))
+            for name, m in _typed(data["members"], dict, "members").items()
+        }
+        substitutions = tuple(
+            Substitution(
+                _text(s["path"], "path"), _text(s["kind"], "kind"), _text(s["action"], "action"),
+                _text(s.get("lost", ""), "lost"), _text(s.get("note", ""), "note"),
+                tuple(_text(p, "also_at") for p in _typed(s.get("also_at", []), list, "also_at")),
+            )
+            for s in _typed(data.get("substitutions", []), list, "substitutions")
+        )
+        signature = data.get("signature")
+        if signature is not None:
+            if _typed(signature, dict, "signature").get("alg") != "hmac-sha256":
+                raise CheckpointError("manifest.json: unknown signature algorithm")
+            signature = _hex(signature.get("value"))
+        return Manifest(
+            created=_text(data["created"], "created"),
+            ckpt_version=_text(data["ckpt_version"], "ckpt_version"),
+            python=_text(data["python"], "python"),
+            target=_text(data["target"], "target"),
+            root_type=_text(data["root_type"], "root_type"),
+            members=members,
+            substitutions=substitutions,
+            globals=tuple(_text(g, "global") for g in _typed(data.get("globals", []), list, "globals")),
+            modules={_text(k, "module"): _text(v, "version") for k, v in
+                     _typed(data.get("modules", {}), dict, "modules").items()},
+            signature=signature,
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"manifest.json is missing or mistypes a field ({exc})") from None
+
+
+def _typed(value: Any, kind: type, what: str) -> Any:
+    if not isinstance(value, kind):
+        raise TypeError(f"{what} should be a {kind.__name__}")
+    return value
+
+
+def _text(value: Any, what: str) -> str:
+    return _typed(value, str, what)
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise TypeError("size should be a non-negative integer")
+    return value
+
+
+def _hex(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise TypeError("sha256 should be 64 lowercase hex digits")
+    return value
+
+
+# --- writing ------------------------------------------------------------------
+
+
+class _HashingWriter:
+    """A write-only file that hashes and counts what passes through."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        self._target = target
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        self.sha256.update(data)
+        self._target.write(data)
+        n = memoryview(data).nbytes
+        self.size += n
+        return n
+
+
+class ArchiveWriter:
+    """Writes members in order; `finish` writes the manifest last."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._zip = zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+        self._file = file
+        self.members: dict[str, Member] = {}
+
+    @contextlib.contextmanager
+    def stream(self, name: str) -> Iterator[_HashingWriter]:
+        """A member of unknown size, written as it is produced (data.pkl)."""
+        with self._zip.open(_info(name), "w", force_zip64=True) as raw:
+            writer = _HashingWriter(raw)
+            yield writer
+        self.members[name] = Member(writer.sha256.hexdigest(), writer.size)
+
+    def buffer(self, name: str, data: memoryview) -> None:
+        """A member of known size whose data starts on a 64-byte boundary."""
+        info = _info(name)
+        info.file_size = data.nbytes
+        zip64 = data.nbytes * 1.05 > zipfile.ZIP64_LIMIT
+        header = 30 + len(name.encode()) + (20 if zip64 else 0)
+        offset = self._zip.start_dir + header
+        pad = (-(offset + 4)) % ALIGN
+        info.extra = struct.pack("<HH", _PADDING_ID, pad) + b"\0" * pad
+        with self._zip.open(info, "w") as raw:
+            writer = _HashingWriter(raw)
+            for start in range(0, data.nbytes, 64 * _CHUNK):
+                writer.write(data[start : start + 64 * _CHUNK])
+        self.members[name] = Member(writer.sha256.hexdigest(), writer.size)
+
+    def finish(self, manifest: Manifest) -> None:
+        self._zip.writestr(_info(MANIFEST), json.dumps(manifest.to_dict(), indent=2))
+        self._zip.close()
+
+
+def _info(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def buffer_name(index: int) -> str:
+    return f"buffers/{index}"
+
+
+_TEMP_SUFFIX = ".ckpt-tmp"
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path, *, overwrite: bool) -> Iterator[BinaryIO]:
+    """Yield a file in `path`'s directory that becomes `path` only if the
+    block completes; on any error or interrupt it is removed and `path` is
+    untouched."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    _check_destination(path, directory, overwrite)
+    remove_stale_temporaries(directory, path.name)
+    temp = directory / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{_TEMP_SUFFIX}"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise _write_error(exc, path) from None
+    try:
+        with os.fdopen(fd, "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        if path.exists():
+            os.chmod(temp, path.stat().st_mode & 0o7777)
+        os.replace(temp, path)
+        _fsync_directory(directory)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        if isinstance(exc, OSError):
+            raise _write_error(exc, path) from None
+        raise
+
+
+def _check_destination(path: Path, directory: Path, overwrite: bool) -> None:
+    if not directory.is_dir():
+        raise WriteError(f"cannot write {str(path)!r}: directory {str(directory)!r} does not exist")
+    if path.is_dir():
+        raise WriteError(f"cannot write {str(path)!r}: it is a directory", hint="give a file name")
+    if path.exists() and not overwrite:
+        raise WriteError(
+            f"{str(path)!r} already exists",
+            hint="pass --force (overwrite=True) to replace it; the old file stays intact until the new one is complete",
+        )
+
+
+def _write_error(exc: OSError, path: Path) -> WriteError:
+    reason = {
+        errno.ENOSPC: "no space left on the device",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EROFS: "read-only file system",
+    }.get(exc.errno or 0, exc.strerror or str(exc))
+    return WriteError(f"cannot write {str(path)!r}: {reason}; nothing was written and any previous file is intact")
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # some platforms cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(directory: Path, name: str) -> list[Path]:
+    """Remove temporary files for `name` whose writing process is gone."""
+    removed = []
+    for temp in directory.glob(f".{glob_escape(name)}.*{_TEMP_SUFFIX}"):
+        parts = temp.name[len(name) + 2 :].split(".")
+        if len(parts) < 2 or not parts[0].isdigit() or _alive(int(parts[0])):
+            continue
+        with contextlib.suppress(OSError):
+            temp.unlink()
+            removed.append(temp)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- reading ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Span:
+    offset: int
+    size: int
+
+
+class Archive:
+    """An opened checkpoint whose structure has been checked. Members are
+    read (and hashed) or mapped on demand."""
+
+    def __init__(self, path: Path, file: BinaryIO, manifest: Manifest, spans: dict[str, _Span], size: int) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.size = size
+        self._file = file
+        self._spans = spans
+        self._map: mmap.mmap | None = None
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    @property
+    def buffer_names(self) -> list[str]:
+        return sorted((n for n in self._spans if n.startswith("buffers/")), key=lambda n: int(n.split("/")[1]))
+
+    def read(self, name: str) -> bytearray:
+        """The member's bytes, refused unless their sha256 matches the manifest."""
+        span = self._spans[name]
+        data = bytearray(span.size)
+        self._file.seek(span.offset)
+        view = memoryview(data)
+        digest = hashlib.sha256()
+        got = 0
+        while got < span.size:
+            n = self._file.readinto(view[got : got + 8 * _CHUNK])
+            if not n:
+                raise CheckpointError(f"{self.path}: {name} is truncated ({got} of {span.size} bytes)")
+            digest.update(view[got : got + n])
+            got += n
+        self._check(name, digest.hexdigest())
+        return data
+
+    def mapped(self, name: str) -> memoryview:
+        """A read-only view of the member in a memory map; not hashed (see `check_hash`)."""
+        if self._map is None:
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        span = self._spans[name]
+        return memoryview(self._map)[span.offset : span.offset + span.size]
+
+    def check_hash(self, name: str) -> None:
+        """Hash the member straight from the file, in chunks."""
+        span = self._spans[name]
+        digest = hashlib.sha256()
+        self._file.seek(span.offset)
+        left = span.size
+        while left:
+            chunk = self._file.read(min(left, 8 * _CHUNK))
+            if not chunk:
+                raise CheckpointError(f"{self.path}: {name} is truncated")
+            digest.update(chunk)
+            left -= len(chunk)
+        self._check(name, digest.hexdigest())
+
+    def _check(self, name: str, digest: str) -> None:
+        if digest != self.manifest.members[name].sha256:
+            raise CheckpointError(
+                f"{self.path}: {name} does not match its sha256 in the manifest (the file is damaged or was edited)"
+            )
+
+
+def open_archive(path: str | os.PathLike[str]) -> Archive:
+    """Open a checkpoint and check its structure; raises CheckpointError
+    (or a usage error for a missing file) with a one-line reason."""
+    path = Path(path)
+    try:
+        file = open(path, "rb")  # noqa: SIM115 - the Archive owns it
+    except FileNotFoundError:
+        raise _usage(f"no such checkpoint: {str(path)!r}") from None
+    except IsADirectoryError:
+        raise _usage(f"{str(path)!r} is a directory, not a checkpoint") from None
+    except OSError as exc:
+        raise _usage(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    try:
+        return _open(path, file)
+    except BaseException:
+        file.close()
+        raise
+
+
+def _usage(message: str) -> CkptError:
+    return CkptError(message)  # exit 2: the input is unreadable, not a failed check
+
+
+def _open(path: Path, file: BinaryIO) -> Archive:
+    size = os.fstat(file.fileno()).st_size
+    if file.read(4) != b"PK\x03\x04":
+        raise CheckpointError(f"{path}: not a ckpt checkpoint (not a zip archive)")
+    try:
+        infos = zipfile.ZipFile(file).infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise CheckpointError(f"{path}: damaged or truncated archive ({exc})") from None
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        raise CheckpointError(f"{path}: an archive member name appears twice")
+    spans = {}
+    for info in infos:
+        _check_name(path, info.filename)
+        spans[info.filename] = _span(path, file, info, size)
+    if MANIFEST not in spans:
+        raise CheckpointError(f"{path}: no manifest.json (not a ckpt checkpoint, or truncated)")
+    if names[-1] != MANIFEST:
+        raise CheckpointError(f"{path}: manifest.json is not the last member (the archive was re-zipped or edited)")
+    manifest_span = spans.pop(MANIFEST)
+    if manifest_span.size > _MAX_MANIFEST:
+        raise CheckpointError(f"{path}: manifest.json is implausibly large ({manifest_span.size} bytes)")
+    file.seek(manifest_span.offset)
+    manifest = parse_manifest(file.read(manifest_span.size))
+    _check_members(path, manifest, spans)
+    return Archive(path, file, manifest, spans, size)
+
+
+def _check_name(path: Path, name: str) -> None:
+    if name not in (DATA, MANIFEST) and not _BUFFER_NAME.match(name):
+        raise CheckpointError(f"{path}: unexpected archive member {name!r} (refusing a file ckpt did not write)")
+
+
+def _span(path: Path, file: BinaryIO, info: zipfile.ZipInfo, size: int) -> _Span:
+    if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
+        raise CheckpointError(
+            f"{path}: member {info.filename!r} is compressed; ckpt stores members uncompressed (was it re-zipped?)"
+        )
+    if info.flag_bits & 0x1:
+        raise CheckpointError(f"{path}: member {info.filename!r} is encrypted")
+    file.seek(info.header_offset)
+    header = file.read(_LOCAL_HEADER.size)
+    if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
+        raise CheckpointError(f"{path}: damaged archive (bad local header for {info.filename!r})")
+    name_length, extra_length = _LOCAL_HEADER.unpack(header)[-2:]
+    if file.read(name_length) != info.filename.encode():
+        raise CheckpointError(f"{path}: damaged archive (local and central names differ for {info.filename!r})")
+    offset = info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
+    if offset + info.file_size > size:
+        raise CheckpointError(
+            f"{path}: member {info.filename!r} claims {info.file_size} bytes beyond the end of the file "
+            "(truncated, or a zip bomb)"
+        )
+    return _Span(offset, info.file_size)
+
+
+def _check_members(path: Path, manifest: Manifest, spans: dict[str, _Span]) -> None:
+    missing = sorted(manifest.members.keys() - spans.keys())
+    extra = sorted(spans.keys() - manifest.members.keys())
+    if missing:
+        raise CheckpointError(f"{path}: member(s) {', '.join(missing)} listed in the manifest are missing")
+    if extra:
+        raise CheckpointError(f"{path}: member(s) {', '.join(extra)} are not listed in the manifest")
+    if DATA not in spans:
+        raise CheckpointError(f"{path}: no data.pkl")
+    for name, span in spans.items():
+        if span.size != manifest.members[name].size:
+            raise CheckpointError(
+                f"{path}: {name} is {span.size} bytes but the manifest says {manifest.members[name].size}"
+            )
