@@ -78,8 +78,7 @@ def save(
     stripped = _resolve_strips(report, tuple(strip))
     _refuse_unsaveable(report, stripped)
     replaced = path.exists()
-    with atomic_write(path, overwrite=overwrite) as file:
-        writer = ArchiveWriter(file)
+    with atomic_write(path, overwrite=overwrite) as file, ArchiveWriter(file) as writer:
         pickler = _pickle_into(writer, obj, stripped, progress)
         total = sum(b.raw().nbytes for b in pickler.buffers)
         done = 0

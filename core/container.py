@@ -213,12 +213,21 @@ class _HashingWriter:
 
 
 class ArchiveWriter:
-    """Writes members in order; `finish` writes the manifest last."""
+    """Writes members in order; `finish` writes the manifest last. Used as a
+    context manager: on an error the half-written archive is abandoned (the
+    atomic write removes the file), never finalized."""
 
     def __init__(self, file: BinaryIO) -> None:
         self._zip = zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
         self._file = file
         self.members: dict[str, Member] = {}
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: Any) -> None:
+        if kind is not None:
+            self._zip.fp = None  # nothing more is written, not even by ZipFile.__del__
 
     @contextlib.contextmanager
     def stream(self, name: str) -> Iterator[_HashingWriter]:
@@ -408,6 +417,10 @@ class Archive:
             got += n
         self._check(name, digest.hexdigest())
         return data
+
+    def offset(self, name: str) -> int:
+        """Where the member's data starts in the file (buffers: a multiple of 64)."""
+        return self._spans[name].offset
 
     def mapped(self, name: str) -> memoryview:
         """A read-only view of the member in a memory map; not hashed (see `check_hash`)."""

@@ -64,3 +64,24 @@ def assert_one_line_error(result: Result, code: int, *fragments: str) -> None:
     assert "Traceback" not in result.err + result.out, result
     for fragment in fragments:
         assert fragment in lines[0], result
+
+
+def rewrite_member(path: Path, name: str, data: bytes, *, fix_manifest: bool = True) -> None:
+    """Replace one member of a checkpoint and (by default) recompute the
+    manifest's hash and size for it: a hand-edited file that is internally
+    consistent, as an attacker would make it."""
+    import hashlib
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info.filename) for info in archive.infolist()}
+    members[name] = data
+    manifest = json.loads(members["manifest.json"])
+    if fix_manifest and name != "manifest.json":
+        manifest["members"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+        members["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for member, content in members.items():
+            if member != "manifest.json":
+                archive.writestr(member, content)
+        archive.writestr("manifest.json", members["manifest.json"])

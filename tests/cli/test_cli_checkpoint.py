@@ -1,0 +1,182 @@
+"""`ckpt save`, `ckpt load` and `ckpt inspect` end to end, through the
+installed command in a subprocess, on real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import RunCkpt, assert_one_line_error, rewrite_member
+
+
+@pytest.fixture
+def saved(run_ckpt: RunCkpt, tmp_path: Path) -> Path:
+    path = tmp_path / "service.ckpt"
+    result = run_ckpt("save", "sample_models.service:build", "-o", str(path))
+    assert result.code == 0, result
+    return path
+
+
+def test_save_reports_what_it_rewrapped(run_ckpt: RunCkpt, tmp_path: Path) -> None:
+    path = tmp_path / "s.ckpt"
+    result = run_ckpt("save", "sample_models.service:build", "-o", str(path), "--format", "json")
+    assert result.code == 0, result
+    doc = result.json()
+    assert doc["path"] == str(path) and doc["size"] == path.stat().st_size
+    manifest = doc["manifest"]
+    assert manifest["format"] == "ckpt" and manifest["format_version"] == 1
+    assert manifest["target"] == "sample_models.service:build"
+    assert {s["path"]: s["action"] for s in manifest["substitutions"]} == {
+        "model.requests": "rewrap", "model._stats_lock": "rewrap", "model.pool": "rewrap",
+        "model.handler": "rewrap", "model.ready": "rewrap", "model.worker": "strip",
+    }
+    assert set(manifest["members"]) == {"data.pkl"}
+    for key in ("created", "ckpt_version", "python", "root_type", "globals", "modules"):
+        assert key in manifest
+
+
+def test_load_verify_against(run_ckpt: RunCkpt, saved: Path) -> None:
+    result = run_ckpt("load", str(saved), "--trust", "sample_models", "--verify",
+                      "--against", "sample_models.service:build", "--format", "json")
+    assert result.code == 0, result
+    doc = result.json()
+    assert doc["root_type"] == "sample_models.service.InferenceService" and doc["objects"] > 10
+    assert doc["verify"]["ok"] is True
+    names = {c["name"]: c["ok"] for c in doc["verify"]["checks"]}
+    assert names["primitives work"] and names["against target"] and names["hashes"]
+
+
+def test_load_without_trust_names_the_flag(run_ckpt: RunCkpt, saved: Path) -> None:
+    result = run_ckpt("load", str(saved))
+    assert_one_line_error(result, 1, "sample_models.service.InferenceService", "--trust sample_models")
+
+
+def test_trust_from_pyproject(run_ckpt: RunCkpt, saved: Path, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[tool.ckpt]\ntrust = ["sample_models"]\n')
+    env = {"PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    result = run_ckpt("load", str(saved), cwd=project, env=env)
+    assert result.code == 0, result
+
+
+def test_save_refuses_to_overwrite_without_force(run_ckpt: RunCkpt, saved: Path) -> None:
+    before = saved.read_bytes()
+    result = run_ckpt("save", "sample_models.nested:cycle", "-o", str(saved))
+    assert_one_line_error(result, 2, "already exists", "--force")
+    assert saved.read_bytes() == before
+    forced = run_ckpt("save", "sample_models.nested:cycle", "-o", str(saved), "--force")
+    assert forced.code == 0 and "replaced" in forced.out
+
+
+def test_save_refuses_unrewrappable_objects_naming_paths(run_ckpt: RunCkpt, tmp_path: Path) -> None:
+    out = tmp_path / "h.ckpt"
+    result = run_ckpt("save", "sample_models.nested:hidden", "-o", str(out))
+    assert_one_line_error(result, 1, "model['callback'] (local-function", "--strip")
+    assert not out.exists()
+    stripped = run_ckpt("save", "sample_models.nested:hidden", "-o", str(out), "--strip", "model['callback']")
+    assert stripped.code == 0, stripped
+    assert "model['callback']" in stripped.out and "strip" in stripped.out
+
+
+def test_save_to_missing_directory(run_ckpt: RunCkpt, tmp_path: Path) -> None:
+    result = run_ckpt("save", "sample_models.nested:cycle", "-o", str(tmp_path / "no" / "m.ckpt"))
+    assert_one_line_error(result, 2, "does not exist")
+
+
+@pytest.mark.parametrize("command", ["load", "inspect"])
+def test_missing_file(run_ckpt: RunCkpt, tmp_path: Path, command: str) -> None:
+    assert_one_line_error(run_ckpt(command, str(tmp_path / "absent.ckpt")), 2, "no such checkpoint")
+
+
+def damage_truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-40])
+
+
+def damage_flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[60] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def damage_not_zip(path: Path) -> None:
+    path.write_bytes(b"hello, I am a text file\n")
+
+
+def damage_version(path: Path) -> None:
+    with zipfile.ZipFile(path) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    manifest["format_version"] = 2
+    rewrite_member(path, "manifest.json", json.dumps(manifest).encode())
+
+
+def damage_extra_member(path: Path) -> None:
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("buffers/7", b"surprise")
+
+
+def damage_evil_name(path: Path) -> None:
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("../../evil.py", b"import os")
+
+
+def damage_hash(path: Path) -> None:
+    with zipfile.ZipFile(path) as archive:
+        data = archive.read("data.pkl")
+    rewrite_member(path, "data.pkl", data[:-2] + b"N.", fix_manifest=False)
+
+
+DAMAGE = {
+    "truncated": (damage_truncate, "truncated"),
+    "bit flip": (damage_flip, ""),
+    "not a zip": (damage_not_zip, "not a zip archive"),
+    "unknown version": (damage_version, "format_version 2"),
+    "extra member": (damage_extra_member, "edited"),
+    "evil name": (damage_evil_name, "unexpected archive member"),
+    "hash mismatch": (damage_hash, ""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_damaged_files_are_refused_in_one_line(run_ckpt: RunCkpt, saved: Path, case: str) -> None:
+    damage, fragment = DAMAGE[case]
+    damage(saved)
+    for args in (["load", str(saved), "--trust", "sample_models"],
+                 ["load", str(saved), "--trust", "sample_models", "--verify"]):
+        assert_one_line_error(run_ckpt(*args), 1, fragment)
+
+
+def test_inspect_shows_a_hostile_pickle_and_runs_nothing(run_ckpt: RunCkpt, saved: Path, tmp_path: Path) -> None:
+    sentinel = tmp_path / "sentinel"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {sentinel}",))
+
+    rewrite_member(saved, "data.pkl", pickle.dumps(Payload(), protocol=5))
+    inspected = run_ckpt("inspect", str(saved), "--format", "json")
+    assert inspected.code == 1, inspected
+    doc = inspected.json()
+    assert {"name": "posix.system", "verdict": "DENIED"} in doc["globals"]
+    loaded = run_ckpt("load", str(saved), "--trust", "posix", "--verify")
+    assert_one_line_error(loaded, 1, "posix.system", "never loads")
+    assert not sentinel.exists()
+
+
+def test_inspect_of_an_intact_file(run_ckpt: RunCkpt, saved: Path) -> None:
+    result = run_ckpt("inspect", str(saved))
+    assert result.code == 0, result
+    assert "nothing in it was run" in result.out and "needs --trust sample_models" in result.out
+    assert "model.worker" in result.out and "intact" in result.out
+
+
+def test_save_and_load_help(run_ckpt: RunCkpt) -> None:
+    for command, words in (("save", ["--strip", "--force", "atomically"]), ("load", ["--verify", "--trust", "--mmap"]),
+                           ("inspect", ["nothing"])):
+        result = run_ckpt(command, "--help")
+        assert result.code == 0 and all(w in result.out for w in words), result

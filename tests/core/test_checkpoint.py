@@ -1,0 +1,308 @@
+"""Round trips: every rewrapped kind comes back working, under real threads,
+and the data comes back equal."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import queue
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ckpt.core as ckpt
+from ckpt.core import catalog
+from ckpt.core.catalog import Action
+from ckpt.core.errors import SaveError, WriteError
+from sample_models import kinds, nested, service
+
+TRUST = ["sample_models", "test_checkpoint"]
+
+
+def round_trip(obj: Any, tmp_path: Path, **save_options: Any) -> Any:
+    path = tmp_path / "model.ckpt"
+    ckpt.save(obj, path, **save_options)
+    return ckpt.load(path, trust=TRUST)
+
+
+@pytest.mark.parametrize("kind", [k.name for k in catalog.KINDS if k.action is not Action.ERROR])
+def test_every_saveable_kind_round_trips_and_passes_verify(kind: str, tmp_path: Path) -> None:
+    model = kinds.FACTORIES[kind]()
+    path = tmp_path / f"{kind}.ckpt"
+    report = ckpt.save(model, path)
+    assert [(s.path, s.kind) for s in report.manifest.substitutions] == [("model.value", kind)]
+    result = ckpt.verify(path, trust=TRUST)
+    assert result.ok, result.failures
+    loaded = ckpt.load(path, trust=TRUST)
+    if catalog.BY_NAME[kind].action is Action.STRIP:
+        assert loaded.value is None
+    else:
+        assert type(loaded.value) is type(model.value)
+
+
+def test_error_kinds_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "model.ckpt"
+    with pytest.raises(SaveError, match=r"model\.value \(open-file\)"):
+        ckpt.save(kinds.open_file(), path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_strip_saves_the_object_as_none_and_records_it(tmp_path: Path) -> None:
+    model = kinds.open_file()
+    path = tmp_path / "model.ckpt"
+    report = ckpt.save(model, path, strip=["model.value"])
+    [sub] = report.manifest.substitutions
+    assert (sub.path, sub.kind, sub.action) == ("model.value", "open-file", "strip")
+    assert ckpt.load(path, trust=TRUST).value is None
+
+
+def test_strip_of_an_unknown_path_is_an_error_listing_findings(tmp_path: Path) -> None:
+    with pytest.raises(ckpt.CkptError, match="no finding at that path") as info:
+        ckpt.save(kinds.open_file(), tmp_path / "m.ckpt", strip=["model.nope"])
+    assert "model.value" in str(info.value)
+
+
+def test_existing_file_is_kept_unless_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "model.ckpt"
+    ckpt.save({"v": 1}, path)
+    before = path.read_bytes()
+    with pytest.raises(WriteError, match="already exists"):
+        ckpt.save({"v": 2}, path)
+    assert path.read_bytes() == before
+    ckpt.save({"v": 2}, path, overwrite=True)
+    assert ckpt.load(path) == {"v": 2}
+
+
+def test_lock_contention_on_a_restored_lock(tmp_path: Path) -> None:
+    model = {"lock": threading.Lock(), "count": 0}
+    with model["lock"]:  # held at save: restored unlocked
+        ckpt.save(model, tmp_path / "m.ckpt")
+    loaded = ckpt.load(tmp_path / "m.ckpt")
+    lock = loaded["lock"]
+    counter = [0]
+
+    def work() -> None:
+        for _ in range(2000):
+            with lock:
+                value = counter[0]
+                time.sleep(0) if value % 500 == 0 else None
+                counter[0] = value + 1
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counter[0] == 16000
+    assert not lock.locked()
+
+
+def test_queue_keeps_items_in_order_and_works_producer_consumer(tmp_path: Path) -> None:
+    model = {"q": queue.Queue(maxsize=50), "lifo": queue.LifoQueue(), "prio": queue.PriorityQueue()}
+    for i in range(5):
+        model["q"].put(f"saved-{i}")
+        model["lifo"].put(i)
+        model["prio"].put((5 - i, i))
+    loaded = round_trip(model, tmp_path)
+    q = loaded["q"]
+    assert q.maxsize == 50 and type(loaded["lifo"]) is queue.LifoQueue
+    assert [loaded["lifo"].get_nowait() for _ in range(5)] == [4, 3, 2, 1, 0]
+    assert [loaded["prio"].get_nowait()[1] for _ in range(5)] == [4, 3, 2, 1, 0]
+    got: list[str] = []
+
+    def consume() -> None:
+        while (item := q.get(timeout=5)) != "stop":
+            got.append(item)
+            q.task_done()
+        q.task_done()
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    for i in range(20):
+        q.put(f"new-{i}")
+    q.put("stop")
+    consumer.join(10)
+    q.join()  # every task_done arrived: unfinished_tasks was restored consistently
+    assert got == [f"saved-{i}" for i in range(5)] + [f"new-{i}" for i in range(20)]
+
+
+def test_simple_queue_keeps_items(tmp_path: Path) -> None:
+    loaded = round_trip(kinds.simple_queue(), tmp_path)
+    q = loaded.value
+    assert [q.get_nowait() for _ in range(3)] == ["a", "b", ("c", 3)]
+    threading.Thread(target=q.put, args=("late",)).start()
+    assert q.get(timeout=5) == "late"
+
+
+def test_shared_lock_and_condition_stay_one_lock(tmp_path: Path) -> None:
+    loaded = round_trip(nested.shared_lock(), tmp_path)
+    lock = loaded["first"].lock
+    assert loaded["second"].lock is lock
+    assert loaded["cond"]._lock is lock
+    ready = threading.Event()
+    woke = []
+
+    def waiter() -> None:
+        with loaded["cond"]:
+            ready.set()
+            woke.append(loaded["cond"].wait(5))
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    ready.wait(5)
+    with lock:  # the same lock as the condition's: notify under it
+        loaded["cond"].notify_all()
+    t.join(5)
+    assert woke == [True]
+
+
+def test_semaphore_keeps_value_and_bound(tmp_path: Path) -> None:
+    sem = threading.BoundedSemaphore(3)
+    sem.acquire()
+    loaded = round_trip({"sem": sem}, tmp_path)["sem"]
+    assert type(loaded) is threading.BoundedSemaphore
+    assert loaded.acquire(blocking=False) and loaded.acquire(blocking=False)
+    assert not loaded.acquire(blocking=False)  # value was 2 at save
+    loaded.release()
+    loaded.release()
+    loaded.release()
+    with pytest.raises(ValueError):  # the bound (3) is kept
+        loaded.release()
+
+
+def test_barrier_works_for_its_parties(tmp_path: Path) -> None:
+    loaded = round_trip(kinds.barrier(), tmp_path).value
+    assert loaded.parties == 3
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(loaded.wait(5))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(results) == [0, 1, 2]
+
+
+def test_event_flag_and_executor_config(tmp_path: Path) -> None:
+    model = {"event": kinds.event().value, "pool": concurrent.futures.ThreadPoolExecutor(4, "prefix")}
+    loaded = round_trip(model, tmp_path)
+    assert loaded["event"].is_set()
+    pool = loaded["pool"]
+    assert pool._max_workers == 4 and pool._thread_name_prefix == "prefix"
+    names = list(pool.map(lambda _: threading.current_thread().name, range(8)))
+    assert all(n.startswith("prefix") for n in names)
+    pool.shutdown()
+    model["pool"].shutdown()
+
+
+def test_pending_future_comes_back_cancelled(tmp_path: Path) -> None:
+    pending: concurrent.futures.Future[int] = concurrent.futures.Future()
+    done: concurrent.futures.Future[int] = concurrent.futures.Future()
+    done.set_result(7)
+    loaded = round_trip({"pending": pending, "done": done}, tmp_path)
+    assert loaded["pending"].cancelled()
+    assert loaded["done"].result(0) == 7
+
+
+def test_file_handler_reopens_lazily_in_append_mode(tmp_path: Path) -> None:
+    log_file = tmp_path / "app.log"
+    handler = logging.FileHandler(log_file, mode="w")
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.emit(logging.makeLogRecord({"msg": "before save", "levelname": "INFO"}))
+    handler.flush()
+    ckpt.save({"handler": handler}, tmp_path / "m.ckpt")
+    handler.close()
+    loaded = ckpt.load(tmp_path / "m.ckpt")["handler"]
+    assert loaded.stream is None  # nothing opened at load
+    loaded.emit(logging.makeLogRecord({"msg": "after load", "levelname": "INFO"}))
+    loaded.close()
+    assert log_file.read_text().splitlines() == ["INFO before save", "INFO after load"]
+
+
+def test_service_sample_round_trips_and_predicts_the_same(tmp_path: Path) -> None:
+    model = service.build()
+    loaded = round_trip(model, tmp_path)
+    assert loaded.predict([1.0] * 8) == model.predict([1.0] * 8)
+    assert loaded.worker is None
+    assert loaded.requests.qsize() == 2
+    loaded.worker = threading.Thread(target=loaded._serve, daemon=True)
+    loaded.worker.start()
+    loaded.requests.put([2.0] * 8)
+    loaded.requests.put(None)
+    loaded.worker.join(5)
+    assert not loaded.worker.is_alive()
+
+
+def test_data_pkl_loads_with_plain_pickle_and_no_ckpt(tmp_path: Path) -> None:
+    path = tmp_path / "m.ckpt"
+    ckpt.save(kinds.FACTORIES["simple-queue"](), path)
+    with zipfile.ZipFile(path) as archive:
+        (tmp_path / "data.pkl").write_bytes(archive.read("data.pkl"))
+    code = (
+        "import sys, pickle\n"
+        "sys.modules['ckpt'] = None  # ckpt cannot be imported\n"
+        "obj = pickle.load(open('data.pkl', 'rb'))\n"
+        "print([obj.value.get_nowait() for _ in range(3)])\n"
+    )
+    env_path = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": env_path})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['a', 'b', ('c', 3)]"
+
+
+def test_dumps_and_loads(tmp_path: Path) -> None:
+    data = ckpt.dumps({"lock": threading.RLock(), "n": [1, 2]})
+    loaded = ckpt.loads(data)
+    assert loaded["n"] == [1, 2] and loaded["lock"].acquire(blocking=False)
+    with pytest.raises(SaveError, match=r"model\.value"):
+        ckpt.dumps(kinds.generator())
+
+
+def test_signed_manifest_trusts_its_globals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "m.ckpt"
+    monkeypatch.setenv("CKPT_KEY", "secret")
+    ckpt.save(service.build(), path)
+    report = ckpt.load_checkpoint(path)  # no --trust needed: the signature vouches
+    assert report.signed == "verified"
+    monkeypatch.setenv("CKPT_KEY", "another key")
+    with pytest.raises(ckpt.UnsafeCheckpointError, match="signature does not match"):
+        ckpt.load(path)
+    monkeypatch.delenv("CKPT_KEY")
+    with pytest.raises(ckpt.UnsafeCheckpointError, match="--trust sample_models"):
+        ckpt.load(path)
+
+
+def test_verify_against_reports_differences(tmp_path: Path) -> None:
+    path = tmp_path / "m.ckpt"
+    ckpt.save(service.build(), path)
+    assert ckpt.verify(path, trust=TRUST, against=service.build()).ok
+    changed = service.build()
+    changed.config["labels"].append("bird")
+    report = ckpt.verify(path, trust=TRUST, against=changed)
+    [failure] = report.failures
+    assert failure.name == "against target" and "model.config['labels']" in failure.detail
+
+
+def test_out_of_band_arrays_are_aligned_members(tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    model = {"w": np.arange(100_000, dtype=np.float64), "small": np.ones(3), "lock": threading.Lock()}
+    path = tmp_path / "m.ckpt"
+    report = ckpt.save(model, path)
+    assert sorted(report.manifest.members) == ["buffers/0", "data.pkl"]
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("buffers/0")
+    from ckpt.core.container import open_archive
+
+    with open_archive(path) as archive:
+        assert archive.offset("buffers/0") % 64 == 0
+    loaded = ckpt.load(path)
+    assert np.array_equal(loaded["w"], model["w"]) and loaded["w"].flags.writeable
+    mapped = ckpt.load(path, mmap=True)
+    assert np.array_equal(mapped["w"], model["w"]) and not mapped["w"].flags.writeable
+    assert info.compress_type == zipfile.ZIP_STORED
