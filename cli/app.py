@@ -154,7 +154,7 @@ def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], f
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--verify", is_flag=True, help="Also run every check: hashes, signature, globals, restored primitives, strips.")
 @click.option("--against", metavar="TARGET", help="With --verify: compare the loaded object with a fresh one from TARGET.")
-@click.option("--mmap", "use_mmap", is_flag=True, help="Map array buffers read-only instead of reading them (hashed only by --verify).")
+@click.option("--mmap", "use_mmap", is_flag=True, help="Map array buffers copy-on-write instead of reading them (hashed only by --verify).")
 @click.option("--strict", is_flag=True, help="Fail when an installed module's version differs from the one saved.")
 @_TRUST
 @common()

@@ -185,7 +185,7 @@ def load_text(out: TextOutput, report: LoadReport, checks: VerifyReport | None) 
     out.fields([
         ("objects", f"{report.objects:,}"),
         ("substitutions", _counts(m.substitutions) + " (restored as listed)"),
-        ("size", human_size(report.size) + (" (arrays memory-mapped, read-only)" if report.mapped else "")),
+        ("size", human_size(report.size) + (" (arrays memory-mapped)" if report.mapped else "")),
         ("time", f"{report.seconds:.2f} s"),
         ("signature", report.signed),
         ("saved", f"{m.created} by ckpt {m.ckpt_version}, Python {m.python}" + (f", from {m.target}" if m.target else "")),

@@ -423,9 +423,11 @@ class Archive:
         return self._spans[name].offset
 
     def mapped(self, name: str) -> memoryview:
-        """A read-only view of the member in a memory map; not hashed (see `check_hash`)."""
+        """A view of the member in a copy-on-write memory map; not hashed (see
+        `check_hash`). Writable, so arrays and tensors on it behave normally,
+        but writes stay in this process: the file never changes."""
         if self._map is None:
-            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_COPY)
         span = self._spans[name]
         return memoryview(self._map)[span.offset : span.offset + span.size]
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 import copyreg
 import io
 import pickle
+import sys
 import types
 from collections.abc import Callable, Collection
 from typing import Any, BinaryIO
 
 from . import catalog, rewrap
-from .graph import PROTOCOL, global_name
+from .graph import PROTOCOL, global_error, global_name
+from .tensors import TensorReducer, tensor_types
 
 OUT_OF_BAND_MIN = 64 * 1024
 """Buffers smaller than this stay inside data.pkl: one member per small array would cost more than it saves."""
@@ -40,11 +42,13 @@ class RewrapPickler(pickle.Pickler):
         self._strip = frozenset(strip_ids)
         self._handlers: dict[type, _Handler | None] = {}
         self._referenced: dict[int, Any] = {}
+        self._tensor_types = tensor_types()
+        self._tensors = TensorReducer() if self._tensor_types else None
 
     @property
     def globals(self) -> list[str]:
         """module.qualname of every class and function written by reference."""
-        names = {global_name(obj) for obj in self._referenced.values()}
+        names = {global_name(obj, None if name is NotImplemented else name) for obj, name in self._referenced.values()}
         return sorted(name for name in names if name)
 
     def reducer_override(self, obj: Any) -> Any:
@@ -62,16 +66,26 @@ class RewrapPickler(pickle.Pickler):
             return self._by_reference
         if cls in copyreg.dispatch_table:
             return None
+        if self._tensors is not None and cls in self._tensor_types:
+            return self._tensors
+        if cls in _named_instance_types():
+            return self._by_name
         kind = catalog.kind_of_type(cls)
         if kind is None or kind.reduce is None:
             return None
         return kind.reduce
 
     def _by_reference(self, obj: Any) -> Any:
+        name = plain_global(obj)
         # pickle writes the singleton types as type(None) etc.: the global is `type`
-        self._referenced[id(obj)] = type if obj in _SINGLETON_TYPES else obj
-        if type(obj) is types.MethodDescriptorType:
-            return rewrap.reduce_method_descriptor(obj)
+        self._referenced[id(obj)] = (type if obj in _SINGLETON_TYPES else obj, name)
+        return name
+
+    def _by_name(self, obj: Any) -> Any:
+        """Objects pickle writes as a global (Ellipsis, torch.float32): record the name."""
+        name = obj.__reduce_ex__(PROTOCOL)
+        if isinstance(name, str):
+            self._referenced[id(obj)] = (obj, name)
         return NotImplemented
 
     def _take_buffer(self, buffer: pickle.PickleBuffer) -> bool:
@@ -79,6 +93,26 @@ class RewrapPickler(pickle.Pickler):
             return True  # in band
         self.buffers.append(buffer)
         return False
+
+
+def _named_instance_types() -> tuple[type, ...]:
+    torch = sys.modules.get("torch")
+    extra = (torch.dtype, torch.layout, torch.memory_format) if torch is not None else ()
+    return (type(...), type(NotImplemented), *extra)
+
+
+def plain_global(obj: Any) -> Any:
+    """Name a method descriptor or a builtin bound to a class (torch's
+    functions, `SimpleQueue.put`) as the module attribute it also is, where
+    pickle's own reduction would spell it `getattr(cls, name)`, a call the
+    safe loader never allows. Anything else: NotImplemented (pickle as usual)."""
+    if type(obj) is types.MethodDescriptorType:
+        return obj.__qualname__ if global_error(obj) is None else NotImplemented
+    if type(obj) is types.BuiltinFunctionType and not isinstance(obj.__self__, types.ModuleType):
+        module = sys.modules.get(getattr(obj, "__module__", None) or "")
+        if module is not None and getattr(module, obj.__name__, None) is obj:
+            return obj.__name__
+    return NotImplemented
 
 
 def dumps(obj: Any, *, strip_ids: Collection[int] = ()) -> bytes:

@@ -102,13 +102,6 @@ def drain_simple_queue(q: queue.SimpleQueue) -> list[Any]:
     return items
 
 
-def reduce_method_descriptor(descriptor: Any) -> Any:
-    """Name `SimpleQueue.put` as a global; any other descriptor pickles as usual."""
-    if descriptor is queue.SimpleQueue.put:
-        return "SimpleQueue.put"
-    return descriptor.__reduce_ex__(5)
-
-
 def reduce_thread_pool(pool: Any) -> tuple[Any, ...]:
     return type(pool), (pool._max_workers, pool._thread_name_prefix, pool._initializer, pool._initargs)
 

@@ -83,7 +83,21 @@ ALLOWED = frozenset({
     # Handed out only through the guards below: type(x) with one argument
     # (pickle writes NoneType as type(None)), iter(x) with one argument.
     "builtins.type", "builtins.iter",
+    # torch tensors as ckpt writes them (core/tensors.py), and parameters.
+    "torch.as_strided", "torch.frombuffer", "torch.empty", "torch._tensor._rebuild_from_type_v2",
+    "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state", "torch.Tensor",
+    "torch.nn.parameter.Parameter", "torch.nn.parameter.Buffer", "torch.Size", "torch.device",
+    *(f"torch.{dtype}" for dtype in (
+        "float16", "float32", "float64", "bfloat16", "complex32", "complex64", "complex128", "bool", "int8",
+        "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float8_e4m3fn", "float8_e5m2",
+        "half", "float", "double", "long", "int", "short", "cfloat", "cdouble")),
+    *(f"torch.{layout}" for layout in ("strided", "contiguous_format", "channels_last", "preserve_format")),
 })
+"""Globals any checkpoint may use: constructors of plain data. The catalog adds its own."""
+
+CLASS_PREFIXES = ("torch.nn.modules.",)
+"""Packages whose *classes* any checkpoint may use (torch's layers are plain
+data holders); functions there still need trust."""
 """Globals any checkpoint may use: constructors of plain data. The catalog adds its own."""
 
 
@@ -113,6 +127,8 @@ class Policy:
             return "denied"
         if dotted in ALLOWED or dotted in _CATALOG or dotted in self.signed_globals:
             return None
+        if dotted.startswith(CLASS_PREFIXES):
+            return None  # find_class checks that it is a class
         if any(dotted == t or dotted.startswith(t + ".") for t in self.trust):
             return None
         return "untrusted"
@@ -274,6 +290,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
             self.refused.append(Refusal(dotted, reason))
             raise _Refused(dotted)
         obj = self._resolve(module, name)
+        if dotted.startswith(CLASS_PREFIXES) and not isinstance(obj, type) and self.policy.verdict(dotted) is None:
+            if not any(dotted == t or dotted.startswith(t + ".") for t in self.policy.trust):
+                self.refused.append(Refusal(dotted, "untrusted"))
+                raise _Refused(dotted)
         if isinstance(obj, types.ModuleType):
             self.refused.append(Refusal(dotted, "denied"))
             raise _Refused(dotted)

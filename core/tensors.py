@@ -1,0 +1,84 @@
+"""torch tensors, written zero-copy and loadable without running torch.load.
+
+Plain pickle writes a tensor's storage as `torch.storage._load_from_bytes(bytes)`,
+which copies the data into the pickle and, on load, runs `torch.load` with
+`weights_only=False` — a full, unrestricted unpickler hidden inside. ckpt
+writes instead
+
+    torch.as_strided(torch.frombuffer(<buffer>, dtype=...), size, stride, offset)
+
+where the buffer is the storage's own memory, handed to pickle as a
+protocol-5 out-of-band buffer (an aligned archive member, never copied).
+Tensors that share a storage share one buffer and one base, so views stay
+views. Tensors with Python attributes, subclasses and `requires_grad` go
+through `torch._tensor._rebuild_from_type_v2`, which applies the state to
+the new tensor. Anything else (non-CPU, sparse, quantized, conjugate or
+negative views, odd storage sizes) is left to torch's own reduction, which
+the safe loader refuses: say so rather than lose data silently.
+"""
+
+from __future__ import annotations
+
+import functools
+import pickle
+import sys
+from typing import Any
+
+from .rewrap import Call
+
+
+class TensorReducer:
+    """One per pickler: remembers the base built for each storage."""
+
+    def __init__(self) -> None:
+        self._bases: dict[tuple[int, int, Any], Call] = {}
+
+    def __call__(self, tensor: Any) -> Any:
+        torch = sys.modules["torch"]
+        if not _plain(torch, tensor):
+            return NotImplemented
+        args = (self._base(torch, tensor), tuple(tensor.shape), tuple(tensor.stride()), tensor.storage_offset())
+        state = torch._utils._get_obj_state(tensor)
+        if tensor.requires_grad:
+            state = _with_requires_grad(state)
+        if type(tensor) is torch.Tensor and not state:
+            return torch.as_strided, args
+        return torch._tensor._rebuild_from_type_v2, (torch.as_strided, type(tensor), args, state)
+
+    def _base(self, torch: Any, tensor: Any) -> Call:
+        """`frombuffer` over the whole storage, built once per storage and dtype."""
+        storage = tensor.untyped_storage()
+        key = (storage.data_ptr(), storage.nbytes(), tensor.dtype)
+        if key not in self._bases:
+            if storage.nbytes() == 0:
+                self._bases[key] = Call(functools.partial(torch.empty, dtype=tensor.dtype), 0)
+            else:
+                raw = torch.tensor([], dtype=torch.uint8).set_(storage).numpy()
+                self._bases[key] = Call(functools.partial(torch.frombuffer, dtype=tensor.dtype), pickle.PickleBuffer(raw))
+        return self._bases[key]
+
+
+def _plain(torch: Any, tensor: Any) -> bool:
+    """A dense CPU tensor whose memory can be handed over as bytes."""
+    if tensor.device.type != "cpu" or tensor.layout is not torch.strided or tensor.is_quantized:
+        return False
+    if tensor.is_conj() or tensor.is_neg() or (tensor.requires_grad and not tensor.is_leaf):
+        return False
+    storage_bytes = tensor.untyped_storage().nbytes()
+    return storage_bytes % tensor.element_size() == 0
+
+
+def _with_requires_grad(state: Any) -> Any:
+    """Object state that also sets requires_grad (on the leaf view `as_strided` returns)."""
+    if isinstance(state, tuple):
+        attrs, slots = state
+        return ({**(attrs or {}), "requires_grad": True}, slots)
+    return {**(state or {}), "requires_grad": True}
+
+
+def tensor_types() -> tuple[type, ...]:
+    """The tensor classes to hand to `TensorReducer` (none if torch is not imported).
+    Parameters are not among them: their own reduction rebuilds them from
+    `.data`, a plain tensor, which comes here."""
+    torch = sys.modules.get("torch")
+    return () if torch is None else (torch.Tensor,)
