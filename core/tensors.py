@@ -12,9 +12,11 @@ protocol-5 out-of-band buffer (an aligned archive member, never copied).
 Tensors that share a storage share one buffer and one base, so views stay
 views. Tensors with Python attributes, subclasses and `requires_grad` go
 through `torch._tensor._rebuild_from_type_v2`, which applies the state to
-the new tensor. Anything else (non-CPU, sparse, quantized, conjugate or
-negative views, odd storage sizes) is left to torch's own reduction, which
-the safe loader refuses: say so rather than lose data silently.
+the new tensor. Conjugate and negative views are written as the values they
+show. Anything else (non-CPU, sparse, quantized, odd storage sizes) is left
+to torch's own reduction, which the safe loader refuses: a sparse tensor's
+indices are not validated outside torch.load, so loading one from an
+untrusted file could read out of bounds.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class TensorReducer:
 
     def __call__(self, tensor: Any) -> Any:
         torch = sys.modules["torch"]
+        if tensor.is_conj() or tensor.is_neg():
+            # a lazy view: write the values it shows (a new storage; the view link is lost)
+            tensor = tensor.resolve_conj().resolve_neg()
         if not _plain(torch, tensor):
             return NotImplemented
         args = (self._base(torch, tensor), tuple(tensor.shape), tuple(tensor.stride()), tensor.storage_offset())
@@ -62,7 +67,7 @@ def _plain(torch: Any, tensor: Any) -> bool:
     """A dense CPU tensor whose memory can be handed over as bytes."""
     if tensor.device.type != "cpu" or tensor.layout is not torch.strided or tensor.is_quantized:
         return False
-    if tensor.is_conj() or tensor.is_neg() or (tensor.requires_grad and not tensor.is_leaf):
+    if tensor.requires_grad and not tensor.is_leaf:
         return False
     storage_bytes = tensor.untyped_storage().nbytes()
     return storage_bytes % tensor.element_size() == 0
