@@ -33,7 +33,7 @@ from .container import (
 from .errors import CheckpointError, CkptError, SaveError, UnsafeCheckpointError
 from .pickler import RewrapPickler
 from .safeload import Policy, StaticGlobals, referenced_globals, unpickle_counted
-from .scan import Finding, ScanReport, scan
+from .scan import Finding, ScanReport, qualified_name, scan
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): bytes done of total (total 0 when unknown)."""
@@ -53,7 +53,6 @@ class SaveReport:
     manifest: Manifest
     size: int
     seconds: float
-    scan: ScanReport
     replaced: bool
 
 
@@ -74,12 +73,19 @@ def save(
     """
     started = time.perf_counter()
     path = Path(path)
-    report = scan(obj, target=target)
-    stripped = _resolve_strips(report, tuple(strip))
-    _refuse_unsaveable(report, stripped)
+    strip = tuple(strip)
+    # The scan walks the failing parts of the graph: run it only when its
+    # answer is needed (strips to resolve, rewraps to list, a failure to
+    # explain). A model plain pickle handles is pickled once.
+    report = scan(obj, target=target) if strip else None
+    stripped = _resolve_strips(report, strip) if report else {}
+    if report:
+        _refuse_unsaveable(report, stripped)
     replaced = path.exists()
     with atomic_write(path, overwrite=overwrite) as file, ArchiveWriter(file) as writer:
-        pickler = _pickle_into(writer, obj, stripped, progress)
+        pickler = _pickle_into(writer, obj, stripped, progress, target)
+        if report is None and pickler.rewrapped:
+            report = scan(obj, target=target)
         total = sum(b.raw().nbytes for b in pickler.buffers)
         done = 0
         for index, buffer in enumerate(pickler.buffers):
@@ -87,12 +93,13 @@ def save(
             done += buffer.raw().nbytes
             if progress:
                 progress("writing arrays", done, total)
-        manifest = _manifest(obj, target, writer, report, stripped, pickler.globals)
+        findings = report.findings if report else ()
+        manifest = _manifest(obj, target, writer, findings, stripped, pickler.globals)
         signing = signing_key(key)
         if signing is not None:
             manifest = manifest.sign(signing)
         writer.finish(manifest)
-    return SaveReport(str(path), manifest, path.stat().st_size, time.perf_counter() - started, report, replaced)
+    return SaveReport(str(path), manifest, path.stat().st_size, time.perf_counter() - started, replaced)
 
 
 def _resolve_strips(report: ScanReport, strip: tuple[str, ...]) -> dict[int, Finding]:
@@ -120,7 +127,9 @@ def _refuse_unsaveable(report: ScanReport, stripped: dict[int, Finding]) -> None
     )
 
 
-def _pickle_into(writer: ArchiveWriter, obj: Any, stripped: dict[int, Finding], progress: Progress | None) -> RewrapPickler:
+def _pickle_into(
+    writer: ArchiveWriter, obj: Any, stripped: dict[int, Finding], progress: Progress | None, target: str
+) -> RewrapPickler:
     with writer.stream(DATA) as out:
         sink = _Reporting(out, progress) if progress else out
         pickler = RewrapPickler(sink, strip_ids=stripped.keys())  # type: ignore[arg-type]
@@ -129,9 +138,10 @@ def _pickle_into(writer: ArchiveWriter, obj: Any, stripped: dict[int, Finding], 
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:
+            _refuse_unsaveable(scan(obj, target=target), stripped)  # names every path, if it can
             raise SaveError(
                 f"pickling failed: {type(exc).__name__}: {exc}; nothing was written",
-                hint="the object changed since it was scanned, or a reducer raised; run ckpt scan",
+                hint="a reducer raised, or the object changed while it was saved; run ckpt scan",
             ) from None
     return pickler
 
@@ -152,7 +162,12 @@ class _Reporting:
 
 
 def _manifest(
-    obj: Any, target: str, writer: ArchiveWriter, report: ScanReport, stripped: dict[int, Finding], globals_: list[str]
+    obj: Any,
+    target: str,
+    writer: ArchiveWriter,
+    findings: tuple[Finding, ...],
+    stripped: dict[int, Finding],
+    globals_: list[str],
 ) -> Manifest:
     from . import __version__
 
@@ -161,9 +176,9 @@ def _manifest(
         ckpt_version=__version__,
         python=platform.python_version(),
         target=target,
-        root_type=report.root_type,
+        root_type=qualified_name(type(obj)),
         members=dict(writer.members),
-        substitutions=tuple(_substitution(f, f.object_id in stripped) for f in report.findings),
+        substitutions=tuple(_substitution(f, f.object_id in stripped) for f in findings),
         globals=tuple(globals_),
         modules=module_versions(globals_),
     )

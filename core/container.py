@@ -33,6 +33,7 @@ import re
 import secrets
 import struct
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,6 +194,34 @@ def _hex(value: Any) -> str:
     return value
 
 
+# --- hashing alongside I/O ------------------------------------------------------
+
+
+class _BackgroundHash:
+    """sha256 computed in a second thread while the caller reads or writes the
+    same chunks: hashlib releases the GIL on large buffers, so on two cores
+    hashing costs (almost) no wall time. Chunks are hashed in order."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ckpt-hash")
+        self._pending: Future[None] | None = None
+
+    def feed(self, chunk: memoryview) -> None:
+        self._wait()
+        self._pending = self._pool.submit(self.digest.update, chunk)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
+    def hexdigest(self) -> str:
+        self._wait()
+        self._pool.shutdown()
+        return self.digest.hexdigest()
+
+
 # --- writing ------------------------------------------------------------------
 
 
@@ -246,11 +275,13 @@ class ArchiveWriter:
         offset = self._zip.start_dir + header
         pad = (-(offset + 4)) % ALIGN
         info.extra = struct.pack("<HH", _PADDING_ID, pad) + b"\0" * pad
+        hasher = _BackgroundHash()
         with self._zip.open(info, "w") as raw:
-            writer = _HashingWriter(raw)
-            for start in range(0, data.nbytes, 64 * _CHUNK):
-                writer.write(data[start : start + 64 * _CHUNK])
-        self.members[name] = Member(writer.sha256.hexdigest(), writer.size)
+            for start in range(0, data.nbytes, 8 * _CHUNK):
+                chunk = data[start : start + 8 * _CHUNK]
+                hasher.feed(chunk)
+                raw.write(chunk)
+        self.members[name] = Member(hasher.hexdigest(), data.nbytes)
 
     def finish(self, manifest: Manifest) -> None:
         self._zip.writestr(_info(MANIFEST), json.dumps(manifest.to_dict(), indent=2))
@@ -401,21 +432,23 @@ class Archive:
     def buffer_names(self) -> list[str]:
         return sorted((n for n in self._spans if n.startswith("buffers/")), key=lambda n: int(n.split("/")[1]))
 
-    def read(self, name: str) -> bytearray:
-        """The member's bytes, refused unless their sha256 matches the manifest."""
+    def read(self, name: str) -> bytearray | mmap.mmap:
+        """The member's bytes in writable memory of their own, refused unless
+        their sha256 matches the manifest (hashed while the next chunk is read)."""
         span = self._spans[name]
-        data = bytearray(span.size)
+        data = _writable_memory(span.size)
         self._file.seek(span.offset)
         view = memoryview(data)
-        digest = hashlib.sha256()
+        hasher = _BackgroundHash()
         got = 0
         while got < span.size:
             n = self._file.readinto(view[got : got + 8 * _CHUNK])
             if not n:
+                hasher.hexdigest()
                 raise CheckpointError(f"{self.path}: {name} is truncated ({got} of {span.size} bytes)")
-            digest.update(view[got : got + n])
+            hasher.feed(view[got : got + n])
             got += n
-        self._check(name, digest.hexdigest())
+        self._check(name, hasher.hexdigest())
         return data
 
     def offset(self, name: str) -> int:
@@ -450,6 +483,15 @@ class Archive:
             raise CheckpointError(
                 f"{self.path}: {name} does not match its sha256 in the manifest (the file is damaged or was edited)"
             )
+
+
+def _writable_memory(size: int) -> bytearray | mmap.mmap:
+    """A buffer to read into: large ones are anonymous maps, whose pages the
+    kernel provides zeroed on first touch, instead of a bytearray that is
+    zero-filled first and then overwritten."""
+    if size < 4 * _CHUNK:
+        return bytearray(size)
+    return mmap.mmap(-1, size)
 
 
 def open_archive(path: str | os.PathLike[str]) -> Archive:

@@ -15,6 +15,7 @@ aligned members.
 from __future__ import annotations
 
 import copyreg
+import functools
 import io
 import pickle
 import sys
@@ -42,6 +43,8 @@ class RewrapPickler(pickle.Pickler):
         self._strip = frozenset(strip_ids)
         self._handlers: dict[type, _Handler | None] = {}
         self._referenced: dict[int, Any] = {}
+        self.rewrapped = False
+        """Whether any catalog kind was rewrapped or stripped (then save lists them)."""
         self._tensor_types = tensor_types()
         self._tensors = TensorReducer() if self._tensor_types else None
 
@@ -73,7 +76,11 @@ class RewrapPickler(pickle.Pickler):
         kind = catalog.kind_of_type(cls)
         if kind is None or kind.reduce is None:
             return None
-        return kind.reduce
+        return functools.partial(self._rewrap, kind.reduce)
+
+    def _rewrap(self, reduce: _Handler, obj: Any) -> Any:
+        self.rewrapped = True
+        return reduce(obj)
 
     def _by_reference(self, obj: Any) -> Any:
         name = plain_global(obj)

@@ -116,8 +116,14 @@ def scan(obj: Any, target: str = "") -> ScanReport:
 
 
 class _Sink:
+    """Discards what the pickler writes, except the tail it is asked to keep."""
+
+    def __init__(self) -> None:
+        self.kept: bytes | None = None
+
     def write(self, data: bytes) -> None:
-        pass
+        if self.kept is not None:
+            self.kept += bytes(data)
 
 
 def _discard(buffer: pickle.PickleBuffer) -> bool:
@@ -126,14 +132,29 @@ def _discard(buffer: pickle.PickleBuffer) -> bool:
 
 def pickle_error(obj: Any) -> tuple[BaseException | None, int]:
     """Try the C pickler on `obj`: (the exception or None, objects memoized)."""
-    pickler = pickle.Pickler(_Sink(), PROTOCOL, buffer_callback=_discard)
+    sink = _Sink()
+    pickler = pickle.Pickler(sink, PROTOCOL, buffer_callback=_discard)
     try:
         pickler.dump(obj)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # anything pickle raises is a verdict, not a crash
         return exc, 0
-    return None, len(pickler.memo.copy())
+    return None, _memo_size(pickler, sink)
+
+
+def _memo_size(pickler: pickle.Pickler, sink: _Sink) -> int:
+    """How many objects the pickler memoized, without copying its memo (which
+    costs more than the pickling): a new object gets the next memo index,
+    and pickling it again writes that index as a memo GET."""
+    marker: list[Any] = []
+    pickler.dump(marker)
+    sink.kept = b""
+    pickler.dump(marker)
+    tail = sink.kept.removeprefix(b"\x80\x05")
+    if tail[:1] == b"\x95":  # FRAME and its 8-byte length
+        tail = tail[9:]
+    return tail[1] if tail[:1] == b"h" else int.from_bytes(tail[1:5], "little")
 
 
 _EXIT = object()
@@ -208,8 +229,11 @@ class _Walker:
         return entries
 
     def _failing(self, children: Children) -> list[tuple[Edge, Any, BaseException | None]]:
+        """The children pickle fails on, found by pickling halves. The whole
+        list is not tried first: its parent just failed, so it would fail too."""
         out = []
-        todo = [(0, len(children))]
+        half = len(children) // 2
+        todo = [(half, len(children)), (0, half)] if half else [(0, len(children))]
         while todo:
             lo, hi = todo.pop()
             if hi - lo == 1:
