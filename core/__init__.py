@@ -21,6 +21,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 from .checkpoint import Inspection, LoadReport, SaveReport, inspect, load, load_checkpoint, save  # noqa: E402
 from .errors import CheckpointError, CkptError, SaveError, UnsafeCheckpointError  # noqa: E402
+from .register import register, registered, unregister  # noqa: E402
 from .scan import Finding, ScanReport, scan  # noqa: E402
 from .serial import dumps, loads  # noqa: E402
 from .verify import VerifyReport, verify  # noqa: E402
@@ -28,5 +29,5 @@ from .verify import VerifyReport, verify  # noqa: E402
 __all__ = [
     "CheckpointError", "CkptError", "Finding", "Inspection", "LoadReport", "SaveError", "SaveReport",
     "ScanReport", "UnsafeCheckpointError", "VerifyReport", "__version__", "dumps", "inspect", "load",
-    "load_checkpoint", "loads", "save", "scan", "verify",
+    "load_checkpoint", "loads", "register", "registered", "save", "scan", "unregister", "verify",
 ]

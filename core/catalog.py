@@ -283,10 +283,33 @@ def kind_of_type(cls: type) -> Kind | None:
         return kind
 
 
+REGISTERED: set[type] = set()
+"""Classes whose copyreg reducer is ckpt's own (`register()`): still catalog kinds."""
+
+
+def handled_by_copyreg(cls: type) -> bool:
+    """A reducer someone else put in copyreg: pickle uses it, so ckpt leaves the type alone."""
+    return cls in copyreg.dispatch_table and cls not in REGISTERED
+
+
+def rewrap_reducers() -> dict[type, Callable[[Any], Any]]:
+    """Every class (and existing subclass) with a rewrap reducer, for copyreg."""
+    _refresh()
+    reducers = {}
+    todo = [cls for cls, kind in _by_type.items() if kind.reduce is not None]
+    while todo:
+        cls = todo.pop()
+        kind = kind_of_type(cls)
+        if kind is not None and kind.reduce is not None and cls not in reducers:
+            reducers[cls] = kind.reduce
+            todo.extend(cls.__subclasses__())
+    return reducers
+
+
 def kind_for(obj: Any) -> Kind | None:
     """The catalog row that applies to `obj`, or None if plain pickle handles it."""
     cls = type(obj)
-    if cls in copyreg.dispatch_table:
+    if handled_by_copyreg(cls):
         return None
     kind = kind_of_type(cls)
     if kind is not None and kind.applies is not None and not kind.applies(obj):

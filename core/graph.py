@@ -214,6 +214,23 @@ def _call_children(func: Any, args: tuple[Any, ...]) -> Children:
     return out
 
 
+def _custom_state_children(obj: Any, state: Any, skip: Any) -> Children:
+    """A custom `__getstate__`'s dict: a value that is also the attribute of
+    that name is reached as `.name` (the path a person would write); any
+    other value as `.__getstate__()['name']`."""
+    if not isinstance(state, dict):
+        return [(("call", "__getstate__()"), state)]
+    attributes = getattr(obj, "__dict__", {})
+    return [
+        ((("attr", key) if attributes.get(key, _NOTHING) is value else ("getstate", key)), value)
+        for key, value in state.items()
+        if type(value) not in skip
+    ]
+
+
+_NOTHING = object()
+
+
 def _state_children(obj: Any, state: Any, default: bool, skip: Any) -> Children:
     if type(obj) is functools.partial and isinstance(state, tuple) and len(state) == 4:
         names = ("func", "args", "keywords", "__dict__")
@@ -221,7 +238,7 @@ def _state_children(obj: Any, state: Any, default: bool, skip: Any) -> Children:
     if not default:
         return [(("reduce", 2), state)]
     if type(obj).__getstate__ is not object.__getstate__:
-        return [(("call", "__getstate__()"), state)]
+        return _custom_state_children(obj, state, skip)
     parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
     out: Children = []
     for part in parts:

@@ -9,6 +9,7 @@ turns the chain into text for the objects it reports. An edge is one of:
     ("key", i)           list(model)[i]        (the i-th key of a dict)
     ("member", i)        list(model)[i]        (the i-th member of a set)
     ("call", text)       model.text            (e.g. "__getstate__()")
+    ("getstate", key)    model.__getstate__()[key]   (a custom state's value that is not an attribute)
     ("reduce", i)        model.__reduce_ex__(5)[i]
     ("closure", i)       model.__closure__[i].cell_contents
     ("type",)            type(model)
@@ -52,6 +53,8 @@ def _suffix(edge: Edge) -> str | None:
         return f"[{_key_repr(edge[1])}]"
     if tag == "call":
         return f".{edge[1]}"
+    if tag == "getstate":
+        return f".__getstate__()[{_key_repr(edge[1])}]"
     if tag == "reduce":
         return f".__reduce_ex__(5)[{edge[1]}]"
     if tag == "closure":

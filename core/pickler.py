@@ -14,7 +14,6 @@ aligned members.
 
 from __future__ import annotations
 
-import copyreg
 import functools
 import io
 import pickle
@@ -67,7 +66,7 @@ class RewrapPickler(pickle.Pickler):
     def _handler_for(self, cls: type) -> _Handler | None:
         if issubclass(cls, type) or cls in _BY_REFERENCE:
             return self._by_reference
-        if cls in copyreg.dispatch_table:
+        if catalog.handled_by_copyreg(cls):
             return None
         if self._tensors is not None and cls in self._tensor_types:
             return self._tensors

@@ -21,6 +21,7 @@ its parent and edge, and path strings are built only for findings.
 
 from __future__ import annotations
 
+import copyreg
 import enum
 import pickle
 import time
@@ -134,6 +135,10 @@ def pickle_error(obj: Any) -> tuple[BaseException | None, int]:
     """Try the C pickler on `obj`: (the exception or None, objects memoized)."""
     sink = _Sink()
     pickler = pickle.Pickler(sink, PROTOCOL, buffer_callback=_discard)
+    if catalog.REGISTERED:  # ckpt's own copyreg reducers: report what they rewrap
+        pickler.dispatch_table = {
+            cls: reduce for cls, reduce in copyreg.dispatch_table.items() if cls not in catalog.REGISTERED
+        }
     try:
         pickler.dump(obj)
     except (KeyboardInterrupt, SystemExit):

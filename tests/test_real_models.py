@@ -1,0 +1,91 @@
+"""Real models from real libraries: scan names the right paths, save + load
+--verify --against round-trips through the installed CLI, and the loaded
+model predicts exactly what the original does."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ckpt.core as ckpt
+from conftest import RunCkpt
+
+CASES = {
+    "sklearn_pipeline": (["sklearn"], {"model.steps[0][1].lock_": "rlock", "model.steps[0][1].handler_": "log-handler"}),
+    "torch_service": (["torch"], {"model.lock": "lock", "model.pool": "thread-pool", "model.pending": "queue"}),
+    "logging_model": ([], {"model.handlers[0]": "log-handler", "model.handlers[1]": "log-handler"}),
+}
+
+
+def sample(name: str) -> Any:
+    for library in CASES[name][0]:
+        pytest.importorskip(library)
+    return importlib.import_module(f"sample_models.{name}")
+
+
+def trust(name: str) -> list[str]:
+    return ["sample_models", *(["sklearn"] if name == "sklearn_pipeline" else [])]
+
+
+def predictions(name: str, model: Any) -> Any:
+    module = sample(name)
+    if name == "sklearn_pipeline":
+        X, _ = module.data()
+        return model.predict_proba(X).tolist()
+    if name == "torch_service":
+        import torch
+
+        torch.manual_seed(1)
+        return model.predict(torch.randn(5, 16)).tolist()
+    return [model.predict(x) for x in (0.0, 1.5, -2.0)]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_cli_scan_save_and_verify_against(run_ckpt: RunCkpt, tmp_path: Path, name: str) -> None:
+    sample(name)
+    target = f"sample_models.{name}:build"
+    scanned = run_ckpt("scan", target, "--format", "json")
+    assert scanned.code == 1, scanned
+    assert {f["path"]: f["kind"] for f in scanned.json()["findings"]} == CASES[name][1]
+    path = tmp_path / f"{name}.ckpt"
+    assert run_ckpt("save", target, "-o", str(path)).code == 0
+    flags = [arg for t in trust(name) for arg in ("--trust", t)]
+    loaded = run_ckpt("load", str(path), *flags, "--verify", "--against", target, "--format", "json")
+    assert loaded.code == 0, loaded
+    checks = {c["name"]: c["ok"] for c in loaded.json()["verify"]["checks"]}
+    assert checks["against target"] is True and checks["primitives work"] is True
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_loaded_model_predicts_the_same(tmp_path: Path, name: str) -> None:
+    original = sample(name).build()
+    path = tmp_path / f"{name}.ckpt"
+    ckpt.save(original, path)
+    loaded = ckpt.load(path, trust=trust(name))
+    assert predictions(name, loaded) == predictions(name, original)
+
+
+def test_torch_layers_need_no_trust_but_the_users_class_does(tmp_path: Path) -> None:
+    sample("torch_service")
+    import torch
+
+    layers = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh())
+    ckpt.save({"layers": layers}, tmp_path / "layers.ckpt")
+    assert isinstance(ckpt.load(tmp_path / "layers.ckpt")["layers"], torch.nn.Sequential)
+    ckpt.save(sample("torch_service").build(), tmp_path / "service.ckpt")
+    with pytest.raises(ckpt.UnsafeCheckpointError, match="--trust sample_models"):
+        ckpt.load(tmp_path / "service.ckpt")
+
+
+def test_logger_is_the_loading_process_logger(tmp_path: Path) -> None:
+    original = sample("logging_model").build()
+    ckpt.save(original, tmp_path / "m.ckpt")
+    loaded = ckpt.load(tmp_path / "m.ckpt", trust=["sample_models"])
+    assert loaded.log is logging.getLogger("sample_models.logged")
+    file_handler, stream_handler = loaded.handlers
+    assert file_handler.stream is None and file_handler.mode == "a"
+    assert stream_handler.stream is not None
