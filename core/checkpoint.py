@@ -10,6 +10,7 @@ inspect: open and check the archive -> static walk of data.pkl; nothing runs.
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import os
 import platform
 import sys
@@ -249,6 +250,7 @@ def load_checkpoint(
     """
     started = time.perf_counter()
     with open_archive(path) as archive:
+        _require_modules(archive.manifest, str(path))
         signed, policy = _policy(archive.manifest, tuple(trust), signing_key(key), str(path))
         data = archive.read(DATA)
         buffers = _buffers(archive, mmap, progress)
@@ -263,6 +265,17 @@ def load_checkpoint(
 def load(path: str | os.PathLike[str], *, trust: Iterable[str] = (), mmap: bool = False) -> Any:
     """Load a checkpoint and return the object."""
     return load_checkpoint(path, trust=trust, mmap=mmap).obj
+
+
+def _require_modules(manifest: Manifest, what: str) -> None:
+    """Refuse up front, naming the version it was saved with, a checkpoint
+    that needs a package this environment does not have."""
+    for module, version in sorted(manifest.modules.items()):
+        if module not in sys.modules and importlib.util.find_spec(module) is None:
+            raise CheckpointError(
+                f"cannot load {what}: it needs {module} (saved with version {version}), which is not installed here",
+                hint=f"pip install '{module}=={version}'",
+            )
 
 
 def _policy(manifest: Manifest, trust: tuple[str, ...], key: bytes | None, what: str) -> tuple[str, Policy]:
