@@ -44,24 +44,24 @@ def format_path(edges: Sequence[Edge], root: str = ROOT) -> str:
     return "".join(parts)
 
 
+_SUFFIXES = {
+    "item": lambda key: f"[{_key_repr(key)}]",
+    "call": lambda text: f".{text}",
+    "getstate": lambda key: f".__getstate__()[{_key_repr(key)}]",
+    "reduce": lambda index: f".__reduce_ex__(5)[{index}]",
+    "closure": lambda index: f".__closure__[{index}].cell_contents",
+    "note": lambda text: f"<{text}>",
+}
+
+
 def _suffix(edge: Edge) -> str | None:
+    """The text an edge appends, or None if it must wrap the expression."""
     tag = edge[0]
     if tag == "attr":
         name = edge[1]
         return f".{name}" if isinstance(name, str) and name.isidentifier() else None
-    if tag == "item":
-        return f"[{_key_repr(edge[1])}]"
-    if tag == "call":
-        return f".{edge[1]}"
-    if tag == "getstate":
-        return f".__getstate__()[{_key_repr(edge[1])}]"
-    if tag == "reduce":
-        return f".__reduce_ex__(5)[{edge[1]}]"
-    if tag == "closure":
-        return f".__closure__[{edge[1]}].cell_contents"
-    if tag == "note":
-        return f"<{edge[1]}>"
-    return None
+    render = _SUFFIXES.get(tag)
+    return render(edge[1]) if render else None
 
 
 def _wrap(text: str, edge: Edge) -> str:
