@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from ckpt.core import __version__
 from ckpt.core import config as config_module
+from ckpt.core.check import check as run_checks
 from ckpt.core.checkpoint import inspect as inspect_checkpoint
 from ckpt.core.checkpoint import load_checkpoint
 from ckpt.core.checkpoint import save as save_object
@@ -20,7 +22,7 @@ from ckpt.core.suggest import suggest as suggest_fixes
 from ckpt.core.target import importable_cwd, resolve
 from ckpt.core.verify import verify as verify_checkpoint
 
-from . import views
+from . import sarif, views
 from .progress import ProgressBar
 from .text import TextOutput
 
@@ -85,7 +87,7 @@ def cli() -> None:
 @cli.command()
 @click.argument("target")
 @click.option("--suggest", is_flag=True, help="Also print __getstate__/__setstate__ code that fixes each class by hand.")
-@common()
+@common(("text", "json", "sarif"))
 @click.pass_context
 def scan(ctx: click.Context, target: str, suggest: bool, fmt: str) -> None:
     """Report every object in TARGET that plain pickle refuses.
@@ -101,6 +103,8 @@ def scan(ctx: click.Context, target: str, suggest: bool, fmt: str) -> None:
     suggestions = suggest_fixes(report) if suggest else None
     if fmt == "json":
         emit_json(views.scan_json(report, suggestions))
+    elif fmt == "sarif":
+        emit_json(sarif.scan_log(report))
     else:
         views.scan_text(TextOutput(), report, suggestions)
     ctx.exit(report.exit_code)
@@ -203,3 +207,31 @@ def inspect(ctx: click.Context, file: str, fmt: str) -> None:
     else:
         views.inspect_text(TextOutput(), result)
     ctx.exit(result.exit_code)
+
+
+@cli.command()
+@click.argument("files", nargs=-1)
+@click.option("--config", "config_path", metavar="PATH",
+              help="The pyproject.toml to read [tool.ckpt] from (default: the nearest one from here upward).")
+@common(("text", "json", "sarif"))
+@click.pass_context
+def check(ctx: click.Context, files: tuple[str, ...], config_path: str | None, fmt: str) -> None:
+    """Check what [tool.ckpt] in pyproject.toml asks for: for CI and pre-commit.
+
+    Scans every configured target (it passes if `ckpt save` can write it:
+    under fail-on = "error" every finding is rewrapped, stripped, or listed
+    in `strip`; under "any" every finding fails) and verifies every
+    configured checkpoint. Targets resolve from the configuration file's
+    directory. Given FILES, verifies the .ckpt files among them and scans
+    only the targets whose module file is among them.
+
+    Exit 0 all passed, 1 something failed, 2 configuration or usage error.
+    """
+    report = run_checks(config_module.load(Path(config_path) if config_path else None), files)
+    if fmt == "json":
+        emit_json(views.check_report_json(report))
+    elif fmt == "sarif":
+        emit_json(sarif.check_log(report))
+    else:
+        views.check_report_text(TextOutput(), report)
+    ctx.exit(report.exit_code)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ckpt.core.check import CheckReport, Item
 from ckpt.core.checkpoint import Inspection, LoadReport, SaveReport
 from ckpt.core.container import Substitution
 from ckpt.core.paths import shorten
@@ -244,3 +245,35 @@ def inspect_text(out: TextOutput, inspection: Inspection) -> None:
         out.line(f"problem: {problem}", "fail")
     if not inspection.problems:
         out.line("intact: every member matches the manifest", "ok")
+
+
+def check_report_json(report: CheckReport) -> dict[str, Any]:
+    return {
+        "config": str(report.config) if report.config else None,
+        "fail_on": report.fail_on,
+        "ok": report.ok,
+        "items": [_item_json(item) for item in report.items],
+    }
+
+
+def _item_json(item: Item) -> dict[str, Any]:
+    data: dict[str, Any] = {"what": item.what, "name": item.name, "ok": item.ok, "why": item.why}
+    if item.scan is not None:
+        data["findings"] = [finding_json(f) for f in item.scan.findings]
+        data["failing"] = [f.path for f in item.failing]
+        data["stale_strips"] = list(item.stale)
+    if item.verify is not None:
+        data["verify"] = check_json(item.verify)
+    return data
+
+
+def check_report_text(out: TextOutput, report: CheckReport) -> None:
+    out.heading(f"ckpt check: {report.config or 'no pyproject.toml'} (fail-on = {report.fail_on})")
+    if not report.items:
+        out.line("nothing among the given files is a configured target's module or a .ckpt file", "ok")
+        return
+    rows = [[f"{item.what} {shorten(item.name)}", "ok" if item.ok else "FAIL", item.why] for item in report.items]
+    out.table(["checked", "result", "why"], rows, ["ok" if item.ok else "fail" for item in report.items])
+    failed = len(report.failures)
+    verdict = "all passed" if not failed else f"{failed} failed"
+    out.line(f"ckpt check: {plural(len(report.items), 'check')}, {verdict}", "ok" if not failed else "fail")

@@ -39,12 +39,10 @@ class Config:
         """Where relative paths and targets are resolved: the file's directory."""
         return self.path.parent if self.path else Path.cwd()
 
-    def checkpoint_files(self) -> list[Path]:
-        found: dict[Path, None] = {}
-        for pattern in self.checkpoints:
-            for match in sorted(self.root.glob(pattern)):
-                found[match] = None
-        return list(found)
+    def checkpoint_matches(self) -> dict[str, list[Path]]:
+        """Each `checkpoints` pattern with the files it matches (maybe none:
+        `ckpt check` reports a pattern that matches nothing)."""
+        return {pattern: sorted(p for p in self.root.glob(pattern) if p.is_file()) for pattern in self.checkpoints}
 
 
 def find(start: Path | None = None) -> Path | None:
@@ -88,7 +86,7 @@ def _parse(path: Path, section: dict[str, Any]) -> Config:
     return Config(
         path=path,
         targets=_strings(path, section, "targets"),
-        checkpoints=_strings(path, section, "checkpoints"),
+        checkpoints=_patterns(path, _strings(path, section, "checkpoints")),
         trust=_strings(path, section, "trust"),
         strip=_strips(path, _strings(path, section, "strip")),
         fail_on=fail_on,
@@ -100,6 +98,15 @@ def _strings(path: Path, section: dict[str, Any], key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"{path}: [tool.ckpt] {key} must be a list of non-empty strings")
     return tuple(value)
+
+
+def _patterns(path: Path, patterns: tuple[str, ...]) -> tuple[str, ...]:
+    for pattern in patterns:
+        if Path(pattern).is_absolute():
+            raise ConfigError(
+                f"{path}: [tool.ckpt] checkpoints pattern {pattern!r} must be relative to the file's directory"
+            )
+    return patterns
 
 
 def _strips(path: Path, entries: tuple[str, ...]) -> dict[str, tuple[str, ...]]:

@@ -85,3 +85,14 @@ def rewrite_member(path: Path, name: str, data: bytes, *, fix_manifest: bool = T
             if member != "manifest.json":
                 archive.writestr(member, content)
         archive.writestr("manifest.json", members["manifest.json"])
+
+
+def flip_byte(path: Path, member: str = "data.pkl") -> None:
+    """Damage a checkpoint as a bad disk or a careless edit would: one byte
+    of a member changed, its size and the manifest left as they were."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        data = bytearray(archive.read(member))
+    data[len(data) // 2] ^= 0xFF
+    rewrite_member(path, member, bytes(data), fix_manifest=False)
