@@ -25,9 +25,14 @@ def main(argv: list[str] | None = None) -> int:
         code = cli.main(args=argv, prog_name="ckpt", standalone_mode=False)
     except click.exceptions.Abort:
         return _fail("interrupted", INTERRUPTED)
-    except click.ClickException as exc:
-        exc.show()
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # `ckpt` alone: the help is the answer
         return exc.exit_code
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "ckpt"
+        return _fail(f"error: {exc.format_message()} (see '{where} --help')", exc.exit_code)
+    except click.ClickException as exc:
+        return _fail(f"error: {exc.format_message()}", exc.exit_code)
     except CkptError as exc:
         _show_cause(exc)
         return _fail(f"error: {exc}", exc.exit_code)

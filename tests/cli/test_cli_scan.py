@@ -105,9 +105,17 @@ def test_file_target_and_cwd_module_target_agree(run_ckpt: RunCkpt, project: Pat
     assert [f["path"] for f in by_module["findings"]] == [f["path"] for f in by_file["findings"]] == ["model['lock']"]
 
 
-def test_unknown_format_is_a_usage_error(run_ckpt: RunCkpt) -> None:
-    result = run_ckpt("scan", "sample_models.service:build", "--format", "yaml")
-    assert result.code == 2 and "Traceback" not in result.err
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["scan", "sample_models.service:build", "--format", "yaml"], ["'yaml' is not one of", "ckpt scan --help"]),
+        (["scan"], ["Missing argument 'TARGET'", "ckpt scan --help"]),
+        (["bogus"], ["No such command 'bogus'", "ckpt --help"]),
+        (["save", "sample_models.service:build"], ["Missing option '-o'"]),
+    ],
+)
+def test_usage_errors_are_one_line(run_ckpt: RunCkpt, args: list[str], fragments: list[str]) -> None:
+    assert_one_line_error(run_ckpt(*args), 2, *fragments)
 
 
 def test_suggested_code_fixes_the_class(run_ckpt: RunCkpt) -> None:
