@@ -136,6 +136,7 @@ def _pickle_into(
         pickler = RewrapPickler(sink, strip_ids=stripped.keys())  # type: ignore[arg-type]
         try:
             pickler.dump(obj)
+            pickler.clear_memo()  # free it before a scan builds its own
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:

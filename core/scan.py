@@ -32,6 +32,7 @@ from . import catalog
 from .catalog import Action, Kind
 from .graph import ATOMS, PROTOCOL, Children, Unpicklable, decompose
 from .paths import Edge, format_path
+from .tensors import TensorReducer, tensor_types
 
 _SKIP_LEVELS = 100
 """After pickle runs out of recursion depth on a subtree, walk this many
@@ -135,10 +136,9 @@ def pickle_error(obj: Any) -> tuple[BaseException | None, int]:
     """Try the C pickler on `obj`: (the exception or None, objects memoized)."""
     sink = _Sink()
     pickler = pickle.Pickler(sink, PROTOCOL, buffer_callback=_discard)
-    if catalog.REGISTERED:  # ckpt's own copyreg reducers: report what they rewrap
-        pickler.dispatch_table = {
-            cls: reduce for cls, reduce in copyreg.dispatch_table.items() if cls not in catalog.REGISTERED
-        }
+    table = _dispatch_table()
+    if table is not None:
+        pickler.dispatch_table = table
     try:
         pickler.dump(obj)
     except (KeyboardInterrupt, SystemExit):
@@ -146,6 +146,21 @@ def pickle_error(obj: Any) -> tuple[BaseException | None, int]:
     except BaseException as exc:  # anything pickle raises is a verdict, not a crash
         return exc, 0
     return None, _memo_size(pickler, sink)
+
+
+def _dispatch_table() -> dict[type, Any] | None:
+    """copyreg's reducers, minus ckpt's own (`register()`: report what they
+    rewrap), plus ckpt's torch tensor reducer, which hands storages over as
+    out-of-band buffers (discarded here) where torch's own would copy every
+    storage into the pickle. Verdicts do not change: torch pickles plain
+    tensors either way, and odd ones still go to torch's reduction."""
+    tensors = tensor_types()
+    if not catalog.REGISTERED and not tensors:
+        return None
+    table = {cls: reduce for cls, reduce in copyreg.dispatch_table.items() if cls not in catalog.REGISTERED}
+    reducer = TensorReducer()
+    table.update({cls: reducer for cls in tensors})
+    return table
 
 
 def _memo_size(pickler: pickle.Pickler, sink: _Sink) -> int:
