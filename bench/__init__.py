@@ -1,0 +1,1 @@
+"""ckpt's benchmark: `python bench/run.py` (see bench/run.py and bench/RESULTS.md)."""
