@@ -127,8 +127,10 @@ def parse_manifest(raw: bytes) -> Manifest:
     """Parse and validate manifest.json; every problem is a CheckpointError."""
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # also UnicodeDecodeError, and integers too long to convert
         raise CheckpointError(f"manifest.json is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise CheckpointError("manifest.json is nested too deeply to be a ckpt manifest") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError("manifest.json does not describe a ckpt checkpoint (format is not 'ckpt')")
     version = data.get("format_version")
@@ -345,6 +347,10 @@ def _check_destination(path: Path, directory: Path, overwrite: bool) -> None:
         )
 
 
+DEVICE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+"""Errors of the destination's device while a file is written (not of the object being saved)."""
+
+
 def _write_error(exc: OSError, path: Path) -> WriteError:
     reason = {
         errno.ENOSPC: "no space left on the device",
@@ -352,6 +358,8 @@ def _write_error(exc: OSError, path: Path) -> WriteError:
         errno.EACCES: "permission denied",
         errno.EPERM: "permission denied",
         errno.EROFS: "read-only file system",
+        errno.EFBIG: "the file is too large for the device",
+        errno.EIO: "input/output error on the device",
     }.get(exc.errno or 0, exc.strerror or str(exc))
     return WriteError(f"cannot write {str(path)!r}: {reason}; nothing was written and any previous file is intact")
 
@@ -372,9 +380,11 @@ def _fsync_directory(directory: Path) -> None:
 def remove_stale_temporaries(directory: Path, name: str) -> list[Path]:
     """Remove temporary files for `name` whose writing process is gone."""
     removed = []
+    ours = re.compile(rf"\.{re.escape(name)}\.([0-9]{{1,10}})\.[0-9a-f]+{re.escape(_TEMP_SUFFIX)}")
     for temp in directory.glob(f".{glob_escape(name)}.*{_TEMP_SUFFIX}"):
-        parts = temp.name[len(name) + 2 :].split(".")
-        if len(parts) < 2 or not parts[0].isdigit() or _alive(int(parts[0])):
+        # exactly .NAME.PID.HEX.ckpt-tmp: a longer name (NAME.1.x) is another checkpoint's
+        match = ours.fullmatch(temp.name)
+        if match is None or _alive(int(match.group(1))):
             continue
         with contextlib.suppress(OSError):
             temp.unlink()
@@ -391,6 +401,8 @@ def _alive(pid: int) -> bool:
         return True
     try:
         os.kill(pid, 0)
+    except OverflowError:  # not a pid this system can have: not ours to remove
+        return True
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -522,9 +534,10 @@ def _open(path: Path, file: BinaryIO) -> Archive:
     if file.read(4) != b"PK\x03\x04":
         raise CheckpointError(f"{path}: not a ckpt checkpoint (not a zip archive)")
     try:
-        infos = zipfile.ZipFile(file).infolist()
+        archive = zipfile.ZipFile(file)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise CheckpointError(f"{path}: damaged or truncated archive ({exc})") from None
+    infos = archive.infolist()
     names = [info.filename for info in infos]
     if len(set(names)) != len(names):
         raise CheckpointError(f"{path}: an archive member name appears twice")
@@ -532,6 +545,7 @@ def _open(path: Path, file: BinaryIO) -> Archive:
     for info in infos:
         _check_name(path, info.filename)
         spans[info.filename] = _span(path, file, info, size)
+    _check_disjoint(path, infos, spans, archive.start_dir)
     if MANIFEST not in spans:
         raise CheckpointError(f"{path}: no manifest.json (not a ckpt checkpoint, or truncated)")
     if names[-1] != MANIFEST:
@@ -557,6 +571,8 @@ def _span(path: Path, file: BinaryIO, info: zipfile.ZipInfo, size: int) -> _Span
         )
     if info.flag_bits & 0x1:
         raise CheckpointError(f"{path}: member {info.filename!r} is encrypted")
+    if not 0 <= info.header_offset < size:  # zipfile adds the archive's shift, which damage can make negative
+        raise CheckpointError(f"{path}: damaged archive (member {info.filename!r} starts outside the file)")
     file.seek(info.header_offset)
     header = file.read(_LOCAL_HEADER.size)
     if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
@@ -573,8 +589,20 @@ def _span(path: Path, file: BinaryIO, info: zipfile.ZipInfo, size: int) -> _Span
     return _Span(offset, info.file_size)
 
 
+def _check_disjoint(path: Path, infos: list[zipfile.ZipInfo], spans: dict[str, _Span], directory: int) -> None:
+    """Members may not share bytes (nor with the central directory): overlapping
+    entries are how a small zip declares a huge total size (a zip bomb)."""
+    end = 0
+    for info in sorted(infos, key=lambda i: i.header_offset):
+        if info.header_offset < end:
+            raise CheckpointError(f"{path}: archive members overlap (a zip bomb, or a damaged file)")
+        end = spans[info.filename].offset + spans[info.filename].size
+    if end > directory:
+        raise CheckpointError(f"{path}: archive members overlap the central directory (a zip bomb, or a damaged file)")
+
+
 def _check_members(path: Path, manifest: Manifest, spans: dict[str, _Span]) -> None:
-    missing = sorted(manifest.members.keys() - spans.keys())
+    missing = sorted(repr(name) for name in manifest.members.keys() - spans.keys())
     extra = sorted(spans.keys() - manifest.members.keys())
     if missing:
         raise CheckpointError(f"{path}: member(s) {', '.join(missing)} listed in the manifest are missing")

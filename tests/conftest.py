@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,30 @@ def flip_byte(path: Path, member: str = "data.pkl") -> None:
         data = bytearray(archive.read(member))
     data[len(data) // 2] ^= 0xFF
     rewrite_member(path, member, bytes(data), fix_manifest=False)
+
+
+@contextlib.contextmanager
+def unwritable(directory: Path) -> Iterator[Path]:
+    """Make `directory` unwritable for the block: chmod for users; for root
+    (which ignores modes) the immutable attribute, where the filesystem has it."""
+    if os.geteuid() != 0:
+        directory.chmod(0o500)
+        try:
+            yield directory
+        finally:
+            directory.chmod(0o700)
+        return
+    if subprocess.run(["chattr", "+i", str(directory)], capture_output=True).returncode != 0:
+        pytest.skip("running as root on a filesystem without chattr +i: cannot make a directory unwritable")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["chattr", "-i", str(directory)], check=True)
+
+
+@pytest.fixture
+def unwritable_directory(tmp_path: Path) -> Iterator[Path]:
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    with unwritable(directory):
+        yield directory

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -126,23 +125,6 @@ def test_failed_write_leaves_previous_file_and_no_temporary(tmp_path: Path) -> N
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.ckpt"]
 
 
-@pytest.fixture
-def unwritable_directory(tmp_path: Path):
-    """A directory nobody can write to: chmod for users; for root (which
-    ignores modes) the immutable attribute, where the filesystem has it."""
-    directory = tmp_path / "ro"
-    directory.mkdir()
-    if os.geteuid() != 0:
-        directory.chmod(0o500)
-        yield directory
-        directory.chmod(0o700)
-        return
-    if subprocess.run(["chattr", "+i", str(directory)], capture_output=True).returncode != 0:
-        pytest.skip("running as root on a filesystem without chattr +i: cannot make a directory unwritable")
-    yield directory
-    subprocess.run(["chattr", "-i", str(directory)], check=True)
-
-
 def test_unwritable_directory(unwritable_directory: Path) -> None:
     with pytest.raises(WriteError, match="permission denied; nothing was written"):
         ckpt.save({"a": 1}, unwritable_directory / "m.ckpt")
@@ -162,6 +144,19 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:
         p.write_bytes(b"x")
     assert remove_stale_temporaries(tmp_path, "m.ckpt") == [dead]
     assert mine.exists() and other.exists()
+
+
+def test_temporaries_of_other_checkpoints_are_left_alone(tmp_path: Path) -> None:
+    """`m.ckpt.7.x` is another checkpoint, and its live writer's temporary
+    starts like one of m.ckpt's with a dead pid; nor is a number no pid can
+    be taken for one (os.kill would overflow)."""
+    others = [tmp_path / f".m.ckpt.999999999.x.{os.getpid()}.abcd1234.ckpt-tmp",
+              tmp_path / ".m.ckpt.99999999999999999999.abcd1234.ckpt-tmp"]
+    for p in others:
+        p.write_bytes(b"x")
+    assert remove_stale_temporaries(tmp_path, "m.ckpt") == []
+    ckpt.save({"a": 1}, tmp_path / "m.ckpt")
+    assert all(p.exists() for p in others)
 
 
 def test_interrupt_during_pickling_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
