@@ -23,6 +23,7 @@ from typing import Any
 from .catalog import Action
 from .container import (
     DATA,
+    DEVICE_ERRORS,
     Archive,
     ArchiveWriter,
     Manifest,
@@ -78,7 +79,7 @@ def save(
     # The scan walks the failing parts of the graph: run it only when its
     # answer is needed (strips to resolve, rewraps to list, a failure to
     # explain). A model plain pickle handles is pickled once.
-    report = scan(obj, target=target) if strip else None
+    report = _scan(obj, target) if strip else None
     stripped = _resolve_strips(report, strip) if report else {}
     if report:
         _refuse_unsaveable(report, stripped)
@@ -86,7 +87,7 @@ def save(
     with atomic_write(path, overwrite=overwrite) as file, ArchiveWriter(file) as writer:
         pickler = _pickle_into(writer, obj, stripped, progress, target)
         if report is None and pickler.rewrapped:
-            report = scan(obj, target=target)
+            report = _scan(obj, target)
         total = sum(b.raw().nbytes for b in pickler.buffers)
         done = 0
         for index, buffer in enumerate(pickler.buffers):
@@ -101,6 +102,18 @@ def save(
             manifest = manifest.sign(signing)
         writer.finish(manifest)
     return SaveReport(str(path), manifest, path.stat().st_size, time.perf_counter() - started, replaced)
+
+
+def _scan(obj: Any, target: str) -> ScanReport:
+    """`scan`, for save: a dict another thread resizes while it is walked
+    stops the walk, as it stops pickle; that is the object's doing, said so."""
+    try:
+        return scan(obj, target=target)
+    except RuntimeError as exc:
+        raise SaveError(
+            f"the object changed while it was saved ({exc}); nothing was written",
+            hint="stop the threads that modify it, or hold the lock that guards it while saving",
+        ) from None
 
 
 def _resolve_strips(report: ScanReport, strip: tuple[str, ...]) -> dict[int, Finding]:
@@ -140,7 +153,9 @@ def _pickle_into(
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:
-            _refuse_unsaveable(scan(obj, target=target), stripped)  # names every path, if it can
+            if isinstance(exc, OSError) and exc.errno in DEVICE_ERRORS:
+                raise  # the disk failed, not the object: atomic_write says so and removes the file
+            _refuse_unsaveable(_scan(obj, target), stripped)  # names every path, if it can
             raise SaveError(
                 f"pickling failed: {type(exc).__name__}: {exc}; nothing was written",
                 hint="a reducer raised, or the object changed while it was saved; run ckpt scan",
