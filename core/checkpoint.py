@@ -34,7 +34,9 @@ from .container import (
 )
 from .errors import CheckpointError, CkptError, SaveError, UnsafeCheckpointError
 from .pickler import RewrapPickler
-from .safeload import Policy, StaticGlobals, referenced_globals, unpickle_counted
+from .audit import StaticGlobals, referenced_globals
+from .policy import Policy
+from .safeload import unpickle_counted
 from .scan import Finding, ScanReport, qualified_name, scan
 
 Progress = Callable[[str, int, int], None]

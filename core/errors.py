@@ -57,3 +57,13 @@ class SaveError(CkptError):
 
 class WriteError(CkptError):
     """The destination cannot be written (permissions, disk full)."""
+
+
+def one_line(message: str) -> str:
+    """An error message from a library, on one line (pickle's own span two)."""
+    return printable(" ".join(message.split()))
+
+
+def printable(text: str) -> str:
+    """Text from a file, safe on one terminal line: control characters escaped."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -12,7 +12,8 @@ from typing import Any
 
 from .errors import SaveError
 from .pickler import dumps as rewrap_dumps
-from .safeload import Policy, unpickle
+from .policy import Policy
+from .safeload import unpickle
 from .scan import scan
 
 

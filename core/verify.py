@@ -23,7 +23,7 @@ from .container import DATA, open_archive
 from .errors import CheckpointError, CkptError
 from .paths import follow
 from .probes import ProbeFailed
-from .safeload import referenced_globals
+from .audit import referenced_globals
 from .scan import scan
 
 

@@ -32,7 +32,8 @@ from hypothesis import strategies as st
 import ckpt.core as ckpt
 from ckpt.core.errors import CheckpointError, UnsafeCheckpointError
 from ckpt.core.pickler import RewrapPickler
-from ckpt.core.safeload import Policy, unpickle
+from ckpt.core.policy import Policy
+from ckpt.core.safeload import unpickle
 
 pt = pytest.importorskip("test.pickletester", reason="this Python ships without its test package")
 

@@ -30,7 +30,7 @@ import pytest
 
 import ckpt.core as ckpt
 from ckpt.core.errors import CkptError
-from ckpt.core.safeload import referenced_globals
+from ckpt.core.audit import referenced_globals
 from conftest import Result, assert_one_line_error, rewrite_member
 from harness import run_many
 from hostile import ATTACKS, EXTENSIONS, Attack, call, glob, number, pkl, text

@@ -1,0 +1,205 @@
+"""What a pickle would ask for, found without running it.
+
+`referenced_globals` lists every global the bytes name and anything odd
+(persistent ids, extension codes, deep nesting); `tuple_depth` bounds how
+deep tuples nest. Both only read the opcodes: nothing is imported, called
+or built. `inspect`, `verify` and the loader's refusals use them.
+"""
+
+from __future__ import annotations
+
+import io
+import pickletools
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import one_line
+
+MAX_TUPLE_DEPTH = 10_000
+"""Tuples nested deeper than this are refused before anything is built:
+hashing one recurses in C without a limit and crashes the interpreter
+(around 100,000 levels). pickle itself cannot write more than about
+`sys.getrecursionlimit()` levels, so no file ckpt wrote comes near."""
+
+
+@dataclass(frozen=True)
+class StaticGlobals:
+    names: tuple[str, ...]
+    oddities: tuple[str, ...] = ()  # computed names, extension codes, persistent ids, deep nesting
+
+
+def referenced_globals(data: bytes | bytearray | memoryview) -> StaticGlobals:
+    """Every global the pickle would ask for, by simulating its stack and
+    memo for strings only. Nothing is imported or called."""
+    names: dict[str, None] = {}
+    oddities: dict[str, None] = {}
+    stack: list[Any] = []
+    memo: dict[int, Any] = {}
+    marks: list[int] = []
+    try:
+        for op, arg, _pos in pickletools.genops(io.BytesIO(bytes(data))):
+            name = op.name
+            if name in ("GLOBAL", "INST"):
+                module, _, qualname = str(arg).partition(" ")
+                names[f"{module}.{qualname}"] = None
+            elif name == "STACK_GLOBAL":
+                qualname, module = (stack.pop() if stack else None), (stack.pop() if stack else None)
+                if isinstance(module, str) and isinstance(qualname, str):
+                    names[f"{module}.{qualname}"] = None
+                else:
+                    oddities["a global whose name is computed at load time"] = None
+                stack.append(None)
+                continue
+            elif name.startswith("EXT"):
+                oddities[f"extension code {arg} (copyreg registry)"] = None
+            elif name in ("PERSID", "BINPERSID"):
+                oddities["a persistent id (ckpt never resolves them)"] = None
+            _simulate(op, arg, stack, memo, marks)
+    except Exception as exc:  # a malformed stream: report what was seen
+        oddities[f"malformed pickle ({one_line(str(exc))})"] = None
+    depth = tuple_depth(data)
+    if depth > MAX_TUPLE_DEPTH:
+        oddities[f"tuples nested {depth:,} levels deep (more than {MAX_TUPLE_DEPTH:,})"] = None
+    return StaticGlobals(tuple(names), tuple(oddities))
+
+
+def _simulate(op: pickletools.OpcodeInfo, arg: Any, stack: list[Any], memo: dict[int, Any], marks: list[int]) -> None:
+    """Track strings through the stack and memo; everything else is None."""
+    name = op.name
+    if name == "MARK":
+        marks.append(len(stack))
+        return
+    if name in ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"):
+        memo[len(memo) if name == "MEMOIZE" else arg] = stack[-1] if stack else None
+        return
+    before = op.stack_before
+    if pickletools.markobject in before:
+        del stack[marks.pop() if marks else 0 :]
+        before = before[: before.index(pickletools.markobject)]  # APPENDS and SETITEMS: the container stays
+    for _ in before:
+        if stack:
+            stack.pop()
+    if name in ("GET", "BINGET", "LONG_BINGET"):
+        stack.append(memo.get(arg))
+        return
+    pushed = len(op.stack_after)
+    stack.extend([arg if isinstance(arg, str) and "UNICODE" in name else None] * pushed)
+
+
+# --- how deep tuples nest: one fast pass over the opcodes ------------------
+#
+# A tuple's hash hashes its items, recursively, with no recursion limit. The
+# walk tracks, for every stack entry, how many tuples deep it reaches, with
+# rules that can only overestimate: a tuple (TUPLE*, and OBJ / INST, whose
+# result may be a tuple subclass holding the stack items) is one deeper than
+# what it holds; a call (REDUCE, NEWOBJ) is as deep as its argument tuple;
+# lists, dicts, sets and objects given state are as deep as what they hold.
+
+_PUSH, _MARK, _TUPLE, _MARK_TUPLE, _COLLECT, _EXTEND, _MERGE1, _MERGE2, _CALL, _CALL_EX, _POP, _POP_MARK, \
+    _DUP, _PUT, _MEMOIZE, _GET, _REPLACE, _KEEP, _STOP, _STACK_GLOBAL, _EMPTY_TUPLE = range(21)
+
+_EFFECTS = {
+    "MARK": _MARK, "TUPLE1": _TUPLE, "TUPLE2": _TUPLE, "TUPLE3": _TUPLE, "TUPLE": _MARK_TUPLE, "OBJ": _MARK_TUPLE,
+    "INST": _MARK_TUPLE, "LIST": _COLLECT, "DICT": _COLLECT, "FROZENSET": _COLLECT, "APPENDS": _EXTEND,
+    "SETITEMS": _EXTEND, "ADDITEMS": _EXTEND, "APPEND": _MERGE1, "BUILD": _MERGE1, "SETITEM": _MERGE2,
+    "REDUCE": _CALL, "NEWOBJ": _CALL, "NEWOBJ_EX": _CALL_EX, "POP": _POP, "POP_MARK": _POP_MARK, "DUP": _DUP,
+    "PUT": _PUT, "BINPUT": _PUT, "LONG_BINPUT": _PUT, "MEMOIZE": _MEMOIZE, "GET": _GET, "BINGET": _GET,
+    "LONG_BINGET": _GET, "BINPERSID": _REPLACE, "STACK_GLOBAL": _STACK_GLOBAL, "READONLY_BUFFER": _KEEP,
+    "PROTO": _KEEP, "FRAME": _KEEP, "STOP": _STOP, "EMPTY_TUPLE": _EMPTY_TUPLE,
+}
+_TUPLE_SIZES = {"TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
+_OPCODE_TABLE = {
+    op.code.encode("latin-1")[0]: (
+        op.arg.n if op.arg is not None else 0,
+        2 if op.name in ("GLOBAL", "INST") else 1,  # lines of a newline-terminated argument
+        _EFFECTS.get(op.name, _PUSH),
+        _TUPLE_SIZES.get(op.name, 0),
+    )
+    for op in pickletools.opcodes
+}
+_LENGTH_BYTES = {pickletools.TAKEN_FROM_ARGUMENT1: 1, pickletools.TAKEN_FROM_ARGUMENT4: 4,
+                 pickletools.TAKEN_FROM_ARGUMENT4U: 4, pickletools.TAKEN_FROM_ARGUMENT8U: 8}
+
+
+def tuple_depth(data: Any) -> int:
+    """How deep tuples nest in the pickle, at most. Nothing is built: a
+    malformed stream just ends the walk (the unpickler refuses it later)."""
+    raw = bytes(data)
+    stack: list[int] = []
+    marks: list[int] = []
+    memo: dict[int, int] = {}
+    deepest = 0
+    i, end = 0, len(raw)
+    try:
+        while i < end:
+            n, lines, effect, size = _OPCODE_TABLE[raw[i]]
+            start = i = i + 1
+            if n >= 0:
+                i += n
+            elif n == pickletools.UP_TO_NEWLINE:
+                for _ in range(lines):
+                    i = raw.index(b"\n", i) + 1
+            else:
+                width = _LENGTH_BYTES[n]
+                i += width + int.from_bytes(raw[i : i + width], "little")
+            if effect == _PUSH:
+                stack.append(0)
+            elif effect == _PUT or effect == _MEMOIZE or effect == _GET:
+                key = len(memo) if effect == _MEMOIZE else _memo_key(raw, start, i, n)
+                if effect == _GET:
+                    stack.append(memo.get(key, 0))
+                else:
+                    memo[key] = stack[-1]
+            elif effect == _TUPLE or effect == _MARK_TUPLE:
+                cut = marks.pop() if effect == _MARK_TUPLE else len(stack) - size
+                depth = 1 + max(stack[cut:], default=0)
+                del stack[cut:]
+                stack.append(depth)
+                deepest = max(deepest, depth)
+            else:
+                _apply(effect, stack, marks)
+                if effect == _STOP:
+                    break
+    except (IndexError, KeyError, ValueError):
+        pass
+    return deepest
+
+
+def _memo_key(raw: bytes, start: int, stop: int, n: int) -> int:
+    if n == pickletools.UP_TO_NEWLINE:
+        return int(raw[start : stop - 1])
+    return int.from_bytes(raw[start:stop], "little")
+
+
+def _apply(effect: int, stack: list[int], marks: list[int]) -> None:
+    """The opcodes that neither push a constant, nor touch the memo, nor build a tuple."""
+    if effect == _MARK:
+        marks.append(len(stack))
+    elif effect == _COLLECT or effect == _EXTEND or effect == _POP_MARK:
+        cut = marks.pop()
+        held = max(stack[cut:], default=0)
+        del stack[cut:]
+        if effect == _COLLECT:
+            stack.append(held)
+        elif effect == _EXTEND:
+            stack[-1] = max(stack[-1], held)
+    elif effect == _MERGE1 or effect == _MERGE2 or effect == _CALL:
+        count = 2 if effect == _MERGE2 else 1
+        held = max(stack[-count:])
+        del stack[-count:]
+        stack[-1] = max(stack[-1], held)
+    elif effect == _CALL_EX:
+        held = max(stack[-2], stack[-1] + 1)  # keyword arguments become the object's items
+        del stack[-2:]
+        stack[-1] = max(stack[-1], held)
+    elif effect == _POP or effect == _STOP:
+        stack.pop()
+    elif effect == _DUP:
+        stack.append(stack[-1])
+    elif effect == _STACK_GLOBAL:
+        del stack[-2:]
+        stack.append(0)
+    elif effect == _REPLACE:
+        stack[-1] = 0
+    elif effect == _EMPTY_TUPLE:
+        stack.append(1)
