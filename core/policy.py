@@ -79,6 +79,9 @@ ALLOWED = frozenset({
 })
 """Globals any checkpoint may use: constructors of plain data. The catalog adds its own."""
 
+MAIN_MODULES = ("__main__", "__mp_main__")
+"""A script's own module: its classes load when it is trusted (`--trust __main__`)."""
+
 CLASS_PREFIXES = ("torch.nn.modules.",)
 """Packages whose *classes* any checkpoint may use (torch's layers are plain
 data holders); functions there still need trust."""
@@ -102,9 +105,15 @@ class Policy:
     signed_globals: frozenset[str] = frozenset()
 
     def verdict(self, dotted: str) -> str | None:
-        """None if `dotted` (module.qualname) may be loaded, else why not."""
+        """None if `dotted` (module.qualname) may be loaded, else why not.
+
+        Dunder names (`__class__`, `__globals__`, `__subclasses__`) reach into
+        the interpreter and are never loaded; the one dunder module, a
+        script's `__main__`, can be trusted like any other."""
         parts = dotted.split(".")
-        if any(p.startswith("__") and p.endswith("__") for p in parts):
+        if any(p.startswith("__") and p.endswith("__") for p in parts[1:] if p) or (
+            parts[0].startswith("__") and parts[0] not in MAIN_MODULES
+        ):
             return "denied"
         if any(".".join(parts[:i]) in DENIED_MODULES for i in range(1, len(parts) + 1)):
             return "denied"

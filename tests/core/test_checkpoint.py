@@ -9,6 +9,7 @@ import queue
 import subprocess
 import sys
 import threading
+import textwrap
 import time
 import zipfile
 from pathlib import Path
@@ -309,3 +310,29 @@ def test_out_of_band_arrays_are_aligned_members(tmp_path: Path) -> None:
     mapped["w"][:] = -1  # copy-on-write: the file never changes
     assert path.read_bytes() == before
     assert info.compress_type == zipfile.ZIP_STORED
+
+
+def test_classes_of_a_script_load_when_main_is_trusted(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(
+        f"""
+        import threading
+        import ckpt.core as ckpt
+
+        class Model:
+            def __init__(self):
+                self.lock = threading.Lock()
+                self.weights = [1, 2, 3]
+
+        ckpt.save(Model(), {str(tmp_path / 'm.ckpt')!r})
+        try:
+            ckpt.load({str(tmp_path / 'm.ckpt')!r})
+        except ckpt.UnsafeCheckpointError as exc:
+            print("refused:", exc)
+        print("weights:", ckpt.load({str(tmp_path / 'm.ckpt')!r}, trust=["__main__"]).weights)
+        """
+    ))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "refused: refusing to load" in proc.stdout and "--trust __main__" in proc.stdout
+    assert "weights: [1, 2, 3]" in proc.stdout
