@@ -167,7 +167,7 @@ def load_json(report: LoadReport, checks: VerifyReport | None) -> dict[str, Any]
     data: dict[str, Any] = {
         "path": report.path,
         "root_type": report.manifest.root_type,
-        "objects": report.objects,
+        "objects": report.manifest.objects,
         "size": report.size,
         "seconds": round(report.seconds, 4),
         "mapped": report.mapped,
@@ -184,7 +184,7 @@ def load_text(out: TextOutput, report: LoadReport, checks: VerifyReport | None) 
     m = report.manifest
     out.heading(f"ckpt load: {report.path}: {m.root_type}")
     out.fields([
-        ("objects", f"{report.objects:,}"),
+        ("objects", f"{report.manifest.objects:,}"),
         ("substitutions", _counts(m.substitutions) + " (restored as listed)"),
         ("size", human_size(report.size) + (" (arrays memory-mapped)" if report.mapped else "")),
         ("time", f"{report.seconds:.2f} s"),

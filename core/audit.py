@@ -1,19 +1,31 @@
 """What a pickle would ask for, found without running it.
 
 `referenced_globals` lists every global the bytes name and anything odd
-(persistent ids, extension codes, deep nesting); `tuple_depth` bounds how
-deep tuples nest. Both only read the opcodes: nothing is imported, called
-or built. `inspect`, `verify` and the loader's refusals use them.
+(persistent ids, extension codes). It replays the opcodes with the C
+unpickler, handing out a do-nothing stand-in for every global (a "ghost"),
+so nothing from the file is imported or called; a stream the replay cannot
+finish is read opcode by opcode instead. `tuple_depth` bounds how deep
+tuples nest, opcode by opcode. `crash_proof` runs code that hashes what a
+pickle built on a stack deep enough for anything the bytes could nest.
+`inspect`, `verify` and the loader use them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copyreg
 import io
+import itertools
+import pickle
 import pickletools
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from .errors import one_line
+from .errors import CheckpointError, one_line
+
+T = TypeVar("T")
 
 MAX_TUPLE_DEPTH = 10_000
 """Tuples nested deeper than this are refused before anything is built:
@@ -29,8 +41,79 @@ class StaticGlobals:
 
 
 def referenced_globals(data: bytes | bytearray | memoryview) -> StaticGlobals:
-    """Every global the pickle would ask for, by simulating its stack and
-    memo for strings only. Nothing is imported or called."""
+    """Every global the pickle would ask for. Nothing is imported or called."""
+    try:
+        return crash_proof(lambda: _replayed_globals(data), data)
+    except Exception:  # a malformed stream: read it opcode by opcode, reporting what is there
+        return _simulated_globals(data)
+
+
+class _Ghost:
+    """Stands for every global and everything built from one: a class (for
+    NEWOBJ), its instances, the result of any call; takes any state or items."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _Ghost:
+        return object.__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Ghost:
+        return _Ghost()
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def append(self, item: Any) -> None:
+        pass
+
+    def extend(self, items: Any) -> None:
+        pass
+
+    def add(self, item: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+
+class _Replay(pickle.Unpickler):
+    def __init__(self, data: Any) -> None:
+        super().__init__(io.BytesIO(bytes(data)), buffers=itertools.repeat(b""))
+        self.names: dict[str, None] = {}
+        self.oddities: dict[str, None] = {}
+
+    def find_class(self, module: str, name: str) -> type[_Ghost]:
+        self.names[f"{module}.{name}"] = None
+        return _Ghost
+
+    def persistent_load(self, pid: Any) -> _Ghost:
+        self.oddities["a persistent id (ckpt never resolves them)"] = None
+        return _Ghost()
+
+
+def _replayed_globals(data: Any) -> StaticGlobals:
+    replay = _Replay(data)
+    with fresh_extension_cache():
+        replay.load()
+    return StaticGlobals(tuple(replay.names), tuple(replay.oddities))
+
+
+@contextlib.contextmanager
+def fresh_extension_cache() -> Iterator[None]:
+    """The C unpickler resolves an EXT opcode through copyreg's extension
+    cache before asking find_class: an object some earlier load cached
+    would slip past the policy, and a ghost cached here would be handed to
+    a later load. Empty the cache before and after."""
+    copyreg.clear_extension_cache()
+    try:
+        yield
+    finally:
+        copyreg.clear_extension_cache()
+
+
+def _simulated_globals(data: Any) -> StaticGlobals:
+    """The globals a (malformed) stream names, by simulating its stack and memo for strings."""
     names: dict[str, None] = {}
     oddities: dict[str, None] = {}
     stack: list[Any] = []
@@ -55,12 +138,87 @@ def referenced_globals(data: bytes | bytearray | memoryview) -> StaticGlobals:
             elif name in ("PERSID", "BINPERSID"):
                 oddities["a persistent id (ckpt never resolves them)"] = None
             _simulate(op, arg, stack, memo, marks)
-    except Exception as exc:  # a malformed stream: report what was seen
+    except Exception as exc:  # report what was seen
         oddities[f"malformed pickle ({one_line(str(exc))})"] = None
-    depth = tuple_depth(data)
-    if depth > MAX_TUPLE_DEPTH:
-        oddities[f"tuples nested {depth:,} levels deep (more than {MAX_TUPLE_DEPTH:,})"] = None
     return StaticGlobals(tuple(names), tuple(oddities))
+
+
+def nesting_problem(data: Any) -> str | None:
+    """Why the pickle's tuples nest too deep for CPython to hash, or None."""
+    if nesting_bound(data) <= MAX_TUPLE_DEPTH:
+        return None
+    depth = tuple_depth(data)
+    return f"tuples nested {depth:,} levels deep (more than {MAX_TUPLE_DEPTH:,})" if depth > MAX_TUPLE_DEPTH else None
+
+
+_NESTING_OPCODES = b"\x85\x86\x87t\x91R\x81\x92oi"
+"""TUPLE1-3, TUPLE, FROZENSET, REDUCE, NEWOBJ, NEWOBJ_EX, OBJ, INST: the
+opcodes that can make something one level deeper than what they take."""
+
+
+def nesting_bound(data: Any) -> int:
+    """An upper bound on how deep anything in the pickle nests: each level
+    needs one of `_NESTING_OPCODES`, and counting those bytes anywhere in
+    the stream (inside strings too) can only overestimate. C speed."""
+    raw = bytes(data)
+    return sum(raw.count(code) for code in _NESTING_OPCODES)
+
+
+_BYTES_PER_LEVEL = 128
+"""Stack one level of tuple hashing takes, with room to spare (measured: under 64)."""
+
+
+def crash_proof(work: Callable[[], T], data: Any) -> T:
+    """Run `work` (which unpickles `data` and so hashes what it builds) where
+    no nesting in `data` can overflow the C stack: a tuple's hash recurses
+    without a limit, and a deep one would crash the interpreter. Shallow
+    data runs here; deeper data runs in a thread whose stack fits the bound;
+    if no such thread can be had, the precise depth decides."""
+    bound = nesting_bound(data)
+    if bound <= MAX_TUPLE_DEPTH:
+        return work()
+    try:
+        return _with_stack(work, bound * _BYTES_PER_LEVEL + (16 << 20))
+    except _NoThread:
+        depth = tuple_depth(data)
+        if depth > MAX_TUPLE_DEPTH:
+            raise CheckpointError(
+                f"data.pkl nests tuples {depth:,} levels deep, more than {MAX_TUPLE_DEPTH:,}; "
+                "hashing them could crash Python"
+            ) from None
+        return work()
+
+
+class _NoThread(Exception):
+    pass
+
+
+_stack_lock = threading.Lock()
+
+
+def _with_stack(work: Callable[[], T], size: int) -> T:
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = work()
+        except BaseException as exc:  # carried back to the caller's thread
+            box["error"] = exc
+
+    with _stack_lock:  # the stack size applies to threads started meanwhile
+        previous = threading.stack_size()
+        try:
+            threading.stack_size(size)
+            worker = threading.Thread(target=run, name="ckpt-unpickle", daemon=True)
+            worker.start()
+        except (ValueError, RuntimeError, MemoryError, OverflowError):
+            raise _NoThread from None
+        finally:
+            threading.stack_size(previous)
+    worker.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
 
 
 def _simulate(op: pickletools.OpcodeInfo, arg: Any, stack: list[Any], memo: dict[int, Any], marks: list[int]) -> None:

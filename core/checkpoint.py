@@ -33,10 +33,10 @@ from .container import (
     open_archive,
 )
 from .errors import CheckpointError, CkptError, SaveError, UnsafeCheckpointError
-from .pickler import RewrapPickler
-from .audit import StaticGlobals, referenced_globals
+from .pickler import RewrapPickler, memo_size
+from .audit import StaticGlobals, nesting_problem, referenced_globals
 from .policy import Policy
-from .safeload import unpickle_counted
+from .safeload import unpickle
 from .scan import Finding, ScanReport, qualified_name, scan
 
 Progress = Callable[[str, int, int], None]
@@ -98,7 +98,7 @@ def save(
             if progress:
                 progress("writing arrays", done, total)
         findings = report.findings if report else ()
-        manifest = _manifest(obj, target, writer, findings, stripped, pickler.globals)
+        manifest = _manifest(obj, target, writer, findings, stripped, pickler)
         signing = signing_key(key)
         if signing is not None:
             manifest = manifest.sign(signing)
@@ -151,7 +151,6 @@ def _pickle_into(
         pickler = RewrapPickler(sink, strip_ids=stripped.keys())  # type: ignore[arg-type]
         try:
             pickler.dump(obj)
-            pickler.clear_memo()  # free it before a scan builds its own
         except (KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:
@@ -162,6 +161,8 @@ def _pickle_into(
                 f"pickling failed: {type(exc).__name__}: {exc}; nothing was written",
                 hint="a reducer raised, or the object changed while it was saved; run ckpt scan",
             ) from None
+    pickler.objects = memo_size(pickler, pickler.tap)
+    pickler.clear_memo()  # free it before a scan builds its own
     return pickler
 
 
@@ -186,7 +187,7 @@ def _manifest(
     writer: ArchiveWriter,
     findings: tuple[Finding, ...],
     stripped: dict[int, Finding],
-    globals_: list[str],
+    pickler: RewrapPickler,
 ) -> Manifest:
     from . import __version__
 
@@ -198,8 +199,9 @@ def _manifest(
         root_type=qualified_name(type(obj)),
         members=dict(writer.members),
         substitutions=tuple(_substitution(f, f.object_id in stripped) for f in findings),
-        globals=tuple(globals_),
-        modules=module_versions(globals_),
+        globals=tuple(pickler.globals),
+        modules=module_versions(pickler.globals),
+        objects=pickler.objects,
     )
 
 
@@ -243,7 +245,6 @@ class LoadReport:
     path: str
     manifest: Manifest
     size: int
-    objects: int
     seconds: float
     mapped: bool
     signed: str
@@ -272,11 +273,11 @@ def load_checkpoint(
         signed, policy = _policy(archive.manifest, tuple(trust), signing_key(key), str(path))
         data = archive.read(DATA)
         buffers = _buffers(archive, mmap, progress)
-        obj, objects = unpickle_counted(data, policy=policy, buffers=buffers, what=str(path))
+        obj = unpickle(data, policy=policy, buffers=buffers, what=str(path))
         warnings = version_warnings(archive.manifest)
         if strict and warnings:
             raise CheckpointError(f"{path}: {warnings[0]} (--strict)")
-        return LoadReport(str(path), archive.manifest, archive.size, objects, time.perf_counter() - started, mmap,
+        return LoadReport(str(path), archive.manifest, archive.size, time.perf_counter() - started, mmap,
                           signed, tuple(warnings), obj)
 
 
@@ -365,6 +366,8 @@ def inspect(path: str | os.PathLike[str]) -> Inspection:
         verdicts = {name: policy.verdict(name) for name in static.names}
         problems += [f"references {name}, which ckpt never loads" for name, v in verdicts.items() if v == "denied"]
         problems += list(static.oddities)
+        if (nesting := nesting_problem(data)) is not None:
+            problems.append(nesting)
         untrusted = tuple(name for name, v in verdicts.items() if v == "untrusted")
         return Inspection(str(path), archive.size, archive.manifest, static, tuple(problems), untrusted)
 

@@ -82,6 +82,8 @@ class Manifest:
     substitutions: tuple[Substitution, ...] = ()
     globals: tuple[str, ...] = ()
     modules: dict[str, str] = field(default_factory=dict)
+    objects: int = 0
+    """Objects in data.pkl's memo: what `load` reports without counting again."""
     signature: str | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
@@ -103,6 +105,7 @@ class Manifest:
             ],
             "globals": list(self.globals),
             "modules": dict(self.modules),
+            "objects": self.objects,
         }
         if signed and self.signature is not None:
             data["signature"] = {"alg": "hmac-sha256", "value": self.signature}
@@ -168,6 +171,7 @@ def parse_manifest(raw: bytes) -> Manifest:
             globals=tuple(_text(g, "global") for g in _typed(data.get("globals", []), list, "globals")),
             modules={_text(k, "module"): _text(v, "version") for k, v in
                      _typed(data.get("modules", {}), dict, "modules").items()},
+            objects=_int(data.get("objects", 0)),
             signature=signature,
         )
     except (KeyError, TypeError, AttributeError) as exc:
@@ -186,7 +190,7 @@ def _text(value: Any, what: str) -> str:
 
 def _int(value: Any) -> int:
     if type(value) is not int or value < 0:
-        raise TypeError("size should be a non-negative integer")
+        raise TypeError("sizes and counts should be non-negative integers")
     return value
 
 

@@ -35,15 +35,49 @@ _SINGLETON_TYPES = (type(None), type(NotImplemented), type(...))
 _Handler = Callable[[Any], Any]
 
 
+class Tap:
+    """A pickler's file: passes writes on (or drops them, with no target), and
+    can capture the next writes instead, to read back what was written."""
+
+    def __init__(self, target: Any = None) -> None:
+        self.target = target
+        self.captured: bytes | None = None
+
+    def write(self, data: Any) -> int:
+        if self.captured is not None:
+            self.captured += bytes(data)
+        elif self.target is not None:
+            self.target.write(data)
+        return memoryview(data).nbytes
+
+
+def memo_size(pickler: pickle.Pickler, tap: Tap) -> int:
+    """How many objects the pickler memoized, without copying its memo (that
+    costs more than the pickling): a new object gets the next memo index, and
+    pickling it again writes that index as a memo GET. Ends the pickler's use."""
+    marker: list[Any] = []
+    tap.captured = b""
+    pickler.dump(marker)
+    tap.captured = b""
+    pickler.dump(marker)
+    tail = tap.captured.removeprefix(b"\x80\x05")
+    if tail[:1] == b"\x95":  # FRAME and its 8-byte length
+        tail = tail[9:]
+    return tail[1] if tail[:1] == b"h" else int.from_bytes(tail[1:5], "little")
+
+
 class RewrapPickler(pickle.Pickler):
     def __init__(self, file: BinaryIO, *, strip_ids: Collection[int] = (), out_of_band: bool = True) -> None:
-        super().__init__(file, PROTOCOL, buffer_callback=self._take_buffer if out_of_band else None)
+        self.tap = Tap(file)
+        super().__init__(self.tap, PROTOCOL, buffer_callback=self._take_buffer if out_of_band else None)
         self.buffers: list[pickle.PickleBuffer] = []
         self._strip = frozenset(strip_ids)
         self._handlers: dict[type, _Handler | None] = {}
         self._referenced: dict[int, Any] = {}
         self.rewrapped = False
         """Whether any catalog kind was rewrapped or stripped (then save lists them)."""
+        self.objects = 0
+        """How many objects the pickle memoized (set by save once it is written)."""
         self._tensor_types = tensor_types()
         self._tensors = TensorReducer() if self._tensor_types else None
 

@@ -16,13 +16,14 @@ to. A module is never returned. Classes and functions handed out (and the
 classes `type(x)` and loggers `getLogger` return) are snapshotted, and if
 the pickle applied state to one of them (BUILD on a class would mutate the
 running process) the change is undone and the file refused. A refusal lists
-every global the file needs that is not trusted (found by a static walk of
-the opcodes that executes nothing) and the exact `--trust` that would allow it.
+every global the file needs that is not trusted (found by replaying the
+opcodes with stand-ins, which runs nothing from the file) and the exact
+`--trust` that would allow it.
 
 Allowed is not unconditional: callables that are safe only with some
-arguments are handed out as guarded stand-ins (`guards`). And before
-anything is built, tuples nested deep enough to crash CPython's hash are
-refused (`audit.tuple_depth`). Who may be loaded is `policy`.
+arguments are handed out as guarded stand-ins (`guards`). The unpickler
+runs on a stack deep enough that hashing deeply nested tuples cannot crash
+the interpreter (`audit.crash_proof`). Who may be loaded is `policy`.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .audit import MAX_TUPLE_DEPTH, referenced_globals, tuple_depth
+from .audit import crash_proof, fresh_extension_cache, referenced_globals
 from .errors import CheckpointError, UnsafeCheckpointError, one_line
 from .graph import global_name
 from .guards import construct_only, guard_for
@@ -151,22 +152,11 @@ class _Refused(Exception):
 
 def unpickle(data: Any, *, policy: Policy, buffers: Iterable[Any] | None = None, what: str = "data.pkl") -> Any:
     """Unpickle `data` under `policy`; raises UnsafeCheckpointError or CheckpointError."""
-    return unpickle_counted(data, policy=policy, buffers=buffers, what=what)[0]
-
-
-def unpickle_counted(
-    data: Any, *, policy: Policy, buffers: Iterable[Any] | None = None, what: str = "data.pkl"
-) -> tuple[Any, int]:
-    """`unpickle`, and how many objects the pickle's memo held."""
-    if (depth := tuple_depth(data)) > MAX_TUPLE_DEPTH:
-        raise CheckpointError(
-            f"refusing {what}: it nests tuples {depth:,} levels deep (ckpt loads at most {MAX_TUPLE_DEPTH:,}; "
-            "hashing deeper ones crashes Python)"
-        )
     limit = max(len(memoryview(data)), 1) * 8 + sum(memoryview(b).nbytes for b in (buffers or ()))
     unpickler = _RestrictedUnpickler(io.BytesIO(data), policy, buffers, limit)
     try:
-        obj = unpickler.load()
+        with fresh_extension_cache():
+            obj = crash_proof(unpickler.load, data)
     except _Refused:
         raise _refusal(data, policy, unpickler.refused, what) from None
     except ImportError:
@@ -187,7 +177,7 @@ def unpickle_counted(
         raise UnsafeCheckpointError(
             f"refusing {what}: it tried to change {', '.join(changed)} in the running process (undone)"
         )
-    return obj, len(unpickler.memo.copy())
+    return obj
 
 
 def _refusal(data: Any, policy: Policy, seen: list[Refusal], what: str) -> UnsafeCheckpointError:

@@ -32,6 +32,7 @@ from . import catalog
 from .catalog import Action, Kind
 from .graph import ATOMS, PROTOCOL, Children, Unpicklable, decompose
 from .paths import Edge, format_path
+from .pickler import Tap, memo_size
 from .tensors import TensorReducer, tensor_types
 
 _SKIP_LEVELS = 100
@@ -117,25 +118,14 @@ def scan(obj: Any, target: str = "") -> ScanReport:
     return ScanReport(target, qualified_name(type(obj)), objects, findings, time.perf_counter() - started)
 
 
-class _Sink:
-    """Discards what the pickler writes, except the tail it is asked to keep."""
-
-    def __init__(self) -> None:
-        self.kept: bytes | None = None
-
-    def write(self, data: bytes) -> None:
-        if self.kept is not None:
-            self.kept += bytes(data)
-
-
 def _discard(buffer: pickle.PickleBuffer) -> bool:
     return False  # out of band: the array's bytes are never copied
 
 
 def pickle_error(obj: Any) -> tuple[BaseException | None, int]:
     """Try the C pickler on `obj`: (the exception or None, objects memoized)."""
-    sink = _Sink()
-    pickler = pickle.Pickler(sink, PROTOCOL, buffer_callback=_discard)
+    tap = Tap()
+    pickler = pickle.Pickler(tap, PROTOCOL, buffer_callback=_discard)
     table = _dispatch_table()
     if table is not None:
         pickler.dispatch_table = table
@@ -145,7 +135,7 @@ def pickle_error(obj: Any) -> tuple[BaseException | None, int]:
         raise
     except BaseException as exc:  # anything pickle raises is a verdict, not a crash
         return exc, 0
-    return None, _memo_size(pickler, sink)
+    return None, memo_size(pickler, tap)
 
 
 def _dispatch_table() -> dict[type, Any] | None:
@@ -161,20 +151,6 @@ def _dispatch_table() -> dict[type, Any] | None:
     reducer = TensorReducer()
     table.update({cls: reducer for cls in tensors})
     return table
-
-
-def _memo_size(pickler: pickle.Pickler, sink: _Sink) -> int:
-    """How many objects the pickler memoized, without copying its memo (which
-    costs more than the pickling): a new object gets the next memo index,
-    and pickling it again writes that index as a memo GET."""
-    marker: list[Any] = []
-    pickler.dump(marker)
-    sink.kept = b""
-    pickler.dump(marker)
-    tail = sink.kept.removeprefix(b"\x80\x05")
-    if tail[:1] == b"\x95":  # FRAME and its 8-byte length
-        tail = tail[9:]
-    return tail[1] if tail[:1] == b"h" else int.from_bytes(tail[1:5], "little")
 
 
 _EXIT = object()

@@ -19,11 +19,11 @@ from . import catalog
 from .catalog import Action
 from .checkpoint import LoadReport, load_checkpoint, signing_key, version_warnings
 from .compare import differences
-from .container import DATA, open_archive
+from .container import DATA, Archive, open_archive
 from .errors import CheckpointError, CkptError
 from .paths import follow
 from .probes import ProbeFailed
-from .audit import referenced_globals
+from .audit import MAX_TUPLE_DEPTH, nesting_problem, referenced_globals
 from .scan import scan
 
 
@@ -66,10 +66,12 @@ def verify(
     already-loaded report of it, and against a fresh object)."""
     checks: list[Check] = []
     try:
-        structural = _structural_checks(path, key)
+        structural = _structural_checks(path, key, hashed_by_load=loaded is not None and not loaded.mapped)
     except CkptError as exc:
         return VerifyReport(str(path), (Check("structure", False, str(exc)),))
     checks += structural
+    if any(c.name == "nesting" and c.ok is False for c in checks):
+        return VerifyReport(str(path), tuple(checks))  # comparing or scanning it could crash Python
     try:
         report = loaded or load_checkpoint(path, trust=trust, key=key)
     except CkptError as exc:
@@ -87,26 +89,42 @@ def verify(
     return VerifyReport(str(path), tuple(checks))
 
 
-def _structural_checks(path: str | os.PathLike[str], key: bytes | str | None) -> list[Check]:
+def _structural_checks(path: str | os.PathLike[str], key: bytes | str | None, hashed_by_load: bool) -> list[Check]:
+    """Structure, hashes, signature, globals and nesting: everything that
+    needs no object built. A load that read (not mapped) every member has
+    already compared each hash, so they are not hashed twice."""
     with open_archive(path) as archive:
         manifest = archive.manifest
         checks = [Check("structure", True, f"{len(manifest.members)} member(s), format {manifest.format_version}")]
-        bad = []
-        for name in manifest.members:
-            try:
-                archive.check_hash(name)
-            except CheckpointError as exc:
-                bad.append(str(exc))
-        checks.append(Check("hashes", not bad, "; ".join(bad) or f"{len(manifest.members)} sha256 match"))
+        bad = [] if hashed_by_load else _hash_failures(archive)
+        detail = "; ".join(bad) or f"{len(manifest.members)} sha256 match" + (" (checked by the load)" if hashed_by_load else "")
+        checks.append(Check("hashes", not bad, detail))
         checks.append(_signature_check(manifest, signing_key(key)))
-        static = referenced_globals(archive.read(DATA)) if not bad else None
-    if static is not None:
-        unlisted = sorted(set(static.names) - set(manifest.globals))
-        detail = "; ".join([f"not in the manifest: {', '.join(unlisted)}"] if unlisted else []) or (
-            f"{len(static.names)} global(s), all listed")
-        checks.append(Check("globals", not unlisted and not static.oddities,
-                            "; ".join([detail, *static.oddities])))
+        data = archive.read(DATA) if not bad else None
+    if data is not None:
+        checks.append(_globals_check(manifest, data))
+        nesting = nesting_problem(data)
+        checks.append(Check("nesting", nesting is None, nesting or f"tuples nest at most {MAX_TUPLE_DEPTH:,} deep"))
     return checks
+
+
+def _hash_failures(archive: Archive) -> list[str]:
+    bad = []
+    for name in archive.manifest.members:
+        try:
+            archive.check_hash(name)
+        except CheckpointError as exc:
+            bad.append(str(exc))
+    return bad
+
+
+def _globals_check(manifest: Any, data: Any) -> Check:
+    """The globals data.pkl really asks for are the ones the manifest lists."""
+    static = referenced_globals(data)
+    unlisted = sorted(set(static.names) - set(manifest.globals))
+    detail = "; ".join([f"not in the manifest: {', '.join(unlisted)}"] if unlisted else []) or (
+        f"{len(static.names)} global(s), all listed")
+    return Check("globals", not unlisted and not static.oddities, "; ".join([detail, *static.oddities]))
 
 
 def _signature_check(manifest: Any, key: bytes | None) -> Check:

@@ -397,8 +397,6 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("Fraction with a billion digits", lambda w: pkl(call(glob("fractions", "Fraction"),
                                                                 text("1e1000000000"))), expect=REFUSED_CALL),
     Attack("map() amplifying calls", map_amplification, expect=REFUSED_CALL),
-    Attack("tuples nested 200,000 deep as a dict key", tuple_key, expect="nests tuples"),
-    Attack("tuples nested 50,000 deep with MARK", marked_tuples, expect="nests tuples"),
     Attack("global name with a newline and a terminal escape", lambda w: pkl(
         text("os\nckpt: loaded ok") + text("x\x1b[2J") + STACK_GLOBAL), expect="untrusted"),
     Attack("SeedSequence with a 4 GB pool", lambda w: pkl(keywords(

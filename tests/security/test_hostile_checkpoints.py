@@ -33,7 +33,7 @@ from ckpt.core.errors import CkptError
 from ckpt.core.audit import referenced_globals
 from conftest import Result, assert_one_line_error, rewrite_member
 from harness import run_many
-from hostile import ATTACKS, EXTENSIONS, Attack, call, glob, number, pkl, text
+from hostile import ATTACKS, EXTENSIONS, Attack, call, glob, marked_tuples, number, pkl, text, tuple_key
 
 PRECIOUS = "precious"
 
@@ -195,6 +195,29 @@ def test_data_that_only_looks_like_a_bomb_loads_quietly_in_bounded_memory(
     assert json.loads(load.out)["root_type"]  # stdout holds the report and nothing else
     assert ckpt.loads(target.data) is not None
     assert_nothing_ran(target.work)
+
+
+DEEP_TUPLES = {"tuples nested 200,000 deep as a dict key": tuple_key, "tuples nested 50,000 deep with MARK": marked_tuples}
+
+
+@pytest.mark.parametrize("name", sorted(DEEP_TUPLES))
+def test_deeply_nested_tuples_cannot_crash_the_loader_and_verify_flags_them(
+        name: str, base_checkpoint: Path, tmp_path: Path) -> None:
+    """Hashing a tuple recurses in C without a limit: 200,000 levels crash
+    CPython on a normal stack. ckpt unpickles on a stack sized to what the
+    file could nest, so the load survives; verify and inspect say the data
+    nests deeper than Python can hash safely, and verify stops there."""
+    attack = Attack(name, payload=DEEP_TUPLES[name])
+    target = plant(attack, base_checkpoint, tmp_path)
+    list_globals(target.path)
+    path = str(target.path)
+    load, verify, inspect = run_many([["load", path, "--format", "json"], ["load", path, "--verify"],
+                                      ["inspect", path]])
+    assert load.code == 0 and not load.err, load
+    assert verify.code == 1 and not verify.err and "tuples nested" in verify.out, verify
+    assert inspect.code == 1 and "tuples nested" in inspect.out, inspect
+    report = ckpt.verify(target.path)
+    assert [c.name for c in report.failures] == ["nesting"]
 
 
 def test_a_loaded_pattern_keeps_its_flags_but_not_debug() -> None:
