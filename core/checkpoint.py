@@ -310,16 +310,21 @@ def _policy(manifest: Manifest, trust: tuple[str, ...], key: bytes | None, what:
 
 
 def _buffers(archive: Archive, mmap: bool, progress: Progress | None) -> list[Any]:
+    """The out-of-band buffers, mapped, or read (and hashed, two at a time)."""
     names = archive.buffer_names
+    if mmap:
+        return [archive.mapped(name) for name in names]
     total = sum(archive.manifest.members[n].size for n in names)
     buffers: list[Any] = []
-    done = 0
-    for name in names:
-        buffers.append(archive.mapped(name) if mmap else archive.read(name))
-        done += archive.manifest.members[name].size
+    for batch in range(0, len(names), _READ_BATCH):
+        buffers += archive.read_all(names[batch : batch + _READ_BATCH])
         if progress:
-            progress("reading arrays", done, total)
+            progress("reading arrays", sum(archive.manifest.members[n].size for n in names[: len(buffers)]), total)
     return buffers
+
+
+_READ_BATCH = 8
+"""Members read between progress reports (hashing overlaps within a batch)."""
 
 
 def version_warnings(manifest: Manifest) -> list[str]:

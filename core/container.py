@@ -21,6 +21,7 @@ leftovers of a writer that was killed.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import errno
@@ -32,9 +33,10 @@ import os
 import re
 import secrets
 import struct
+import sys
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -204,28 +206,44 @@ def _hex(value: Any) -> str:
 
 
 class _BackgroundHash:
-    """sha256 computed in a second thread while the caller reads or writes the
-    same chunks: hashlib releases the GIL on large buffers, so on two cores
-    hashing costs (almost) no wall time. Chunks are hashed in order."""
+    """sha256 of one member, computed in a thread of its own while the caller
+    goes on reading or writing: hashlib releases the GIL on large buffers, so
+    on two cores hashing costs little wall time. The chunks (views the caller
+    keeps alive) are hashed in the order they were fed."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str, size: int) -> None:
+        self.name = name
+        self.size = size
         self.digest = hashlib.sha256()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="ckpt-hash")
-        self._pending: Future[None] | None = None
+        self._last: Future[None] | None = None
 
     def feed(self, chunk: memoryview) -> None:
-        self._wait()
-        self._pending = self._pool.submit(self.digest.update, chunk)
-
-    def _wait(self) -> None:
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
+        self._last = self._pool.submit(self.digest.update, chunk)
 
     def hexdigest(self) -> str:
-        self._wait()
+        if self._last is not None:
+            self._last.result()
         self._pool.shutdown()
         return self.digest.hexdigest()
+
+
+class _Hashing:
+    """Members whose hashes are still being computed: at most two at a time,
+    so hashing member k overlaps the I/O of member k+1."""
+
+    def __init__(self, done: Callable[[_BackgroundHash], None]) -> None:
+        self._done = done
+        self._pending: collections.deque[_BackgroundHash] = collections.deque()
+
+    def add(self, hasher: _BackgroundHash) -> None:
+        self._pending.append(hasher)
+        while len(self._pending) > 2:
+            self._done(self._pending.popleft())
+
+    def settle(self) -> None:
+        while self._pending:
+            self._done(self._pending.popleft())
 
 
 # --- writing ------------------------------------------------------------------
@@ -255,7 +273,14 @@ class ArchiveWriter:
     def __init__(self, file: BinaryIO) -> None:
         self._zip = zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
         self._file = file
-        self.members: dict[str, Member] = {}
+        self._members: dict[str, Member] = {}
+        self._hashing = _Hashing(lambda h: self._members.__setitem__(h.name, Member(h.hexdigest(), h.size)))
+
+    @property
+    def members(self) -> dict[str, Member]:
+        """Every member written so far, with its sha256 (waiting for the last ones)."""
+        self._hashing.settle()
+        return self._members
 
     def __enter__(self) -> ArchiveWriter:
         return self
@@ -270,7 +295,7 @@ class ArchiveWriter:
         with self._zip.open(_info(name), "w", force_zip64=True) as raw:
             writer = _HashingWriter(raw)
             yield writer
-        self.members[name] = Member(writer.sha256.hexdigest(), writer.size)
+        self._members[name] = Member(writer.sha256.hexdigest(), writer.size)
 
     def buffer(self, name: str, data: memoryview) -> None:
         """A member of known size whose data starts on a 64-byte boundary."""
@@ -281,13 +306,13 @@ class ArchiveWriter:
         offset = self._zip.start_dir + header
         pad = (-(offset + 4)) % ALIGN
         info.extra = struct.pack("<HH", _PADDING_ID, pad) + b"\0" * pad
-        hasher = _BackgroundHash()
+        hasher = _BackgroundHash(name, data.nbytes)
         with self._zip.open(info, "w") as raw:
             for start in range(0, data.nbytes, 8 * _CHUNK):
                 chunk = data[start : start + 8 * _CHUNK]
                 hasher.feed(chunk)
                 raw.write(chunk)
-        self.members[name] = Member(hasher.hexdigest(), data.nbytes)
+        self._hashing.add(hasher)
 
     def finish(self, manifest: Manifest) -> None:
         self._zip.writestr(_info(MANIFEST), json.dumps(manifest.to_dict(), indent=2))
@@ -448,14 +473,31 @@ class Archive:
     def buffer_names(self) -> list[str]:
         return sorted((n for n in self._spans if n.startswith("buffers/")), key=lambda n: int(n.split("/")[1]))
 
-    def read(self, name: str) -> bytearray | mmap.mmap:
+    def read(self, name: str) -> Any:
         """The member's bytes in writable memory of their own, refused unless
-        their sha256 matches the manifest (hashed while the next chunk is read)."""
+        their sha256 matches the manifest."""
+        return self.read_all([name])[0]
+
+    def read_all(self, names: list[str]) -> list[Any]:
+        """Each member's bytes, read in turn while earlier ones are hashed;
+        refused (CheckpointError) unless every sha256 matches the manifest."""
+        hashing = _Hashing(lambda h: self._check(h.name, h.hexdigest()))
+        try:
+            out = []
+            for name in names:
+                data, hasher = self._read_hashing(name)
+                out.append(data)
+                hashing.add(hasher)
+        finally:
+            hashing.settle()
+        return out
+
+    def _read_hashing(self, name: str) -> tuple[Any, _BackgroundHash]:
         span = self._spans[name]
         data = _writable_memory(span.size)
         self._file.seek(span.offset)
         view = memoryview(data)
-        hasher = _BackgroundHash()
+        hasher = _BackgroundHash(name, span.size)
         got = 0
         while got < span.size:
             n = self._file.readinto(view[got : got + 8 * _CHUNK])
@@ -464,8 +506,7 @@ class Archive:
                 raise CheckpointError(f"{self.path}: {name} is truncated ({got} of {span.size} bytes)")
             hasher.feed(view[got : got + n])
             got += n
-        self._check(name, hasher.hexdigest())
-        return data
+        return data, hasher
 
     def offset(self, name: str) -> int:
         """Where the member's data starts in the file (buffers: a multiple of 64)."""
@@ -501,13 +542,16 @@ class Archive:
             )
 
 
-def _writable_memory(size: int) -> bytearray | mmap.mmap:
-    """A buffer to read into: large ones are anonymous maps, whose pages the
-    kernel provides zeroed on first touch, instead of a bytearray that is
-    zero-filled first and then overwritten."""
-    if size < 4 * _CHUNK:
+def _writable_memory(size: int) -> Any:
+    """A buffer to read a member into. A bytearray is zero-filled before it is
+    overwritten; an anonymous map takes a page fault per page and is never
+    reused. When numpy is loaded (the arrays in the file need it anyway),
+    `numpy.empty` gives uninitialised memory from the reusing allocator:
+    measured 3-4x faster to fill for a 500 MB member."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None or size < _CHUNK:
         return bytearray(size)
-    return mmap.mmap(-1, size)
+    return numpy.empty(size, dtype=numpy.uint8)
 
 
 def open_archive(path: str | os.PathLike[str]) -> Archive:
