@@ -26,7 +26,7 @@ def test_kinds_table_is_generated_from_the_catalog() -> None:
 
 
 def test_python_examples_run_as_written(tmp_path: Path) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", section("Using ckpt from Python"), re.DOTALL)
+    blocks = [b for b in code_blocks(("python",)) if b in section("Using ckpt from Python")]
     assert len(blocks) >= 3
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", "\n".join(blocks)], cwd=tmp_path, capture_output=True, text=True,
@@ -34,3 +34,43 @@ def test_python_examples_run_as_written(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "model._stats_lock lock rewrap" in proc.stdout
     assert "pass --trust sample_models" in proc.stdout
+
+
+def code_blocks(languages: tuple[str, ...]) -> list[str]:
+    """The README's fenced blocks in the given languages ("" for unmarked)."""
+    blocks, current, language = [], None, ""
+    for line in README.splitlines():
+        if line.startswith("```") and current is None:
+            current, language = [], line[3:].strip()
+        elif line.startswith("```"):
+            if language in languages:
+                blocks.append("\n".join(current))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def readme_commands() -> list[str]:
+    """The concrete `ckpt` commands in README's shell blocks, in order (not the
+    `$ ` examples of output, not placeholders like mypkg)."""
+    commands = []
+    for block in code_blocks(("bash", "")):
+        for line in block.splitlines():
+            command = line.split("  #")[0].strip()
+            if command.startswith("pip install ") and "&& ckpt " in command:
+                command = command.split("&& ", 1)[1]  # the install itself is what CI does
+            if re.match(r"ckpt [a-z]+( |$)", command) and "mypkg" not in command:  # not "ckpt scan: ..." output
+                commands.append(command)
+    return commands
+
+
+def test_every_ckpt_command_in_the_readme_works_as_written(run_ckpt, tmp_path: Path) -> None:
+    commands = readme_commands()
+    assert "ckpt scan sample_models.service:build" in commands and len(commands) >= 4
+    env = {"PYTHONPATH": str(REPO)}
+    for command in commands:
+        result = run_ckpt(*command.split()[1:], cwd=tmp_path, env=env)
+        expected = 1 if command.startswith("ckpt scan") else 0  # the sample's findings are the point
+        assert result.code == expected, (command, result)
+        assert "Traceback" not in result.err and "error:" not in result.err, (command, result)
