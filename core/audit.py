@@ -275,22 +275,30 @@ _OPCODE_TABLE = {
     )
     for op in pickletools.opcodes
 }
+_TABLE: list[Any] = [_OPCODE_TABLE.get(code) for code in range(256)]
+"""_OPCODE_TABLE as a list indexed by the opcode byte (None: not an opcode)."""
 _LENGTH_BYTES = {pickletools.TAKEN_FROM_ARGUMENT1: 1, pickletools.TAKEN_FROM_ARGUMENT4: 4,
                  pickletools.TAKEN_FROM_ARGUMENT4U: 4, pickletools.TAKEN_FROM_ARGUMENT8U: 8}
 
 
 def tuple_depth(data: Any) -> int:
     """How deep tuples nest in the pickle, at most. Nothing is built: a
-    malformed stream just ends the walk (the unpickler refuses it later)."""
+    malformed stream just ends the walk (the unpickler refuses it later).
+
+    The loop is written for speed (it reads every opcode of object-heavy
+    pickles, millions of them): the frequent opcodes are handled inline, and
+    the memo keeps only the entries that hold a tuple."""
     raw = bytes(data)
+    table = _TABLE
     stack: list[int] = []
+    push = stack.append
     marks: list[int] = []
     memo: dict[int, int] = {}
-    deepest = 0
-    i, end = 0, len(raw)
+    memoized = deepest = i = 0
+    end = len(raw)
     try:
         while i < end:
-            n, lines, effect, size = _OPCODE_TABLE[raw[i]]
+            n, lines, effect, size = table[raw[i]]
             start = i = i + 1
             if n >= 0:
                 i += n
@@ -301,24 +309,40 @@ def tuple_depth(data: Any) -> int:
                 width = _LENGTH_BYTES[n]
                 i += width + int.from_bytes(raw[i : i + width], "little")
             if effect == _PUSH:
-                stack.append(0)
-            elif effect == _PUT or effect == _MEMOIZE or effect == _GET:
-                key = len(memo) if effect == _MEMOIZE else _memo_key(raw, start, i, n)
-                if effect == _GET:
-                    stack.append(memo.get(key, 0))
-                else:
-                    memo[key] = stack[-1]
+                push(0)
+            elif effect == _GET:
+                push(memo.get(raw[start] if n == 1 else _memo_key(raw, start, i, n), 0))
+            elif effect == _MEMOIZE:
+                if stack[-1]:
+                    memo[memoized] = stack[-1]
+                memoized += 1
+            elif effect == _MARK:
+                marks.append(len(stack))
+            elif effect == _MERGE1 or effect == _CALL:  # BUILD, APPEND, REDUCE, NEWOBJ: keep the deeper
+                held = stack.pop()
+                if held > stack[-1]:
+                    stack[-1] = held
+            elif effect == _EXTEND:  # APPENDS, SETITEMS, ADDITEMS
+                cut = marks.pop()
+                if cut < len(stack):
+                    held = max(stack[cut:])
+                    del stack[cut:]
+                    if held > stack[-1]:
+                        stack[-1] = held
+            elif effect == _PUT:
+                key = raw[start] if n == 1 else _memo_key(raw, start, i, n)
+                memo[key] = stack[-1]
             elif effect == _TUPLE or effect == _MARK_TUPLE:
                 cut = marks.pop() if effect == _MARK_TUPLE else len(stack) - size
                 depth = 1 + max(stack[cut:], default=0)
                 del stack[cut:]
-                stack.append(depth)
+                push(depth)
                 deepest = max(deepest, depth)
             else:
                 _apply(effect, stack, marks)
                 if effect == _STOP:
                     break
-    except (IndexError, KeyError, ValueError):
+    except (IndexError, KeyError, ValueError, TypeError):  # TypeError: an opcode byte with no entry
         pass
     return deepest
 
