@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from bench.run import ModelRun, Row
 
 MIB = 1 << 20
+ANALYSIS = Path(__file__).with_name("ANALYSIS.md")
+"""The hand-written account of where the remaining time goes, copied into RESULTS.md."""
 VARIANT_LABEL = {"as_is": "as is", "fixed": "hand-fixed", "clean": "clean", "weights": "state_dict", "": "—"}
 QUICK_WARNING = " **--quick: tiny models (the titles give the full sizes); a smoke run, not a measurement.**"
 PACKAGES = ("numpy", "torch", "scikit-learn", "dill", "joblib", "cloudpickle")
@@ -43,6 +45,8 @@ def render(
         "## How to read this", "\n".join(how_to_read(args)),
         "## Goals (issue 6)", goals_table(found),
     ]
+    if ANALYSIS.exists():
+        parts.append(ANALYSIS.read_text().strip())
     for run in runs:
         parts += model_section(run, found)
     if any(run.profiles for run in runs):
