@@ -10,7 +10,7 @@ from typing import Any
 
 from ckpt.core.check import CheckReport, Item
 from ckpt.core.checkpoint import Inspection, LoadReport, SaveReport
-from ckpt.core.container import Substitution
+from ckpt.core.manifest import Substitution
 from ckpt.core.paths import shorten
 from ckpt.core.scan import Finding, ScanReport
 from ckpt.core.suggest import Suggestion

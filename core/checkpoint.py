@@ -20,21 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .catalog import Action
-from .container import (
-    DATA,
-    DEVICE_ERRORS,
-    Archive,
-    ArchiveWriter,
-    Manifest,
-    Substitution,
-    atomic_write,
-    buffer_name,
-    open_archive,
-)
-from .errors import CheckpointError, CkptError, SaveError, UnsafeCheckpointError
-from .pickler import RewrapPickler, memo_size
+from .atomic import DEVICE_ERRORS, atomic_write
 from .audit import StaticGlobals, nesting_problem, referenced_globals
+from .catalog import Action
+from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive
+from .errors import CheckpointError, CkptError, SaveError, UnsafeCheckpointError
+from .manifest import Manifest, Substitution
+from .pickler import RewrapPickler, memo_size
 from .policy import Policy
 from .safeload import unpickle
 from .scan import Finding, ScanReport, qualified_name, scan

@@ -12,39 +12,31 @@ declared sizes within the file, manifest schema and version, members equal
 to the manifest's) before any member is handed on, and every member's bytes
 are hashed as they are read: nothing reaches the unpickler unverified.
 
-Writing goes to a temporary file in the destination directory, is fsynced,
-then `os.replace`d over the destination and the directory fsynced: the
-destination always holds either the old complete file or the new one.
-Temporary names carry the writer's pid, so a later save can remove the
-leftovers of a writer that was killed.
+The manifest's schema is `manifest`; the atomic write of the file is
+`atomic`.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
-import errno
 import hashlib
-import hmac
 import json
 import mmap
 import os
 import re
-import secrets
 import struct
 import sys
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from .errors import CheckpointError, CkptError, WriteError
+from .errors import CheckpointError, CkptError
+from .manifest import Manifest, Member, parse_manifest
 
-FORMAT = "ckpt"
-FORMAT_VERSION = 1
 DATA = "data.pkl"
 MANIFEST = "manifest.json"
 ALIGN = 64
@@ -53,153 +45,6 @@ _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
 _PADDING_ID = 0xCC64  # a private zip extra field id used only to align member data
 _CHUNK = 1 << 20
 _MAX_MANIFEST = 1 << 28
-
-
-@dataclass(frozen=True)
-class Member:
-    sha256: str
-    size: int
-
-
-@dataclass(frozen=True)
-class Substitution:
-    """Something save did not write as it was: a rewrap or a strip."""
-
-    path: str
-    kind: str
-    action: str
-    lost: str
-    note: str = ""
-    also_at: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Manifest:
-    created: str
-    ckpt_version: str
-    python: str
-    target: str
-    root_type: str
-    members: dict[str, Member]
-    substitutions: tuple[Substitution, ...] = ()
-    globals: tuple[str, ...] = ()
-    modules: dict[str, str] = field(default_factory=dict)
-    objects: int = 0
-    """Objects in data.pkl's memo: what `load` reports without counting again."""
-    signature: str | None = None
-    format: str = FORMAT
-    format_version: int = FORMAT_VERSION
-
-    def to_dict(self, *, signed: bool = True) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "format": self.format,
-            "format_version": self.format_version,
-            "created": self.created,
-            "ckpt_version": self.ckpt_version,
-            "python": self.python,
-            "target": self.target,
-            "root_type": self.root_type,
-            "members": {name: {"sha256": m.sha256, "size": m.size} for name, m in self.members.items()},
-            "substitutions": [
-                {"path": s.path, "kind": s.kind, "action": s.action, "lost": s.lost, "note": s.note,
-                 "also_at": list(s.also_at)}
-                for s in self.substitutions
-            ],
-            "globals": list(self.globals),
-            "modules": dict(self.modules),
-            "objects": self.objects,
-        }
-        if signed and self.signature is not None:
-            data["signature"] = {"alg": "hmac-sha256", "value": self.signature}
-        return data
-
-    def canonical(self) -> bytes:
-        """The bytes a signature covers: the manifest without its signature."""
-        return json.dumps(self.to_dict(signed=False), sort_keys=True, separators=(",", ":")).encode()
-
-    def sign(self, key: bytes) -> Manifest:
-        digest = hmac.new(key, self.canonical(), hashlib.sha256).hexdigest()
-        return dataclasses.replace(self, signature=digest)
-
-    def signature_valid(self, key: bytes) -> bool:
-        if self.signature is None:
-            return False
-        expected = hmac.new(key, self.canonical(), hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, self.signature)
-
-
-def parse_manifest(raw: bytes) -> Manifest:
-    """Parse and validate manifest.json; every problem is a CheckpointError."""
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:  # also UnicodeDecodeError, and integers too long to convert
-        raise CheckpointError(f"manifest.json is not valid JSON ({exc})") from None
-    except RecursionError:
-        raise CheckpointError("manifest.json is nested too deeply to be a ckpt manifest") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError("manifest.json does not describe a ckpt checkpoint (format is not 'ckpt')")
-    version = data.get("format_version")
-    if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"checkpoint format_version {version!r} is not supported (this ckpt reads version {FORMAT_VERSION})",
-            hint="upgrade ckpt" if isinstance(version, int) and version > FORMAT_VERSION else None,
-        )
-    try:
-        members = {
-            _text(name, "member name"): Member(_hex(m["sha256"]), _int(m["size"]))
-            for name, m in _typed(data["members"], dict, "members").items()
-        }
-        substitutions = tuple(
-            Substitution(
-                _text(s["path"], "path"), _text(s["kind"], "kind"), _text(s["action"], "action"),
-                _text(s.get("lost", ""), "lost"), _text(s.get("note", ""), "note"),
-                tuple(_text(p, "also_at") for p in _typed(s.get("also_at", []), list, "also_at")),
-            )
-            for s in _typed(data.get("substitutions", []), list, "substitutions")
-        )
-        signature = data.get("signature")
-        if signature is not None:
-            if _typed(signature, dict, "signature").get("alg") != "hmac-sha256":
-                raise CheckpointError("manifest.json: unknown signature algorithm")
-            signature = _hex(signature.get("value"))
-        return Manifest(
-            created=_text(data["created"], "created"),
-            ckpt_version=_text(data["ckpt_version"], "ckpt_version"),
-            python=_text(data["python"], "python"),
-            target=_text(data["target"], "target"),
-            root_type=_text(data["root_type"], "root_type"),
-            members=members,
-            substitutions=substitutions,
-            globals=tuple(_text(g, "global") for g in _typed(data.get("globals", []), list, "globals")),
-            modules={_text(k, "module"): _text(v, "version") for k, v in
-                     _typed(data.get("modules", {}), dict, "modules").items()},
-            objects=_int(data.get("objects", 0)),
-            signature=signature,
-        )
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise CheckpointError(f"manifest.json is missing or mistypes a field ({exc})") from None
-
-
-def _typed(value: Any, kind: type, what: str) -> Any:
-    if not isinstance(value, kind):
-        raise TypeError(f"{what} should be a {kind.__name__}")
-    return value
-
-
-def _text(value: Any, what: str) -> str:
-    return _typed(value, str, what)
-
-
-def _int(value: Any) -> int:
-    if type(value) is not int or value < 0:
-        raise TypeError("sizes and counts should be non-negative integers")
-    return value
-
-
-def _hex(value: Any) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
-        raise TypeError("sha256 should be 64 lowercase hex digits")
-    return value
 
 
 # --- hashing alongside I/O ------------------------------------------------------
@@ -328,115 +173,6 @@ def _info(name: str) -> zipfile.ZipInfo:
 
 def buffer_name(index: int) -> str:
     return f"buffers/{index}"
-
-
-_TEMP_SUFFIX = ".ckpt-tmp"
-
-
-@contextlib.contextmanager
-def atomic_write(path: Path, *, overwrite: bool) -> Iterator[BinaryIO]:
-    """Yield a file in `path`'s directory that becomes `path` only if the
-    block completes; on any error or interrupt it is removed and `path` is
-    untouched."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    _check_destination(path, directory, overwrite)
-    remove_stale_temporaries(directory, path.name)
-    temp = directory / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{_TEMP_SUFFIX}"
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:
-        raise _write_error(exc, path) from None
-    try:
-        with os.fdopen(fd, "wb") as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        if path.exists():
-            os.chmod(temp, path.stat().st_mode & 0o7777)
-        os.replace(temp, path)
-        _fsync_directory(directory)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        if isinstance(exc, OSError):
-            raise _write_error(exc, path) from None
-        raise
-
-
-def _check_destination(path: Path, directory: Path, overwrite: bool) -> None:
-    if not directory.is_dir():
-        raise WriteError(f"cannot write {str(path)!r}: directory {str(directory)!r} does not exist")
-    if path.is_dir():
-        raise WriteError(f"cannot write {str(path)!r}: it is a directory", hint="give a file name")
-    if path.exists() and not overwrite:
-        raise WriteError(
-            f"{str(path)!r} already exists",
-            hint="pass --force (overwrite=True) to replace it; the old file stays intact until the new one is complete",
-        )
-
-
-DEVICE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
-"""Errors of the destination's device while a file is written (not of the object being saved)."""
-
-
-def _write_error(exc: OSError, path: Path) -> WriteError:
-    reason = {
-        errno.ENOSPC: "no space left on the device",
-        errno.EDQUOT: "disk quota exceeded",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-        errno.EROFS: "read-only file system",
-        errno.EFBIG: "the file is too large for the device",
-        errno.EIO: "input/output error on the device",
-    }.get(exc.errno or 0, exc.strerror or str(exc))
-    return WriteError(f"cannot write {str(path)!r}: {reason}; nothing was written and any previous file is intact")
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # some platforms cannot open directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def remove_stale_temporaries(directory: Path, name: str) -> list[Path]:
-    """Remove temporary files for `name` whose writing process is gone."""
-    removed = []
-    ours = re.compile(rf"\.{re.escape(name)}\.([0-9]{{1,10}})\.[0-9a-f]+{re.escape(_TEMP_SUFFIX)}")
-    for temp in directory.glob(f".{glob_escape(name)}.*{_TEMP_SUFFIX}"):
-        # exactly .NAME.PID.HEX.ckpt-tmp: a longer name (NAME.1.x) is another checkpoint's
-        match = ours.fullmatch(temp.name)
-        if match is None or _alive(int(match.group(1))):
-            continue
-        with contextlib.suppress(OSError):
-            temp.unlink()
-            removed.append(temp)
-    return removed
-
-
-def glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", text)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except OverflowError:  # not a pid this system can have: not ours to remove
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --- reading ------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import ckpt.core as ckpt
-from ckpt.core.container import atomic_write, remove_stale_temporaries
+from ckpt.core.atomic import atomic_write, remove_stale_temporaries
 from ckpt.core.errors import CheckpointError, CkptError, WriteError
 from conftest import rewrite_member
 
