@@ -18,6 +18,7 @@ CASES = {
     "sklearn_pipeline": (["sklearn"], {"model.steps[0][1].lock_": "rlock", "model.steps[0][1].handler_": "log-handler"}),
     "torch_service": (["torch"], {"model.lock": "lock", "model.pool": "thread-pool", "model.pending": "queue"}),
     "logging_model": ([], {"model.handlers[0]": "log-handler", "model.handlers[1]": "log-handler"}),
+    "numpy_model": (["numpy"], {"model.lock": "lock"}),
 }
 
 
@@ -41,6 +42,10 @@ def predictions(name: str, model: Any) -> Any:
 
         torch.manual_seed(1)
         return model.predict(torch.randn(5, 16)).tolist()
+    if name == "numpy_model":
+        import numpy as np
+
+        return model.predict(np.ones((3, 256), dtype=np.float32)).tolist()
     return [model.predict(x) for x in (0.0, 1.5, -2.0)]
 
 
