@@ -11,7 +11,7 @@ import time
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 _DELAY = 0.5
 
@@ -21,7 +21,7 @@ class ProgressBar:
         self._enabled = sys.stderr.isatty()
         self._started = time.monotonic()
         self._progress: Progress | None = None
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> ProgressBar:
         return self

@@ -126,9 +126,9 @@ def _simulated_globals(data: Any) -> StaticGlobals:
                 module, _, qualname = str(arg).partition(" ")
                 names[f"{module}.{qualname}"] = None
             elif name == "STACK_GLOBAL":
-                qualname, module = (stack.pop() if stack else None), (stack.pop() if stack else None)
-                if isinstance(module, str) and isinstance(qualname, str):
-                    names[f"{module}.{qualname}"] = None
+                last, first = (stack.pop() if stack else None), (stack.pop() if stack else None)
+                if isinstance(first, str) and isinstance(last, str):
+                    names[f"{first}.{last}"] = None
                 else:
                     oddities["a global whose name is computed at load time"] = None
                 stack.append(None)

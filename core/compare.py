@@ -53,7 +53,7 @@ def _compare(a: Any, b: Any) -> tuple[str | None, list[tuple[Edge, Any, Any]]]:
         return (None if _same_atom(a, b) else f"{_short(a)} != {_short(b)}"), []
     array = _array_difference(a, b)
     if array is not False:
-        return array, []
+        return (array if isinstance(array, str) else None), []
     if kind is not None:
         return _pair(dict(kind.walk_payload(a)), dict(kind.walk_payload(b)))
     try:

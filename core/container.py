@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
+import io
 import json
 import mmap
 import os
@@ -188,7 +189,7 @@ class Archive:
     """An opened checkpoint whose structure has been checked. Members are
     read (and hashed) or mapped on demand."""
 
-    def __init__(self, path: Path, file: BinaryIO, manifest: Manifest, spans: dict[str, _Span], size: int) -> None:
+    def __init__(self, path: Path, file: io.BufferedReader, manifest: Manifest, spans: dict[str, _Span], size: int) -> None:
         self.path = path
         self.manifest = manifest
         self.size = size
@@ -313,7 +314,7 @@ def _usage(message: str) -> CkptError:
     return CkptError(message)  # exit 2: the input is unreadable, not a failed check
 
 
-def _open(path: Path, file: BinaryIO) -> Archive:
+def _open(path: Path, file: io.BufferedReader) -> Archive:
     size = os.fstat(file.fileno()).st_size
     if file.read(4) != b"PK\x03\x04":
         raise CheckpointError(f"{path}: not a ckpt checkpoint (not a zip archive)")

@@ -160,7 +160,7 @@ def _reduce_children(obj: Any, value: Any, skip: Any) -> Children:
             raise Unpicklable(f"{position} element of the tuple returned by __reduce__ must be an iterator")
     if setter is not None and not callable(setter):
         raise Unpicklable("sixth element of the tuple returned by __reduce__ must be callable")
-    func_name = getattr(func, "__name__", None)
+    func_name = str(getattr(func, "__name__", ""))
     default = func_name in ("__newobj__", "__newobj_ex__")
     out = _newobj_children(obj, func_name, args, skip) if default else _call_children(func, args)
     if state is not None:

@@ -145,6 +145,7 @@ class _ArgumentOnly:
     shape. The stand-in refuses calls and cannot be changed."""
 
     __slots__ = ("wrapped",)
+    wrapped: Any
 
     def __init__(self, wrapped: Any) -> None:
         object.__setattr__(self, "wrapped", wrapped)

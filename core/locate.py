@@ -116,7 +116,7 @@ def _assignment_in(cls: type, attribute: str) -> Location | None:
     node = tree.body[0] if tree.body else None
     if not isinstance(node, ast.ClassDef):
         return None
-    found = [n.lineno for n in _assignments(node, attribute)]
+    found = [getattr(n, "lineno", 1) for n in _assignments(node, attribute)]
     return Location(Path(file).resolve(), first + min(found) - 1) if found else None
 
 

@@ -150,8 +150,9 @@ def plain_global(obj: Any) -> Any:
         return obj.__qualname__ if global_error(obj) is None else NotImplemented
     if type(obj) is types.BuiltinFunctionType and not isinstance(obj.__self__, types.ModuleType):
         module = sys.modules.get(getattr(obj, "__module__", None) or "")
-        if module is not None and getattr(module, obj.__name__, None) is obj:
-            return obj.__name__
+        name = getattr(obj, "__name__", None)
+        if module is not None and name is not None and getattr(module, name, None) is obj:
+            return name
     return NotImplemented
 
 

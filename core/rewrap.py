@@ -51,7 +51,7 @@ class Call:
 
 def default_reduce(obj: Any, **changes: Any) -> tuple[Any, ...]:
     """The reduce value pickle would use for a plain instance, with some state replaced."""
-    return copyreg.__newobj__, (type(obj),), {**obj.__dict__, **changes}
+    return copyreg.__newobj__, (type(obj),), {**obj.__dict__, **changes}  # type: ignore[attr-defined]
 
 
 def reduce_lock(lock: Any) -> tuple[Any, ...]:
@@ -137,7 +137,7 @@ def _reopening_file_handler(handler: logging.FileHandler) -> tuple[Any, ...]:
     load, and its file (in append mode, never truncating) on the first record."""
     cls = type(handler)
     mode = handler.mode.replace("w", "a")
-    wanted = {"mode": mode, "encoding": handler.encoding, "delay": True, "errors": handler.errors}
+    wanted: dict[str, Any] = {"mode": mode, "encoding": handler.encoding, "delay": True, "errors": handler.errors}
     accepted = inspect.signature(cls.__init__).parameters
     kwargs = {k: v for k, v in wanted.items() if k in accepted}
     skip = ("stream", "_builtin_open", "lock")

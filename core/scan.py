@@ -227,7 +227,7 @@ class _Walker:
     def _failing(self, children: Children) -> list[tuple[Edge, Any, BaseException | None]]:
         """The children pickle fails on, found by pickling halves. The whole
         list is not tried first: its parent just failed, so it would fail too."""
-        out = []
+        out: list[tuple[Edge, Any, BaseException | None]] = []
         half = len(children) // 2
         todo = [(half, len(children)), (0, half)] if half else [(0, len(children))]
         while todo:
