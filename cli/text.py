@@ -16,8 +16,18 @@ import click
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 
-_STYLES = {"error": "bold red", "rewrap": "green", "strip": "yellow", "ok": "green", "fail": "bold red"}
+from ckpt.core.errors import printable
+
+_STYLES = {"error": "bold red", "rewrap": "green", "strip": "yellow", "ok": "green", "fail": "bold red", "bold": "bold"}
+
+
+def safe(text: str) -> str:
+    """Text that may come from a checkpoint (a target, a type name, a path)
+    printed as it is: control characters escaped, so a hostile file cannot
+    send escape sequences to the terminal; rich markup is never interpreted."""
+    return "\n".join(printable(line) for line in str(text).split("\n"))
 
 
 class TextOutput:
@@ -26,12 +36,10 @@ class TextOutput:
         self.rich = sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
     def heading(self, text: str) -> None:
-        if self.rich:
-            self.console.print(f"[bold]{text}[/bold]")
-        else:
-            click.echo(text)
+        self.line(text, "bold")
 
     def line(self, text: str = "", style: str | None = None) -> None:
+        text = safe(text)
         if self.rich and style:
             self.console.print(text, style=_STYLES.get(style, style), markup=False)
         elif self.rich:
@@ -50,9 +58,10 @@ class TextOutput:
             table = Table(*columns, show_lines=False, header_style="bold")
             for i, row in enumerate(rows):
                 style = _STYLES.get(styles[i]) if i < len(styles) else None
-                table.add_row(*row, style=style)
+                table.add_row(*(Text(safe(cell)) for cell in row), style=style)
             self.console.print(table)
             return
+        rows = [[safe(cell) for cell in row] for row in rows]
         widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns[:-1])]
         for row in [list(columns), *rows]:
             cells = [f"{cell:<{w}}" for cell, w in zip(row, widths)] + [row[-1]]

@@ -180,3 +180,18 @@ def test_save_and_load_help(run_ckpt: RunCkpt) -> None:
                            ("inspect", ["nothing"])):
         result = run_ckpt(command, "--help")
         assert result.code == 0 and all(w in result.out for w in words), result
+
+
+def test_text_from_a_checkpoint_cannot_drive_the_terminal(run_ckpt: RunCkpt, saved: Path) -> None:
+    """A hand-edited manifest with escape sequences in its fields is shown
+    with them escaped, never sent to the terminal."""
+    with zipfile.ZipFile(saved) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    manifest["target"] = "\x1b[2J\x1b]0;pwned\x07[bold]markup[/bold]"
+    manifest["substitutions"][0]["path"] = "model.\x1b[31mred"
+    rewrite_member(saved, "manifest.json", json.dumps(manifest).encode())
+    for args in (["inspect", str(saved)], ["load", str(saved), "--trust", "sample_models"]):
+        result = run_ckpt(*args)
+        assert result.code == 0, result
+        assert "\x1b" not in result.out and "\x07" not in result.out
+        assert "\\x1b[2J" in result.out or "\\x1b[31mred" in result.out
