@@ -139,8 +139,8 @@ def _pickle_into(
     writer: ArchiveWriter, obj: Any, stripped: dict[int, Finding], progress: Progress | None, target: str
 ) -> RewrapPickler:
     with writer.stream(DATA) as out:
-        sink = _Reporting(out, progress) if progress else out
-        pickler = RewrapPickler(sink, strip_ids=stripped.keys())  # type: ignore[arg-type]
+        report = (lambda written: progress("pickling", written, 0)) if progress else None
+        pickler = RewrapPickler(out, strip_ids=stripped.keys(), progress=report)  # type: ignore[arg-type]
         try:
             pickler.dump(obj)
         except (KeyboardInterrupt, MemoryError):
@@ -156,21 +156,6 @@ def _pickle_into(
     pickler.objects = memo_size(pickler, pickler.tap)
     pickler.clear_memo()  # free it before a scan builds its own
     return pickler
-
-
-class _Reporting:
-    """Passes writes through and reports the bytes written so far."""
-
-    def __init__(self, target: Any, progress: Progress) -> None:
-        self._target = target
-        self._progress = progress
-        self._done = 0
-
-    def write(self, data: Any) -> int:
-        n = self._target.write(data)
-        self._done += memoryview(data).nbytes
-        self._progress("pickling", self._done, 0)
-        return n
 
 
 def _manifest(
@@ -256,8 +241,8 @@ def load_checkpoint(
 ) -> LoadReport:
     """Load a checkpoint through the safe loader, with what a caller should know.
 
-    With `mmap`, array buffers are mapped read-only from the file instead of
-    read, and their hashes are checked only by `verify` (data.pkl is always hashed).
+    With `mmap`, array buffers are mapped copy-on-write from the file instead
+    of read, and their hashes are checked only by `verify` (data.pkl is always hashed).
     """
     started = time.perf_counter()
     with open_archive(path) as archive:
@@ -351,12 +336,7 @@ class Inspection:
 def inspect(path: str | os.PathLike[str]) -> Inspection:
     """Describe a checkpoint without running anything in it."""
     with open_archive(path) as archive:
-        problems = []
-        for name in archive.manifest.members:
-            try:
-                archive.check_hash(name)
-            except CheckpointError as exc:
-                problems.append(str(exc))
+        problems = archive.hash_failures()
         data = bytes(archive.mapped(DATA))  # as stored: inspect shows damaged files too
         static = referenced_globals(data)
         policy = Policy()

@@ -36,19 +36,26 @@ _Handler = Callable[[Any], Any]
 
 
 class Tap:
-    """A pickler's file: passes writes on (or drops them, with no target), and
-    can capture the next writes instead, to read back what was written."""
+    """A pickler's file: passes writes on (or drops them, with no target),
+    reports the bytes passed on so far to `progress`, and can capture the
+    next writes instead, to read back what was written."""
 
-    def __init__(self, target: Any = None) -> None:
+    def __init__(self, target: Any = None, progress: Callable[[int], None] | None = None) -> None:
         self.target = target
+        self.progress = progress
         self.captured: bytes | None = None
+        self._written = 0
 
     def write(self, data: Any) -> int:
+        n = memoryview(data).nbytes
         if self.captured is not None:
             self.captured += bytes(data)
         elif self.target is not None:
             self.target.write(data)
-        return memoryview(data).nbytes
+            self._written += n
+            if self.progress is not None:
+                self.progress(self._written)
+        return n
 
 
 def memo_size(pickler: pickle.Pickler, tap: Tap) -> int:
@@ -67,8 +74,15 @@ def memo_size(pickler: pickle.Pickler, tap: Tap) -> int:
 
 
 class RewrapPickler(pickle.Pickler):
-    def __init__(self, file: BinaryIO, *, strip_ids: Collection[int] = (), out_of_band: bool = True) -> None:
-        self.tap = Tap(file)
+    def __init__(
+        self,
+        file: BinaryIO,
+        *,
+        strip_ids: Collection[int] = (),
+        out_of_band: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.tap = Tap(file, progress)
         super().__init__(self.tap, PROTOCOL, buffer_callback=self._take_buffer if out_of_band else None)
         self.buffers: list[pickle.PickleBuffer] = []
         self._strip = frozenset(strip_ids)

@@ -207,6 +207,7 @@ class _Walker:
             except Unpicklable as exc:
                 self._find(node, catalog.UNPICKLABLE, str(exc))
                 continue
+            # exit marker, popped after the children: (_EXIT, node, -, events so far, its error, -)
             stack.append((_EXIT, node, ("exit",), self.events, error, 0))
             stack.extend(self._push(children, node, depth, skip, check=depth + 1 >= skip))
 

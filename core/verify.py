@@ -19,7 +19,7 @@ from . import catalog
 from .catalog import Action
 from .checkpoint import LoadReport, load_checkpoint, signing_key, version_warnings
 from .compare import differences
-from .container import DATA, Archive, open_archive
+from .container import DATA, open_archive
 from .errors import CheckpointError, CkptError
 from .paths import follow
 from .probes import ProbeFailed
@@ -96,7 +96,7 @@ def _structural_checks(path: str | os.PathLike[str], key: bytes | str | None, ha
     with open_archive(path) as archive:
         manifest = archive.manifest
         checks = [Check("structure", True, f"{len(manifest.members)} member(s), format {manifest.format_version}")]
-        bad = [] if hashed_by_load else _hash_failures(archive)
+        bad = [] if hashed_by_load else archive.hash_failures()
         detail = "; ".join(bad) or f"{len(manifest.members)} sha256 match" + (" (checked by the load)" if hashed_by_load else "")
         checks.append(Check("hashes", not bad, detail))
         checks.append(_signature_check(manifest, signing_key(key)))
@@ -106,16 +106,6 @@ def _structural_checks(path: str | os.PathLike[str], key: bytes | str | None, ha
         nesting = nesting_problem(data)
         checks.append(Check("nesting", nesting is None, nesting or f"tuples nest at most {MAX_TUPLE_DEPTH:,} deep"))
     return checks
-
-
-def _hash_failures(archive: Archive) -> list[str]:
-    bad = []
-    for name in archive.manifest.members:
-        try:
-            archive.check_hash(name)
-        except CheckpointError as exc:
-            bad.append(str(exc))
-    return bad
 
 
 def _globals_check(manifest: Any, data: Any) -> Check:
