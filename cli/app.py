@@ -117,9 +117,10 @@ def _trust(cli_trust: tuple[str, ...], config: Config) -> tuple[str, ...]:
 _TRUST = click.option(
     "--trust",
     multiple=True,
-    metavar="MODULE",
-    help="Allow globals from MODULE and its submodules when loading (repeatable; also `trust` in [tool.ckpt]). "
-    "Trusting a module means trusting its code.",
+    metavar="NAME",
+    help="Trust more than ckpt's reviewed table (repeatable; also `trust` in [tool.ckpt]): a PACKAGE admits the "
+    "public classes defined in it and its subpackages (never its functions); package.module:Name admits that one "
+    "class or function. `ckpt save` prints what a file needs.",
 )
 
 
@@ -160,11 +161,13 @@ def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], f
 @click.option("--against", metavar="TARGET", help="With --verify: compare the loaded object with a fresh one from TARGET.")
 @click.option("--mmap", "use_mmap", is_flag=True, help="Map array buffers copy-on-write instead of reading them (hashed only by --verify).")
 @click.option("--strict", is_flag=True, help="Fail when an installed module's version differs from the one saved.")
+@click.option("--allow-unsigned", is_flag=True,
+              help="With CKPT_KEY set, load an unsigned checkpoint anyway (under the trust you give).")
 @_TRUST
 @common()
 @click.pass_context
 def load(ctx: click.Context, file: str, verify: bool, against: str | None, use_mmap: bool, strict: bool,
-         trust: tuple[str, ...], fmt: str) -> None:
+         allow_unsigned: bool, trust: tuple[str, ...], fmt: str) -> None:
     """Load FILE through the safe loader and summarize it.
 
     Every member is hashed and compared with the manifest before anything
@@ -176,11 +179,13 @@ def load(ctx: click.Context, file: str, verify: bool, against: str | None, use_m
     trusted = _trust(trust, config_module.load())
     importable_cwd()
     with ProgressBar() as progress:
-        report = load_checkpoint(file, trust=trusted, mmap=use_mmap, strict=strict, progress=progress)
+        report = load_checkpoint(file, trust=trusted, mmap=use_mmap, strict=strict, allow_unsigned=allow_unsigned,
+                                 progress=progress)
     checks = None
     if verify or against:
         fresh = resolve(against) if against else None
-        checks = verify_checkpoint(file, trust=trusted, against=fresh, strict=strict, loaded=report)
+        checks = verify_checkpoint(file, trust=trusted, against=fresh, strict=strict, loaded=report,
+                                   allow_unsigned=allow_unsigned)
     if fmt == "json":
         emit_json(views.load_json(report, checks))
     else:
@@ -190,18 +195,20 @@ def load(ctx: click.Context, file: str, verify: bool, against: str | None, use_m
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
+@_TRUST
 @common()
 @click.pass_context
-def inspect(ctx: click.Context, file: str, fmt: str) -> None:
+def inspect(ctx: click.Context, file: str, trust: tuple[str, ...], fmt: str) -> None:
     """Show what FILE holds without running anything in it.
 
-    The manifest, members, substitutions, and the globals the pickle would
-    ask for (read from its opcodes, nothing imported or called), each with
-    what the loader would do about it.
+    The manifest, members, substitutions, and every global the pickle would
+    ask for (read from its opcodes: nothing from the file is built or
+    called), each with how the file uses it and what the loader would do
+    about it under the trust given: the loader's own analysis.
 
-    Exit 0 intact, 1 damaged or referencing globals ckpt never loads, 2 unreadable.
+    Exit 0 intact, 1 damaged or asking for what ckpt never loads, 2 unreadable.
     """
-    result = inspect_checkpoint(file)
+    result = inspect_checkpoint(file, trust=_trust(trust, config_module.load()))
     if fmt == "json":
         emit_json(views.inspect_json(result))
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ckpt.core.check import CheckReport, Item
-from ckpt.core.checkpoint import Inspection, LoadReport, SaveReport
+from ckpt.core.checkpoint import GlobalVerdict, Inspection, LoadReport, SaveReport
 from ckpt.core.manifest import Substitution
 from ckpt.core.paths import shorten
 from ckpt.core.scan import Finding, ScanReport
@@ -133,9 +133,17 @@ def _counts(substitutions: tuple[Substitution, ...]) -> str:
     return f"{rewrapped} rewrapped, {stripped} stripped"
 
 
+def load_command(report: SaveReport) -> str:
+    """The command that loads what was saved: the trust it needs, or none when signed."""
+    flags = "" if report.manifest.signature else "".join(f" --trust {t}" for t in report.manifest.trust)
+    return f"ckpt load {report.path}{flags}" + (" (signed: no --trust needed with this CKPT_KEY)"
+                                               if report.manifest.signature and report.manifest.trust else "")
+
+
 def save_json(report: SaveReport) -> dict[str, Any]:
     return {
         "path": report.path,
+        "trust": list(report.manifest.trust),
         "size": report.size,
         "seconds": round(report.seconds, 4),
         "replaced": report.replaced,
@@ -152,6 +160,7 @@ def save_text(out: TextOutput, report: SaveReport) -> None:
         ("members", f"{len(m.members)} ({sum(x.size for x in m.members.values()):,} bytes)"),
         ("substitutions", _counts(m.substitutions)),
         ("signed", "yes (HMAC-SHA256, CKPT_KEY)" if m.signature else "no (set CKPT_KEY to sign)"),
+        ("load with", load_command(report)),
     ])
     _substitutions_text(out, m.substitutions)
 
@@ -207,12 +216,12 @@ def checks_text(out: TextOutput, checks: VerifyReport) -> None:
              "ok" if not failed else "fail")
 
 
-def _verdict(inspection: Inspection, name: str) -> str:
-    if name in inspection.untrusted:
-        return f"needs --trust {name.split('.')[0]}"
-    if any(name in p for p in inspection.problems):
-        return "DENIED"
-    return "allowed"
+def _verdict(verdict: GlobalVerdict) -> str:
+    if verdict.admitted:
+        return f"allowed: {verdict.why}"
+    if verdict.trust:
+        return f"needs --trust {verdict.trust}"
+    return f"REFUSED: {verdict.why}"
 
 
 def inspect_json(inspection: Inspection) -> dict[str, Any]:
@@ -220,8 +229,8 @@ def inspect_json(inspection: Inspection) -> dict[str, Any]:
         "path": inspection.path,
         "size": inspection.size,
         "manifest": inspection.manifest.to_dict(),
-        "globals": [{"name": n, "verdict": _verdict(inspection, n)} for n in inspection.globals.names],
-        "oddities": list(inspection.globals.oddities),
+        "globals": [{"name": v.name, "uses": list(v.uses), "admitted": v.admitted, "why": v.why, "trust": v.trust,
+                     "verdict": _verdict(v)} for v in inspection.globals],
         "problems": list(inspection.problems),
     }
 
@@ -236,15 +245,16 @@ def inspect_text(out: TextOutput, inspection: Inspection) -> None:
         ("root", m.root_type),
         ("signed", "yes (HMAC-SHA256)" if m.signature else "no"),
         ("modules", ", ".join(f"{k} {v}" for k, v in m.modules.items()) or "(standard library only)"),
+        ("needs", " ".join(f"--trust {t}" for t in m.trust) or "no --trust (ckpt's reviewed table covers it)"),
     ])
     out.table(["member", "size", "sha256"], [[n, f"{x.size:,}", x.sha256[:16] + "…"] for n, x in m.members.items()])
     _substitutions_text(out, m.substitutions)
-    names = inspection.globals.names
-    out.table(["global referenced by data.pkl", "loader"], [[n, _verdict(inspection, n)] for n in names])
+    out.table(["global referenced by data.pkl", "used as", "loader"],
+              [[v.name, ", ".join(v.uses) or "-", _verdict(v)] for v in inspection.globals])
     for problem in inspection.problems:
         out.line(f"problem: {problem}", "fail")
     if not inspection.problems:
-        out.line("intact: every member matches the manifest", "ok")
+        out.line("intact: every member matches the manifest, and nothing in data.pkl is refused outright", "ok")
 
 
 def check_report_json(report: CheckReport) -> dict[str, Any]:

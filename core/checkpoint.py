@@ -21,15 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import DEVICE_ERRORS, atomic_write
-from .audit import StaticGlobals, nesting_problem, referenced_globals
+from .audit import nesting_problem
 from .catalog import Action
 from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive
 from .errors import CheckpointError, CkptError, SaveError, UnsafeCheckpointError
 from .manifest import Manifest, Substitution
 from .pickler import RewrapPickler, memo_size
-from .policy import Policy
+from .policy import Judgement, Trust, judge, narrowest
 from .safeload import unpickle
 from .scan import Finding, ScanReport, qualified_name, scan
+from .stream import StreamFacts, analyse
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): bytes done of total (total 0 when unknown)."""
@@ -79,7 +80,10 @@ def save(
         _refuse_unsaveable(report, stripped)
     replaced = path.exists()
     with atomic_write(path, overwrite=overwrite) as file, ArchiveWriter(file) as writer:
-        pickler = _pickle_into(writer, obj, stripped, progress, target)
+        pickler, data = _pickle_into(writer, obj, stripped, progress, target)
+        facts = analyse(data)
+        trust = required_trust(facts)
+        del data
         if report is None and pickler.rewrapped:
             report = _scan(obj, target)
         total = sum(b.raw().nbytes for b in pickler.buffers)
@@ -90,7 +94,7 @@ def save(
             if progress:
                 progress("writing arrays", done, total)
         findings = report.findings if report else ()
-        manifest = _manifest(obj, target, writer, findings, stripped, pickler)
+        manifest = _manifest(obj, target, writer, findings, stripped, pickler, facts, trust)
         signing = signing_key(key)
         if signing is not None:
             manifest = manifest.sign(signing)
@@ -135,10 +139,48 @@ def _refuse_unsaveable(report: ScanReport, stripped: dict[int, Finding]) -> None
     )
 
 
+class _Tee:
+    """data.pkl on its way into the archive, kept for the load policy's analysis."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.kept = bytearray()
+
+    def write(self, data: Any) -> int:
+        self.kept += data
+        return self.out.write(data)  # type: ignore[no-any-return]
+
+
+def required_trust(facts: StreamFacts) -> tuple[str, ...]:
+    """What save knows load will need: the trust entries beyond the reviewed
+    table, folded into packages where that admits the same. A global no
+    trust could admit is a SaveError: ckpt never writes a file its own load refuses."""
+    judgement = judge(facts, Trust())
+    if judgement.ok:
+        return ()
+    exact = tuple(sorted({r.trust for r in judgement.refusals if r.trust}))
+    for candidate in (narrowest(exact), exact):
+        if not judgement.problems and all(r.trust for r in judgement.refusals) and \
+                judge(facts, Trust.parse(candidate)).ok:
+            return candidate
+    raise _unloadable(judge(facts, Trust.parse(exact)))
+
+
+def _unloadable(judgement: Judgement) -> SaveError:
+    reasons = list(judgement.problems) + [f"{r.name} {r.why}" for r in judgement.refusals]
+    return SaveError(
+        f"cannot save: the pickle would need {reasons[0]}" + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1
+                                                             else "") + ", which ckpt never loads; nothing was written",
+        hint="give the object's class a __reduce__ or __getstate__ that uses only classes and functions "
+             "importable by name, or strip it",
+    )
+
+
 def _pickle_into(
     writer: ArchiveWriter, obj: Any, stripped: dict[int, Finding], progress: Progress | None, target: str
-) -> RewrapPickler:
-    with writer.stream(DATA) as out:
+) -> tuple[RewrapPickler, bytes]:
+    with writer.stream(DATA) as stream:
+        out = _Tee(stream)
         report = (lambda written: progress("pickling", written, 0)) if progress else None
         pickler = RewrapPickler(out, strip_ids=stripped.keys(), progress=report)  # type: ignore[arg-type]
         try:
@@ -155,7 +197,7 @@ def _pickle_into(
             ) from None
     pickler.objects = memo_size(pickler, pickler.tap)
     pickler.clear_memo()  # free it before a scan builds its own
-    return pickler
+    return pickler, bytes(out.kept)
 
 
 def _manifest(
@@ -165,6 +207,8 @@ def _manifest(
     findings: tuple[Finding, ...],
     stripped: dict[int, Finding],
     pickler: RewrapPickler,
+    facts: StreamFacts,
+    trust: tuple[str, ...],
 ) -> Manifest:
     from . import __version__
 
@@ -176,9 +220,10 @@ def _manifest(
         root_type=qualified_name(type(obj)),
         members=dict(writer.members),
         substitutions=tuple(_substitution(f, f.object_id in stripped) for f in findings),
-        globals=tuple(pickler.globals),
-        modules=module_versions(pickler.globals),
+        globals=tuple(facts.globals),
+        modules=module_versions(facts.globals),
         objects=pickler.objects,
+        trust=trust,
     )
 
 
@@ -192,7 +237,7 @@ def _substitution(finding: Finding, user_stripped: bool) -> Substitution:
 def module_versions(globals_: Iterable[str]) -> dict[str, str]:
     """Version of each top-level package the pickle names (not the standard library)."""
     versions = {}
-    for top in sorted({name.split(".")[0] for name in globals_}):
+    for top in sorted({name.split(":")[0].split(".")[0] for name in globals_}):
         if top in sys.stdlib_module_names or top.startswith("_"):
             continue
         version = installed_version(top)
@@ -237,20 +282,26 @@ def load_checkpoint(
     mmap: bool = False,
     strict: bool = False,
     key: bytes | str | None = None,
+    allow_unsigned: bool = False,
     progress: Progress | None = None,
 ) -> LoadReport:
     """Load a checkpoint through the safe loader, with what a caller should know.
 
+    `trust` entries are packages (their classes) or exact `module:qualname`
+    names (one class or function). A checkpoint signed with the key (`key`
+    or CKPT_KEY) is trusted for what its manifest says it needs; with a key
+    set, an unsigned checkpoint is refused unless `allow_unsigned`.
     With `mmap`, array buffers are mapped copy-on-write from the file instead
     of read, and their hashes are checked only by `verify` (data.pkl is always hashed).
     """
     started = time.perf_counter()
+    given = Trust.parse(trust)
     with open_archive(path) as archive:
         _require_modules(archive.manifest, str(path))
-        signed, policy = _policy(archive.manifest, tuple(trust), signing_key(key), str(path))
+        signed, trusted = _trust(archive.manifest, given, signing_key(key), allow_unsigned, str(path))
         data = archive.read(DATA)
         buffers = _buffers(archive, mmap, progress)
-        obj = unpickle(data, policy=policy, buffers=buffers, what=str(path))
+        obj = unpickle(data, trust=trusted, buffers=buffers, what=str(path))
         warnings = version_warnings(archive.manifest)
         if strict and warnings:
             raise CheckpointError(f"{path}: {warnings[0]} (--strict)")
@@ -258,9 +309,10 @@ def load_checkpoint(
                           signed, tuple(warnings), obj)
 
 
-def load(path: str | os.PathLike[str], *, trust: Iterable[str] = (), mmap: bool = False) -> Any:
-    """Load a checkpoint and return the object."""
-    return load_checkpoint(path, trust=trust, mmap=mmap).obj
+def load(path: str | os.PathLike[str], *, trust: Iterable[str] = (), mmap: bool = False,
+         key: bytes | str | None = None, allow_unsigned: bool = False) -> Any:
+    """Load a checkpoint and return the object (see `load_checkpoint`)."""
+    return load_checkpoint(path, trust=trust, mmap=mmap, key=key, allow_unsigned=allow_unsigned).obj
 
 
 def _require_modules(manifest: Manifest, what: str) -> None:
@@ -274,16 +326,24 @@ def _require_modules(manifest: Manifest, what: str) -> None:
             )
 
 
-def _policy(manifest: Manifest, trust: tuple[str, ...], key: bytes | None, what: str) -> tuple[str, Policy]:
+def _trust(manifest: Manifest, given: Trust, key: bytes | None, allow_unsigned: bool,
+           what: str) -> tuple[str, Trust]:
+    """The signature status, and what the load trusts: the caller's trust,
+    plus the manifest's recorded needs when its signature verifies."""
     if manifest.signature is None:
-        return "unsigned", Policy(trust)
+        if key is not None and not allow_unsigned:
+            raise UnsafeCheckpointError(
+                f"refusing {what}: it is not signed, and CKPT_KEY is set (a checkpoint you wrote would be signed)",
+                hint="pass --allow-unsigned (allow_unsigned=True) to load it under the trust you give",
+            )
+        return "unsigned", given
     if key is None:
-        return "not checked", Policy(trust)
+        return "not checked", given
     if not manifest.signature_valid(key):
         raise UnsafeCheckpointError(
             f"refusing {what}: its manifest signature does not match CKPT_KEY (edited, or signed with another key)"
         )
-    return "verified", Policy(trust, frozenset(manifest.globals))
+    return "verified", given + Trust.parse(manifest.trust)
 
 
 def _buffers(archive: Archive, mmap: bool, progress: Progress | None) -> list[Any]:
@@ -318,13 +378,26 @@ def version_warnings(manifest: Manifest) -> list[str]:
 
 
 @dataclass(frozen=True)
+class GlobalVerdict:
+    """What the loader would do with one global of data.pkl."""
+
+    name: str
+    uses: tuple[str, ...]
+    admitted: bool
+    why: str
+    """The reviewed reason or trust entry that admits it, or why it is refused."""
+    trust: str | None = None
+    """For a refused global: the narrowest --trust that admits it."""
+
+
+@dataclass(frozen=True)
 class Inspection:
     path: str
     size: int
     manifest: Manifest
-    globals: StaticGlobals
+    globals: tuple[GlobalVerdict, ...]
     problems: tuple[str, ...]
-    """Integrity problems and globals ckpt would never load."""
+    """Integrity problems, what no pickle of ordinary objects does, and globals ckpt would never load."""
     untrusted: tuple[str, ...]
     """Globals that need --trust."""
 
@@ -333,19 +406,31 @@ class Inspection:
         return 1 if self.problems else 0
 
 
-def inspect(path: str | os.PathLike[str]) -> Inspection:
-    """Describe a checkpoint without running anything in it."""
+def inspect(path: str | os.PathLike[str], *, trust: Iterable[str] = ()) -> Inspection:
+    """Describe a checkpoint, and what loading it under `trust` would admit,
+    without running anything in it: the loader's own analysis, nothing
+    from the file is built."""
     with open_archive(path) as archive:
         problems = archive.hash_failures()
         data = bytes(archive.mapped(DATA))  # as stored: inspect shows damaged files too
-        static = referenced_globals(data)
-        policy = Policy()
-        verdicts = {name: policy.verdict(name) for name in static.names}
-        problems += [f"references {name}, which ckpt never loads" for name, v in verdicts.items() if v == "denied"]
-        problems += list(static.oddities)
+        facts = analyse(data)
+        judgement = judge(facts, Trust.parse(trust))
+        verdicts = _verdicts(facts, judgement)
+        problems += list(facts.problems)
+        problems += [f"{v.name} {v.why}, and ckpt never loads it" for v in verdicts if not v.admitted and not v.trust]
         if (nesting := nesting_problem(data)) is not None:
             problems.append(nesting)
-        untrusted = tuple(name for name, v in verdicts.items() if v == "untrusted")
-        return Inspection(str(path), archive.size, archive.manifest, static, tuple(problems), untrusted)
+        untrusted = tuple(v.name for v in verdicts if v.trust)
+        return Inspection(str(path), archive.size, archive.manifest, verdicts, tuple(problems), untrusted)
 
 
+def _verdicts(facts: StreamFacts, judgement: Judgement) -> tuple[GlobalVerdict, ...]:
+    refused = {r.name: r for r in judgement.refusals}
+    verdicts = []
+    for name in facts.globals:
+        uses = tuple(facts.uses(name))
+        if name in judgement.admissions:
+            verdicts.append(GlobalVerdict(name, uses, True, judgement.admissions[name].source))
+        else:
+            verdicts.append(GlobalVerdict(name, uses, False, refused[name].why, refused[name].trust))
+    return tuple(verdicts)

@@ -1,13 +1,13 @@
-"""Guards: allowed callables that are safe only with some arguments.
+"""Guards: reviewed callables that are safe only with some arguments.
 
-find_class hands out a stand-in instead of the real object; the stand-in
-checks the arguments, then calls the real one: allocations are bounded by
-what the file holds, file handlers must not open their file at load,
-classes numpy and torch rebuild from are not callable directly, classes
-and loggers the load reaches are remembered so state applied to them is
-undone. A checkpoint that stores one of these objects as a plain value
-(not as something to call) gets the stand-in back: the price of judging
-every call the pickle makes.
+A reviewed entry (or a rule) names its guard; the loader hands out the guard
+instead of the real callable, and the guard checks the call's arguments by
+what they are (identity and type, never a name), then calls the real one:
+allocations stay within what the file could hold, file handlers never open
+their file at load, numpy's generator constructors only build bit
+generators, Cython and pandas reconstructors only build classes this load
+admitted. A guard is handed out only for globals the file calls, not for
+classes it instantiates or stores.
 """
 
 from __future__ import annotations
@@ -19,81 +19,79 @@ import queue
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import CheckpointError
-from .graph import global_name
-
-Guard = Callable[[Any, Any], Any]
-"""guard(real object, the unpickler) -> the stand-in; the unpickler has `.limit` and `.handed`."""
 
 
-def _refused_call(what: str) -> CheckpointError:
-    return CheckpointError(f"data.pkl {what}; ckpt refuses it (the file is malicious or was not written by ckpt)")
+@dataclass
+class Context:
+    """What guards know about the load."""
+
+    limit: int
+    """Bytes one call may allocate: what the file itself could hold, times 8."""
+    classes: set[int] = field(default_factory=set)
+    """ids of the classes this load admitted."""
 
 
-def _one_argument_type(obj: Any, load: Any) -> Callable[[Any], type]:
-    def type_of(value: Any) -> type:
-        cls = type(value)  # type(name, bases, dict) would create a class: never
-        load.handed.remember(cls)  # a class the pickle did not name is still the process's own
-        return cls
-
-    return type_of
+Guard = Callable[[Any, Context], Callable[..., Any]]
 
 
-def _one_argument_iter(obj: Any, load: Any) -> Callable[[Any], Any]:
-    def iterate(iterable: Any) -> Any:
-        return iter(iterable)  # iter(callable, sentinel) could loop forever: never
-
-    return iterate
+def refused(what: str) -> CheckpointError:
+    return CheckpointError(f"data.pkl {what}; ckpt refuses it (the file was not written by ckpt, or was edited)")
 
 
-def _remembered_logger(obj: Any, load: Any) -> Callable[..., logging.Logger]:
-    def get_logger(name: str | None = None) -> logging.Logger:
-        logger = logging.getLogger(name)
-        load.handed.remember(logger)  # the process's own: state applied to it is undone
-        return logger
-
-    return get_logger
+def _name(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', getattr(obj, '__name__', '?'))}"
 
 
-def _queue_refill_map(obj: Any, load: Any) -> Callable[..., Any]:
+def _one_argument(obj: Any, load: Context) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if len(args) != 1 or kwargs:  # iter(callable, sentinel) could loop forever
+            raise refused(f"calls {_name(obj)} with {len(args)} arguments")
+        return obj(*args)
+
+    return call
+
+
+def _queue_refill(obj: Any, load: Context) -> Callable[..., Any]:
     """map() is written only to refill a SimpleQueue; any other function
     would let a small file make an unbounded number of calls."""
 
     def refill(function: Any, *iterables: Any) -> Any:
         if function is not queue.SimpleQueue.put:
-            raise _refused_call("maps a function other than SimpleQueue.put over its data")
-        return map(function, *iterables)
+            raise refused("maps a function other than SimpleQueue.put over its data")
+        return obj(function, *iterables)
 
     return refill
 
 
-def _sized(obj: Any, load: Any) -> Callable[..., Any]:
+def _sized(obj: Any, load: Context) -> Callable[..., Any]:
     """bytes(n) / bytearray(n) allocate n bytes: no more than the file could hold."""
 
     def build(*args: Any) -> Any:
         size = args[0] if args else 0
-        if hasattr(type(size), "__index__") and operator.index(size) > load.limit:  # numpy ints too
+        if hasattr(type(size), "__index__") and operator.index(size) > load.limit:
             raise CheckpointError(f"data.pkl asks for a {operator.index(size)}-byte buffer, more than the file holds")
         return obj(*args)
 
     return build
 
 
-def _integers_only(obj: Any, load: Any) -> Callable[..., Any]:
+def _integers_only(obj: Any, load: Context) -> Callable[..., Any]:
     """Fraction('1e999999999') computes a number with a billion digits: only
     the (numerator, denominator) integers pickle writes are accepted."""
 
     def build(*args: Any) -> Any:
         if not all(type(a) is int for a in args):
-            raise _refused_call(f"builds a {global_name(obj)} from something other than integers")
+            raise refused(f"builds a {_name(obj)} from something other than integers")
         return obj(*args)
 
     return build
 
 
-def _no_debug_flag(obj: Any, load: Any) -> Callable[..., Any]:
+def _no_debug_flag(obj: Any, load: Context) -> Callable[..., Any]:
     """re.DEBUG makes compiling a pattern print to stdout: dropped."""
 
     def compile_pattern(pattern: Any, flags: Any = 0) -> Any:
@@ -104,7 +102,7 @@ def _no_debug_flag(obj: Any, load: Any) -> Callable[..., Any]:
     return compile_pattern
 
 
-def _delayed_open(obj: Any, load: Any) -> Callable[..., Any]:
+def delayed_open(obj: Any, load: Context) -> Callable[..., Any]:
     """A file handler opens (creates, maybe truncates) its file in its
     constructor unless delay=True, which is how ckpt writes every one."""
 
@@ -112,9 +110,9 @@ def _delayed_open(obj: Any, load: Any) -> Callable[..., Any]:
         try:
             delay = inspect.signature(obj).bind(*args, **kwargs).arguments.get("delay")
         except TypeError as exc:
-            raise _refused_call(f"builds a {global_name(obj)} with bad arguments ({exc})") from None
+            raise refused(f"builds a {_name(obj)} with bad arguments ({exc})") from None
         if delay is not True:
-            raise _refused_call(f"builds a {global_name(obj)} that opens its file at load (delay is not True)")
+            raise refused(f"builds a {_name(obj)} that opens its file at load (delay is not True)")
         return obj(*args, **kwargs)
 
     return build
@@ -123,7 +121,7 @@ def _delayed_open(obj: Any, load: Any) -> Callable[..., Any]:
 def _elements(shape: Any) -> int:
     count = 1
     for n in shape if isinstance(shape, (tuple, list)) else (shape,):
-        count *= int(n)
+        count *= operator.index(n)
     return count
 
 
@@ -134,61 +132,35 @@ def _numpy_itemsize(dtype: Any) -> int:
         return 1
 
 
-def _check_allocation(nbytes: int, load: Any) -> None:
+def _check_allocation(nbytes: int, load: Context) -> None:
     if nbytes > load.limit:
         raise CheckpointError(f"data.pkl asks for an array of {nbytes} bytes, more than the file holds")
 
 
-class _ArgumentOnly:
-    """numpy.ndarray, MaskedArray and torch.Tensor reach a checkpoint only as
-    arguments of their rebuild functions; called directly, they allocate any
-    shape. The stand-in refuses calls and cannot be changed."""
-
-    __slots__ = ("wrapped",)
-    wrapped: Any
-
-    def __init__(self, wrapped: Any) -> None:
-        object.__setattr__(self, "wrapped", wrapped)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise _refused_call(f"sets {name!r} on {global_name(self.wrapped)}")
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise _refused_call(f"calls {global_name(self.wrapped)} directly")
-
-    def __repr__(self) -> str:
-        return f"<{global_name(self.wrapped)}, as loaded by ckpt>"
-
-
-def _argument_only(obj: Any, load: Any) -> _ArgumentOnly:
-    return _ArgumentOnly(obj)
-
-
-def _unwrap(value: Any) -> Any:
-    return value.wrapped if isinstance(value, _ArgumentOnly) else value
-
-
-def _bounded_reconstruct(obj: Any, load: Any) -> Callable[..., Any]:
+def _bounded_reconstruct(obj: Any, load: Context) -> Callable[..., Any]:
     """numpy's `_reconstruct(cls, shape, dtype)` allocates: keep it within the file's size."""
 
     def build(cls: Any, shape: Any, dtype: Any) -> Any:
+        _admitted(cls, load, "an array")
         _check_allocation(_elements(shape) * _numpy_itemsize(dtype), load)
-        return obj(_unwrap(cls), shape, dtype)
+        return obj(cls, shape, dtype)
 
     return build
 
 
-def _bounded_mareconstruct(obj: Any, load: Any) -> Callable[..., Any]:
+def _bounded_mareconstruct(obj: Any, load: Context) -> Callable[..., Any]:
     """numpy.ma's `_mareconstruct(subtype, baseclass, baseshape, basetype)` allocates too."""
 
     def build(subtype: Any, baseclass: Any, baseshape: Any, basetype: Any) -> Any:
+        _admitted(subtype, load, "a masked array")
+        _admitted(baseclass, load, "a masked array")
         _check_allocation(_elements(baseshape) * _numpy_itemsize(basetype), load)
-        return obj(_unwrap(subtype), _unwrap(baseclass), baseshape, basetype)
+        return obj(subtype, baseclass, baseshape, basetype)
 
     return build
 
 
-def _bounded_empty(obj: Any, load: Any) -> Callable[..., Any]:
+def _bounded_empty(obj: Any, load: Context) -> Callable[..., Any]:
     """torch.empty(*size) allocates: ckpt writes it only for empty storages."""
 
     def build(*size: Any, **kwargs: Any) -> Any:
@@ -200,56 +172,96 @@ def _bounded_empty(obj: Any, load: Any) -> Callable[..., Any]:
     return build
 
 
-def _unwrapping(obj: Any, load: Any) -> Callable[..., Any]:
-    """torch's `_rebuild_from_type_v2(func, new_type, args, state)` takes the class as an argument."""
+def _tensor_rebuild(obj: Any, load: Context) -> Callable[..., Any]:
+    """torch's `_rebuild_from_type_v2(func, new_type, args, state)` calls
+    `func(*args)`: only torch.as_strided, as ckpt writes it, into an admitted
+    tensor class."""
 
     def build(func: Any, new_type: Any, args: Any, state: Any) -> Any:
-        return obj(func, _unwrap(new_type), args, state)
+        torch = sys.modules["torch"]
+        if func is not torch.as_strided:
+            raise refused(f"rebuilds a tensor by calling {_name(func)}")
+        if not (isinstance(new_type, type) and issubclass(new_type, torch.Tensor)):
+            raise refused(f"rebuilds a tensor as {_name(new_type)}")
+        _admitted(new_type, load, "a tensor")
+        return obj(func, new_type, args, state)
 
     return build
 
 
-def construct_only(cls: type) -> type:
-    """A stand-in for a class allowed by package (torch's layers): pickle
-    builds instances with NEWOBJ (`cls.__new__(cls)`, then state), which the
-    stand-in forwards; calling it would run the constructor with the file's
-    arguments (`Linear(50000, 50000)` allocates and fills 10 GB): refused."""
+def _dtype_copy(obj: Any, load: Context) -> Callable[..., Any]:
+    """numpy pickles a dtype as dtype(spec, align, True): a copy. Without
+    copy=True numpy returns its own shared dtype, and the state the file
+    applies next would change it for the whole process."""
 
-    class ConstructOnly(type):
-        def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            raise _refused_call(f"calls {global_name(cls)} directly")
+    def build(*args: Any) -> Any:
+        if len(args) != 3 or args[2] is not True:
+            raise refused("builds a numpy dtype that is not a copy")
+        return obj(*args)
 
-    def new(standin: type, *args: Any, **kwargs: Any) -> Any:
-        return cls.__new__(cls, *args, **kwargs)
-
-    return ConstructOnly(cls.__name__, (), {"__new__": new, "__qualname__": cls.__qualname__,
-                                            "__module__": cls.__module__})
+    return build
 
 
-_GUARDS: tuple[tuple[str, Guard], ...] = (
-    ("builtins.type", _one_argument_type), ("builtins.iter", _one_argument_iter),
-    ("builtins.map", _queue_refill_map), ("builtins.bytes", _sized), ("builtins.bytearray", _sized),
-    ("logging.getLogger", _remembered_logger),
-    ("fractions.Fraction", _integers_only), ("re.compile", _no_debug_flag), ("re._compile", _no_debug_flag),
-    ("logging.FileHandler", _delayed_open), ("logging.handlers.RotatingFileHandler", _delayed_open),
-    ("logging.handlers.TimedRotatingFileHandler", _delayed_open),
-    ("logging.handlers.WatchedFileHandler", _delayed_open),
-    ("numpy.ndarray", _argument_only), ("numpy.ma.MaskedArray", _argument_only),
-    ("numpy.ma.core.MaskedArray", _argument_only),
-    ("numpy._core.multiarray._reconstruct", _bounded_reconstruct),
-    ("numpy.core.multiarray._reconstruct", _bounded_reconstruct),
-    ("numpy.ma.core._mareconstruct", _bounded_mareconstruct),
-    ("torch.Tensor", _argument_only), ("torch.empty", _bounded_empty),
-    ("torch._tensor._rebuild_from_type_v2", _unwrapping),
-)
-"""Guarded globals, by the name of the object they resolve to. Looked up at
-each find_class (numpy and torch may be imported by the load itself)."""
+def _bit_generator(obj: Any, load: Context) -> Callable[..., Any]:
+    """numpy's generator constructors take a bit generator's name, class or
+    instance, and the constructor function of bit generators: nothing else
+    (they call what they are given)."""
+
+    def build(*args: Any) -> Any:
+        random = sys.modules["numpy.random"]
+        bit_generator = random.bit_generator.BitGenerator
+        ctor = vars(sys.modules["numpy.random._pickle"])["__bit_generator_ctor"]
+        for arg in args:
+            ok = (type(arg) is str or arg is ctor or isinstance(arg, bit_generator)
+                  or (isinstance(arg, type) and issubclass(arg, bit_generator)))
+            if not ok:
+                raise refused(f"builds a numpy random generator from {_name(type(arg))}")
+        return obj(*args)
+
+    return build
 
 
-def guard_for(obj: Any) -> Guard | None:
-    for dotted, guard in _GUARDS:
-        module, _, name = dotted.rpartition(".")
-        loaded = sys.modules.get(module)
-        if loaded is not None and getattr(loaded, name, None) is obj:
-            return guard
-    return None
+def _admitted_class_argument(obj: Any, load: Context) -> Callable[..., Any]:
+    """Reconstructors taking the class to build first (pandas' _new_Index,
+    Cython's __pyx_unpickle_*): only a class this load admitted."""
+
+    def build(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        _admitted(cls, load, "an object")
+        return obj(cls, *args, **kwargs)
+
+    return build
+
+
+def _admitted(cls: Any, load: Context, what: str) -> None:
+    if not isinstance(cls, type) or id(cls) not in load.classes:
+        raise refused(f"builds {what} of {_name(cls)}, which this load did not admit")
+
+
+def _enum_lookup(obj: Any, load: Context) -> Callable[..., Any]:
+    """Calling an enum class with one value looks a member up; with more,
+    it creates a new enum class (whose members run a mixed-in constructor)."""
+
+    def lookup(*args: Any, **kwargs: Any) -> Any:
+        if len(args) != 1 or kwargs:
+            raise refused(f"calls enum {_name(obj)} with {len(args)} arguments (only a member lookup is allowed)")
+        return obj(args[0])
+
+    return lookup
+
+
+GUARDS: dict[str, Guard] = {
+    "sized": _sized, "one_argument": _one_argument, "queue_refill": _queue_refill,
+    "integers_only": _integers_only, "no_debug_flag": _no_debug_flag, "delayed_open": delayed_open,
+    "bounded_reconstruct": _bounded_reconstruct, "bounded_mareconstruct": _bounded_mareconstruct,
+    "bounded_empty": _bounded_empty, "tensor_rebuild": _tensor_rebuild, "dtype_copy": _dtype_copy,
+    "bit_generator": _bit_generator, "admitted_class_argument": _admitted_class_argument,
+    "cython_reconstructor": _admitted_class_argument, "enum_lookup": _enum_lookup,
+}
+
+
+def guard_name(obj: Any, named: str | None) -> str | None:
+    """The guard for an admitted object: its entry's, or by what it is (every
+    file handler class, whoever admitted it, opens nothing at load)."""
+    if isinstance(obj, type) and issubclass(obj, logging.FileHandler):
+        return "delayed_open"
+    return named

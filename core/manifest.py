@@ -54,6 +54,8 @@ class Manifest:
     modules: dict[str, str] = field(default_factory=dict)
     objects: int = 0
     """Objects in data.pkl's memo: what `load` reports without counting again."""
+    trust: tuple[str, ...] = ()
+    """The --trust entries loading needs beyond ckpt's reviewed table (what save found)."""
     signature: str | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
@@ -76,6 +78,7 @@ class Manifest:
             "globals": list(self.globals),
             "modules": dict(self.modules),
             "objects": self.objects,
+            "trust": list(self.trust),
         }
         if signed and self.signature is not None:
             data["signature"] = {"alg": "hmac-sha256", "value": self.signature}
@@ -142,6 +145,7 @@ def parse_manifest(raw: bytes) -> Manifest:
             modules={_text(k, "module"): _text(v, "version") for k, v in
                      _typed(data.get("modules", {}), dict, "modules").items()},
             objects=_int(data.get("objects", 0)),
+            trust=tuple(_text(t, "trust") for t in _typed(data.get("trust", []), list, "trust")),
             signature=signature,
         )
     except (KeyError, TypeError, AttributeError) as exc:

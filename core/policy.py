@@ -1,154 +1,359 @@
-"""Who may be loaded: the globals a checkpoint may ask for.
+"""Who may be loaded, and for what: exact identity and roles, not a deny list.
 
-Every global a pickle names is judged by its dotted name before anything is
-imported, and again by what it resolves to:
+A global is `module:qualname`. It is admitted by
 
-- always denied, whatever is trusted: process, file, network and import
-  machinery, evaluators, other deserializers (`DENIED_MODULES`);
-- allowed: safe builtins, collections, datetime, decimal, numpy's and
-  torch's rebuild functions, the catalog's constructors (`ALLOWED` and the
-  catalog rows), and the classes of `CLASS_PREFIXES` packages;
-- trusted by the user: `--trust MODULE` (and its submodules), or the
-  manifest's globals when its HMAC signature verifies.
+- the reviewed table (`reviewed`): exact names and a few rules, no trust needed;
+- `--trust PACKAGE` (or `trust = [...]`): the public *classes* defined in
+  that package and its subpackages, never its functions;
+- `--trust package.module:qualname`: that one class or function;
+- a signed manifest: the trust entries it records, when its HMAC verifies.
+
+Nothing is imported before the name is admitted. An admitted name is then
+resolved: `module` imported, `qualname` walked through classes only (never
+through a module attribute, a function or an instance), and the result must
+be a class or function whose own `__module__` and `__qualname__` are the
+name (reviewed names are checked against the object reviewed). Then every
+use the stream makes of it (`stream`) must be one its role allows:
+
+- a class is stored, instantiated (`cls.__new__(cls)`) and given state;
+  `cls.__new__(cls, *args)` only if it declares `__getnewargs__`;
+  `cls(*args)` only if its own reduction calls it (it defines `__reduce__`
+  and does not override that class's constructor), or it is trusted by name;
+- a function is called only when reviewed or trusted by name;
+- an enum class is called with one value (a member lookup) and what it
+  returns is the process's own member: it gets no state.
+
+`judge` returns every refusal with the narrowest trust that would admit it:
+loading, `inspect`, refusal hints and save's list of the trust a file needs
+all come from it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import sys
+import types
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from . import catalog
-from .errors import UnsafeCheckpointError, printable
-
-DENIED_MODULES = frozenset({
-    "os", "posix", "nt", "posixpath", "ntpath", "subprocess", "_posixsubprocess", "sys", "importlib", "runpy",
-    "socket", "_socket", "ssl", "shutil", "pickle", "_pickle", "pickletools", "copyreg", "marshal", "ctypes",
-    "_ctypes", "code", "codeop", "pty", "webbrowser", "io", "_io", "types", "inspect", "gc", "asyncio",
-    "multiprocessing", "concurrent.futures.process", "signal", "tempfile", "shelve", "dbm", "sqlite3",
-    "urllib", "http", "ftplib", "smtplib", "telnetlib", "imaplib", "poplib", "xmlrpc", "zipimport", "pkgutil",
-    "site", "builtins.open", "dill", "cloudpickle", "joblib", "yaml", "_thread.start_new_thread", "platform",
-    "timeit", "pdb", "bdb", "trace", "cProfile", "profile", "threading.Thread", "threading.Timer",
-    "numpy.load", "numpy.loads", "numpy.lib.npyio", "numpy.lib.format", "numpy.fromfile", "numpy.memmap",
-    "numpy.loadtxt", "numpy.genfromtxt", "numpy.save", "numpy.savez", "numpy.savetxt", "numpy.ctypeslib",
-    "numpy.f2py", "numpy.distutils", "numpy.testing", "torch.load", "torch.save", "torch.serialization",
-    "torch.storage._load_from_bytes", "torch.hub", "torch.jit", "torch.package", "torch.utils.cpp_extension",
-    "torch._C._load_for_lite_interpreter", "torch.ops", "logging.config", "logging.handlers.SocketHandler",
-    "logging.handlers.DatagramHandler", "logging.handlers.SysLogHandler", "logging.handlers.SMTPHandler",
-    "logging.handlers.HTTPHandler", "logging.handlers.NTEventLogHandler", "operator.attrgetter",
-    "operator.methodcaller", "functools.reduce", "builtins.eval", "builtins.exec", "builtins.compile",
-    "builtins.getattr", "builtins.setattr", "builtins.delattr", "builtins.__import__", "builtins.breakpoint",
-    "builtins.input", "builtins.globals", "builtins.locals", "builtins.vars", "builtins.help", "builtins.exit",
-    "builtins.quit", "builtins.memoryview", "builtins.super", "builtins.classmethod", "builtins.staticmethod",
-    "builtins.property", "collections.namedtuple", "re.sub", "re.subn",
-})
-"""Dotted prefixes that are refused even when trusted: `os` covers `os.system` and `os.path.join`."""
-
-ALLOWED = frozenset({
-    "builtins.complex", "builtins.slice", "builtins.object", "builtins.Ellipsis", "builtins.NotImplemented",
-    "builtins.frozenset", "builtins.set", "builtins.bytearray", "builtins.bytes",
-    "functools.partial", "re._compile", "re.compile",
-    "collections.OrderedDict", "collections.defaultdict", "collections.deque", "collections.Counter",
-    "collections.ChainMap", "datetime.date", "datetime.time", "datetime.datetime", "datetime.timedelta",
-    "datetime.timezone", "decimal.Decimal", "fractions.Fraction", "uuid.UUID", "enum.Enum",
-    "pathlib.PurePath", "pathlib.PurePosixPath", "pathlib.PureWindowsPath",
-    "logging.getLogger", "logging.Formatter", "logging.Filter", "logging.PercentStyle",
-    "logging.StrFormatStyle", "logging.StringTemplateStyle", "logging.NullHandler", "logging.Handler",
-    "logging.StreamHandler", "logging.FileHandler", "logging.handlers.RotatingFileHandler",
-    "logging.handlers.TimedRotatingFileHandler", "logging.handlers.WatchedFileHandler",
-    "logging.handlers.QueueHandler", "logging.handlers.MemoryHandler", "logging.handlers.BufferingHandler",
-    "numpy.ndarray", "numpy.dtype", "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
-    "numpy.core.numeric._frombuffer", "numpy._core.numeric._frombuffer", "numpy.core.multiarray.scalar",
-    "numpy._core.multiarray.scalar", "numpy.ma.core._mareconstruct", "numpy.ma.core.MaskedArray",
-    "numpy.ma.MaskedArray",
-    "numpy.random._pickle.__generator_ctor", "numpy.random._pickle.__randomstate_ctor",
-    "numpy.random._pickle.__bit_generator_ctor", "numpy.random._generator.Generator",
-    "numpy.random.mtrand.RandomState", "numpy.random._pcg64.PCG64", "numpy.random._mt19937.MT19937",
-    "numpy.random._philox.Philox", "numpy.random._sfc64.SFC64",
-    # Handed out only through the guards below: type(x) with one argument
-    # (pickle writes NoneType as type(None)), iter(x) with one argument.
-    "builtins.type", "builtins.iter",
-    # torch tensors as ckpt writes them (core/tensors.py), and parameters.
-    "torch.as_strided", "torch.frombuffer", "torch.empty", "torch._tensor._rebuild_from_type_v2",
-    "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state", "torch.Tensor",
-    "torch.nn.parameter.Parameter", "torch.nn.parameter.Buffer", "torch.Size", "torch.device",
-    *(f"torch.{dtype}" for dtype in (
-        "float16", "float32", "float64", "bfloat16", "complex32", "complex64", "complex128", "bool", "int8",
-        "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float8_e4m3fn", "float8_e5m2",
-        "half", "float", "double", "long", "int", "short", "cfloat", "cdouble")),
-    *(f"torch.{layout}" for layout in ("strided", "contiguous_format", "channels_last", "preserve_format")),
-})
-"""Globals any checkpoint may use: constructors of plain data. The catalog adds its own."""
+from . import reviewed
+from .guards import guard_name
+from .errors import ConfigError, UnsafeCheckpointError, printable
+from .reviewed import CLASS, FUNCTION, Entry
+from .stream import CALL, NEW, NEW_ARGS, RESULT_USED, USE_NAMES, VALUE, StreamFacts
 
 MAIN_MODULES = ("__main__", "__mp_main__")
-"""A script's own module: its classes load when it is trusted (`--trust __main__`)."""
-
-CLASS_PREFIXES = ("torch.nn.modules.",)
-"""Packages whose *classes* any checkpoint may use (torch's layers are plain
-data holders); functions there still need trust."""
-
-
-def _catalog_globals() -> frozenset[str]:
-    """What the catalog's rewraps write: the rewrapped classes and their helpers."""
-    names: set[str] = set()
-    for kind in catalog.KINDS:
-        if kind.action is catalog.Action.REWRAP:
-            names.update(kind.types)
-        names.update(kind.emits)
-    return frozenset(names)
+"""A script's own module: trusted like any package (`--trust __main__`)."""
 
 
 @dataclass(frozen=True)
-class Policy:
-    """Which globals a load may use, beyond `ALLOWED` and the catalog's."""
+class Trust:
+    """What the user (or a signed manifest) trusts beyond the reviewed table."""
 
-    trust: tuple[str, ...] = ()
-    signed_globals: frozenset[str] = frozenset()
+    packages: tuple[str, ...] = ()
+    """Their public classes are admitted."""
+    names: frozenset[str] = frozenset()
+    """Exact `module:qualname`: that class or function, for every use."""
 
-    def verdict(self, dotted: str) -> str | None:
-        """None if `dotted` (module.qualname) may be loaded, else why not.
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> Trust:
+        packages, names = [], set()
+        for entry in entries:
+            entry = entry.strip()
+            module, colon, qualname = entry.partition(":")
+            if not _dotted(module) or (colon and not _dotted(qualname)):
+                raise ConfigError(
+                    f"trust {printable(entry)!r} is neither a package (mypkg) nor an exact name (mypkg.module:Class)"
+                )
+            if colon:
+                names.add(entry)
+            else:
+                packages.append(entry)
+        return cls(tuple(dict.fromkeys(packages)), frozenset(names))
 
-        Dunder names (`__class__`, `__globals__`, `__subclasses__`) reach into
-        the interpreter and are never loaded; the one dunder module, a
-        script's `__main__`, can be trusted like any other."""
-        parts = dotted.split(".")
-        if any(p.startswith("__") and p.endswith("__") for p in parts[1:] if p) or (
-            parts[0].startswith("__") and parts[0] not in MAIN_MODULES
-        ):
-            return "denied"
-        if any(".".join(parts[:i]) in DENIED_MODULES for i in range(1, len(parts) + 1)):
-            return "denied"
-        if dotted in ALLOWED or dotted in _CATALOG or dotted in self.signed_globals:
-            return None
-        if dotted.startswith(CLASS_PREFIXES):
-            return None  # find_class checks that it is a class
-        if any(dotted == t or dotted.startswith(t + ".") for t in self.trust):
-            return None
-        return "untrusted"
+    def __add__(self, other: Trust) -> Trust:
+        return Trust(tuple(dict.fromkeys(self.packages + other.packages)), self.names | other.names)
+
+    def package_of(self, module: str) -> str | None:
+        return next((p for p in self.packages if module == p or module.startswith(p + ".")), None)
 
 
-_CATALOG = _catalog_globals()
+def _dotted(text: str) -> bool:
+    return bool(text) and all(part.isidentifier() for part in text.split("."))
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A resolved global and what the file may do with it."""
+
+    name: str
+    obj: Any = field(repr=False)
+    kind: str
+    allowed: int
+    fresh: bool
+    guard: str | None
+    source: str
+    """Why it is admitted: a reviewed reason, or the trust entry."""
+    uses: int = 0
+    """What the stream does with it (`stream` bits)."""
+
+    @property
+    def handed(self) -> str | None:
+        """The guard the loader hands out instead of the object: for calls only."""
+        return self.guard if self.guard and (self.kind != CLASS or self.uses & CALL) else None
 
 
 @dataclass(frozen=True)
 class Refusal:
     name: str
-    reason: str  # "denied" or "untrusted"
+    why: str
+    trust: str | None
+    """The narrowest --trust that admits it; None when nothing can."""
 
 
-def refuse(refusals: Iterable[Refusal], what: str) -> UnsafeCheckpointError:
-    """One line: what is denied or untrusted, and the --trust that would help."""
-    refusals = sorted(set(refusals), key=lambda r: r.name)
-    denied = [printable(r.name) for r in refusals if r.reason == "denied"]
-    untrusted = [r.name for r in refusals if r.reason == "untrusted"]
-    if denied:
+@dataclass(frozen=True)
+class Judgement:
+    admissions: dict[str, Admission]
+    refusals: tuple[Refusal, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.refusals and not self.problems
+
+    def required(self) -> tuple[str, ...]:
+        """The trust entries a file needs beyond the reviewed table (for save and the manifest)."""
+        return narrowest(r.trust for r in self.refusals if r.trust)
+
+    def refusal(self, what: str) -> UnsafeCheckpointError:
+        return refuse(self, what)
+
+
+def judge(facts: StreamFacts, trust: Trust = Trust()) -> Judgement:
+    """Admit or refuse every global of the stream for every use it makes of it."""
+    admissions: dict[str, Admission] = {}
+    refusals: list[Refusal] = []
+    for name, uses in facts.globals.items():
+        found = admit(name, trust)
+        if isinstance(found, Refusal):
+            refusals.append(found)
+            continue
+        found = dataclasses.replace(found, uses=uses, guard=guard_name(found.obj, found.guard))
+        denied = uses & ~found.allowed
+        if denied:
+            refusals.append(_not_for(found, denied))
+            continue
+        if found.guard and found.kind == CLASS and uses & CALL and uses & (VALUE | NEW | NEW_ARGS):
+            refusals.append(Refusal(name, "is both called (through a check of its arguments) and used as a class; "
+                                    "ckpt cannot do both", None))
+            continue
+        admissions[name] = found
+    return Judgement(admissions, tuple(refusals), facts.problems)
+
+
+def admit(name: str, trust: Trust) -> Admission | Refusal:
+    """Resolve `name` if anything admits it; importing only what is admitted."""
+    module, _, qualname = name.partition(":")
+    if not _dotted(module) or not _dotted(qualname) or _dunder(module, qualname):
+        return Refusal(name, "is not a name ckpt ever loads", None)
+    entry = reviewed.BY_NAME.get(name)
+    exact = name in trust.names
+    package = trust.package_of(module)
+    cython = reviewed.cython_class(qualname)
+    if not (entry or exact or package or reviewed.rule_modules(module) or cython):
+        return Refusal(name, "is not trusted", name)
+    try:
+        obj = resolve(module, qualname)
+    except LookupError as exc:
+        return Refusal(name, str(exc), None)
+    if entry is not None:
+        return _from_entry(entry, obj)
+    if cython is not None:
+        return _cython(name, module, cython, obj, trust)
+    if not _is_named(obj, module, qualname):
+        return Refusal(name, f"is not the class or function it names ({_describe(obj)})", None)
+    if exact:
+        return _exactly_trusted(name, obj)
+    if (rule := reviewed.by_rule(module, qualname, obj)) is not None:
+        return _from_entry(rule, obj)
+    if package and isinstance(obj, type) and not _private(qualname):
+        return _package_class(name, obj, package)
+    return Refusal(name, f"is not trusted ({_role(obj, qualname)})", name)
+
+
+def _dunder(module: str, qualname: str) -> bool:
+    if module.startswith("__") and module not in MAIN_MODULES:
+        return True
+    return any(p.startswith("__") and p.endswith("__") for p in (*module.split("."), *qualname.split(".")))
+
+
+def _private(qualname: str) -> bool:
+    return any(part.startswith("_") for part in qualname.split("."))
+
+
+def resolve(module: str, qualname: str) -> Any:
+    """module:qualname by exact identity: the module's own attribute, then
+    classes only. LookupError (with the reason) if it is not there."""
+    try:
+        found: Any = sys.modules.get(module) or importlib.import_module(module)
+    except ImportError as exc:
+        raise LookupError(f"needs module {exc.name or module!r}, which is not installed here") from None
+    except Exception as exc:  # the module's own import failed
+        raise LookupError(f"cannot import {module} ({type(exc).__name__})") from None
+    parts = qualname.split(".")
+    for index, part in enumerate(parts):
+        if index and not isinstance(found, type):
+            raise LookupError(f"reaches {'.'.join(parts[index:])} through {_describe(found)}, not a class")
+        holder = vars(found) if isinstance(found, types.ModuleType) else None
+        found = holder.get(part, _MISSING) if holder is not None else getattr(found, part, _MISSING)
+        if found is _MISSING:
+            raise LookupError(f"is not found in {module}")
+    if isinstance(found, types.ModuleType):
+        raise LookupError("is a module")
+    return found
+
+
+_MISSING = object()
+
+
+def _is_named(obj: Any, module: str, qualname: str) -> bool:
+    """A class or function whose own name is module:qualname."""
+    if not (isinstance(obj, type) or callable(obj)):
+        return False
+    return getattr(obj, "__module__", None) == module and getattr(obj, "__qualname__", None) == qualname
+
+
+def _describe(obj: Any) -> str:
+    return f"a {type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _role(obj: Any, qualname: str) -> str:
+    if isinstance(obj, type):
+        return "a private class" if _private(qualname) else "a class"
+    return "a function: trust it by its exact name"
+
+
+def _from_entry(entry: Entry, obj: Any) -> Admission | Refusal:
+    if entry.kind == CLASS and not isinstance(obj, type):
+        return Refusal(entry.name, f"is not the class ckpt reviewed ({_describe(obj)})", None)
+    if entry.kind == FUNCTION and (isinstance(obj, type) or not callable(obj)):
+        return Refusal(entry.name, f"is not the function ckpt reviewed ({_describe(obj)})", None)
+    guard = entry.guard
+    if entry.kind == CLASS and guard is None and _is_enum_class(obj):
+        entry = reviewed.enum_entry(entry.name)
+        guard = entry.guard
+    return Admission(entry.name, obj, entry.kind, entry.allowed, entry.fresh, guard, f"reviewed: {entry.reason}")
+
+
+def _cython(name: str, module: str, cls_name: str, obj: Any, trust: Trust) -> Admission | Refusal:
+    """__pyx_unpickle_<Class>: admitted when <Class> is, as a constructor of it."""
+    owner = admit(f"{module}:{cls_name}", trust)
+    if isinstance(owner, Refusal):
+        return Refusal(name, f"rebuilds {module}:{cls_name}, which {owner.why}", owner.trust)
+    if not callable(obj) or isinstance(obj, type):
+        return Refusal(name, f"is not a Cython reconstructor ({_describe(obj)})", None)
+    return Admission(name, obj, FUNCTION, VALUE | CALL | RESULT_USED, True, "cython_reconstructor",
+                     f"Cython's reconstructor of {cls_name} ({owner.source})")
+
+
+def _exactly_trusted(name: str, obj: Any) -> Admission:
+    if isinstance(obj, type):
+        enum = _is_enum_class(obj)
+        allowed = VALUE | NEW | NEW_ARGS | CALL | RESULT_USED
+        return Admission(name, obj, CLASS, allowed, not enum, "enum_lookup" if enum else None, f"--trust {name}")
+    return Admission(name, obj, FUNCTION, VALUE | CALL | RESULT_USED, True, None, f"--trust {name}")
+
+
+def _package_class(name: str, cls: type, package: str) -> Admission:
+    """A class of a trusted package: what its own pickling does, nothing more."""
+    enum = _is_enum_class(cls)
+    allowed = VALUE | NEW | RESULT_USED
+    if _declares(cls, ("__getnewargs__", "__getnewargs_ex__")):
+        allowed |= NEW_ARGS
+    if enum or _reduces_to_itself(cls):
+        allowed |= CALL
+    return Admission(name, cls, CLASS, allowed, not enum, "enum_lookup" if enum else None, f"--trust {package}")
+
+
+def _declares(cls: type, hooks: tuple[str, ...]) -> bool:
+    return any(hook in vars(base) for base in cls.__mro__[:-1] for hook in hooks)
+
+
+def _reduces_to_itself(cls: type) -> bool:
+    """The class (or the base whose reduction it inherits, without changing
+    that base's constructor) defines `__reduce__`/`__reduce_ex__`: calling it
+    with arguments is what its own pickling writes. numpy.memmap inherits
+    ndarray's reduction but has its own constructor (which opens a file):
+    not callable by a file."""
+    for base in cls.__mro__[:-1]:
+        if "__reduce__" in vars(base) or "__reduce_ex__" in vars(base):
+            return cls.__new__ is base.__new__ and cls.__init__ is base.__init__  # type: ignore[misc]
+    return False
+
+
+def _is_enum_class(obj: Any) -> bool:
+    enum = sys.modules.get("enum")
+    return enum is not None and isinstance(obj, type) and issubclass(obj, enum.Enum)
+
+
+def _not_for(found: Admission, denied: int) -> Refusal:
+    """A use the admission does not cover. Only a class trusted by package
+    can be given more (its exact name admits every use); reviewed entries
+    and exact trust are final."""
+    uses = ", ".join(text for bit, text in USE_NAMES.items() if denied & bit)
+    if found.source.startswith("--trust") and found.source != f"--trust {found.name}":
+        return Refusal(found.name, f"is {uses} here, which {found.source} does not cover (its own pickling "
+                       "never does that)", found.name)
+    return Refusal(found.name, f"is {uses} here, which ckpt never allows for it ({found.source})", None)
+
+
+def narrowest(entries: Iterable[str]) -> tuple[str, ...]:
+    """Trust entries, with several classes of one package folded into the package."""
+    names = sorted(set(entries))
+    by_top: dict[str, list[str]] = {}
+    for name in names:
+        by_top.setdefault(name.split(":")[0].split(".")[0], []).append(name)
+    result = []
+    for top, group in sorted(by_top.items()):
+        classes = [n for n in group if _looks_like_class(n)]
+        if len(classes) > 1 and top != "builtins":
+            result.append(top)
+            result += [n for n in group if n not in classes]
+        else:
+            result += group
+    return tuple(result)
+
+
+def _looks_like_class(name: str) -> bool:
+    """A name whose object is a public class (checked when it is imported already, as at save)."""
+    module, _, qualname = name.partition(":")
+    loaded = sys.modules.get(module)
+    if loaded is None or _private(qualname):
+        return False
+    try:
+        return isinstance(resolve(module, qualname), type)
+    except LookupError:
+        return False
+
+
+def refuse(judgement: Judgement, what: str) -> UnsafeCheckpointError:
+    """One line: every problem and every refused global, with the --trust that admits each."""
+    if judgement.problems:
         return UnsafeCheckpointError(
-            f"refusing to load {what}: it references {', '.join(denied)}, which ckpt never loads "
-            "(the file is malicious or was not written by ckpt)"
+            f"refusing to load {what}: data.pkl {judgement.problems[0]}"
+            + (f" (and {len(judgement.problems) - 1} more problem(s))" if len(judgement.problems) > 1 else "")
+            + "; no pickle of ordinary objects does that (the file was not written by ckpt, or was edited)"
         )
-    packages = sorted({name.split(".")[0] for name in untrusted if name.split(".")[0].isidentifier()})
-    flags = " ".join(f"--trust {p}" for p in packages)
-    return UnsafeCheckpointError(
-        f"refusing to load {what}: it needs {len(untrusted)} untrusted global(s): "
-        f"{', '.join(printable(name) for name in untrusted)}",
-        hint=f"if you trust that code, pass {flags}, or list it under trust in [tool.ckpt]" if flags else None,
-    )
+    refused = sorted(judgement.refusals, key=lambda r: r.name)
+    listed = "; ".join(f"{printable(r.name)} {r.why}" for r in refused)
+    flags = narrowest(r.trust for r in refused if r.trust)
+    untrustable = [r for r in refused if not r.trust]
+    hint = None
+    if flags and not untrustable:
+        hint = f"if you trust where this file came from, pass {' '.join('--trust ' + f for f in flags)}, " \
+               "or list them under trust in [tool.ckpt]"
+    return UnsafeCheckpointError(f"refusing to load {what}: {len(refused)} global(s) not admitted: {listed}",
+                                 hint=hint)
+

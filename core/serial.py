@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import SaveError
 from .pickler import dumps as rewrap_dumps
-from .policy import Policy
+from .policy import Trust
 from .safeload import unpickle
 from .scan import scan
 
@@ -31,4 +31,4 @@ def dumps(obj: Any) -> bytes:
 
 def loads(data: bytes | bytearray | memoryview, *, trust: Iterable[str] = ()) -> Any:
     """Unpickle bytes from `dumps` through the restricted loader."""
-    return unpickle(data, policy=Policy(tuple(trust)), what="the pickle")
+    return unpickle(data, trust=Trust.parse(trust), what="the pickle")

@@ -23,7 +23,8 @@ from .container import DATA, open_archive
 from .errors import CheckpointError, CkptError
 from .paths import follow
 from .probes import ProbeFailed
-from .audit import MAX_TUPLE_DEPTH, nesting_problem, referenced_globals
+from .audit import MAX_TUPLE_DEPTH, nesting_problem
+from .stream import analyse
 from .scan import scan
 
 
@@ -60,6 +61,7 @@ def verify(
     against: Any = None,
     strict: bool = False,
     key: bytes | str | None = None,
+    allow_unsigned: bool = False,
     loaded: LoadReport | None = None,
 ) -> VerifyReport:
     """Run every check on the checkpoint at `path` (optionally on an
@@ -73,7 +75,7 @@ def verify(
     if any(c.name == "nesting" and c.ok is False for c in checks):
         return VerifyReport(str(path), tuple(checks))  # comparing or scanning it could crash Python
     try:
-        report = loaded or load_checkpoint(path, trust=trust, key=key)
+        report = loaded or load_checkpoint(path, trust=trust, key=key, allow_unsigned=allow_unsigned)
     except CkptError as exc:
         checks.append(Check("safe load", False, str(exc)))
         return VerifyReport(str(path), tuple(checks))
@@ -109,12 +111,13 @@ def _structural_checks(path: str | os.PathLike[str], key: bytes | str | None, ha
 
 
 def _globals_check(manifest: Any, data: Any) -> Check:
-    """The globals data.pkl really asks for are the ones the manifest lists."""
-    static = referenced_globals(data)
-    unlisted = sorted(set(static.names) - set(manifest.globals))
+    """The globals data.pkl really asks for are the ones the manifest lists,
+    and the stream does nothing an ordinary pickle does not."""
+    facts = analyse(data)
+    unlisted = sorted(set(facts.globals) - set(manifest.globals))
     detail = "; ".join([f"not in the manifest: {', '.join(unlisted)}"] if unlisted else []) or (
-        f"{len(static.names)} global(s), all listed")
-    return Check("globals", not unlisted and not static.oddities, "; ".join([detail, *static.oddities]))
+        f"{len(facts.globals)} global(s), all listed")
+    return Check("globals", not unlisted and not facts.problems, "; ".join([detail, *facts.problems]))
 
 
 def _signature_check(manifest: Any, key: bytes | None) -> Check:

@@ -1,0 +1,477 @@
+"""What a pickle asks for, read from its opcodes: nothing is imported, called or built.
+
+`analyse(data)` follows the unpickler's stack symbolically and returns, for
+every global the stream names, how the stream *uses* it:
+
+- `VALUE`: stored as data (an attribute, an argument, a dict value);
+- `CALL`: called with the file's arguments (REDUCE, INST/OBJ with
+  arguments, or through a `functools.partial` the file builds);
+- `NEW`: instantiated without running its constructor (NEWOBJ with no
+  arguments: `cls.__new__(cls)`, as pickle writes ordinary instances);
+- `NEW_ARGS`: `cls.__new__(cls, *args)` with arguments (NEWOBJ, NEWOBJ_EX);
+- `RESULT_USED`: what calling it returned receives state or items, or has
+  a bound method taken from it: only safe if the call made a new object.
+
+It also lists the stream's *problems*: things no pickle of ordinary objects
+does, refused whatever is trusted. State or items applied to a global itself
+(that would change a class or function of the running process), a call of
+something that is not a named global, a global whose name is computed at
+load time, extension codes and persistent ids, `type()` of anything but
+None / NotImplemented / Ellipsis (pickle's own spelling of their types),
+bound methods (`getattr`) other than a public method of an instance the
+file created, a memo index larger than the stream could have filled, and
+a malformed stream.
+
+This is the "parse" and the structural half of the "audit" in
+parse -> audit -> construct: the policy (`policy.judge`) decides what each
+use of each global needs; the loader, `inspect`, `verify`, refusal hints
+and save's "this file needs --trust X" all read this one analysis.
+"""
+
+from __future__ import annotations
+
+import pickletools
+from dataclasses import dataclass, field
+
+from .errors import printable
+
+VALUE, CALL, NEW, NEW_ARGS, RESULT_USED = 1, 2, 4, 8, 16
+USE_NAMES = {VALUE: "stored as a value", CALL: "called", NEW: "instantiated", NEW_ARGS: "instantiated with arguments",
+             RESULT_USED: "given state or items after a call"}
+
+MAX_PROBLEMS = 20
+"""Problems listed per stream: a hostile file could otherwise make the list itself large."""
+
+GETATTR, TYPE, PARTIAL = "builtins:getattr", "builtins:type", "functools:partial"
+TYPE_ARGUMENTS = ("builtins:NotImplemented", "builtins:Ellipsis")
+"""pickle writes NoneType, NotImplementedType and ellipsis as type(None), type(NotImplemented), type(...)."""
+
+
+@dataclass(frozen=True)
+class StreamFacts:
+    globals: dict[str, int]
+    """"module:qualname" -> the uses (bit flags above), in order of first appearance."""
+    problems: tuple[str, ...]
+    opcodes: int = 0
+    memo: int = 0
+
+    def uses(self, name: str) -> list[str]:
+        bits = self.globals.get(name, 0)
+        return [text for bit, text in USE_NAMES.items() if bits & bit]
+
+
+# --- stack tags ---------------------------------------------------------------
+# Most stack entries are plain data and carry the tag None. The others:
+
+
+class _Tag:
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Global(_Tag):
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _New(_Tag):
+    """An instance made by NEWOBJ / INST / OBJ: new, so it may receive state."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Result(_Tag):
+    """What calling a global returned."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Partial(_Tag):
+    """functools.partial(name, ...): calling it calls `name` (None: a bound method)."""
+
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Tuple(_Tag):
+    items: tuple[object, ...]
+
+
+class _Marker(_Tag):
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __repr__(self) -> str:
+        return self.what
+
+
+_NONE = _Marker("None")
+_TYPE_OF = _Marker("the type of None, NotImplemented or Ellipsis")
+_METHOD = _Marker("a bound method")
+
+
+class _Malformed(Exception):
+    pass
+
+
+@dataclass
+class _State:
+    stack: list[object] = field(default_factory=list)
+    marks: list[int] = field(default_factory=list)
+    memo: dict[int, object] = field(default_factory=dict)
+    uses: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    position: int = 0
+    opcodes: int = 0
+
+    def problem(self, text: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS and text not in self.problems:
+            self.problems.append(text)
+
+    def use(self, name: str, bit: int) -> None:
+        self.uses[name] = self.uses.get(name, 0) | bit
+
+    def value(self, tag: object) -> None:
+        """`tag` is kept as data: a global stored somewhere is a VALUE use."""
+        if type(tag) is _Global:
+            self.use(tag.name, VALUE)
+        elif type(tag) is _Tuple:
+            for item in tag.items:
+                self.value(item)
+        elif type(tag) is _Partial and tag.name is not None:
+            self.use(tag.name, CALL)
+
+    def pop(self) -> object:
+        floor = self.marks[-1] if self.marks else 0
+        if len(self.stack) <= floor:
+            raise _Malformed("stack underflow")
+        return self.stack.pop()
+
+    def pop_mark(self) -> list[object]:
+        if not self.marks:
+            raise _Malformed("no MARK before an opcode that needs one")
+        cut = self.marks.pop()
+        items = self.stack[cut:]
+        del self.stack[cut:]
+        return items
+
+    def top(self) -> object:
+        floor = self.marks[-1] if self.marks else 0
+        if len(self.stack) <= floor:
+            raise _Malformed("stack underflow")
+        return self.stack[-1]
+
+
+def analyse(data: bytes | bytearray | memoryview) -> StreamFacts:
+    """Every global the pickle names, how it uses each, and its problems."""
+    state = _State()
+    raw = bytes(data)
+    try:
+        _run(raw, state)
+    except _Malformed as exc:
+        state.problem(f"malformed pickle at byte {state.position}: {exc}")
+    return StreamFacts(dict(state.uses), tuple(state.problems), state.opcodes, len(state.memo))
+
+
+_OPS = {op.code.encode("latin-1")[0]: op for op in pickletools.opcodes}
+_LENGTHS = {pickletools.TAKEN_FROM_ARGUMENT1: 1, pickletools.TAKEN_FROM_ARGUMENT4: 4,
+            pickletools.TAKEN_FROM_ARGUMENT4U: 4, pickletools.TAKEN_FROM_ARGUMENT8U: 8}
+_PUSH_DATA = frozenset({
+    "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT", "STRING", "BINSTRING",
+    "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8", "NEWTRUE", "NEWFALSE",
+    "EMPTY_DICT", "EMPTY_LIST", "EMPTY_SET", "NEXT_BUFFER",
+})
+_TEXT = frozenset({"UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"})
+
+
+def _arguments(raw: bytes, i: int, op: pickletools.OpcodeInfo) -> tuple[bytes, int]:
+    """The raw bytes of the opcode's argument starting at `i`, and where the next opcode starts."""
+    arg = op.arg
+    if arg is None:
+        return b"", i
+    n = arg.n
+    if n >= 0:
+        end = i + n
+    elif n == pickletools.UP_TO_NEWLINE:
+        end = raw.index(b"\n", i) + 1
+        if op.name in ("GLOBAL", "INST"):
+            end = raw.index(b"\n", end) + 1
+    else:
+        width = _LENGTHS[n]
+        end = i + width + int.from_bytes(raw[i : i + width], "little")
+        i += width
+    if end > len(raw):
+        raise _Malformed(f"{op.name} runs past the end of the stream")
+    return raw[i:end], end
+
+
+def _run(raw: bytes, state: _State) -> None:
+    i, end = 0, len(raw)
+    stack = state.stack
+    while i < end:
+        state.position = i
+        op = _OPS.get(raw[i])
+        if op is None:
+            raise _Malformed(f"unknown opcode {raw[i]:#04x}")
+        try:
+            arg, i = _arguments(raw, i + 1, op)
+        except (ValueError, KeyError):
+            raise _Malformed(f"{op.name} has a truncated argument") from None
+        state.opcodes += 1
+        name = op.name
+        if name in _PUSH_DATA:
+            stack.append(None)
+        elif name in _TEXT:
+            stack.append(_text(name, arg))
+        elif name == "STOP":
+            state.value(state.pop())
+            return
+        else:
+            _apply(name, arg, state)
+    raise _Malformed("the stream ends without STOP")
+
+
+def _text(name: str, arg: bytes) -> object:
+    try:
+        return arg[:-1].decode("raw-unicode-escape") if name == "UNICODE" else arg.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        raise _Malformed("a string that is not valid UTF-8") from None
+
+
+def _memo_index(name: str, arg: bytes) -> int:
+    if name in ("PUT", "GET"):
+        try:
+            return int(arg[:-1])
+        except ValueError:
+            raise _Malformed(f"{name} with a bad index") from None
+    return int.from_bytes(arg, "little")
+
+
+def _apply(name: str, arg: bytes, state: _State) -> None:
+    stack = state.stack
+    if name == "MARK":
+        state.marks.append(len(stack))
+    elif name == "NONE":
+        stack.append(_NONE)
+    elif name in ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"):
+        index = len(state.memo) if name == "MEMOIZE" else _memo_index(name, arg)
+        if index > state.opcodes:
+            raise _Malformed(f"memo index {index:,} is larger than the stream could fill")
+        state.memo[index] = state.top()
+    elif name in ("GET", "BINGET", "LONG_BINGET"):
+        index = _memo_index(name, arg)
+        if index not in state.memo:
+            raise _Malformed(f"memo index {index} was never stored")
+        stack.append(state.memo[index])
+    elif name in ("PROTO", "FRAME"):
+        pass
+    elif name == "EMPTY_TUPLE":
+        stack.append(_Tuple(()))
+    elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+        count = int(name[-1])
+        items = [state.pop() for _ in range(count)][::-1]
+        stack.append(_Tuple(tuple(items)))
+    elif name == "TUPLE":
+        stack.append(_Tuple(tuple(state.pop_mark())))
+    elif name in ("LIST", "DICT", "FROZENSET"):
+        for item in state.pop_mark():
+            state.value(item)
+        stack.append(None)
+    elif name in ("APPEND", "SETITEM", "SETITEMS", "APPENDS", "ADDITEMS", "BUILD"):
+        _fill(name, state)
+    elif name in ("POP", "POP_MARK", "DUP", "READONLY_BUFFER"):
+        _stack_op(name, state)
+    elif name in ("GLOBAL", "INST"):
+        module, _, qualname = arg.decode("utf-8", "surrogatepass").rstrip("\n").partition("\n")
+        glob = _global(module, qualname, state)
+        if name == "GLOBAL":
+            stack.append(glob)
+        else:
+            _instantiate(glob, state.pop_mark(), state)
+    elif name == "STACK_GLOBAL":
+        qualname, module = state.pop(), state.pop()
+        if type(module) is not str or type(qualname) is not str:
+            state.problem("a global whose name is computed at load time")
+            stack.append(None)
+        else:
+            stack.append(_global(module, qualname, state))
+    elif name == "OBJ":
+        items = state.pop_mark()
+        if not items:
+            raise _Malformed("OBJ without a class")
+        _instantiate(items[0], items[1:], state)
+    elif name == "REDUCE":
+        args = state.pop()
+        stack.append(_call(state.pop(), args, state))
+    elif name in ("NEWOBJ", "NEWOBJ_EX"):
+        kwargs = state.pop() if name == "NEWOBJ_EX" else _Tuple(())
+        args = state.pop()
+        stack.append(_new(state.pop(), args, kwargs, name == "NEWOBJ_EX", state))
+    elif name in ("EXT1", "EXT2", "EXT4"):
+        state.problem(f"extension code {int.from_bytes(arg, 'little')} (copyreg's registry; ckpt never resolves them)")
+        stack.append(None)
+    elif name in ("PERSID", "BINPERSID"):
+        if name == "BINPERSID":
+            state.pop()
+        state.problem("a persistent id (ckpt never resolves them)")
+        stack.append(None)
+    else:
+        raise _Malformed(f"unexpected opcode {name}")
+
+
+def _global(module: str, qualname: str, state: _State) -> _Global:
+    name = f"{module}:{qualname}"
+    state.uses.setdefault(name, 0)
+    return _Global(name)
+
+
+def _stack_op(name: str, state: _State) -> None:
+    if name == "POP":
+        if state.marks and len(state.stack) == state.marks[-1]:
+            state.marks.pop()  # POP of an empty mark discards the mark, as the C unpickler does
+        else:
+            state.value(state.pop())
+    elif name == "POP_MARK":
+        for item in state.pop_mark():
+            state.value(item)
+    elif name == "DUP":
+        state.stack.append(state.top())
+    else:  # READONLY_BUFFER
+        state.top()
+
+
+def _fill(name: str, state: _State) -> None:
+    """APPEND(S), SETITEM(S), ADDITEMS, BUILD: items or state go into the object below them."""
+    if name in ("SETITEMS", "APPENDS", "ADDITEMS"):
+        added = state.pop_mark()
+    else:
+        added = [state.pop() for _ in range(2 if name == "SETITEM" else 1)]
+    target = state.top()
+    if name == "BUILD" and type(target) is _Partial:
+        _partial_state(added[0], state)
+        return
+    for item in added:
+        state.value(item)
+    what = "state" if name == "BUILD" else "items"
+    _receives(target, what, state)
+
+
+def _receives(target: object, what: str, state: _State) -> None:
+    kind = type(target)
+    if kind is _Global:
+        state.problem(f"gives {what} to {printable(target.name)} itself, which belongs to the running process")
+    elif kind is _Result:
+        state.use(target.name, RESULT_USED)
+    elif target is _METHOD or target is _TYPE_OF:
+        state.problem(f"gives {what} to {target!r}")
+
+
+def _partial_state(tag: object, state: _State) -> None:
+    """functools.partial's state is (function, args, keywords, dict): its function must be a named global."""
+    items = tag.items if type(tag) is _Tuple else ()
+    if not items:
+        state.value(tag)
+        state.problem("gives a functools.partial state that is not a tuple")
+        return
+    func, rest = items[0], items[1:]
+    if type(func) is _Global:
+        state.use(func.name, CALL)
+    elif func is not _METHOD:
+        state.problem("gives a functools.partial a function that is not a named global")
+    for item in rest:
+        state.value(item)
+
+
+def _call(func: object, args: object, state: _State) -> object:
+    """REDUCE: func(*args)."""
+    items = args.items if type(args) is _Tuple else None
+    kind = type(func)
+    if kind is _Global:
+        if func.name == GETATTR:
+            return _bound_method(items, state)
+        if func.name == TYPE:
+            return _type_of(items, state)
+        state.use(func.name, CALL)
+        if func.name == PARTIAL and items:
+            return _new_partial(items, state)
+        state.value(args)
+        return _Result(func.name)
+    state.value(args)
+    if kind is _Partial and func.name is not None:
+        return _Result(func.name)
+    if func is _TYPE_OF and items == ():
+        return None
+    state.problem(f"calls {func!r}" if isinstance(func, _Marker) else "calls something that is not a named global")
+    return None
+
+
+def _new_partial(items: tuple[object, ...], state: _State) -> object:
+    func = items[0]
+    for item in items[1:]:
+        state.value(item)
+    if type(func) is _Global:
+        state.use(func.name, CALL)
+        return _Partial(func.name)
+    if func is _METHOD:
+        return _Partial(None)
+    state.problem("builds a functools.partial of something that is not a named global")
+    return None
+
+
+def _bound_method(items: tuple[object, ...] | None, state: _State) -> object:
+    """getattr(obj, name) is how pickle writes a bound method: only a public
+    method of an instance this load created."""
+    if items is None or len(items) != 2:
+        state.problem("calls getattr with arguments pickle never writes")
+        return None
+    owner, name = items
+    if type(name) is not str or not name.isidentifier() or name.startswith("_"):
+        state.problem(f"takes attribute {printable(repr(name)) if type(name) is str else '(computed)'} with getattr "
+                      "(only public methods of objects the file creates)")
+        return None
+    if type(owner) is _Result:
+        state.use(owner.name, RESULT_USED)
+    elif type(owner) is not _New:
+        state.problem(f"takes {name!r} with getattr from something the file did not create")
+        return None
+    return _METHOD
+
+
+def _type_of(items: tuple[object, ...] | None, state: _State) -> object:
+    if items is not None and len(items) == 1:
+        (item,) = items
+        if item is _NONE:
+            return _TYPE_OF
+        if type(item) is _Global and item.name in TYPE_ARGUMENTS:
+            state.use(item.name, VALUE)
+            return _TYPE_OF
+    state.problem("calls type() on something other than None, NotImplemented or Ellipsis")
+    return None
+
+
+def _new(cls: object, args: object, kwargs: object, extended: bool, state: _State) -> object:
+    """NEWOBJ / NEWOBJ_EX: cls.__new__(cls, *args, **kwargs)."""
+    state.value(args)
+    state.value(kwargs)
+    if type(cls) is _Global:
+        with_arguments = extended or not (type(args) is _Tuple and not args.items)
+        state.use(cls.name, NEW_ARGS if with_arguments else NEW)
+        return _New(cls.name)
+    if cls is _TYPE_OF:
+        return None
+    state.problem("instantiates something that is not a named class")
+    return None
+
+
+def _instantiate(cls: object, args: list[object], state: _State) -> None:
+    """INST / OBJ (protocols 0 and 1): cls(*args), or cls.__new__(cls) without arguments."""
+    for item in args:
+        state.value(item)
+    if type(cls) is not _Global:
+        state.problem("instantiates something that is not a named class")
+        state.stack.append(None)
+        return
+    state.use(cls.name, CALL if args else NEW)
+    state.stack.append(_Result(cls.name) if args else _New(cls.name))
