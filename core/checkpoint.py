@@ -153,24 +153,29 @@ class _Tee:
 
 def required_trust(facts: StreamFacts) -> tuple[str, ...]:
     """What save knows load will need: the trust entries beyond the reviewed
-    table, folded into packages where that admits the same. A global no
-    trust could admit is a SaveError: ckpt never writes a file its own load refuses."""
+    table, several classes of one package folded into the package, and exact
+    names where the package's trust does not cover a use. A global no trust
+    could admit is a SaveError: ckpt never writes a file its own load refuses."""
     judgement = judge(facts, Trust())
-    if judgement.ok:
-        return ()
-    exact = tuple(sorted({r.trust for r in judgement.refusals if r.trust}))
-    for candidate in (narrowest(exact), exact):
-        if not judgement.problems and all(r.trust for r in judgement.refusals) and \
-                judge(facts, Trust.parse(candidate)).ok:
-            return candidate
-    raise _unloadable(judge(facts, Trust.parse(exact)))
+    if judgement.problems or not all(r.trust for r in judgement.refusals):
+        raise _unloadable(judgement)
+    needed = set(narrowest(r.trust for r in judgement.refusals if r.trust))
+    while True:
+        remaining = judge(facts, Trust.parse(needed))
+        if remaining.ok:
+            return tuple(sorted(needed))
+        more = {r.trust for r in remaining.refusals if r.trust} - needed
+        if remaining.problems or not more:
+            raise _unloadable(remaining)
+        needed |= more
 
 
 def _unloadable(judgement: Judgement) -> SaveError:
-    reasons = list(judgement.problems) + [f"{r.name} {r.why}" for r in judgement.refusals]
+    reasons = [f"its pickle {p}" for p in judgement.problems]
+    reasons += [f"its pickle needs {r.name}, which {r.why}" for r in judgement.refusals if not r.trust]
     return SaveError(
-        f"cannot save: the pickle would need {reasons[0]}" + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1
-                                                             else "") + ", which ckpt never loads; nothing was written",
+        f"cannot save: {reasons[0]}" + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else "")
+        + "; ckpt would refuse to load that, so nothing was written",
         hint="give the object's class a __reduce__ or __getstate__ that uses only classes and functions "
              "importable by name, or strip it",
     )
@@ -421,6 +426,10 @@ def inspect(path: str | os.PathLike[str], *, trust: Iterable[str] = ()) -> Inspe
         if (nesting := nesting_problem(data)) is not None:
             problems.append(nesting)
         untrusted = tuple(v.name for v in verdicts if v.trust)
+        undeclared = judge(facts, Trust.parse((*trust, *archive.manifest.trust))).required()
+        if undeclared:
+            problems.append(f"data.pkl needs --trust {', --trust '.join(undeclared)}, which its manifest does not "
+                            "declare (the manifest does not describe this pickle)")
         return Inspection(str(path), archive.size, archive.manifest, verdicts, tuple(problems), untrusted)
 
 

@@ -117,7 +117,7 @@ def _which_module(obj: Any, name: str) -> str:
             found: Any = module
             for part in name.split("."):
                 found = getattr(found, part)
-        except AttributeError:
+        except Exception:  # AttributeError, or a module whose __getattr__ raises another error (torch.classes)
             continue
         if found is obj:
             return module_name

@@ -145,7 +145,7 @@ def parse_manifest(raw: bytes) -> Manifest:
             modules={_text(k, "module"): _text(v, "version") for k, v in
                      _typed(data.get("modules", {}), dict, "modules").items()},
             objects=_int(data.get("objects", 0)),
-            trust=tuple(_text(t, "trust") for t in _typed(data.get("trust", []), list, "trust")),
+            trust=tuple(_trust_entry(t) for t in _typed(data.get("trust", []), list, "trust")),
             signature=signature,
         )
     except (KeyError, TypeError, AttributeError) as exc:
@@ -160,6 +160,12 @@ def _typed(value: Any, kind: type, what: str) -> Any:
 
 def _text(value: Any, what: str) -> str:
     return _typed(value, str, what)
+
+
+def _trust_entry(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?", value):
+        raise TypeError("trust entries should be package or module:qualname names")
+    return value
 
 
 def _int(value: Any) -> int:

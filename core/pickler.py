@@ -121,9 +121,11 @@ class RewrapPickler(pickle.Pickler):
         if cls in _named_instance_types():
             return self._by_name
         kind = catalog.kind_of_type(cls)
-        if kind is None or kind.reduce is None:
-            return None
-        return functools.partial(self._rewrap, kind.reduce)
+        if kind is not None and kind.reduce is not None:
+            return functools.partial(self._rewrap, kind.reduce)
+        if isinstance(getattr(cls, "__reduce__", None), types.FunctionType):
+            return _through_descriptor
+        return None
 
     def _rewrap(self, reduce: _Handler, obj: Any) -> Any:
         self.rewrapped = True
@@ -147,6 +149,25 @@ class RewrapPickler(pickle.Pickler):
             return True  # in band
         self.buffers.append(buffer)
         return False
+
+
+def _through_descriptor(obj: Any) -> Any:
+    """A reduction `(descriptor.__get__, (owner,))` (cachetools' @cachedmethod
+    wrappers) rebuilds what `owner.<name>` gives, for the class attribute
+    `name` that is that descriptor: written as `getattr(owner, name)`, the
+    bound-method form the safe loader knows, instead of a call of a bound
+    method. Any other reduction is returned as it is (pickle does not call
+    it again)."""
+    value = obj.__reduce_ex__(PROTOCOL)
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], tuple) and len(value[1]) == 1:
+        method, (owner,) = value
+        descriptor = getattr(method, "__self__", None)
+        if getattr(method, "__name__", None) == "__get__" and descriptor is not None:
+            for base in type(owner).__mro__:
+                for name, attribute in vars(base).items():
+                    if attribute is descriptor:
+                        return getattr, (owner, name)
+    return value
 
 
 def _named_instance_types() -> tuple[type, ...]:

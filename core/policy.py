@@ -184,9 +184,10 @@ def admit(name: str, trust: Trust) -> Admission | Refusal:
 
 
 def _dunder(module: str, qualname: str) -> bool:
-    if module.startswith("__") and module not in MAIN_MODULES:
-        return True
-    return any(p.startswith("__") and p.endswith("__") for p in (*module.split("."), *qualname.split(".")))
+    """Dunder names reach into the interpreter (`__class__`, `__globals__`,
+    `__builtins__`); the one dunder module, a script's `__main__`, can be trusted."""
+    parts = qualname.split(".") + ([] if module in MAIN_MODULES else module.split("."))
+    return any(p.startswith("__") and p.endswith("__") for p in parts)
 
 
 def _private(qualname: str) -> bool:
@@ -219,7 +220,12 @@ _MISSING = object()
 
 
 def _is_named(obj: Any, module: str, qualname: str) -> bool:
-    """A class or function whose own name is module:qualname."""
+    """A class or function whose own name is module:qualname, or a method
+    bound to the class it was reached through (a classmethod, which may be
+    inherited: pickle names it through the class)."""
+    if isinstance(obj, types.MethodType) and isinstance(obj.__self__, type):
+        owner = qualname.rpartition(".")[0]
+        return obj.__self__ is resolve(module, owner) and obj.__name__ == qualname.rpartition(".")[2]
     if not (isinstance(obj, type) or callable(obj)):
         return False
     return getattr(obj, "__module__", None) == module and getattr(obj, "__qualname__", None) == qualname

@@ -78,14 +78,20 @@ ENTRIES: tuple[Entry, ...] = (
           "type(None) (the stream analysis refuses any other call)"),
     Entry("builtins:NotImplemented", CONSTANT, "a singleton"),
     Entry("builtins:Ellipsis", CONSTANT, "a singleton"),
-    Entry("builtins:getattr", FUNCTION, "only as pickle writes a bound method: getattr(instance this load made, "
-          "public name), never called by the file (the stream analysis refuses any other use)", fresh=False),
+    Entry("builtins:getattr", CONSTANT, "only as pickle writes a bound method: getattr(instance this load made, "
+          "public name), or a class's method judged by its own name (the stream analysis checks every call)"),
     Entry("builtins:iter", FUNCTION, "the SimpleQueue rewrap's expression; one argument only", fresh=False,
           guard="one_argument"),
     Entry("builtins:next", FUNCTION, "the SimpleQueue rewrap's expression", fresh=False),
     Entry("builtins:any", FUNCTION, "the SimpleQueue rewrap's expression", fresh=False),
     Entry("builtins:map", CLASS, "the SimpleQueue rewrap's expression; maps SimpleQueue.put only", call=True,
           fresh=False, guard="queue_refill"),
+    *(Entry(f"builtins:{name}", CONSTANT, "a builtin function without side effects, as a value (a sort key, a "
+            "filter): never called by the file") for name in "abs all ascii bin callable chr divmod format hash hex "
+      "isinstance issubclass len max min oct ord pow repr round sorted sum".split()),
+    *(Entry(f"_operator:{name}", CONSTANT, "an operator, as a value: never called by the file")
+      for name in "eq ne lt le gt ge not_ truth is_ is_not contains add sub mul truediv floordiv mod neg pos and_ or_ "
+      "xor getitem index".split()),
     # --- collections, functools, types, io --------------------------------
     *_classes("collections", "OrderedDict defaultdict deque Counter ChainMap UserDict UserList UserString",
               "a container; its constructor stores what it is given", call=True),
@@ -107,7 +113,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("re:_compile", FUNCTION, "compiles a pattern (re.DEBUG dropped: it prints)", guard="no_debug_flag"),
     Entry("re:Pattern", CLASS, "a compiled pattern, as a value"),
     Entry("zoneinfo:ZoneInfo", CLASS, "a time zone, looked up by key", call=True),
-    Entry("zoneinfo._zoneinfo:ZoneInfo._unpickle", FUNCTION, "looks up a time zone by key", fresh=False),
+    Entry("zoneinfo:ZoneInfo._unpickle", FUNCTION, "looks up a time zone by key", fresh=False),
     # --- http.cookiejar: every requests.Session and httpx.Client holds one ---
     *_classes("http.cookiejar", "Cookie CookieJar FileCookieJar MozillaCookieJar LWPCookieJar DefaultCookiePolicy",
               "cookies and the policy for them: data (a jar's lock is rewrapped)"),
@@ -154,7 +160,7 @@ ENTRIES: tuple[Entry, ...] = (
     *_classes("numpy.random._mt19937", "MT19937", "a bit generator"),
     *_classes("numpy.random._philox", "Philox", "a bit generator"),
     *_classes("numpy.random._sfc64", "SFC64", "a bit generator"),
-    *_classes("numpy.random.bit_generator", "SeedSequence", "a seed sequence", call=True),
+    *_classes("numpy.random.bit_generator", "SeedSequence", "a seed sequence (rebuilt by its Cython reconstructor)"),
     # --- pandas (its classes need --trust pandas; its reconstructors are here) --
     Entry("pandas._libs.internals:_unpickle_block", FUNCTION, "a block of a DataFrame from its values"),
     Entry("pandas.core.indexes.base:_new_Index", FUNCTION, "an Index of an admitted Index class from its data",

@@ -421,15 +421,23 @@ def _new_partial(items: tuple[object, ...], state: _State) -> object:
 
 
 def _bound_method(items: tuple[object, ...] | None, state: _State) -> object:
-    """getattr(obj, name) is how pickle writes a bound method: only a public
-    method of an instance this load created."""
+    """getattr(obj, name) is how pickle writes a bound method: a public
+    method of an instance this load created (stored, never called by the
+    file), or a method bound to a named class (a classmethod), which is
+    then judged as the global `module:Class.name` it is."""
     if items is None or len(items) != 2:
         state.problem("calls getattr with arguments pickle never writes")
         return None
     owner, name = items
-    if type(name) is not str or not name.isidentifier() or name.startswith("_"):
-        state.problem(f"takes attribute {printable(repr(name)) if type(name) is str else '(computed)'} with getattr "
-                      "(only public methods of objects the file creates)")
+    if type(name) is not str or not name.isidentifier() or (name.startswith("__") and name.endswith("__")):
+        state.problem(f"takes attribute {printable(repr(name)) if type(name) is str else '(computed)'} with getattr")
+        return None
+    if type(owner) is _Global:
+        state.use(owner.name, VALUE)
+        return _global(*f"{owner.name}.{name}".split(":", 1), state)
+    if name.startswith("_"):
+        state.problem(f"takes private attribute {name!r} with getattr (only public methods of objects the file "
+                      "creates)")
         return None
     if type(owner) is _Result:
         state.use(owner.name, RESULT_USED)

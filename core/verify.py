@@ -24,6 +24,7 @@ from .errors import CheckpointError, CkptError
 from .paths import follow
 from .probes import ProbeFailed
 from .audit import MAX_TUPLE_DEPTH, nesting_problem
+from .policy import Trust, judge
 from .stream import analyse
 from .scan import scan
 
@@ -115,9 +116,12 @@ def _globals_check(manifest: Any, data: Any) -> Check:
     and the stream does nothing an ordinary pickle does not."""
     facts = analyse(data)
     unlisted = sorted(set(facts.globals) - set(manifest.globals))
-    detail = "; ".join([f"not in the manifest: {', '.join(unlisted)}"] if unlisted else []) or (
-        f"{len(facts.globals)} global(s), all listed")
-    return Check("globals", not unlisted and not facts.problems, "; ".join([detail, *facts.problems]))
+    undeclared = judge(facts, Trust.parse(manifest.trust)).required()
+    details = [f"not in the manifest: {', '.join(unlisted)}"] if unlisted else []
+    details += [f"needs trust the manifest does not declare: {', '.join(undeclared)}"] if undeclared else []
+    detail = "; ".join(details) or f"{len(facts.globals)} global(s), all listed, needing " + (
+        ", ".join(f"--trust {t}" for t in manifest.trust) or "no --trust")
+    return Check("globals", not details and not facts.problems, "; ".join([detail, *facts.problems]))
 
 
 def _signature_check(manifest: Any, key: bytes | None) -> Check:

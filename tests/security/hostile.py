@@ -23,7 +23,7 @@ from conftest import rewrite_member
 # --- spelling opcodes -------------------------------------------------------------
 
 MARK, TUPLE, TUPLE1, TUPLE2, EMPTY_TUPLE, REDUCE, BUILD = b"(", b"t", b"\x85", b"\x86", b")", b"R", b"b"
-NONE, TRUE, EMPTY_DICT, SETITEM, SETITEMS, EMPTY_LIST, APPENDS = b"N", b"\x88", b"}", b"s", b"u", b"]", b"e"
+NONE, TRUE, NEWFALSE, EMPTY_DICT, SETITEM, SETITEMS, EMPTY_LIST, APPENDS = b"N", b"\x88", b"\x89", b"}", b"s", b"u", b"]", b"e"
 STACK_GLOBAL = b"\x93"
 
 
@@ -288,9 +288,10 @@ def missing_member_with_newline(path: Path, work: Path) -> None:
 
 # --- the table ----------------------------------------------------------------------
 
-DENIED = "which ckpt never loads"
+DENIED = "refusing to load"
 TOO_BIG = "more than the file holds"
 REFUSED_CALL = "ckpt refuses it"
+CALLED = "is called here"
 
 
 @dataclass(frozen=True)
@@ -333,9 +334,9 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("STACK_GLOBAL with a computed module name", computed_global, expect=DENIED),
     Attack("STACK_GLOBAL through an allowed module's attribute", lambda w: pkl(
         text("threading") + text("_os.system") + STACK_GLOBAL + MARK + text(touch(w)) + TUPLE + REDUCE),
-        expect="threading._os.system (= posix.system)", trust=("threading",)),
+        expect="threading:_os.system reaches system through", trust=("threading",)),
     Attack("global names fetched from the memo", memo_names, expect=DENIED),
-    Attack("memo index never stored", lambda w: pkl(b"j\xff\xff\xff\x7f"), expect="Memo value not found"),
+    Attack("memo index never stored", lambda w: pkl(b"j\xff\xff\xff\x7f"), expect="was never stored"),
     Attack("INST", lambda w: pkl(MARK + text(touch(w)) + b"iposix\nsystem\n"), expect=DENIED),
     Attack("OBJ", lambda w: pkl(MARK + glob("posix", "system") + text(touch(w)) + b"o"), expect=DENIED),
     *(Attack(f"EXT{len(code) - 1}", extension(code)) for code in EXTENSIONS),
@@ -357,9 +358,9 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("torch.empty of 800 GB", lambda w: pkl(keywords(glob("torch", "empty"), (number(10**11),),
                                                            {"dtype": glob("torch", "float64")})), expect=TOO_BIG),
     Attack("torch.Tensor(size) called directly", lambda w: pkl(call(glob("torch", "Tensor"), number(10**11))),
-           expect=REFUSED_CALL),
+           expect=CALLED),
     Attack("torch Linear(50000, 50000) called directly", lambda w: pkl(call(
-        glob("torch.nn.modules.linear", "Linear"), number(50_000), number(50_000))), expect=REFUSED_CALL),
+        glob("torch.nn.modules.linear", "Linear"), number(50_000), number(50_000))), expect=CALLED, trust=("torch",)),
     Attack("torch.as_strided beyond its storage", strided_out_of_bounds, expect="out of bounds"),
     Attack("functools.partial of os.system", lambda w: pkl(call(call(glob("functools", "partial"),
                                                                      glob("posix", "system"), text(touch(w))))),
@@ -371,36 +372,37 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("copyreg._reconstructor running FileHandler.__init__", lambda w: pkl(call(
         glob("copyreg", "_reconstructor"), glob("logging", "FileHandler"), glob("logging", "FileHandler"),
         text(str(w / "sentinel")))), expect=DENIED),
-    Attack("BUILD on an allowed class", handler_class_changed, expect="tried to change logging.Handler"),
-    Attack("BUILD on an allowed function", function_changed, expect="tried to change threading.RLock"),
-    Attack("BUILD on the root logger", root_logger_changed, expect="tried to change"),
+    Attack("BUILD on an allowed class", handler_class_changed, expect="gives state to logging:Handler itself"),
+    Attack("BUILD on an allowed function", function_changed, expect="gives state to threading:RLock itself"),
+    Attack("BUILD on the root logger", root_logger_changed, expect="logging:getLogger is given state"),
     Attack("BUILD on a class reached through type()", logger_class_changed,
-           expect="tried to change logging.RootLogger"),
+           expect="calls type() on something other than"),
     Attack("FileHandler opening its file at load", lambda w: pkl(call(glob("logging", "FileHandler"),
                                                                       text(str(w / "sentinel")))),
-           expect="opens its file at load"),
-    Attack("RotatingFileHandler truncating a file at load", truncating_handler, expect="opens its file at load"),
+           expect="opens its file at load", trust=("logging:FileHandler",)),
+    Attack("RotatingFileHandler truncating a file at load", truncating_handler, expect="opens its file at load",
+           trust=("logging.handlers:RotatingFileHandler",)),
     Attack("Enum functional API mixing in FileHandler", enum_with_file_handler),
     Attack("bytearray(10**12)", lambda w: pkl(call(glob("builtins", "bytearray"), number(10**12))), expect=TOO_BIG),
     Attack("bytes() of a numpy integer of 10**12", lambda w: pkl(call(glob("builtins", "bytes"), call(
-        glob("numpy._core.multiarray", "scalar"), call(glob("numpy", "dtype"), text("i8")),
+        glob("numpy._core.multiarray", "scalar"), call(glob("numpy", "dtype"), text("i8"), NEWFALSE, TRUE),
         blob((10**12).to_bytes(8, "little"))))), expect=TOO_BIG),
     Attack("numpy _reconstruct with a huge shape", lambda w: pkl(call(
         glob("numpy.core.multiarray", "_reconstruct"), glob("numpy", "ndarray"), MARK + number(10**12) + TUPLE,
         blob(b"b"))), expect=TOO_BIG),
     Attack("numpy _reconstruct with a 2 GB item", lambda w: pkl(call(
         glob("numpy.core.multiarray", "_reconstruct"), glob("numpy", "ndarray"), MARK + number(100) + TUPLE,
-        call(glob("numpy", "dtype"), text("V2000000000")))), expect=TOO_BIG),
+        call(glob("numpy", "dtype"), text("V2000000000"), NEWFALSE, TRUE))), expect=TOO_BIG),
     Attack("numpy.ndarray(shape) called directly", lambda w: pkl(call(glob("numpy", "ndarray"),
                                                                       MARK + number(10**10) + TUPLE, text("u1"))),
-           expect=REFUSED_CALL),
+           expect=CALLED, trust=("numpy",)),
     Attack("Fraction with a billion digits", lambda w: pkl(call(glob("fractions", "Fraction"),
                                                                 text("1e1000000000"))), expect=REFUSED_CALL),
     Attack("map() amplifying calls", map_amplification, expect=REFUSED_CALL),
     Attack("global name with a newline and a terminal escape", lambda w: pkl(
-        text("os\nckpt: loaded ok") + text("x\x1b[2J") + STACK_GLOBAL), expect="untrusted"),
+        text("os\nckpt: loaded ok") + text("x\x1b[2J") + STACK_GLOBAL), expect="is not a name ckpt ever loads"),
     Attack("SeedSequence with a 4 GB pool", lambda w: pkl(keywords(
-        glob("numpy.random.bit_generator", "SeedSequence"), (), {"pool_size": number(2**30)})), expect="untrusted"),
+        glob("numpy.random.bit_generator", "SeedSequence"), (), {"pool_size": number(2**30)})), expect=CALLED, trust=("numpy",)),
     Attack("zip member named ../../evil", archive=traversal_member, expect="unexpected archive member"),
     Attack("zip bomb: a huge declared size", archive=declared_size_bomb, expect="claims"),
     Attack("zip bomb: overlapping members", archive=overlapping_members, expect="overlap"),
