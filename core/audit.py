@@ -1,29 +1,21 @@
-"""What a pickle would ask for, found without running it.
+"""Loading a pickle without crashing: how deep its tuples can nest.
 
-`referenced_globals` lists every global the bytes name and anything odd
-(persistent ids, extension codes). It replays the opcodes with the C
-unpickler, handing out a do-nothing stand-in for every global (a "ghost"),
-so nothing from the file is imported or called; a stream the replay cannot
-finish is read opcode by opcode instead. `tuple_depth` bounds how deep
-tuples nest, opcode by opcode. `crash_proof` runs code that hashes what a
-pickle built on a stack deep enough for anything the bytes could nest.
-`inspect`, `verify` and the loader use them.
+`tuple_depth` bounds how deep tuples nest, opcode by opcode. `crash_proof`
+runs code that hashes what a pickle built on a stack deep enough for
+anything the bytes could nest. `fresh_extension_cache` keeps copyreg's
+extension cache out of a load. What a pickle asks for is `stream`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copyreg
-import io
-import itertools
-import pickle
 import pickletools
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .errors import CheckpointError, one_line
+from .errors import CheckpointError
 
 T = TypeVar("T")
 
@@ -32,71 +24,6 @@ MAX_TUPLE_DEPTH = 10_000
 hashing one recurses in C without a limit and crashes the interpreter
 (around 100,000 levels). pickle itself cannot write more than about
 `sys.getrecursionlimit()` levels, so no file ckpt wrote comes near."""
-
-
-@dataclass(frozen=True)
-class StaticGlobals:
-    names: tuple[str, ...]
-    oddities: tuple[str, ...] = ()  # computed names, extension codes, persistent ids, deep nesting
-
-
-def referenced_globals(data: bytes | bytearray | memoryview) -> StaticGlobals:
-    """Every global the pickle would ask for. Nothing is imported or called."""
-    try:
-        return crash_proof(lambda: _replayed_globals(data), data)
-    except Exception:  # a malformed stream: read it opcode by opcode, reporting what is there
-        return _simulated_globals(data)
-
-
-class _Ghost:
-    """Stands for every global and everything built from one: a class (for
-    NEWOBJ), its instances, the result of any call; takes any state or items."""
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> _Ghost:
-        return object.__new__(cls)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __call__(self, *args: Any, **kwargs: Any) -> _Ghost:
-        return _Ghost()
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-    def append(self, item: Any) -> None:
-        pass
-
-    def extend(self, items: Any) -> None:
-        pass
-
-    def add(self, item: Any) -> None:
-        pass
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        pass
-
-
-class _Replay(pickle.Unpickler):
-    def __init__(self, data: Any) -> None:
-        super().__init__(io.BytesIO(bytes(data)), buffers=itertools.repeat(b""))
-        self.names: dict[str, None] = {}
-        self.oddities: dict[str, None] = {}
-
-    def find_class(self, module: str, name: str) -> type[_Ghost]:
-        self.names[f"{module}.{name}"] = None
-        return _Ghost
-
-    def persistent_load(self, pid: Any) -> _Ghost:
-        self.oddities["a persistent id (ckpt never resolves them)"] = None
-        return _Ghost()
-
-
-def _replayed_globals(data: Any) -> StaticGlobals:
-    replay = _Replay(data)
-    with fresh_extension_cache():
-        replay.load()
-    return StaticGlobals(tuple(replay.names), tuple(replay.oddities))
 
 
 @contextlib.contextmanager
@@ -110,37 +37,6 @@ def fresh_extension_cache() -> Iterator[None]:
         yield
     finally:
         copyreg.clear_extension_cache()
-
-
-def _simulated_globals(data: Any) -> StaticGlobals:
-    """The globals a (malformed) stream names, by simulating its stack and memo for strings."""
-    names: dict[str, None] = {}
-    oddities: dict[str, None] = {}
-    stack: list[Any] = []
-    memo: dict[int, Any] = {}
-    marks: list[int] = []
-    try:
-        for op, arg, _pos in pickletools.genops(io.BytesIO(bytes(data))):
-            name = op.name
-            if name in ("GLOBAL", "INST"):
-                module, _, qualname = str(arg).partition(" ")
-                names[f"{module}.{qualname}"] = None
-            elif name == "STACK_GLOBAL":
-                last, first = (stack.pop() if stack else None), (stack.pop() if stack else None)
-                if isinstance(first, str) and isinstance(last, str):
-                    names[f"{first}.{last}"] = None
-                else:
-                    oddities["a global whose name is computed at load time"] = None
-                stack.append(None)
-                continue
-            elif name.startswith("EXT"):
-                oddities[f"extension code {arg} (copyreg registry)"] = None
-            elif name in ("PERSID", "BINPERSID"):
-                oddities["a persistent id (ckpt never resolves them)"] = None
-            _simulate(op, arg, stack, memo, marks)
-    except Exception as exc:  # report what was seen
-        oddities[f"malformed pickle ({one_line(str(exc))})"] = None
-    return StaticGlobals(tuple(names), tuple(oddities))
 
 
 def nesting_problem(data: Any) -> str | None:
@@ -219,29 +115,6 @@ def _with_stack(work: Callable[[], T], size: int) -> T:
     if "error" in box:
         raise box["error"]
     return box["result"]
-
-
-def _simulate(op: pickletools.OpcodeInfo, arg: Any, stack: list[Any], memo: dict[int, Any], marks: list[int]) -> None:
-    """Track strings through the stack and memo; everything else is None."""
-    name = op.name
-    if name == "MARK":
-        marks.append(len(stack))
-        return
-    if name in ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"):
-        memo[len(memo) if name == "MEMOIZE" else arg] = stack[-1] if stack else None
-        return
-    before = op.stack_before
-    if pickletools.markobject in before:
-        del stack[marks.pop() if marks else 0 :]
-        before = before[: before.index(pickletools.markobject)]  # APPENDS and SETITEMS: the container stays
-    for _ in before:
-        if stack:
-            stack.pop()
-    if name in ("GET", "BINGET", "LONG_BINGET"):
-        stack.append(memo.get(arg))
-        return
-    pushed = len(op.stack_after)
-    stack.extend([arg if isinstance(arg, str) and "UNICODE" in name else None] * pushed)
 
 
 # --- how deep tuples nest: one fast pass over the opcodes ------------------

@@ -40,7 +40,7 @@ from typing import Any
 
 from . import reviewed
 from .guards import guard_name
-from .errors import ConfigError, UnsafeCheckpointError, printable
+from .errors import CheckpointError, ConfigError, UnsafeCheckpointError, printable
 from .reviewed import CLASS, FUNCTION, Entry
 from .stream import CALL, NEW, NEW_ARGS, RESULT_USED, USE_NAMES, VALUE, StreamFacts
 
@@ -118,6 +118,7 @@ class Judgement:
     admissions: dict[str, Admission]
     refusals: tuple[Refusal, ...]
     problems: tuple[str, ...]
+    malformed: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -127,7 +128,7 @@ class Judgement:
         """The trust entries a file needs beyond the reviewed table (for save and the manifest)."""
         return narrowest(r.trust for r in self.refusals if r.trust)
 
-    def refusal(self, what: str) -> UnsafeCheckpointError:
+    def refusal(self, what: str) -> CheckpointError:
         return refuse(self, what)
 
 
@@ -150,7 +151,7 @@ def judge(facts: StreamFacts, trust: Trust = Trust()) -> Judgement:
                                     "ckpt cannot do both", None))
             continue
         admissions[name] = found
-    return Judgement(admissions, tuple(refusals), facts.problems)
+    return Judgement(admissions, tuple(refusals), facts.problems, facts.malformed)
 
 
 def admit(name: str, trust: Trust) -> Admission | Refusal:
@@ -344,8 +345,10 @@ def _looks_like_class(name: str) -> bool:
         return False
 
 
-def refuse(judgement: Judgement, what: str) -> UnsafeCheckpointError:
+def refuse(judgement: Judgement, what: str) -> CheckpointError:
     """One line: every problem and every refused global, with the --trust that admits each."""
+    if judgement.malformed:
+        return CheckpointError(f"cannot load {what}: data.pkl {judgement.malformed} (damaged, or not a pickle)")
     if judgement.problems:
         return UnsafeCheckpointError(
             f"refusing to load {what}: data.pkl {judgement.problems[0]}"

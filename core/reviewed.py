@@ -110,7 +110,7 @@ ENTRIES: tuple[Entry, ...] = (
               "an address value", call=True),
     *_classes("pathlib", "PurePath PurePosixPath PureWindowsPath Path PosixPath WindowsPath",
               "a path value; nothing is opened", call=True),
-    Entry("re:_compile", FUNCTION, "compiles a pattern (re.DEBUG dropped: it prints)", guard="no_debug_flag"),
+    *_functions("re", "_compile compile", "compiles a pattern (re.DEBUG dropped: it prints)", guard="no_debug_flag"),
     Entry("re:Pattern", CLASS, "a compiled pattern, as a value"),
     Entry("zoneinfo:ZoneInfo", CLASS, "a time zone, looked up by key", call=True),
     Entry("zoneinfo:ZoneInfo._unpickle", FUNCTION, "looks up a time zone by key", fresh=False),

@@ -54,6 +54,8 @@ class StreamFacts:
     problems: tuple[str, ...]
     opcodes: int = 0
     memo: int = 0
+    malformed: str | None = None
+    """Where and how the stream breaks the pickle format (it is also the first problem)."""
 
     def uses(self, name: str) -> list[str]:
         bits = self.globals.get(name, 0)
@@ -135,12 +137,12 @@ class _State:
 
     def value(self, tag: object) -> None:
         """`tag` is kept as data: a global stored somewhere is a VALUE use."""
-        if type(tag) is _Global:
+        if isinstance(tag, _Global):
             self.use(tag.name, VALUE)
-        elif type(tag) is _Tuple:
+        elif isinstance(tag, _Tuple):
             for item in tag.items:
                 self.value(item)
-        elif type(tag) is _Partial and tag.name is not None:
+        elif isinstance(tag, _Partial) and tag.name is not None:
             self.use(tag.name, CALL)
 
     def pop(self) -> object:
@@ -171,7 +173,8 @@ def analyse(data: bytes | bytearray | memoryview) -> StreamFacts:
     try:
         _run(raw, state)
     except _Malformed as exc:
-        state.problem(f"malformed pickle at byte {state.position}: {exc}")
+        malformed = f"is not a valid pickle at byte {state.position}: {exc}"
+        return StreamFacts(dict(state.uses), (malformed, *state.problems), state.opcodes, len(state.memo), malformed)
     return StreamFacts(dict(state.uses), tuple(state.problems), state.opcodes, len(state.memo))
 
 
@@ -271,10 +274,9 @@ def _apply(name: str, arg: bytes, state: _State) -> None:
         stack.append(_Tuple(()))
     elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
         count = int(name[-1])
-        items = [state.pop() for _ in range(count)][::-1]
-        stack.append(_Tuple(tuple(items)))
+        stack.append(_tuple([state.pop() for _ in range(count)][::-1], state))
     elif name == "TUPLE":
-        stack.append(_Tuple(tuple(state.pop_mark())))
+        stack.append(_tuple(state.pop_mark(), state))
     elif name in ("LIST", "DICT", "FROZENSET"):
         for item in state.pop_mark():
             state.value(item)
@@ -291,12 +293,12 @@ def _apply(name: str, arg: bytes, state: _State) -> None:
         else:
             _instantiate(glob, state.pop_mark(), state)
     elif name == "STACK_GLOBAL":
-        qualname, module = state.pop(), state.pop()
-        if type(module) is not str or type(qualname) is not str:
+        last, first = state.pop(), state.pop()
+        if not isinstance(first, str) or not isinstance(last, str):
             state.problem("a global whose name is computed at load time")
             stack.append(None)
         else:
-            stack.append(_global(module, qualname, state))
+            stack.append(_global(first, last, state))
     elif name == "OBJ":
         items = state.pop_mark()
         if not items:
@@ -319,6 +321,16 @@ def _apply(name: str, arg: bytes, state: _State) -> None:
         stack.append(None)
     else:
         raise _Malformed(f"unexpected opcode {name}")
+
+
+def _tuple(items: list[object], state: _State) -> _Tuple:
+    """Only a tuple's own items can matter (as the arguments of a call, or a
+    partial's state): a tuple inside one is data at once, so tags never nest."""
+    for index, item in enumerate(items):
+        if isinstance(item, _Tuple):
+            state.value(item)
+            items[index] = None
+    return _Tuple(tuple(items))
 
 
 def _global(module: str, qualname: str, state: _State) -> _Global:
@@ -349,7 +361,7 @@ def _fill(name: str, state: _State) -> None:
     else:
         added = [state.pop() for _ in range(2 if name == "SETITEM" else 1)]
     target = state.top()
-    if name == "BUILD" and type(target) is _Partial:
+    if name == "BUILD" and isinstance(target, _Partial):
         _partial_state(added[0], state)
         return
     for item in added:
@@ -359,10 +371,9 @@ def _fill(name: str, state: _State) -> None:
 
 
 def _receives(target: object, what: str, state: _State) -> None:
-    kind = type(target)
-    if kind is _Global:
+    if isinstance(target, _Global):
         state.problem(f"gives {what} to {printable(target.name)} itself, which belongs to the running process")
-    elif kind is _Result:
+    elif isinstance(target, _Result):
         state.use(target.name, RESULT_USED)
     elif target is _METHOD or target is _TYPE_OF:
         state.problem(f"gives {what} to {target!r}")
@@ -370,13 +381,13 @@ def _receives(target: object, what: str, state: _State) -> None:
 
 def _partial_state(tag: object, state: _State) -> None:
     """functools.partial's state is (function, args, keywords, dict): its function must be a named global."""
-    items = tag.items if type(tag) is _Tuple else ()
+    items = tag.items if isinstance(tag, _Tuple) else ()
     if not items:
         state.value(tag)
         state.problem("gives a functools.partial state that is not a tuple")
         return
     func, rest = items[0], items[1:]
-    if type(func) is _Global:
+    if isinstance(func, _Global):
         state.use(func.name, CALL)
     elif func is not _METHOD:
         state.problem("gives a functools.partial a function that is not a named global")
@@ -386,9 +397,8 @@ def _partial_state(tag: object, state: _State) -> None:
 
 def _call(func: object, args: object, state: _State) -> object:
     """REDUCE: func(*args)."""
-    items = args.items if type(args) is _Tuple else None
-    kind = type(func)
-    if kind is _Global:
+    items = args.items if isinstance(args, _Tuple) else None
+    if isinstance(func, _Global):
         if func.name == GETATTR:
             return _bound_method(items, state)
         if func.name == TYPE:
@@ -399,7 +409,7 @@ def _call(func: object, args: object, state: _State) -> object:
         state.value(args)
         return _Result(func.name)
     state.value(args)
-    if kind is _Partial and func.name is not None:
+    if isinstance(func, _Partial) and func.name is not None:
         return _Result(func.name)
     if func is _TYPE_OF and items == ():
         return None
@@ -411,7 +421,7 @@ def _new_partial(items: tuple[object, ...], state: _State) -> object:
     func = items[0]
     for item in items[1:]:
         state.value(item)
-    if type(func) is _Global:
+    if isinstance(func, _Global):
         state.use(func.name, CALL)
         return _Partial(func.name)
     if func is _METHOD:
@@ -429,19 +439,20 @@ def _bound_method(items: tuple[object, ...] | None, state: _State) -> object:
         state.problem("calls getattr with arguments pickle never writes")
         return None
     owner, name = items
-    if type(name) is not str or not name.isidentifier() or (name.startswith("__") and name.endswith("__")):
-        state.problem(f"takes attribute {printable(repr(name)) if type(name) is str else '(computed)'} with getattr")
+    if not isinstance(name, str) or not name.isidentifier() or (name.startswith("__") and name.endswith("__")):
+        state.problem(f"takes attribute {printable(repr(name)) if isinstance(name, str) else '(computed)'} with getattr")
         return None
-    if type(owner) is _Global:
+    if isinstance(owner, _Global):
         state.use(owner.name, VALUE)
-        return _global(*f"{owner.name}.{name}".split(":", 1), state)
+        module, qualname = owner.name.split(":", 1)
+        return _global(module, f"{qualname}.{name}", state)
     if name.startswith("_"):
         state.problem(f"takes private attribute {name!r} with getattr (only public methods of objects the file "
                       "creates)")
         return None
-    if type(owner) is _Result:
+    if isinstance(owner, _Result):
         state.use(owner.name, RESULT_USED)
-    elif type(owner) is not _New:
+    elif not isinstance(owner, _New):
         state.problem(f"takes {name!r} with getattr from something the file did not create")
         return None
     return _METHOD
@@ -452,7 +463,7 @@ def _type_of(items: tuple[object, ...] | None, state: _State) -> object:
         (item,) = items
         if item is _NONE:
             return _TYPE_OF
-        if type(item) is _Global and item.name in TYPE_ARGUMENTS:
+        if isinstance(item, _Global) and item.name in TYPE_ARGUMENTS:
             state.use(item.name, VALUE)
             return _TYPE_OF
     state.problem("calls type() on something other than None, NotImplemented or Ellipsis")
@@ -463,8 +474,8 @@ def _new(cls: object, args: object, kwargs: object, extended: bool, state: _Stat
     """NEWOBJ / NEWOBJ_EX: cls.__new__(cls, *args, **kwargs)."""
     state.value(args)
     state.value(kwargs)
-    if type(cls) is _Global:
-        with_arguments = extended or not (type(args) is _Tuple and not args.items)
+    if isinstance(cls, _Global):
+        with_arguments = extended or not (isinstance(args, _Tuple) and not args.items)
         state.use(cls.name, NEW_ARGS if with_arguments else NEW)
         return _New(cls.name)
     if cls is _TYPE_OF:
@@ -477,7 +488,7 @@ def _instantiate(cls: object, args: list[object], state: _State) -> None:
     """INST / OBJ (protocols 0 and 1): cls(*args), or cls.__new__(cls) without arguments."""
     for item in args:
         state.value(item)
-    if type(cls) is not _Global:
+    if not isinstance(cls, _Global):
         state.problem("instantiates something that is not a named class")
         state.stack.append(None)
         return

@@ -53,7 +53,8 @@ def test_load_verify_against(run_ckpt: RunCkpt, saved: Path) -> None:
 
 def test_load_without_trust_names_the_flag(run_ckpt: RunCkpt, saved: Path) -> None:
     result = run_ckpt("load", str(saved))
-    assert_one_line_error(result, 1, "sample_models.service.InferenceService", "--trust sample_models")
+    assert_one_line_error(result, 1, "sample_models.service:InferenceService is not trusted",
+                          "--trust sample_models.service:InferenceService")
 
 
 def test_trust_from_pyproject(run_ckpt: RunCkpt, saved: Path, tmp_path: Path) -> None:
@@ -160,18 +161,20 @@ def test_inspect_shows_a_hostile_pickle_and_runs_nothing(run_ckpt: RunCkpt, save
 
     rewrite_member(saved, "data.pkl", pickle.dumps(Payload(), protocol=5))
     inspected = run_ckpt("inspect", str(saved), "--format", "json")
-    assert inspected.code == 1, inspected
+    assert inspected.code == 1, inspected  # the manifest does not declare the trust this pickle needs
     doc = inspected.json()
-    assert {"name": "posix.system", "verdict": "DENIED"} in doc["globals"]
-    loaded = run_ckpt("load", str(saved), "--trust", "posix", "--verify")
-    assert_one_line_error(loaded, 1, "posix.system", "never loads")
+    system = next(g for g in doc["globals"] if g["name"] == "posix:system")
+    assert system["uses"] == ["called"] and not system["admitted"] and system["trust"] == "posix:system"
+    assert any("does not declare" in p for p in doc["problems"])
+    loaded = run_ckpt("load", str(saved), "--trust", "posix", "--verify")  # a package's trust admits no function
+    assert_one_line_error(loaded, 1, "posix:system is not trusted")
     assert not sentinel.exists()
 
 
 def test_inspect_of_an_intact_file(run_ckpt: RunCkpt, saved: Path) -> None:
     result = run_ckpt("inspect", str(saved))
     assert result.code == 0, result
-    assert "nothing in it was run" in result.out and "needs --trust sample_models" in result.out
+    assert "nothing in it was run" in result.out and "needs --trust sample_models.service:InferenceService" in result.out
     assert "model.worker" in result.out and "intact" in result.out
 
 

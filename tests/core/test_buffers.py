@@ -155,7 +155,7 @@ def test_torch_module_in_a_serving_class_predicts_the_same(torch: Any, tmp_path:
     assert torch.equal(loaded["net"](x), module(x))
     assert all(p.requires_grad for p in loaded["net"].parameters())
     assert isinstance(next(loaded["net"].parameters()), torch.nn.Parameter)
-    assert not any("_load_from_bytes" in g for g in ckpt.inspect(path).globals.names)
+    assert not any("_load_from_bytes" in g.name for g in ckpt.inspect(path).globals)
 
 
 def test_torch_tensor_state_and_grad(torch: Any, tmp_path: Path) -> None:

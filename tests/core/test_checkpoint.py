@@ -217,9 +217,13 @@ def test_file_handler_reopens_lazily_in_append_mode(tmp_path: Path) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     handler.emit(logging.makeLogRecord({"msg": "before save", "levelname": "INFO"}))
     handler.flush()
-    ckpt.save({"handler": handler}, tmp_path / "m.ckpt")
+    report = ckpt.save({"handler": handler}, tmp_path / "m.ckpt")
     handler.close()
-    loaded = ckpt.load(tmp_path / "m.ckpt")["handler"]
+    # A file handler writes where the checkpoint says: it needs the user's trust, and save says so.
+    assert report.manifest.trust == ("logging:FileHandler",)
+    with pytest.raises(ckpt.UnsafeCheckpointError, match="--trust logging:FileHandler"):
+        ckpt.load(tmp_path / "m.ckpt")
+    loaded = ckpt.load(tmp_path / "m.ckpt", trust=report.manifest.trust)["handler"]
     assert loaded.stream is None  # nothing opened at load
     loaded.emit(logging.makeLogRecord({"msg": "after load", "levelname": "INFO"}))
     loaded.close()

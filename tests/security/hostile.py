@@ -119,8 +119,8 @@ def torch_call_gadget(work: Path) -> bytes:
     """_rebuild_from_type_v2(func, type, args, state) calls func(*args). The
     function is named first (memoized, then fetched), as a careful attacker
     would: the refusal must not depend on which global comes first."""
-    runner = glob("posix", "system") + b"q\x09" + b"0"
-    return pkl(runner + call(glob("torch._tensor", "_rebuild_from_type_v2"), b"h\x09", glob("torch", "Tensor"),
+    runner = glob("posix", "system") + b"q\x00" + b"0"
+    return pkl(runner + call(glob("torch._tensor", "_rebuild_from_type_v2"), b"h\x00", glob("torch", "Tensor"),
                              MARK + text(touch(work)) + TUPLE, EMPTY_DICT))
 
 

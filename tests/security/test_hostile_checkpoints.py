@@ -30,7 +30,7 @@ import pytest
 
 import ckpt.core as ckpt
 from ckpt.core.errors import CkptError
-from ckpt.core.audit import referenced_globals
+from ckpt.core.stream import analyse
 from conftest import Result, assert_one_line_error, rewrite_member
 from harness import run_many
 from hostile import ATTACKS, EXTENSIONS, Attack, call, glob, marked_tuples, number, pkl, text, tuple_key
@@ -173,7 +173,7 @@ def list_globals(path: Path) -> None:
     """Make the manifest name the globals data.pkl uses, as a careful forger would."""
     with zipfile.ZipFile(path) as archive:
         manifest = json.loads(archive.read("manifest.json"))
-        manifest["globals"] = list(referenced_globals(archive.read("data.pkl")).names)
+        manifest["globals"] = list(analyse(archive.read("data.pkl")).globals)
     rewrite_member(path, "manifest.json", json.dumps(manifest).encode())
 
 
