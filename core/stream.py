@@ -70,16 +70,22 @@ class _Tag:
     __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class _Global(_Tag):
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
 class _New(_Tag):
     """An instance made by NEWOBJ / INST / OBJ: new, so it may receive state."""
 
-    name: str
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _Global(_Tag):
+    __slots__ = ("name", "instance")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.instance = _New(name)
+        """The tag of every instance NEWOBJ makes of it (tags are never changed: one serves all)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +116,7 @@ class _Marker(_Tag):
 
 
 _NONE = _Marker("None")
+_EMPTY = _Tuple(())
 _TYPE_OF = _Marker("the type of None, NotImplemented or Ellipsis")
 _METHOD = _Marker("a bound method")
 
@@ -124,6 +131,7 @@ class _State:
     marks: list[int] = field(default_factory=list)
     memo: dict[int, object] = field(default_factory=dict)
     uses: dict[str, int] = field(default_factory=dict)
+    tags: dict[str, _Global] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     position: int = 0
     opcodes: int = 0
@@ -178,61 +186,113 @@ def analyse(data: bytes | bytearray | memoryview) -> StreamFacts:
     return StreamFacts(dict(state.uses), tuple(state.problems), state.opcodes, len(state.memo))
 
 
-_OPS = {op.code.encode("latin-1")[0]: op for op in pickletools.opcodes}
 _LENGTHS = {pickletools.TAKEN_FROM_ARGUMENT1: 1, pickletools.TAKEN_FROM_ARGUMENT4: 4,
             pickletools.TAKEN_FROM_ARGUMENT4U: 4, pickletools.TAKEN_FROM_ARGUMENT8U: 8}
-_PUSH_DATA = frozenset({
-    "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT", "STRING", "BINSTRING",
-    "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8", "NEWTRUE", "NEWFALSE",
-    "EMPTY_DICT", "EMPTY_LIST", "EMPTY_SET", "NEXT_BUFFER",
-})
-_TEXT = frozenset({"UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"})
-
-
-def _arguments(raw: bytes, i: int, op: pickletools.OpcodeInfo) -> tuple[bytes, int]:
-    """The raw bytes of the opcode's argument starting at `i`, and where the next opcode starts."""
-    arg = op.arg
-    if arg is None:
-        return b"", i
-    n = arg.n
-    if n >= 0:
-        end = i + n
-    elif n == pickletools.UP_TO_NEWLINE:
-        end = raw.index(b"\n", i) + 1
-        if op.name in ("GLOBAL", "INST"):
-            end = raw.index(b"\n", end) + 1
-    else:
-        width = _LENGTHS[n]
-        end = i + width + int.from_bytes(raw[i : i + width], "little")
-        i += width
-    if end > len(raw):
-        raise _Malformed(f"{op.name} runs past the end of the stream")
-    return raw[i:end], end
+_WIDTHS: list[tuple[str, int] | None] = [None] * 256
+"""By opcode byte: its name and its argument's width (>= 0 fixed; -1/-4/-8 a
+length of that many bytes first; -2 up to a newline; -3 two lines)."""
+for _op in pickletools.opcodes:
+    _n = _op.arg.n if _op.arg is not None else 0
+    if _n == pickletools.UP_TO_NEWLINE:
+        _n = -3 if _op.name in ("GLOBAL", "INST") else -2
+    elif _n < 0:
+        _n = -_LENGTHS[_n]
+    _WIDTHS[_op.code.encode("latin-1")[0]] = (_op.name, _n)
+_HOT_DATA = frozenset(b"}JKMG]\x88\x89NI")  # EMPTY_DICT BININT BININT1 BININT2 BINFLOAT EMPTY_LIST NEWTRUE NEWFALSE
+_TEXT_OPS = frozenset(b"\x8cX\x8d")  # SHORT_BINUNICODE BINUNICODE BINUNICODE8
 
 
 def _run(raw: bytes, state: _State) -> None:
-    i, end = 0, len(raw)
-    stack = state.stack
-    while i < end:
+    """The opcode loop, written for speed (it reads every opcode of
+    object-heavy pickles, millions of them): the frequent opcodes inline,
+    the others in `_apply`."""
+    stack, marks, memo, uses = state.stack, state.marks, state.memo, state.uses
+    push, value = stack.append, state.value
+    widths = _WIDTHS
+    i, end, count = 0, len(raw), 0
+    try:
+        while i < end:
+            code = raw[i]
+            entry = widths[code]
+            if entry is None:
+                state.position = i
+                raise _Malformed(f"unknown opcode {code:#04x}")
+            width = entry[1]
+            start = i + 1
+            if width >= 0:
+                i = start + width
+            elif width == -1:
+                start += 1
+                i = start + raw[start - 1]
+            elif width < -3:
+                size = -width
+                start += size
+                i = start + int.from_bytes(raw[start - size : start], "little")
+            else:
+                i = raw.index(b"\n", start) + 1
+                if width == -3:
+                    i = raw.index(b"\n", i) + 1
+            if i > end:
+                state.position = start - 1
+                raise _Malformed(f"{entry[0]} runs past the end of the stream")
+            count += 1
+            if code == 0x68:  # BINGET
+                push(memo[raw[start]])
+            elif code == 0x94:  # MEMOIZE
+                memo[len(memo)] = stack[-1]
+            elif code in _HOT_DATA:
+                push(_NONE if code == 0x4E else None)
+            elif code == 0x28:  # MARK
+                marks.append(len(stack))
+            elif code in _TEXT_OPS:
+                push(raw[start:i].decode("utf-8", "surrogatepass"))
+            elif code == 0x75 or code == 0x65:  # SETITEMS, APPENDS
+                cut = marks.pop()
+                for item in stack[cut:]:
+                    if item is not None and item.__class__ is not str:
+                        value(item)
+                del stack[cut:]
+                target = stack[-1]
+                if target is not None and target.__class__ is not _New:
+                    _receives(target, "items", state)
+            elif code == 0x62:  # BUILD
+                given = stack.pop()
+                target = stack[-1]
+                if target.__class__ is _Partial:
+                    _partial_state(given, state)
+                else:
+                    if given is not None and given.__class__ is not str:
+                        value(given)
+                    if target is not None and target.__class__ is not _New:
+                        _receives(target, "state", state)
+            elif code == 0x29:  # EMPTY_TUPLE
+                push(_EMPTY)
+            elif code == 0x81:  # NEWOBJ
+                args = stack.pop()
+                cls = stack.pop()
+                if args is _EMPTY and cls.__class__ is _Global:
+                    uses[cls.name] |= NEW
+                    push(cls.instance)
+                else:
+                    push(_new(cls, args, _EMPTY, False, state))
+            elif code == 0x2E:  # STOP
+                state.opcodes = count
+                state.value(stack.pop())
+                return
+            else:
+                state.opcodes = count
+                state.position = start - 1
+                _apply(entry[0], raw[start:i], state)
+    except (IndexError, KeyError) as exc:
         state.position = i
-        op = _OPS.get(raw[i])
-        if op is None:
-            raise _Malformed(f"unknown opcode {raw[i]:#04x}")
-        try:
-            arg, i = _arguments(raw, i + 1, op)
-        except (ValueError, KeyError):
-            raise _Malformed(f"{op.name} has a truncated argument") from None
-        state.opcodes += 1
-        name = op.name
-        if name in _PUSH_DATA:
-            stack.append(None)
-        elif name in _TEXT:
-            stack.append(_text(name, arg))
-        elif name == "STOP":
-            state.value(state.pop())
-            return
-        else:
-            _apply(name, arg, state)
+        what = "a memo index that was never stored" if isinstance(exc, KeyError) else "stack underflow"
+        raise _Malformed(what) from None
+    except UnicodeDecodeError:
+        raise _Malformed("a string that is not valid UTF-8") from None
+    except ValueError:  # no newline where one must be
+        raise _Malformed("a truncated argument") from None
+    finally:
+        state.opcodes = count
     raise _Malformed("the stream ends without STOP")
 
 
@@ -250,6 +310,12 @@ def _memo_index(name: str, arg: bytes) -> int:
         except ValueError:
             raise _Malformed(f"{name} with a bad index") from None
     return int.from_bytes(arg, "little")
+
+
+_DATA = frozenset({
+    "INT", "LONG", "LONG1", "LONG4", "FLOAT", "STRING", "BINSTRING", "SHORT_BINSTRING", "BINBYTES",
+    "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8", "EMPTY_SET", "NEXT_BUFFER", "UNICODE",
+})
 
 
 def _apply(name: str, arg: bytes, state: _State) -> None:
@@ -270,8 +336,8 @@ def _apply(name: str, arg: bytes, state: _State) -> None:
         stack.append(state.memo[index])
     elif name in ("PROTO", "FRAME"):
         pass
-    elif name == "EMPTY_TUPLE":
-        stack.append(_Tuple(()))
+    elif name in _DATA:
+        stack.append(_text(name, arg) if name == "UNICODE" else None)
     elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
         count = int(name[-1])
         stack.append(_tuple([state.pop() for _ in range(count)][::-1], state))
@@ -308,7 +374,7 @@ def _apply(name: str, arg: bytes, state: _State) -> None:
         args = state.pop()
         stack.append(_call(state.pop(), args, state))
     elif name in ("NEWOBJ", "NEWOBJ_EX"):
-        kwargs = state.pop() if name == "NEWOBJ_EX" else _Tuple(())
+        kwargs = state.pop() if name == "NEWOBJ_EX" else _EMPTY
         args = state.pop()
         stack.append(_new(state.pop(), args, kwargs, name == "NEWOBJ_EX", state))
     elif name in ("EXT1", "EXT2", "EXT4"):
@@ -336,7 +402,9 @@ def _tuple(items: list[object], state: _State) -> _Tuple:
 def _global(module: str, qualname: str, state: _State) -> _Global:
     name = f"{module}:{qualname}"
     state.uses.setdefault(name, 0)
-    return _Global(name)
+    if name not in state.tags:
+        state.tags[name] = _Global(name)
+    return state.tags[name]
 
 
 def _stack_op(name: str, state: _State) -> None:
@@ -477,7 +545,7 @@ def _new(cls: object, args: object, kwargs: object, extended: bool, state: _Stat
     if isinstance(cls, _Global):
         with_arguments = extended or not (isinstance(args, _Tuple) and not args.items)
         state.use(cls.name, NEW_ARGS if with_arguments else NEW)
-        return _New(cls.name)
+        return cls.instance
     if cls is _TYPE_OF:
         return None
     state.problem("instantiates something that is not a named class")
@@ -493,4 +561,4 @@ def _instantiate(cls: object, args: list[object], state: _State) -> None:
         state.stack.append(None)
         return
     state.use(cls.name, CALL if args else NEW)
-    state.stack.append(_Result(cls.name) if args else _New(cls.name))
+    state.stack.append(_Result(cls.name) if args else cls.instance)
