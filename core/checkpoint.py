@@ -15,6 +15,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,7 +254,9 @@ def module_versions(globals_: Iterable[str]) -> dict[str, str]:
 
 def installed_version(module: str) -> str | None:
     loaded = sys.modules.get(module)
-    version = getattr(loaded, "__version__", None)
+    with warnings.catch_warnings():  # some packages deprecate __version__ (markupsafe, itsdangerous)
+        warnings.simplefilter("ignore")
+        version = getattr(loaded, "__version__", None)
     if isinstance(version, str):
         return version
     try:

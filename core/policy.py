@@ -42,7 +42,7 @@ from . import reviewed
 from .guards import guard_name
 from .errors import CheckpointError, ConfigError, UnsafeCheckpointError, printable
 from .reviewed import CLASS, FUNCTION, Entry
-from .stream import CALL, NEW, NEW_ARGS, RESULT_USED, USE_NAMES, VALUE, StreamFacts
+from .stream import CALL, INSTANCE_CALLED, NEW, NEW_ARGS, RESULT_USED, USE_NAMES, VALUE, StreamFacts
 
 MAIN_MODULES = ("__main__", "__mp_main__")
 """A script's own module: trusted like any package (`--trust __main__`)."""
@@ -268,7 +268,7 @@ def _cython(name: str, module: str, cls_name: str, obj: Any, trust: Trust) -> Ad
 def _exactly_trusted(name: str, obj: Any) -> Admission:
     if isinstance(obj, type):
         enum = _is_enum_class(obj)
-        allowed = VALUE | NEW | NEW_ARGS | CALL | RESULT_USED
+        allowed = VALUE | NEW | NEW_ARGS | CALL | RESULT_USED | INSTANCE_CALLED
         return Admission(name, obj, CLASS, allowed, not enum, "enum_lookup" if enum else None, f"--trust {name}")
     return Admission(name, obj, FUNCTION, VALUE | CALL | RESULT_USED, True, None, f"--trust {name}")
 
@@ -276,7 +276,7 @@ def _exactly_trusted(name: str, obj: Any) -> Admission:
 def _package_class(name: str, cls: type, package: str) -> Admission:
     """A class of a trusted package: what its own pickling does, nothing more."""
     enum = _is_enum_class(cls)
-    allowed = VALUE | NEW | RESULT_USED
+    allowed = VALUE | NEW | RESULT_USED | INSTANCE_CALLED  # its instances' __call__ is its own code
     if _declares(cls, ("__getnewargs__", "__getnewargs_ex__")):
         allowed |= NEW_ARGS
     if enum or _reduces_to_itself(cls):

@@ -16,15 +16,21 @@ already checked every member's hash; then
 Nothing is undone afterwards because nothing unsafe is done: state only
 reaches instances the load creates, and the code that runs is an admitted
 class's own `__new__`, `__init__` or `__setstate__` and the reviewed
-reconstructors. The unpickler runs on a stack deep enough that hashing
-deeply nested tuples cannot crash the interpreter (`audit.crash_proof`).
+reconstructors. Trusting a class trusts that code, but not the file's: while
+the unpickler runs, an audit hook (`sys.addaudithook`) refuses compiling text
+that comes from the file (scipy's distributions exec source kept in their
+state), starting processes, opening network connections and loading native
+libraries, whoever asks. The unpickler runs on a stack deep enough that
+hashing deeply nested tuples cannot crash the interpreter (`audit.crash_proof`).
 """
 
 from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Iterable
+import sys
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .audit import crash_proof, fresh_extension_cache
@@ -50,6 +56,62 @@ class _Unpickler(pickle.Unpickler):
         raise CheckpointError("data.pkl uses a persistent id; ckpt never resolves them")
 
 
+FORBIDDEN_EVENTS = frozenset({
+    "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "os.kill", "subprocess.Popen",
+    "pty.spawn", "socket.connect", "socket.sendto", "socket.sendmsg", "socket.bind", "socket.getaddrinfo",
+    "urllib.Request", "http.client.connect", "ftplib.connect", "smtplib.connect", "imaplib.open", "poplib.connect",
+    "nntplib.connect", "telnetlib.Telnet.open", "webbrowser.open",
+})
+"""Audit events refused while a checkpoint's objects are built: no object's
+own pickling starts a process or opens a connection. (ctypes is allowed:
+lightgbm and xgboost rebuild their boosters through their own ctypes bindings.)"""
+
+_loading = threading.local()
+
+
+def _watch(event: str, args: tuple[Any, ...]) -> None:
+    data = getattr(_loading, "data", None)
+    if data is None:
+        return
+    if event in FORBIDDEN_EVENTS:
+        _loading.violation = f"{event} was called while its objects were built"
+    elif event == "compile" and _from_file(args[0], data):
+        _loading.violation = "code from the file itself was compiled while its objects were built"
+    else:
+        return
+    raise CheckpointError(f"data.pkl: {_loading.violation}; ckpt refuses it")
+
+
+def _from_file(source: Any, data: bytes) -> bool:
+    """Source text that appears in the pickle: the file supplied the code
+    (networkx compiles code of its own while it loads: that is allowed)."""
+    if isinstance(source, str):
+        source = source.encode("utf-8", "surrogatepass")
+    return isinstance(source, bytes) and len(source) >= 4 and source in data
+
+
+_hooked: list[bool] = []
+
+
+def _watched(work: Callable[[], Any], data: bytes) -> Callable[[], Any]:
+    """`work`, run with the audit hook armed for `data` (in whatever thread runs it)."""
+    if not _hooked:
+        sys.addaudithook(_watch)
+        _hooked.append(True)
+
+    def run() -> Any:
+        _loading.data, _loading.violation = data, None
+        try:
+            result = work()
+        finally:
+            violation, _loading.data = _loading.violation, None
+        if violation:  # raised inside a class's own code, which may have swallowed it
+            raise CheckpointError(f"data.pkl: {violation}; ckpt refuses it")
+        return result
+
+    return run
+
+
 def audited(data: Any, trust: Trust) -> Judgement:
     """Parse and audit: what loading `data` under `trust` would admit and refuse."""
     return judge(analyse(data), trust)
@@ -68,7 +130,7 @@ def unpickle(data: Any, *, trust: Trust, buffers: Iterable[Any] | None = None, w
     unpickler = _Unpickler(io.BytesIO(data), handed, buffers)
     try:
         with fresh_extension_cache():
-            return crash_proof(unpickler.load, data)
+            return crash_proof(_watched(unpickler.load, bytes(data)), data)
     except CheckpointError:
         raise
     except RecursionError:

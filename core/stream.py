@@ -10,7 +10,9 @@ every global the stream names, how the stream *uses* it:
   arguments: `cls.__new__(cls)`, as pickle writes ordinary instances);
 - `NEW_ARGS`: `cls.__new__(cls, *args)` with arguments (NEWOBJ, NEWOBJ_EX);
 - `RESULT_USED`: what calling it returned receives state or items, or has
-  a bound method taken from it: only safe if the call made a new object.
+  a bound method taken from it: only safe if the call made a new object;
+- `INSTANCE_CALLED`: an instance the file made of it is called (its own
+  `__call__` as a reconstructor, as SQLAlchemy's `_UnpickleDispatch()`).
 
 It also lists the stream's *problems*: things no pickle of ordinary objects
 does, refused whatever is trusted. State or items applied to a global itself
@@ -35,9 +37,9 @@ from dataclasses import dataclass, field
 
 from .errors import printable
 
-VALUE, CALL, NEW, NEW_ARGS, RESULT_USED = 1, 2, 4, 8, 16
+VALUE, CALL, NEW, NEW_ARGS, RESULT_USED, INSTANCE_CALLED = 1, 2, 4, 8, 16, 32
 USE_NAMES = {VALUE: "stored as a value", CALL: "called", NEW: "instantiated", NEW_ARGS: "instantiated with arguments",
-             RESULT_USED: "given state or items after a call"}
+             RESULT_USED: "given state or items after a call", INSTANCE_CALLED: "has an instance called"}
 
 MAX_PROBLEMS = 20
 """Problems listed per stream: a hostile file could otherwise make the list itself large."""
@@ -478,6 +480,9 @@ def _call(func: object, args: object, state: _State) -> object:
         return _Result(func.name)
     state.value(args)
     if isinstance(func, _Partial) and func.name is not None:
+        return _Result(func.name)
+    if isinstance(func, _New):
+        state.use(func.name, INSTANCE_CALLED)
         return _Result(func.name)
     if func is _TYPE_OF and items == ():
         return None
