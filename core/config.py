@@ -3,7 +3,7 @@
     [tool.ckpt]
     targets = ["mypkg.model:build"]          # must be checkpointable
     checkpoints = ["models/*.ckpt"]          # must verify (globs, relative to this file)
-    trust = ["mypkg"]                        # modules trusted on load
+    trust = ["mypkg"]                        # packages (their classes) or module:Name trusted on load
     strip = ["mypkg.model:build=model.log_file"]   # allowed strips, per target
     fail-on = "error"                        # or "any": every finding fails
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .policy import Trust
 
 FAIL_ON = ("error", "any")
 _KEYS = {"targets", "checkpoints", "trust", "strip", "fail-on"}
@@ -87,7 +88,7 @@ def _parse(path: Path, section: dict[str, Any]) -> Config:
         path=path,
         targets=_strings(path, section, "targets"),
         checkpoints=_patterns(path, _strings(path, section, "checkpoints")),
-        trust=_strings(path, section, "trust"),
+        trust=_trust(path, _strings(path, section, "trust")),
         strip=_strips(path, _strings(path, section, "strip")),
         fail_on=fail_on,
     )
@@ -107,6 +108,14 @@ def _patterns(path: Path, patterns: tuple[str, ...]) -> tuple[str, ...]:
                 f"{path}: [tool.ckpt] checkpoints pattern {pattern!r} must be relative to the file's directory"
             )
     return patterns
+
+
+def _trust(path: Path, entries: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        Trust.parse(entries)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: [tool.ckpt] {exc.message}", hint="write mypkg or mypkg.module:Name") from None
+    return entries
 
 
 def _strips(path: Path, entries: tuple[str, ...]) -> dict[str, tuple[str, ...]]:

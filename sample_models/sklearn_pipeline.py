@@ -4,7 +4,11 @@ pickled. Trained on generated data in well under a second.
 
     ckpt scan sample_models.sklearn_pipeline:build
     ckpt save sample_models.sklearn_pipeline:build -o pipe.ckpt
-    ckpt load pipe.ckpt --trust sample_models --trust sklearn --verify --against sample_models.sklearn_pipeline:build
+    ckpt load pipe.ckpt --trust logging:FileHandler --trust sample_models.sklearn_pipeline:AuditedClipper \
+        --trust sklearn --verify --against sample_models.sklearn_pipeline:build
+
+(`ckpt save` prints that command: the file handler writes where the checkpoint
+says, so it needs your trust too.)
 """
 
 from __future__ import annotations

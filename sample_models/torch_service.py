@@ -6,7 +6,8 @@ pool for preprocessing and a queue of pending requests (tensors).
     ckpt load torch.ckpt --trust sample_models --verify --against sample_models.torch_service:build
 
 torch's own layers load without --trust (ckpt allows torch.nn.modules
-classes); the serving class is yours, so it needs --trust sample_models.
+classes); the serving classes are yours, so they need --trust sample_models
+(`ckpt save` prints what a file needs).
 """
 
 from __future__ import annotations

@@ -284,6 +284,40 @@ def test_signed_manifest_trusts_its_globals(tmp_path: Path, monkeypatch: pytest.
         ckpt.load(path)
 
 
+def test_with_a_key_set_an_unsigned_checkpoint_needs_allow_unsigned(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "m.ckpt"
+    report = ckpt.save(service.build(), path)  # no CKPT_KEY: unsigned
+    monkeypatch.setenv("CKPT_KEY", "secret")
+    with pytest.raises(ckpt.UnsafeCheckpointError, match="not signed, and CKPT_KEY is set"):
+        ckpt.load(path, trust=report.manifest.trust)
+    loaded = ckpt.load(path, trust=report.manifest.trust, allow_unsigned=True)
+    assert loaded.requests.qsize() == 2
+
+
+def test_a_signed_manifest_trusts_only_what_it_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signature covers the recorded trust: a file whose data.pkl asks
+    for more than its signed manifest records is refused even with the key."""
+    import hashlib
+    import json
+    import zipfile
+
+    from conftest import rewrite_member
+
+    path = tmp_path / "m.ckpt"
+    monkeypatch.setenv("CKPT_KEY", "secret")
+    saved = ckpt.save(service.build(), path)
+    assert saved.manifest.trust == ("sample_models.service:InferenceService",)
+    with zipfile.ZipFile(path) as archive:
+        data = archive.read("data.pkl")
+    tampered = data.replace(b"InferenceService", b"Xnference_ervice")  # another class, same length
+    rewrite_member(path, "data.pkl", tampered)  # the manifest's hashes no longer match its signature
+    with pytest.raises(ckpt.UnsafeCheckpointError, match="signature does not match"):
+        ckpt.load(path)
+    assert hashlib.sha256(tampered).hexdigest() in json.loads(zipfile.ZipFile(path).read("manifest.json"))["members"][
+        "data.pkl"]["sha256"]
+
+
 def test_verify_against_reports_differences(tmp_path: Path) -> None:
     path = tmp_path / "m.ckpt"
     ckpt.save(service.build(), path)

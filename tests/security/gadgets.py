@@ -689,12 +689,12 @@ TRUST_LEVELS: tuple[tuple[str, ...], ...] = ((), ("sklearn",), ("pandas",), ("to
 CLI_TRUST_LEVELS = (TRUST_LEVELS[0], TRUST_LEVELS[-1])
 
 CLI_SAMPLE = frozenset({
-    "numpy.memmap(mode='w+') by REDUCE on the class", "numpy.memmap truncating a file by NEWOBJ_EX",
+    "numpy.memmap(mode='w+') by REDUCE on the class",
     "numpy.ndarray.tofile via getattr", "numpy.seterr(all='raise')",
     "scipy.stats norm_gen.__setstate__ execs _parse_arg_template", "scipy.io.FortranFile(mode='w') constructed",
-    "sklearn.datasets.clear_data_home", "sklearn.set_config", "joblib.load of a shipped file", "pandas.read_pickle",
-    "pandas.eval calling a method of a local", "torch _IterDataPipeSerializationWrapper.__setstate__ (pickle)",
-    "torch.fx reduce_graph_module", "torch.set_default_dtype", "torch _rebuild_from_type_v2 calling torch.manual_seed",
+    "sklearn.datasets.clear_data_home", "joblib.load of a shipped file", "pandas.read_pickle",
+    "torch _IterDataPipeSerializationWrapper.__setstate__ (pickle)",
+    "torch.fx reduce_graph_module", "torch _rebuild_from_type_v2 calling torch.manual_seed",
     "type() with three arguments: a new FileHandler subclass", "logging.FileHandler + MemoryHandler flushed at exit",
     "sys.modules.__setitem__ by dotted name", "ThreadPoolExecutor(initializer=os.system).submit",
     "_posixsubprocess.fork_exec",
