@@ -32,8 +32,10 @@ and save's "this file needs --trust X" all read this one analysis.
 
 from __future__ import annotations
 
+import os
 import pickletools
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import printable
 
@@ -204,20 +206,40 @@ _HOT_DATA = frozenset(b"}JKMG]\x88\x89NI")  # EMPTY_DICT BININT BININT1 BININT2 
 _TEXT_OPS = frozenset(b"\x8cX\x8d")  # SHORT_BINUNICODE BINUNICODE BINUNICODE8
 
 
+def _fast_path() -> Any:
+    """The compiled fast path (core/_stream.c), unless it was not built or
+    CKPT_PURE_PYTHON is set: it applies the frequent opcodes exactly as the
+    loop below does, and leaves every other opcode to it."""
+    if os.environ.get("CKPT_PURE_PYTHON"):
+        return None
+    try:
+        from . import _stream  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _stream.run
+
+
 def _run(raw: bytes, state: _State) -> None:
     """The opcode loop, written for speed (it reads every opcode of
     object-heavy pickles, millions of them): the frequent opcodes inline,
-    the others in `_apply`."""
+    the others in `_apply`; with the compiled fast path, the frequent ones in C."""
     stack, marks, memo, uses = state.stack, state.marks, state.memo, state.uses
     push, value = stack.append, state.value
     widths = _WIDTHS
     i, end, count = 0, len(raw), 0
+    fast = _fast_path()
+    tags = (_NONE, _EMPTY, _New, _Global)
+    here = 0
     try:
         while i < end:
+            if fast is not None:
+                i, count = fast(raw, i, count, stack, marks, memo, uses, tags)
+                if i >= end:
+                    break
+            here = state.position = i
             code = raw[i]
             entry = widths[code]
             if entry is None:
-                state.position = i
                 raise _Malformed(f"unknown opcode {code:#04x}")
             width = entry[1]
             start = i + 1
@@ -235,7 +257,6 @@ def _run(raw: bytes, state: _State) -> None:
                 if width == -3:
                     i = raw.index(b"\n", i) + 1
             if i > end:
-                state.position = start - 1
                 raise _Malformed(f"{entry[0]} runs past the end of the stream")
             count += 1
             if code == 0x68:  # BINGET
@@ -283,18 +304,20 @@ def _run(raw: bytes, state: _State) -> None:
                 return
             else:
                 state.opcodes = count
-                state.position = start - 1
                 _apply(entry[0], raw[start:i], state)
     except (IndexError, KeyError) as exc:
-        state.position = i
+        state.position = here
         what = "a memo index that was never stored" if isinstance(exc, KeyError) else "stack underflow"
         raise _Malformed(what) from None
     except UnicodeDecodeError:
+        state.position = here
         raise _Malformed("a string that is not valid UTF-8") from None
     except ValueError:  # no newline where one must be
+        state.position = here
         raise _Malformed("a truncated argument") from None
     finally:
         state.opcodes = count
+    state.position = end
     raise _Malformed("the stream ends without STOP")
 
 
