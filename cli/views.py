@@ -232,6 +232,7 @@ def inspect_json(inspection: Inspection) -> dict[str, Any]:
         "globals": [{"name": v.name, "uses": list(v.uses), "admitted": v.admitted, "why": v.why, "trust": v.trust,
                      "verdict": _verdict(v)} for v in inspection.globals],
         "problems": list(inspection.problems),
+        "analysis_failed": inspection.analysis_failed,
     }
 
 
@@ -251,6 +252,8 @@ def inspect_text(out: TextOutput, inspection: Inspection) -> None:
     _substitutions_text(out, m.substitutions)
     out.table(["global referenced by data.pkl", "used as", "loader"],
               [[v.name, ", ".join(v.uses) or "-", _verdict(v)] for v in inspection.globals])
+    if inspection.analysis_failed:
+        out.line(f"cannot analyse data.pkl: it {inspection.analysis_failed}", "fail")
     for problem in inspection.problems:
         out.line(f"problem: {problem}", "fail")
     if not inspection.problems:

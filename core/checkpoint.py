@@ -408,6 +408,8 @@ class Inspection:
     """Integrity problems, what no pickle of ordinary objects does, and globals ckpt would never load."""
     untrusted: tuple[str, ...]
     """Globals that need --trust."""
+    analysis_failed: str | None = None
+    """Why data.pkl could not be read opcode by opcode (then nothing about it is known for sure)."""
 
     @property
     def exit_code(self) -> int:
@@ -433,7 +435,8 @@ def inspect(path: str | os.PathLike[str], *, trust: Iterable[str] = ()) -> Inspe
         if undeclared:
             problems.append(f"data.pkl needs --trust {', --trust '.join(undeclared)}, which its manifest does not "
                             "declare (the manifest does not describe this pickle)")
-        return Inspection(str(path), archive.size, archive.manifest, verdicts, tuple(problems), untrusted)
+        return Inspection(str(path), archive.size, archive.manifest, verdicts, tuple(problems), untrusted,
+                          facts.malformed)
 
 
 def _verdicts(facts: StreamFacts, judgement: Judgement) -> tuple[GlobalVerdict, ...]:

@@ -139,7 +139,8 @@ def judge(facts: StreamFacts, trust: Trust = Trust()) -> Judgement:
     for name, uses in facts.globals.items():
         found = admit(name, trust)
         if isinstance(found, Refusal):
-            refusals.append(found)
+            role = ", ".join(facts.uses(name)) or "named"
+            refusals.append(dataclasses.replace(found, why=f"({role}) {found.why}"))
             continue
         found = dataclasses.replace(found, uses=uses, guard=guard_name(found.obj, found.guard))
         denied = uses & ~found.allowed
@@ -251,7 +252,10 @@ def _from_entry(entry: Entry, obj: Any) -> Admission | Refusal:
     if entry.kind == CLASS and guard is None and _is_enum_class(obj):
         entry = reviewed.enum_entry(entry.name)
         guard = entry.guard
-    return Admission(entry.name, obj, entry.kind, entry.allowed, entry.fresh, guard, f"reviewed: {entry.reason}")
+    allowed = entry.allowed
+    if entry.kind == CLASS and _declares(obj, ("__getnewargs__", "__getnewargs_ex__")):
+        allowed |= NEW_ARGS  # cls.__new__(cls, *args) is what its own pickling writes
+    return Admission(entry.name, obj, entry.kind, allowed, entry.fresh, guard, f"reviewed: {entry.reason}")
 
 
 def _cython(name: str, module: str, cls_name: str, obj: Any, trust: Trust) -> Admission | Refusal:

@@ -65,8 +65,8 @@ def _numpy_core(name: str, kind: str, reason: str, **options: Any) -> list[Entry
 
 
 _TORCH_DTYPES = ("float16 float32 float64 bfloat16 complex32 complex64 complex128 bool int8 int16 int32 int64 uint8 "
-                 "uint16 uint32 uint64 float8_e4m3fn float8_e5m2 float8_e4m3fnuz float8_e5m2fnuz half float double "
-                 "long int short cfloat cdouble chalf")
+                 "uint16 uint32 uint64 float8_e4m3fn float8_e5m2 float8_e4m3fnuz float8_e5m2fnuz")
+"""By the names pickle writes (torch.float is torch.float32, written as float32)."""
 
 ENTRIES: tuple[Entry, ...] = (
     # --- builtins ---------------------------------------------------------
@@ -86,9 +86,11 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("builtins:any", FUNCTION, "the SimpleQueue rewrap's expression", fresh=False),
     Entry("builtins:map", CLASS, "the SimpleQueue rewrap's expression; maps SimpleQueue.put only", call=True,
           fresh=False, guard="queue_refill"),
-    *(Entry(f"builtins:{name}", CONSTANT, "a builtin function without side effects, as a value (a sort key, a "
-            "filter): never called by the file") for name in "abs all ascii bin callable chr divmod format hash hex "
-      "isinstance issubclass len max min oct ord pow repr round sorted sum".split()),
+    *_functions("builtins", "abs all ascii bin callable chr divmod hash hex isinstance issubclass len max min oct ord "
+                "repr round sorted sum", "a builtin function without side effects (a sort key, a filter, a "
+                "partial's function)", fresh=False),
+    *(Entry(f"builtins:{name}", CONSTANT, "a builtin function, as a value only: called with the file's arguments "
+            "it could compute without bound") for name in ("pow", "format")),
     *(Entry(f"_operator:{name}", CONSTANT, "an operator, as a value: never called by the file")
       for name in "eq ne lt le gt ge not_ truth is_ is_not contains add sub mul truediv floordiv mod neg pos and_ or_ "
       "xor getitem index".split()),
@@ -103,6 +105,9 @@ ENTRIES: tuple[Entry, ...] = (
     *_classes("datetime", "date time datetime timedelta timezone tzinfo", "a date or time value", call=True),
     Entry("decimal:Decimal", CLASS, "a decimal number", call=True),
     Entry("decimal:Context", CLASS, "decimal arithmetic settings", call=True),
+    *_classes("decimal", "Clamped DivisionByZero Inexact InvalidOperation Overflow Rounded Subnormal Underflow "
+              "FloatOperation", "a decimal signal, as a value (a Context's traps and flags)"),
+    Entry("string:Template", CLASS, "a string template (logging's $-style formats hold one)"),
     Entry("fractions:Fraction", CLASS, "a rational number; only from two integers", call=True,
           guard="integers_only"),
     Entry("uuid:UUID", CLASS, "an identifier"),
@@ -149,13 +154,10 @@ ENTRIES: tuple[Entry, ...] = (
           guard="dtype_copy"),
     Entry("numpy:ndarray", CLASS, "the array class, as an argument of its rebuild functions"),
     *_classes("numpy.ma", "MaskedArray", "the masked array class, as an argument of its rebuild function"),
-    *_classes("numpy.ma.core", "MaskedArray", "the masked array class, as an argument of its rebuild function"),
     Entry("numpy.ma.core:_mareconstruct", FUNCTION, "an empty masked array, within the file's size",
           guard="bounded_mareconstruct"),
     *_functions("numpy.random._pickle", "__generator_ctor __randomstate_ctor __bit_generator_ctor",
                 "a random generator of a named bit generator, state applied after", guard="bit_generator"),
-    *_classes("numpy.random._generator", "Generator", "a random generator"),
-    *_classes("numpy.random.mtrand", "RandomState", "a legacy random generator"),
     *_classes("numpy.random._pcg64", "PCG64 PCG64DXSM", "a bit generator"),
     *_classes("numpy.random._mt19937", "MT19937", "a bit generator"),
     *_classes("numpy.random._philox", "Philox", "a bit generator"),
@@ -167,7 +169,9 @@ ENTRIES: tuple[Entry, ...] = (
           guard="admitted_class_argument"),
     Entry("pandas._libs.tslibs.timestamps:_unpickle_timestamp", FUNCTION, "a Timestamp from its value"),
     Entry("pandas._libs.tslibs.timedeltas:_timedelta_unpickle", FUNCTION, "a Timedelta from its value"),
-    Entry("pandas._libs.tslibs.nattype:__nat_unpickle", FUNCTION, "pandas' NaT singleton", fresh=False),
+    *_functions("pandas._libs.tslibs.nattype", "_nat_unpickle __nat_unpickle", "pandas' NaT singleton", fresh=False),
+    *_classes("pandas.core.internals.managers", "BlockManager SingleBlockManager",
+              "a DataFrame's or Series' blocks and axes: its constructor stores them", call=True),
     # --- torch -----------------------------------------------------------------
     Entry("torch:as_strided", FUNCTION, "a view of a tensor ckpt wrote (core/tensors.py); bounds checked by torch"),
     Entry("torch:frombuffer", FUNCTION, "a tensor over a buffer the file holds"),
@@ -177,13 +181,11 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("torch._utils:_rebuild_parameter", FUNCTION, "a Parameter around a tensor"),
     Entry("torch._utils:_rebuild_parameter_with_state", FUNCTION, "a Parameter around a tensor, with attributes"),
     Entry("torch:Tensor", CLASS, "the tensor class, as an argument of its rebuild function"),
-    *_classes("torch.nn.parameter", "Parameter Buffer", "the parameter classes, as arguments of their rebuild"),
     Entry("torch:Size", CLASS, "a shape", call=True),
     Entry("torch:device", CLASS, "a device name", call=True),
     *(Entry(f"torch:{dtype}", CONSTANT, "a dtype") for dtype in _TORCH_DTYPES.split()),
-    *(Entry(f"torch:{name}", CONSTANT, "a layout or memory format")
-      for name in ("strided", "sparse_coo", "contiguous_format", "channels_last", "channels_last_3d",
-                   "preserve_format")),
+    Entry("torch.serialization:_get_layout", FUNCTION, "looks a tensor layout up by its name (torch.strided)",
+          fresh=False),
 )
 
 BY_NAME: dict[str, Entry] = {entry.name: entry for entry in ENTRIES}
