@@ -24,6 +24,7 @@ from typing import Any
 from .atomic import DEVICE_ERRORS, atomic_write
 from .audit import nesting_problem
 from .catalog import Action
+from .culprit import culprits
 from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive
 from .errors import CheckpointError, CkptError, SaveError, UnsafeCheckpointError
 from .manifest import Manifest, Substitution
@@ -83,7 +84,7 @@ def save(
     with atomic_write(path, overwrite=overwrite) as file, ArchiveWriter(file) as writer:
         pickler, data = _pickle_into(writer, obj, stripped, progress, target)
         facts = analyse(data)
-        trust = required_trust(facts)
+        trust = required_trust(facts, obj)
         del data
         if report is None and pickler.rewrapped:
             report = _scan(obj, target)
@@ -152,14 +153,14 @@ class _Tee:
         return self.out.write(data)  # type: ignore[no-any-return]
 
 
-def required_trust(facts: StreamFacts) -> tuple[str, ...]:
+def required_trust(facts: StreamFacts, obj: Any = None) -> tuple[str, ...]:
     """What save knows load will need: the trust entries beyond the reviewed
     table, several classes of one package folded into the package, and exact
     names where the package's trust does not cover a use. A global no trust
     could admit is a SaveError: ckpt never writes a file its own load refuses."""
     judgement = judge(facts, Trust())
     if judgement.problems or not all(r.trust for r in judgement.refusals):
-        raise _unloadable(judgement)
+        raise _unloadable(judgement, obj)
     needed = set(narrowest(r.trust for r in judgement.refusals if r.trust))
     while True:
         remaining = judge(facts, Trust.parse(needed))
@@ -167,18 +168,20 @@ def required_trust(facts: StreamFacts) -> tuple[str, ...]:
             return tuple(sorted(needed))
         more = {r.trust for r in remaining.refusals if r.trust} - needed
         if remaining.problems or not more:
-            raise _unloadable(remaining)
+            raise _unloadable(remaining, obj)
         needed |= more
 
 
-def _unloadable(judgement: Judgement) -> SaveError:
+def _unloadable(judgement: Judgement, obj: Any) -> SaveError:
     reasons = [f"its pickle {p}" for p in judgement.problems]
     reasons += [f"its pickle needs {r.name}, which {r.why}" for r in judgement.refusals if not r.trust]
+    where = culprits(obj, (r.name for r in judgement.refusals if not r.trust)) if obj is not None else []
+    at = f"{', '.join(where)}: " if where else ""
     return SaveError(
-        f"cannot save: {reasons[0]}" + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else "")
+        f"cannot save: {at}{reasons[0]}" + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else "")
         + "; ckpt would refuse to load that, so nothing was written",
-        hint="give the object's class a __reduce__ or __getstate__ that uses only classes and functions "
-             "importable by name, or strip it",
+        hint="give that object's class a __reduce__ or __getstate__ that uses only classes, functions and "
+             "public methods importable by name",
     )
 
 

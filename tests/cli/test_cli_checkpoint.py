@@ -53,7 +53,7 @@ def test_load_verify_against(run_ckpt: RunCkpt, saved: Path) -> None:
 
 def test_load_without_trust_names_the_flag(run_ckpt: RunCkpt, saved: Path) -> None:
     result = run_ckpt("load", str(saved))
-    assert_one_line_error(result, 1, "sample_models.service:InferenceService is not trusted",
+    assert_one_line_error(result, 1, "sample_models.service:InferenceService (instantiated) is not trusted",
                           "--trust sample_models.service:InferenceService")
 
 
@@ -167,7 +167,7 @@ def test_inspect_shows_a_hostile_pickle_and_runs_nothing(run_ckpt: RunCkpt, save
     assert system["uses"] == ["called"] and not system["admitted"] and system["trust"] == "posix:system"
     assert any("does not declare" in p for p in doc["problems"])
     loaded = run_ckpt("load", str(saved), "--trust", "posix", "--verify")  # a package's trust admits no function
-    assert_one_line_error(loaded, 1, "posix:system is not trusted")
+    assert_one_line_error(loaded, 1, "posix:system (called) is not trusted")
     assert not sentinel.exists()
 
 

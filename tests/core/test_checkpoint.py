@@ -375,3 +375,28 @@ def test_classes_of_a_script_load_when_main_is_trusted(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "refused: refusing to load" in proc.stdout and "--trust __main__" in proc.stdout
     assert "weights: [1, 2, 3]" in proc.stdout
+
+
+class Callbacks:
+    """Holds a private bound method: pickle writes getattr(obj, '_on_event'), which the loader never admits."""
+
+    def __init__(self) -> None:
+        self.handler = self._on_event
+        self.public = self.on_event
+
+    def _on_event(self) -> None:
+        pass
+
+    def on_event(self) -> None:
+        pass
+
+
+def test_a_pickle_no_trust_could_load_is_a_save_error_naming_the_path(tmp_path: Path) -> None:
+    model = {"callbacks": Callbacks(), "lock": threading.Lock()}
+    with pytest.raises(SaveError, match=r"model\['callbacks'\]\.handler: its pickle takes private attribute '_on_event'"):
+        ckpt.save(model, tmp_path / "m.ckpt")
+    assert list(tmp_path.iterdir()) == []
+    del model["callbacks"].handler  # a public bound method loads: its instance is one the load creates
+    report = ckpt.save(model, tmp_path / "m.ckpt")
+    loaded = ckpt.load(tmp_path / "m.ckpt", trust=report.manifest.trust)
+    assert loaded["callbacks"].public.__self__ is loaded["callbacks"]

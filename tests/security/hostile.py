@@ -334,7 +334,7 @@ ATTACKS: tuple[Attack, ...] = (
     Attack("STACK_GLOBAL with a computed module name", computed_global, expect=DENIED),
     Attack("STACK_GLOBAL through an allowed module's attribute", lambda w: pkl(
         text("threading") + text("_os.system") + STACK_GLOBAL + MARK + text(touch(w)) + TUPLE + REDUCE),
-        expect="threading:_os.system reaches system through", trust=("threading",)),
+        expect="threading:_os.system (called) reaches system through", trust=("threading",)),
     Attack("global names fetched from the memo", memo_names, expect=DENIED),
     Attack("memo index never stored", lambda w: pkl(b"j\xff\xff\xff\x7f"), expect="was never stored"),
     Attack("INST", lambda w: pkl(MARK + text(touch(w)) + b"iposix\nsystem\n"), expect=DENIED),
