@@ -29,7 +29,8 @@ from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive
 from .errors import CheckpointError, CkptError, SaveError, UnsafeCheckpointError
 from .manifest import Manifest, Substitution
 from .pickler import RewrapPickler, memo_size
-from .policy import Judgement, Trust, judge, narrowest
+from . import reviewed
+from .policy import Judgement, Trust, judge, narrowest, resolve
 from .safeload import unpickle
 from .scan import Finding, ScanReport, qualified_name, scan
 from .stream import StreamFacts, analyse
@@ -161,6 +162,7 @@ def required_trust(facts: StreamFacts, obj: Any = None) -> tuple[str, ...]:
     judgement = judge(facts, Trust())
     if judgement.problems or not all(r.trust for r in judgement.refusals):
         raise _unloadable(judgement, obj)
+    _refuse_state_runners(facts, obj)
     needed = set(narrowest(r.trust for r in judgement.refusals if r.trust))
     while True:
         remaining = judge(facts, Trust.parse(needed))
@@ -170,6 +172,34 @@ def required_trust(facts: StreamFacts, obj: Any = None) -> tuple[str, ...]:
         if remaining.problems or not more:
             raise _unloadable(remaining, obj)
         needed |= more
+
+
+def _refuse_state_runners(facts: StreamFacts, obj: Any) -> None:
+    """A class whose unpickling compiles code from its state loads under no
+    trust (the load's audit hook refuses it): refuse it here, by its path."""
+    for name in facts.globals:
+        cls = _loaded_class(name)
+        for base, why in reviewed.RUNS_ITS_STATE.items():
+            runner = _loaded_class(base)
+            if cls is not None and runner is not None and issubclass(cls, runner):
+                where = culprits(obj, instances_of=(cls,)) if obj is not None else []
+                raise SaveError(
+                    f"cannot save: {', '.join(where) + ': ' if where else ''}{name}: {why}, which ckpt refuses "
+                    "at load; nothing was written",
+                    hint="save what rebuilds it instead (for a distribution: its name and arguments)",
+                )
+
+
+def _loaded_class(name: str) -> type | None:
+    """The class `module:qualname` names if its module is imported already (save's process has them all)."""
+    module, _, qualname = name.partition(":")
+    if module not in sys.modules:
+        return None
+    try:
+        found = resolve(module, qualname)
+    except LookupError:
+        return None
+    return found if isinstance(found, type) else None
 
 
 def _unloadable(judgement: Judgement, obj: Any) -> SaveError:

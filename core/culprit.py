@@ -24,9 +24,9 @@ LIMIT = 200_000
 _BOUND = (types.MethodType, types.BuiltinMethodType)
 
 
-def culprits(root: Any, names: Iterable[str], *, most: int = 3) -> list[str]:
-    """Paths of up to `most` objects that are one of `names` (`module:qualname`)
-    or a private method bound to an instance."""
+def culprits(root: Any, names: Iterable[str] = (), *, instances_of: tuple[type, ...] = (), most: int = 3) -> list[str]:
+    """Paths of up to `most` objects that are one of `names` (`module:qualname`),
+    an instance of `instances_of`, or a private method bound to an instance."""
     wanted = set(names)
     found: list[str] = []
     seen: set[int] = set()
@@ -36,7 +36,7 @@ def culprits(root: Any, names: Iterable[str], *, most: int = 3) -> list[str]:
         if id(obj) in seen:
             continue
         seen.add(id(obj))
-        if _is_culprit(obj, wanted):
+        if _is_culprit(obj, wanted) or (instances_of and isinstance(obj, instances_of)):
             found.append(format_path(edges))
             continue
         try:

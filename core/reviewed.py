@@ -255,3 +255,14 @@ when `<Class>` of the same module is."""
 def cython_class(qualname: str) -> str | None:
     return qualname[len(CYTHON_RECONSTRUCTOR):] if qualname.startswith(CYTHON_RECONSTRUCTOR) else None
 
+
+
+RUNS_ITS_STATE = {
+    "scipy.stats._distn_infrastructure:rv_generic": "scipy.stats distributions compile source text kept in their "
+    "state when they are unpickled",
+}
+"""Classes whose own unpickling compiles code their state carries: the load's
+audit hook refuses that (the code comes from the file) whatever is trusted,
+so save refuses them first (`checkpoint.required_trust`), naming the path.
+Save them as their parameters instead (scipy: the distribution's name and
+arguments)."""

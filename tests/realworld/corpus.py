@@ -1283,10 +1283,8 @@ def _scipy_distribution() -> Service:
 REFUSED_AT_SAVE = {
     # tenacity's retry_if_exception_type keeps a private bound method (`self._check`): the loader only
     # admits public methods of objects the file creates, so save says so instead of writing the file.
-    "tenacity_retrying": ("tenacity", _tenacity_retrying, "private attribute '_check'"),
-}
-REFUSED_AT_LOAD = {
+    "tenacity_retrying": ("tenacity", _tenacity_retrying, "model.retrying.retry.predicate: its pickle takes private"),
     # scipy.stats distributions keep Python source text in their state and exec it in __setstate__:
     # loading would compile code that comes from the file, which ckpt refuses even under --trust scipy.
-    "scipy_distribution": ("scipy", _scipy_distribution, "code from the file itself was compiled"),
+    "scipy_distribution": ("scipy", _scipy_distribution, "model.dist.dist: scipy"),
 }
