@@ -140,7 +140,10 @@ def judge(facts: StreamFacts, trust: Trust = Trust()) -> Judgement:
         found = admit(name, trust)
         if isinstance(found, Refusal):
             role = ", ".join(facts.uses(name)) or "named"
-            refusals.append(dataclasses.replace(found, why=f"({role}) {found.why}"))
+            why = f"({role}) {found.why}"
+            if name.replace(":", ".") in trust.packages:  # the old, dotted spelling of an exact name
+                why += f" (--trust {name.replace(':', '.')} names a package; one class or function is {name})"
+            refusals.append(dataclasses.replace(found, why=why))
             continue
         found = dataclasses.replace(found, uses=uses, guard=guard_name(found.obj, found.guard))
         denied = uses & ~found.allowed

@@ -119,6 +119,12 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("re:Pattern", CLASS, "a compiled pattern, as a value"),
     Entry("zoneinfo:ZoneInfo", CLASS, "a time zone, looked up by key", call=True),
     Entry("zoneinfo:ZoneInfo._unpickle", FUNCTION, "looks up a time zone by key", fresh=False),
+    *_functions("time", "monotonic monotonic_ns time time_ns perf_counter perf_counter_ns process_time",
+                "a clock, read (cachetools' TTLCache keeps one as its timer)", fresh=False),
+    *_functions("json", "dumps loads", "JSON text to and from plain data (structlog's JSONRenderer keeps dumps)"),
+    *_classes("asyncio.locks", "Lock Event Condition Semaphore BoundedSemaphore",
+              "an asyncio primitive no event loop has touched: plain state"),
+    *_classes("asyncio.queues", "Queue PriorityQueue LifoQueue", "an asyncio queue no event loop has touched"),
     # --- http.cookiejar: every requests.Session and httpx.Client holds one ---
     *_classes("http.cookiejar", "Cookie CookieJar FileCookieJar MozillaCookieJar LWPCookieJar DefaultCookiePolicy",
               "cookies and the policy for them: data (a jar's lock is rewrapped)"),

@@ -400,3 +400,13 @@ def test_a_pickle_no_trust_could_load_is_a_save_error_naming_the_path(tmp_path: 
     report = ckpt.save(model, tmp_path / "m.ckpt")
     loaded = ckpt.load(tmp_path / "m.ckpt", trust=report.manifest.trust)
     assert loaded["callbacks"].public.__self__ is loaded["callbacks"]
+
+
+def test_a_dotted_exact_name_is_explained(tmp_path: Path) -> None:
+    """--trust sample_models.service.InferenceService (the old spelling) names a
+    package, which admits nothing here: the refusal says how to write it."""
+    path = tmp_path / "m.ckpt"
+    ckpt.save(service.build(), path)
+    with pytest.raises(ckpt.UnsafeCheckpointError, match="names a package; one class or function is "
+                                                         "sample_models.service:InferenceService"):
+        ckpt.load(path, trust=["sample_models.service.InferenceService"])

@@ -6,6 +6,7 @@ listed in ALIASES with why; anything else fails the test."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime
 import decimal
@@ -14,6 +15,7 @@ import functools
 import http.cookiejar
 import io
 import ipaddress
+import json
 import logging
 import logging.handlers
 import operator
@@ -21,6 +23,7 @@ import pathlib
 import queue
 import re
 import threading
+import time
 import types
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -63,7 +66,9 @@ def stdlib_objects() -> list[Any]:
               sum, operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge, operator.not_,
               operator.truth, operator.is_, operator.is_not, operator.contains, operator.add, operator.sub,
               operator.mul, operator.truediv, operator.floordiv, operator.mod, operator.neg, operator.pos,
-              operator.and_, operator.or_, operator.xor, operator.getitem, operator.index]
+              operator.and_, operator.or_, operator.xor, operator.getitem, operator.index, time.monotonic,
+              time.monotonic_ns, time.time, time.time_ns, time.perf_counter, time.perf_counter_ns,
+              time.process_time, json.dumps, json.loads]
     objects = [complex(1, 2), range(3), slice(1, 2), b"b", bytearray(b"ba"), odict, odict.keys,
                collections.defaultdict(list, a=[1]), collections.deque([1], 3), collections.Counter("ab"),
                collections.ChainMap({1: 2}), collections.UserDict(a=1), collections.UserList([1]),
@@ -84,7 +89,9 @@ def stdlib_objects() -> list[Any]:
                logging.handlers.BufferingHandler(5), threading.Lock(), threading.RLock(), threading.Condition(),
                threading.Semaphore(2), threading.BoundedSemaphore(3), threading.Event(), threading.Barrier(2),
                threading.local(), queue.Queue(), queue.LifoQueue(), queue.PriorityQueue(), simple,
-               ThreadPoolExecutor(1), done, values]
+               ThreadPoolExecutor(1), done, asyncio.Lock(), asyncio.Event(), asyncio.Condition(),
+               asyncio.Semaphore(2), asyncio.BoundedSemaphore(2), asyncio.Queue(), asyncio.PriorityQueue(),
+               asyncio.LifoQueue(), values]
     import zoneinfo
 
     try:
