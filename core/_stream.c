@@ -56,7 +56,7 @@ run(PyObject *self, PyObject *args)
         case 'M': width = 2; break;
         case 'j': case 'r': case 'J': width = 4; break;
         case 'G': case 0x95: width = 8; break;
-        case 0x8a: case 'C': case 0x8c:
+        case 'C': case 0x8c:
             if (start >= end) STOP_HERE;
             width = 1 + raw[start];
             break;
@@ -105,7 +105,7 @@ run(PyObject *self, PyObject *args)
             Py_DECREF(key);
             break;
         }
-        case '}': case ']': case 0x88: case 0x89: case 'K': case 'M': case 'J': case 'G': case 0x8a: case 'C':
+        case '}': case ']': case 0x88: case 0x89: case 'K': case 'M': case 'J': case 'G': case 'C':
             PUSH(Py_None);
             break;
         case 'N': PUSH(none_tag); break;

@@ -33,6 +33,24 @@ class Context:
     """Bytes one call may allocate: what the file itself could hold, times 8."""
     classes: set[int] = field(default_factory=set)
     """ids of the classes this load admitted."""
+    hashes: dict[int, set[bytes]] = field(default_factory=dict)
+    """Numbers built by guards, by hash: a flood of distinct ones sharing a hash is refused."""
+
+    def counted(self, number: Any) -> Any:
+        """`number`, after checking it is not one too many of distinct numbers sharing one hash
+        (kept as text: a set of the numbers themselves would be the flood)."""
+        same = self.hashes.setdefault(hash(number), set())
+        same.add(str(number).encode())
+        if len(same) > MAX_COLLISIONS:
+            raise refused(f"builds more than {MAX_COLLISIONS:,} distinct numbers with one hash value (a "
+                          "hash-flooding dict or set)")
+        return number
+
+
+MAX_COLLISIONS = 2_000
+"""Distinct numbers that may share a hash value. Numbers hash by their value
+(modulo 2**61 - 1), so an attacker can make any count of them collide, and a
+dict or set of k such keys costs k*k/2 comparisons; by chance, two do not collide."""
 
 
 Guard = Callable[[Any, Context], Callable[..., Any]]
@@ -79,22 +97,65 @@ def _sized(obj: Any, load: Context) -> Callable[..., Any]:
     return build
 
 
+MAX_NUMBER_BITS = 100_000
+"""Integers a Fraction is built from, at most (30,000 digits): its gcd is
+quadratic in their size, and no model's fraction comes near."""
+MAX_DECIMAL_TEXT = 100_000
+"""Characters of a Decimal's text, at most."""
+
+
 def _integers_only(obj: Any, load: Context) -> Callable[..., Any]:
     """Fraction('1e999999999') computes a number with a billion digits: only
-    the (numerator, denominator) integers pickle writes are accepted."""
+    the (numerator, denominator) integers pickle writes are accepted, of
+    bounded size, and counted for hash flooding."""
 
     def build(*args: Any) -> Any:
         if not all(type(a) is int for a in args):
             raise refused(f"builds a {_name(obj)} from something other than integers")
+        if any(a.bit_length() > MAX_NUMBER_BITS for a in args):
+            raise refused(f"builds a {_name(obj)} of integers over {MAX_NUMBER_BITS:,} bits")
+        return load.counted(obj(*args))
+
+    return build
+
+
+def _decimal_text(obj: Any, load: Context) -> Callable[..., Any]:
+    """Decimal is pickled as Decimal(text): from an integer, converting a
+    huge one takes quadratic time. Text only, of bounded length."""
+
+    def build(*args: Any) -> Any:
+        if len(args) != 1 or type(args[0]) is not str or len(args[0]) > MAX_DECIMAL_TEXT:
+            raise refused(f"builds a Decimal from something other than its text (of at most {MAX_DECIMAL_TEXT:,} "
+                          "characters)")
+        return load.counted(obj(args[0]))
+
+    return build
+
+
+def _flat_slice(obj: Any, load: Context) -> Callable[..., Any]:
+    """A slice holding a slice holding a slice... a million deep is freed by
+    recursion in C, which overflows the stack: slices hold plain bounds only."""
+
+    def build(*args: Any) -> Any:
+        if any(isinstance(a, slice) for a in args):
+            raise refused("builds a slice of slices")
         return obj(*args)
 
     return build
 
 
+MAX_PATTERN = 20_000
+"""Characters of a regular expression, at most: compiling a long
+case-insensitive character class took 53 s for 140 KB."""
+
+
 def _no_debug_flag(obj: Any, load: Context) -> Callable[..., Any]:
-    """re.DEBUG makes compiling a pattern print to stdout: dropped."""
+    """re.DEBUG makes compiling a pattern print to stdout: dropped. A pattern
+    longer than MAX_PATTERN is refused."""
 
     def compile_pattern(pattern: Any, flags: Any = 0) -> Any:
+        if isinstance(pattern, (str, bytes)) and len(pattern) > MAX_PATTERN:
+            raise refused(f"compiles a pattern of {len(pattern):,} characters (at most {MAX_PATTERN:,})")
         if isinstance(flags, int):
             flags &= ~re.DEBUG
         return obj(pattern, flags)
@@ -255,7 +316,8 @@ GUARDS: dict[str, Guard] = {
     "bounded_reconstruct": _bounded_reconstruct, "bounded_mareconstruct": _bounded_mareconstruct,
     "bounded_empty": _bounded_empty, "tensor_rebuild": _tensor_rebuild, "dtype_copy": _dtype_copy,
     "bit_generator": _bit_generator, "admitted_class_argument": _admitted_class_argument,
-    "cython_reconstructor": _admitted_class_argument, "enum_lookup": _enum_lookup,
+    "cython_reconstructor": _admitted_class_argument, "enum_lookup": _enum_lookup, "decimal_text": _decimal_text,
+    "flat_slice": _flat_slice,
 }
 
 

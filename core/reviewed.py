@@ -70,7 +70,9 @@ _TORCH_DTYPES = ("float16 float32 float64 bfloat16 complex32 complex64 complex12
 
 ENTRIES: tuple[Entry, ...] = (
     # --- builtins ---------------------------------------------------------
-    *_classes("builtins", "int float complex bool str list dict tuple set frozenset object range slice",
+    Entry("builtins:slice", CLASS, "a slice; of plain bounds only (a chain of slices would crash when freed)",
+          call=True, guard="flat_slice"),
+    *_classes("builtins", "int float complex bool str list dict tuple set frozenset object range",
               "a builtin data type; calling it builds plain data from plain data", call=True),
     *_classes("builtins", "bytes bytearray", "a builtin data type; its size is bounded by the file", call=True,
               guard="sized"),
@@ -103,12 +105,13 @@ ENTRIES: tuple[Entry, ...] = (
     *_classes("_io", "StringIO BytesIO", "an in-memory buffer; its state is its text or bytes"),
     # --- dates, numbers, identifiers, paths ---------------------------------
     *_classes("datetime", "date time datetime timedelta timezone tzinfo", "a date or time value", call=True),
-    Entry("decimal:Decimal", CLASS, "a decimal number", call=True),
+    Entry("decimal:Decimal", CLASS, "a decimal number; only from its text, of bounded length (converting a huge "
+          "integer takes quadratic time)", call=True, guard="decimal_text"),
     Entry("decimal:Context", CLASS, "decimal arithmetic settings", call=True),
     *_classes("decimal", "Clamped DivisionByZero Inexact InvalidOperation Overflow Rounded Subnormal Underflow "
               "FloatOperation", "a decimal signal, as a value (a Context's traps and flags)"),
     Entry("string:Template", CLASS, "a string template (logging's $-style formats hold one)"),
-    Entry("fractions:Fraction", CLASS, "a rational number; only from two integers", call=True,
+    Entry("fractions:Fraction", CLASS, "a rational number; only from two integers of bounded size", call=True,
           guard="integers_only"),
     Entry("uuid:UUID", CLASS, "an identifier"),
     *_classes("ipaddress", "IPv4Address IPv6Address IPv4Network IPv6Network IPv4Interface IPv6Interface",

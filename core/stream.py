@@ -136,6 +136,7 @@ class _State:
     memo: dict[int, object] = field(default_factory=dict)
     uses: dict[str, int] = field(default_factory=dict)
     tags: dict[str, _Global] = field(default_factory=dict)
+    hashes: dict[int, set[bytes]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     position: int = 0
     opcodes: int = 0
@@ -202,7 +203,7 @@ for _op in pickletools.opcodes:
     elif _n < 0:
         _n = -_LENGTHS[_n]
     _WIDTHS[_op.code.encode("latin-1")[0]] = (_op.name, _n)
-_HOT_DATA = frozenset(b"}JKMG]\x88\x89NI")  # EMPTY_DICT BININT BININT1 BININT2 BINFLOAT EMPTY_LIST NEWTRUE NEWFALSE
+_HOT_DATA = frozenset(b"}JKMG]\x88\x89N")  # EMPTY_DICT BININT BININT1 BININT2 BINFLOAT EMPTY_LIST NEWTRUE NEWFALSE
 _TEXT_OPS = frozenset(b"\x8cX\x8d")  # SHORT_BINUNICODE BINUNICODE BINUNICODE8
 
 
@@ -328,6 +329,26 @@ def _text(name: str, arg: bytes) -> object:
         raise _Malformed("a string that is not valid UTF-8") from None
 
 
+def _integer(name: str, arg: bytes) -> int:
+    if name in ("LONG1", "LONG4"):
+        return int.from_bytes(arg, "little", signed=True)
+    text = arg.rstrip(b"L\n")
+    try:
+        return int(text) if text not in (b"00", b"01") else int(text[1:])
+    except ValueError:  # over Python's digit limit, or not a number: the unpickler refuses it too
+        raise _Malformed(f"{name} is not an integer Python reads") from None
+
+
+def _count_integer(value: int, state: _State) -> None:
+    if -_MODULUS < value < _MODULUS:
+        return
+    same = state.hashes.setdefault(hash(value), set())
+    same.add(value.to_bytes(value.bit_length() // 8 + 1, "little", signed=True))  # bytes hash without collisions
+    if len(same) == MAX_COLLISIONS + 1:
+        state.problem(f"holds more than {MAX_COLLISIONS:,} distinct integers with one hash value (a hash-flooding "
+                      "dict or set)")
+
+
 def _memo_index(name: str, arg: bytes) -> int:
     if name in ("PUT", "GET"):
         try:
@@ -338,9 +359,18 @@ def _memo_index(name: str, arg: bytes) -> int:
 
 
 _DATA = frozenset({
-    "INT", "LONG", "LONG1", "LONG4", "FLOAT", "STRING", "BINSTRING", "SHORT_BINSTRING", "BINBYTES",
-    "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8", "EMPTY_SET", "NEXT_BUFFER", "UNICODE",
+    "FLOAT", "STRING", "BINSTRING", "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8",
+    "EMPTY_SET", "NEXT_BUFFER", "UNICODE",
 })
+_INTEGERS = frozenset({"INT", "LONG", "LONG1", "LONG4"})
+
+MAX_COLLISIONS = 2_000
+"""Distinct integers that may share a hash value. CPython hashes an int by
+its value modulo 2**61 - 1, so a file can make any number of them collide,
+and a dict or set of k such keys costs k*k/2 comparisons (60,000 took 15 s
+a pass); integers smaller than that modulus never collide. (The guards count
+the Decimals and Fractions they build the same way.)"""
+_MODULUS = 2**61 - 1
 
 
 def _apply(name: str, arg: bytes, state: _State) -> None:
@@ -363,6 +393,9 @@ def _apply(name: str, arg: bytes, state: _State) -> None:
         pass
     elif name in _DATA:
         stack.append(_text(name, arg) if name == "UNICODE" else None)
+    elif name in _INTEGERS:
+        stack.append(None)
+        _count_integer(_integer(name, arg), state)
     elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
         count = int(name[-1])
         stack.append(_tuple([state.pop() for _ in range(count)][::-1], state))
