@@ -60,7 +60,7 @@ def stdlib_objects() -> list[Any]:
     simple.put(1)
     done: Future[int] = Future()
     done.set_result(3)
-    values = [int, float, complex, bool, str, list, dict, tuple, set, frozenset, object, range, slice, bytes,
+    values = [int, float, complex, bool, str, list, dict, tuple, set, frozenset, object, range, bytes,
               bytearray, NotImplemented, Ellipsis, type(None), re.Pattern, abs, all, ascii, bin, callable, chr,
               divmod, format, hash, hex, isinstance, issubclass, len, max, min, oct, ord, pow, repr, round, sorted,
               sum, operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge, operator.not_,

@@ -103,7 +103,7 @@ def planted(base: Path, tmp_path: Path, payload: Callable[[], bytes]) -> Path:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-@pytest.mark.parametrize("command", ["load", "verify", "inspect"])
+@pytest.mark.parametrize("command", ["verify", "inspect"])  # load --verify is a load, then every check
 def test_a_hostile_file_is_refused_in_one_line_within_the_bound(base: Path, tmp_path: Path, name: str,
                                                                   command: str) -> None:
     payload, fragment = CASES[name]
