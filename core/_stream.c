@@ -17,10 +17,55 @@
 #include <Python.h>
 #include <string.h>
 
+static PyTypeObject *new_type, *global_type, *result_type, *tuple_type;
+static PyObject *none_tag;
+
+/* What state.value() leaves alone: plain data, strings, None, new instances, call results. */
 static int
 is_plain(PyObject *item)
 {
-    return item == Py_None || PyUnicode_CheckExact(item);
+    return item == Py_None || PyUnicode_CheckExact(item) || item == none_tag || Py_TYPE(item) == new_type
+        || Py_TYPE(item) == result_type;
+}
+
+/* A target that receiving state or items changes nothing for (plain data, a new instance). */
+static int
+quiet_target(PyObject *target)
+{
+    return target == Py_None || Py_TYPE(target) == new_type;
+}
+
+static Py_ssize_t
+floor_of(PyObject *marks)
+{
+    Py_ssize_t m = PyList_GET_SIZE(marks);
+    return m ? PyLong_AsSsize_t(PyList_GET_ITEM(marks, m - 1)) : 0;
+}
+
+static int
+all_plain(PyObject *stack, Py_ssize_t from, Py_ssize_t to)
+{
+    for (Py_ssize_t k = from; k < to; k++)
+        if (!is_plain(PyList_GET_ITEM(stack, k)))
+            return 0;
+    return 1;
+}
+
+/* _Tuple(items) of the stack entries [from, to), replacing them. */
+static int
+make_tuple(PyObject *stack, Py_ssize_t from, Py_ssize_t to)
+{
+    PyObject *items = PyList_GetSlice(stack, from, to);
+    PyObject *as_tuple = items ? PyList_AsTuple(items) : NULL;
+    PyObject *tag = as_tuple ? PyObject_CallOneArg((PyObject *)tuple_type, as_tuple) : NULL;
+    Py_XDECREF(items);
+    Py_XDECREF(as_tuple);
+    if (tag == NULL || PyList_SetSlice(stack, from, to, NULL) < 0 || PyList_Append(stack, tag) < 0) {
+        Py_XDECREF(tag);
+        return -1;
+    }
+    Py_DECREF(tag);
+    return 0;
 }
 
 static PyObject *
@@ -32,14 +77,18 @@ run(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "y*nnO!O!O!O!O!", &view, &i, &count, &PyList_Type, &stack, &PyList_Type, &marks,
                           &PyDict_Type, &memo, &PyDict_Type, &uses, &PyTuple_Type, &tags))
         return NULL;
-    if (PyTuple_GET_SIZE(tags) != 4) {
+    if (PyTuple_GET_SIZE(tags) != 7) {
         PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_TypeError, "tags must be (none, empty, New, Global)");
+        PyErr_SetString(PyExc_TypeError, "tags must be (none, empty, New, Global, Result, Tuple, special names)");
         return NULL;
     }
-    PyObject *none_tag = PyTuple_GET_ITEM(tags, 0), *empty = PyTuple_GET_ITEM(tags, 1);
-    PyTypeObject *new_type = (PyTypeObject *)PyTuple_GET_ITEM(tags, 2);
-    PyTypeObject *global_type = (PyTypeObject *)PyTuple_GET_ITEM(tags, 3);
+    none_tag = PyTuple_GET_ITEM(tags, 0);
+    PyObject *empty = PyTuple_GET_ITEM(tags, 1);
+    new_type = (PyTypeObject *)PyTuple_GET_ITEM(tags, 2);
+    global_type = (PyTypeObject *)PyTuple_GET_ITEM(tags, 3);
+    result_type = (PyTypeObject *)PyTuple_GET_ITEM(tags, 4);
+    tuple_type = (PyTypeObject *)PyTuple_GET_ITEM(tags, 5);
+    PyObject *specials = PyTuple_GET_ITEM(tags, 6);
     const unsigned char *raw = (const unsigned char *)view.buf;
     Py_ssize_t end = view.len;
     PyObject *error = NULL;
@@ -66,7 +115,8 @@ run(PyObject *self, PyObject *args)
                                      | ((unsigned long)raw[start + 3] << 24));
             break;
         case 0x94: case '}': case ']': case 0x88: case 0x89: case 'N': case ')': case '(': case 'u': case 'e':
-        case 'b': case 0x81:
+        case 'b': case 0x81: case 0x85: case 0x86: case 0x87: case 't': case 'R': case '0': case '2': case 'a':
+        case 's': case 'l': case 'd': case 0x91:
             width = 0;
             break;
         default:
@@ -131,10 +181,8 @@ run(PyObject *self, PyObject *args)
             if (m == 0) STOP_HERE;
             Py_ssize_t cut = PyLong_AsSsize_t(PyList_GET_ITEM(marks, m - 1));
             if (cut < 1 || cut > n) { PyErr_Clear(); STOP_HERE; }
-            for (Py_ssize_t k = cut; k < n; k++)
-                if (!is_plain(PyList_GET_ITEM(stack, k))) STOP_HERE;
-            PyObject *target = PyList_GET_ITEM(stack, cut - 1);
-            if (target != Py_None && Py_TYPE(target) != new_type) STOP_HERE;
+            if (!all_plain(stack, cut, n)) STOP_HERE;
+            if (!quiet_target(PyList_GET_ITEM(stack, cut - 1))) STOP_HERE;
             if (PyList_SetSlice(stack, cut, n, NULL) < 0 || PyList_SetSlice(marks, m - 1, m, NULL) < 0) {
                 error = Py_None; goto done;
             }
@@ -143,8 +191,92 @@ run(PyObject *self, PyObject *args)
         case 'b': { /* BUILD */
             if (n < 2) STOP_HERE;
             PyObject *given = PyList_GET_ITEM(stack, n - 1), *target = PyList_GET_ITEM(stack, n - 2);
-            if (!is_plain(given) || (target != Py_None && Py_TYPE(target) != new_type)) STOP_HERE;
+            if (!is_plain(given) || !quiet_target(target)) STOP_HERE;
             if (PyList_SetSlice(stack, n - 1, n, NULL) < 0) { error = Py_None; goto done; }
+            break;
+        }
+        case 0x85: case 0x86: case 0x87: { /* TUPLE1, TUPLE2, TUPLE3: state.pop() keeps above the last MARK */
+            Py_ssize_t size = code - 0x84;
+            if (n - size < floor_of(marks)) STOP_HERE;
+            for (Py_ssize_t k = n - size; k < n; k++)
+                if (Py_TYPE(PyList_GET_ITEM(stack, k)) == tuple_type) STOP_HERE; /* _tuple() flattens those */
+            if (make_tuple(stack, n - size, n) < 0) { error = Py_None; goto done; }
+            break;
+        }
+        case 't': { /* TUPLE */
+            Py_ssize_t m = PyList_GET_SIZE(marks);
+            if (m == 0) STOP_HERE;
+            Py_ssize_t cut = PyLong_AsSsize_t(PyList_GET_ITEM(marks, m - 1));
+            if (cut < 0 || cut > n) { PyErr_Clear(); STOP_HERE; }
+            for (Py_ssize_t k = cut; k < n; k++)
+                if (Py_TYPE(PyList_GET_ITEM(stack, k)) == tuple_type) STOP_HERE;
+            if (PyList_SetSlice(marks, m - 1, m, NULL) < 0 || make_tuple(stack, cut, n) < 0) {
+                error = Py_None; goto done;
+            }
+            break;
+        }
+        case 'l': case 'd': case 0x91: { /* LIST, DICT, FROZENSET of plain items */
+            Py_ssize_t m = PyList_GET_SIZE(marks);
+            if (m == 0) STOP_HERE;
+            Py_ssize_t cut = PyLong_AsSsize_t(PyList_GET_ITEM(marks, m - 1));
+            if (cut < 0 || cut > n) { PyErr_Clear(); STOP_HERE; }
+            if (!all_plain(stack, cut, n)) STOP_HERE;
+            if (PyList_SetSlice(marks, m - 1, m, NULL) < 0 || PyList_SetSlice(stack, cut, n, NULL) < 0
+                || PyList_Append(stack, Py_None) < 0) {
+                error = Py_None; goto done;
+            }
+            break;
+        }
+        case 'R': { /* REDUCE of a named global (not getattr, type or partial) on plain arguments */
+            if (n - 2 < floor_of(marks)) STOP_HERE;
+            PyObject *arguments = PyList_GET_ITEM(stack, n - 1), *func = PyList_GET_ITEM(stack, n - 2);
+            if (Py_TYPE(func) != global_type || Py_TYPE(arguments) != tuple_type) STOP_HERE;
+            PyObject *items = PyObject_GetAttrString(arguments, "items");
+            if (items == NULL) { error = Py_None; goto done; }
+            int plain = PyTuple_Check(items);
+            for (Py_ssize_t k = 0; plain && k < PyTuple_GET_SIZE(items); k++)
+                plain = is_plain(PyTuple_GET_ITEM(items, k));
+            Py_DECREF(items);
+            if (!plain) STOP_HERE;
+            PyObject *name = PyObject_GetAttrString(func, "name");
+            if (name == NULL) { error = Py_None; goto done; }
+            int special = PySequence_Contains(specials, name);
+            PyObject *result = special == 0 ? PyObject_GetAttrString(func, "result") : NULL;
+            PyObject *bits = result ? PyDict_GetItemWithError(uses, name) : NULL;
+            if (bits == NULL) {
+                Py_DECREF(name); Py_XDECREF(result);
+                if (PyErr_Occurred()) { error = Py_None; goto done; }
+                STOP_HERE;
+            }
+            PyObject *merged = PyLong_FromLong(PyLong_AsLong(bits) | 2); /* stream.CALL */
+            int failed = merged == NULL || PyDict_SetItem(uses, name, merged) < 0;
+            Py_XDECREF(merged);
+            Py_DECREF(name);
+            if (failed || PyList_SetSlice(stack, n - 2, n, NULL) < 0 || PyList_Append(stack, result) < 0) {
+                Py_DECREF(result); error = Py_None; goto done;
+            }
+            Py_DECREF(result);
+            break;
+        }
+        case '0': { /* POP */
+            Py_ssize_t m = PyList_GET_SIZE(marks);
+            if (m && PyLong_AsSsize_t(PyList_GET_ITEM(marks, m - 1)) == n) {
+                if (PyList_SetSlice(marks, m - 1, m, NULL) < 0) { error = Py_None; goto done; }
+                break;
+            }
+            if (n <= floor_of(marks) || !is_plain(PyList_GET_ITEM(stack, n - 1))) STOP_HERE;
+            if (PyList_SetSlice(stack, n - 1, n, NULL) < 0) { error = Py_None; goto done; }
+            break;
+        }
+        case '2': /* DUP */
+            if (n <= floor_of(marks)) STOP_HERE;
+            PUSH(PyList_GET_ITEM(stack, n - 1));
+            break;
+        case 'a': case 's': { /* APPEND, SETITEM of plain items into plain data or a new instance */
+            Py_ssize_t size = code == 'a' ? 1 : 2;
+            if (n - size - 1 < floor_of(marks)) STOP_HERE;
+            if (!all_plain(stack, n - size, n) || !quiet_target(PyList_GET_ITEM(stack, n - size - 1))) STOP_HERE;
+            if (PyList_SetSlice(stack, n - size, n, NULL) < 0) { error = Py_None; goto done; }
             break;
         }
         case 0x81: { /* NEWOBJ of a named class, no arguments */

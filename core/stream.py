@@ -83,20 +83,23 @@ class _New(_Tag):
         self.name = name
 
 
-class _Global(_Tag):
-    __slots__ = ("name", "instance")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.instance = _New(name)
-        """The tag of every instance NEWOBJ makes of it (tags are never changed: one serves all)."""
-
-
 @dataclass(frozen=True, slots=True)
 class _Result(_Tag):
     """What calling a global returned."""
 
     name: str
+
+
+
+class _Global(_Tag):
+    __slots__ = ("name", "instance", "result")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.instance = _New(name)
+        """The tag of every instance NEWOBJ makes of it (tags are never changed: one serves all)."""
+        self.result = _Result(name)
+        """The tag of everything calling it returns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +232,7 @@ def _run(raw: bytes, state: _State) -> None:
     widths = _WIDTHS
     i, end, count = 0, len(raw), 0
     fast = _fast_path()
-    tags = (_NONE, _EMPTY, _New, _Global)
+    tags = (_NONE, _EMPTY, _New, _Global, _Result, _Tuple, (GETATTR, TYPE, PARTIAL))
     here = 0
     try:
         while i < end:
@@ -533,7 +536,7 @@ def _call(func: object, args: object, state: _State) -> object:
         if func.name == PARTIAL and items:
             return _new_partial(items, state)
         state.value(args)
-        return _Result(func.name)
+        return func.result
     state.value(args)
     if isinstance(func, _Partial) and func.name is not None:
         return _Result(func.name)
