@@ -60,6 +60,16 @@ def _deep_slice_ops() -> bytes:
     return head + b"h\x00" * levels + number(1) + b"\x85R" * levels
 
 
+def deep_partials() -> bytes:
+    """functools.partial(partial(partial(... max ...))) 300,000 deep: partial's
+    constructor would flatten them, but freeing such a chain (made through
+    its state) crashes like the slices; the analysis refuses a partial whose
+    function is not a named global."""
+    head = glob("functools", "partial") + b"q\x00" + b"0"
+    levels = 300_000
+    return pkl(head + b"h\x00" * levels + glob("builtins", "max") + b"\x85R" * levels)
+
+
 def empty_members(path: Path, count: int = 100_000) -> None:
     with zipfile.ZipFile(path) as archive:
         members = {info.filename: archive.read(info.filename) for info in archive.infolist()}
@@ -84,6 +94,7 @@ CASES: dict[str, tuple[Callable[[], bytes] | None, str]] = {
     "Fraction of 4-million-bit integers": (fraction_of_huge_ints, "Fraction"),
     "LONG_BINPUT 2**26 in a 13-byte pickle": (memo_bomb, "memo index"),
     "slice nested half a million deep": (lambda: pkl(_deep_slice_ops()), "slice"),
+    "functools.partial nested 300,000 deep": (deep_partials, "partial"),
     "BUILD with a bad state on an allowed class": (build_on_a_class_without_state, "cannot load"),
 }
 
