@@ -132,11 +132,21 @@ class Judgement:
         return refuse(self, what)
 
 
-def judge(facts: StreamFacts, trust: Trust = Trust()) -> Judgement:
-    """Admit or refuse every global of the stream for every use it makes of it."""
+def judge(facts: StreamFacts, trust: Trust = Trust(), *, complete: bool = True) -> Judgement:
+    """Admit or refuse every global of the stream for every use it makes of it.
+
+    Not `complete` (a load): when some name is refused by name alone, only
+    the names whose modules are imported already are resolved besides, so a
+    file that will be refused imports nothing new."""
     admissions: dict[str, Admission] = {}
     refusals: list[Refusal] = []
-    for name, uses in facts.globals.items():
+    names = facts.globals
+    if not complete and facts.problems:
+        names = {}
+    elif not complete and not all(admissible(name, trust) for name in names):
+        names = {name: uses for name, uses in names.items()
+                 if not admissible(name, trust) or name.partition(":")[0] in sys.modules}
+    for name, uses in names.items():
         found = admit(name, trust)
         if isinstance(found, Refusal):
             role = ", ".join(facts.uses(name)) or "named"
@@ -158,6 +168,15 @@ def judge(facts: StreamFacts, trust: Trust = Trust()) -> Judgement:
     return Judgement(admissions, tuple(refusals), facts.problems, facts.malformed)
 
 
+def admissible(name: str, trust: Trust) -> bool:
+    """Whether anything could admit `name`, judging by the name alone (nothing imported)."""
+    module, _, qualname = name.partition(":")
+    if not _dotted(module) or not _dotted(qualname) or _dunder(module, qualname):
+        return False
+    return bool(name in reviewed.BY_NAME or name in trust.names or trust.package_of(module)
+                or reviewed.rule_modules(module) or reviewed.cython_class(qualname))
+
+
 def admit(name: str, trust: Trust) -> Admission | Refusal:
     """Resolve `name` if anything admits it; importing only what is admitted."""
     module, _, qualname = name.partition(":")
@@ -167,7 +186,7 @@ def admit(name: str, trust: Trust) -> Admission | Refusal:
     exact = name in trust.names
     package = trust.package_of(module)
     cython = reviewed.cython_class(qualname)
-    if not (entry or exact or package or reviewed.rule_modules(module) or cython):
+    if not admissible(name, trust):
         return Refusal(name, "is not trusted", name)
     try:
         obj = resolve(module, qualname)

@@ -113,8 +113,9 @@ def _watched(work: Callable[[], Any], data: bytes) -> Callable[[], Any]:
 
 
 def audited(data: Any, trust: Trust) -> Judgement:
-    """Parse and audit: what loading `data` under `trust` would admit and refuse."""
-    return judge(analyse(data), trust)
+    """Parse and audit: what loading `data` under `trust` would admit and
+    refuse (a file that is refused anyway imports nothing more to say so)."""
+    return judge(analyse(data), trust, complete=False)
 
 
 def unpickle(data: Any, *, trust: Trust, buffers: Iterable[Any] | None = None, what: str = "data.pkl") -> Any:
