@@ -686,7 +686,8 @@ GADGETS: tuple[Gadget, ...] = (*numpy_gadgets(), *scipy_gadgets(), *sklearn_gadg
 
 TRUST_LEVELS: tuple[tuple[str, ...], ...] = ((), ("sklearn",), ("pandas",), ("torch",), ("numpy",), ("scipy",),
                                              ("sklearn", "pandas", "numpy", "scipy", "torch"))
-CLI_TRUST_LEVELS = (TRUST_LEVELS[0], TRUST_LEVELS[-1])
+CLI_TRUST_LEVELS = (TRUST_LEVELS[-1],)
+"""The command line runs the widest trust (every level runs through the library)."""
 
 CLI_SAMPLE = frozenset({
     "numpy.memmap(mode='w+') by REDUCE on the class",

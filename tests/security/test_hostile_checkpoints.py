@@ -73,16 +73,19 @@ def planted(base_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def _commands(attack: Attack, path: Path) -> list[list[str]]:
+    """load --verify (a load, then every check) for every attack; inspect for every third one (the library's
+    inspect runs on all of them below)."""
     trust = [arg for module in attack.trust for arg in ("--trust", module)]
-    return [["load", str(path), "--verify", *trust], ["inspect", str(path)]]  # --verify loads first
+    inspect = [["inspect", str(path)]] if ATTACKS.index(attack) % 3 == 0 else []
+    return [["load", str(path), "--verify", *trust], *inspect]
 
 
 @pytest.fixture(scope="module")
 def cli_runs(planted: dict[str, Planted]) -> dict[str, list[Result]]:
     """Every command on every attack, three processes at a time."""
-    commands = [cmd for attack in ATTACKS for cmd in _commands(attack, planted[attack.name].path)]
-    results = iter(run_many(commands))
-    return {attack.name: [next(results) for _ in range(2)] for attack in ATTACKS}
+    per_attack = {attack.name: _commands(attack, planted[attack.name].path) for attack in ATTACKS}
+    results = iter(run_many([cmd for commands in per_attack.values() for cmd in commands]))
+    return {name: [next(results) for _ in commands] for name, commands in per_attack.items()}
 
 
 @pytest.fixture
@@ -115,12 +118,13 @@ def test_the_corpus_is_large_and_varied() -> None:
 @pytest.mark.parametrize("attack", ATTACKS, ids=NAMES)
 def test_cli_refuses_in_one_line_and_runs_nothing(attack: Attack, planted: dict[str, Planted],
                                                   cli_runs: dict[str, list[Result]]) -> None:
-    verify, inspect = cli_runs[attack.name]
+    verify, *inspected = cli_runs[attack.name]
     assert_one_line_error(verify, 1, attack.expect)
-    assert inspect.code in (0, 1), inspect
-    assert "Traceback" not in inspect.out + inspect.err, inspect
-    if inspect.err:
-        assert_one_line_error(inspect, 1)
+    for inspect in inspected:
+        assert inspect.code in (0, 1), inspect
+        assert "Traceback" not in inspect.out + inspect.err, inspect
+        if inspect.err:
+            assert_one_line_error(inspect, 1)
     assert_nothing_ran(planted[attack.name].work)
 
 
