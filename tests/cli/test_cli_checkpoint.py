@@ -198,3 +198,11 @@ def test_text_from_a_checkpoint_cannot_drive_the_terminal(run_ckpt: RunCkpt, sav
         assert result.code == 0, result
         assert "\x1b" not in result.out and "\x07" not in result.out
         assert "\\x1b[2J" in result.out or "\\x1b[31mred" in result.out
+
+
+def test_inspect_says_when_it_cannot_analyse_the_pickle(run_ckpt: RunCkpt, saved: Path) -> None:
+    rewrite_member(saved, "data.pkl", b"\x80\x05\x8c\x05abc")  # consistent hashes, a pickle cut short
+    result = run_ckpt("inspect", str(saved))
+    assert result.code == 1, result
+    assert "cannot analyse data.pkl: it is not a valid pickle" in result.out and "intact" not in result.out
+    assert_one_line_error(run_ckpt("load", str(saved)), 1, "not a valid pickle")
