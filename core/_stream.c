@@ -68,6 +68,29 @@ make_tuple(PyObject *stack, Py_ssize_t from, Py_ssize_t to)
     return 0;
 }
 
+/* NEWOBJ / REDUCE of a named global: or `bit` into uses[glob.name] and
+ * replace the top two stack entries with glob.<tag> (its instance or result
+ * tag). 1 applied, 0 not applicable (the Python loop takes the opcode), -1 error. */
+static int
+use_global(PyObject *glob, const char *tag_name, long bit, PyObject *uses, PyObject *stack, Py_ssize_t n)
+{
+    PyObject *name = PyObject_GetAttrString(glob, "name");
+    PyObject *tag = name ? PyObject_GetAttrString(glob, tag_name) : NULL;
+    PyObject *bits = tag ? PyDict_GetItemWithError(uses, name) : NULL;
+    if (bits == NULL) {
+        Py_XDECREF(name);
+        Py_XDECREF(tag);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    PyObject *merged = PyLong_FromLong(PyLong_AsLong(bits) | bit);
+    int failed = merged == NULL || PyDict_SetItem(uses, name, merged) < 0
+        || PyList_SetSlice(stack, n - 2, n, NULL) < 0 || PyList_Append(stack, tag) < 0;
+    Py_XDECREF(merged);
+    Py_DECREF(name);
+    Py_DECREF(tag);
+    return failed ? -1 : 1;
+}
+
 static PyObject *
 run(PyObject *self, PyObject *args)
 {
@@ -241,21 +264,12 @@ run(PyObject *self, PyObject *args)
             PyObject *name = PyObject_GetAttrString(func, "name");
             if (name == NULL) { error = Py_None; goto done; }
             int special = PySequence_Contains(specials, name);
-            PyObject *result = special == 0 ? PyObject_GetAttrString(func, "result") : NULL;
-            PyObject *bits = result ? PyDict_GetItemWithError(uses, name) : NULL;
-            if (bits == NULL) {
-                Py_DECREF(name); Py_XDECREF(result);
-                if (PyErr_Occurred()) { error = Py_None; goto done; }
-                STOP_HERE;
-            }
-            PyObject *merged = PyLong_FromLong(PyLong_AsLong(bits) | 2); /* stream.CALL */
-            int failed = merged == NULL || PyDict_SetItem(uses, name, merged) < 0;
-            Py_XDECREF(merged);
             Py_DECREF(name);
-            if (failed || PyList_SetSlice(stack, n - 2, n, NULL) < 0 || PyList_Append(stack, result) < 0) {
-                Py_DECREF(result); error = Py_None; goto done;
-            }
-            Py_DECREF(result);
+            if (special < 0) { error = Py_None; goto done; }
+            if (special) STOP_HERE;
+            int applied = use_global(func, "result", 2 /* stream.CALL */, uses, stack, n);
+            if (applied < 0) { error = Py_None; goto done; }
+            if (applied == 0) STOP_HERE;
             break;
         }
         case '0': { /* POP */
@@ -283,22 +297,9 @@ run(PyObject *self, PyObject *args)
             if (n < 2) STOP_HERE;
             PyObject *arguments = PyList_GET_ITEM(stack, n - 1), *cls = PyList_GET_ITEM(stack, n - 2);
             if (arguments != empty || Py_TYPE(cls) != global_type) STOP_HERE;
-            PyObject *name = PyObject_GetAttrString(cls, "name");
-            PyObject *instance = name ? PyObject_GetAttrString(cls, "instance") : NULL;
-            PyObject *bits = instance ? PyDict_GetItemWithError(uses, name) : NULL;
-            if (bits == NULL) {
-                Py_XDECREF(name); Py_XDECREF(instance);
-                if (PyErr_Occurred()) { error = Py_None; goto done; }
-                STOP_HERE;
-            }
-            PyObject *merged = PyLong_FromLong(PyLong_AsLong(bits) | 4); /* stream.NEW */
-            int failed = merged == NULL || PyDict_SetItem(uses, name, merged) < 0;
-            Py_XDECREF(merged);
-            Py_DECREF(name);
-            if (failed || PyList_SetSlice(stack, n - 2, n, NULL) < 0 || PyList_Append(stack, instance) < 0) {
-                Py_DECREF(instance); error = Py_None; goto done;
-            }
-            Py_DECREF(instance);
+            int applied = use_global(cls, "instance", 4 /* stream.NEW */, uses, stack, n);
+            if (applied < 0) { error = Py_None; goto done; }
+            if (applied == 0) STOP_HERE;
             break;
         }
         }

@@ -30,7 +30,7 @@ from .errors import CheckpointError, CkptError, SaveError, UnsafeCheckpointError
 from .manifest import Manifest, Substitution
 from .pickler import RewrapPickler, memo_size
 from . import reviewed
-from .policy import Judgement, Trust, judge, narrowest, resolve
+from .policy import Judgement, Trust, judge, loaded_class, narrowest
 from .safeload import unpickle
 from .scan import Finding, ScanReport, qualified_name, scan
 from .stream import StreamFacts, analyse
@@ -178,9 +178,9 @@ def _refuse_state_runners(facts: StreamFacts, obj: Any) -> None:
     """A class whose unpickling compiles code from its state loads under no
     trust (the load's audit hook refuses it): refuse it here, by its path."""
     for name in facts.globals:
-        cls = _loaded_class(name)
+        cls = loaded_class(name)
         for base, why in reviewed.RUNS_ITS_STATE.items():
-            runner = _loaded_class(base)
+            runner = loaded_class(base)
             if cls is not None and runner is not None and issubclass(cls, runner):
                 where = culprits(obj, instances_of=(cls,)) if obj is not None else []
                 raise SaveError(
@@ -188,18 +188,6 @@ def _refuse_state_runners(facts: StreamFacts, obj: Any) -> None:
                     "at load; nothing was written",
                     hint="save what rebuilds it instead (for a distribution: its name and arguments)",
                 )
-
-
-def _loaded_class(name: str) -> type | None:
-    """The class `module:qualname` names if its module is imported already (save's process has them all)."""
-    module, _, qualname = name.partition(":")
-    if module not in sys.modules:
-        return None
-    try:
-        found = resolve(module, qualname)
-    except LookupError:
-        return None
-    return found if isinstance(found, type) else None
 
 
 def _unloadable(judgement: Judgement, obj: Any) -> SaveError:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import CheckpointError
+from .stream import MAX_COLLISIONS
 
 
 @dataclass
@@ -47,10 +48,6 @@ class Context:
         return number
 
 
-MAX_COLLISIONS = 2_000
-"""Distinct numbers that may share a hash value. Numbers hash by their value
-(modulo 2**61 - 1), so an attacker can make any count of them collide, and a
-dict or set of k such keys costs k*k/2 comparisons; by chance, two do not collide."""
 
 
 Guard = Callable[[Any, Context], Callable[..., Any]]

@@ -359,16 +359,22 @@ def narrowest(entries: Iterable[str]) -> tuple[str, ...]:
     return tuple(result)
 
 
+def loaded_class(name: str) -> type | None:
+    """The class `module:qualname` names, if its module is imported already
+    (as at save, whose process has them all); None otherwise. Imports nothing."""
+    module, _, qualname = name.partition(":")
+    if module not in sys.modules:
+        return None
+    try:
+        found = resolve(module, qualname)
+    except LookupError:
+        return None
+    return found if isinstance(found, type) else None
+
+
 def _looks_like_class(name: str) -> bool:
     """A name whose object is a public class (checked when it is imported already, as at save)."""
-    module, _, qualname = name.partition(":")
-    loaded = sys.modules.get(module)
-    if loaded is None or _private(qualname):
-        return False
-    try:
-        return isinstance(resolve(module, qualname), type)
-    except LookupError:
-        return False
+    return not _private(name.partition(":")[2]) and loaded_class(name) is not None
 
 
 def refuse(judgement: Judgement, what: str) -> CheckpointError:
