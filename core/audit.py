@@ -57,7 +57,7 @@ def nesting_bound(data: Any) -> int:
     needs one of `_NESTING_OPCODES`, and counting those bytes anywhere in
     the stream (inside strings too) can only overestimate. C speed."""
     raw = bytes(data)
-    return sum(raw.count(code) for code in _NESTING_OPCODES)
+    return len(raw) - len(raw.translate(None, _NESTING_OPCODES))
 
 
 _BYTES_PER_LEVEL = 128

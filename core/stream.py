@@ -32,6 +32,7 @@ and save's "this file needs --trust X" all read this one analysis.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickletools
 from dataclasses import dataclass, field
@@ -186,11 +187,16 @@ def analyse(data: bytes | bytearray | memoryview) -> StreamFacts:
     """Every global the pickle names, how it uses each, and its problems."""
     state = _State()
     raw = bytes(data)
+    collecting = gc.isenabled()
+    gc.disable()  # the analysis makes no cycles, and a million tags would make the collector run a thousand times
     try:
         _run(raw, state)
     except _Malformed as exc:
         malformed = f"is not a valid pickle at byte {state.position}: {exc}"
         return StreamFacts(dict(state.uses), (malformed, *state.problems), state.opcodes, len(state.memo), malformed)
+    finally:
+        if collecting:
+            gc.enable()
     return StreamFacts(dict(state.uses), tuple(state.problems), state.opcodes, len(state.memo))
 
 
@@ -223,6 +229,22 @@ def _fast_path() -> Any:
     return _stream.run
 
 
+def _hooks(state: _State) -> tuple[Any, ...]:
+    """What the fast path calls back for the rarer cases of the opcodes it
+    reads: the very functions the loop below uses, so both judge alike."""
+    return (
+        state.value,
+        lambda target, what: _receives(target, what, state),
+        lambda given: _partial_state(given, state),
+        lambda func, args: _call(func, args, state),
+        lambda cls, args, kwargs, extended: _new(cls, args, kwargs, extended, state),
+        lambda lines: _named(lines, state),
+        lambda first, last: _stack_global(first, last, state),
+        lambda code: _extension(code, state),
+        lambda: _persistent(state),
+    )
+
+
 def _run(raw: bytes, state: _State) -> None:
     """The opcode loop, written for speed (it reads every opcode of
     object-heavy pickles, millions of them): the frequent opcodes inline,
@@ -232,7 +254,7 @@ def _run(raw: bytes, state: _State) -> None:
     widths = _WIDTHS
     i, end, count = 0, len(raw), 0
     fast = _fast_path()
-    tags = (_NONE, _EMPTY, _New, _Global, _Result, _Tuple, (GETATTR, TYPE, PARTIAL))
+    tags = (_NONE, _EMPTY, _New, _Global, _Result, _Tuple, _Partial, (GETATTR, TYPE, PARTIAL), _hooks(state))
     here = 0
     try:
         while i < end:
@@ -413,19 +435,14 @@ def _apply(name: str, arg: bytes, state: _State) -> None:
     elif name in ("POP", "POP_MARK", "DUP", "READONLY_BUFFER"):
         _stack_op(name, state)
     elif name in ("GLOBAL", "INST"):
-        module, _, qualname = arg.decode("utf-8", "surrogatepass").rstrip("\n").partition("\n")
-        glob = _global(module, qualname, state)
+        glob = _named(arg.decode("utf-8", "surrogatepass"), state)
         if name == "GLOBAL":
             stack.append(glob)
         else:
             _instantiate(glob, state.pop_mark(), state)
     elif name == "STACK_GLOBAL":
         last, first = state.pop(), state.pop()
-        if not isinstance(first, str) or not isinstance(last, str):
-            state.problem("a global whose name is computed at load time")
-            stack.append(None)
-        else:
-            stack.append(_global(first, last, state))
+        stack.append(_stack_global(first, last, state))
     elif name == "OBJ":
         items = state.pop_mark()
         if not items:
@@ -439,13 +456,11 @@ def _apply(name: str, arg: bytes, state: _State) -> None:
         args = state.pop()
         stack.append(_new(state.pop(), args, kwargs, name == "NEWOBJ_EX", state))
     elif name in ("EXT1", "EXT2", "EXT4"):
-        state.problem(f"extension code {int.from_bytes(arg, 'little')} (copyreg's registry; ckpt never resolves them)")
-        stack.append(None)
+        stack.append(_extension(int.from_bytes(arg, "little"), state))
     elif name in ("PERSID", "BINPERSID"):
         if name == "BINPERSID":
             state.pop()
-        state.problem("a persistent id (ckpt never resolves them)")
-        stack.append(None)
+        stack.append(_persistent(state))
     else:
         raise _Malformed(f"unexpected opcode {name}")
 
@@ -458,6 +473,27 @@ def _tuple(items: list[object], state: _State) -> _Tuple:
             state.value(item)
             items[index] = None
     return _Tuple(tuple(items))
+
+
+def _stack_global(first: object, last: object, state: _State) -> _Global | None:
+    if not isinstance(first, str) or not isinstance(last, str):
+        state.problem("a global whose name is computed at load time")
+        return None
+    return _global(first, last, state)
+
+
+def _extension(code: int, state: _State) -> None:
+    state.problem(f"extension code {code} (copyreg's registry; ckpt never resolves them)")
+
+
+def _persistent(state: _State) -> None:
+    state.problem("a persistent id (ckpt never resolves them)")
+
+
+def _named(lines: str, state: _State) -> _Global:
+    """GLOBAL and INST: the module and the name on two lines."""
+    module, _, qualname = lines.rstrip("\n").partition("\n")
+    return _global(module, qualname, state)
 
 
 def _global(module: str, qualname: str, state: _State) -> _Global:

@@ -25,52 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import ckpt.core as ckpt
 from ckpt.core.errors import CkptError
 from ckpt.core.stream import analyse
 
-GLOBALS = [
-    ("collections", "OrderedDict"), ("collections", "defaultdict"), ("collections", "deque"), ("builtins", "slice"),
-    ("builtins", "list"), ("builtins", "dict"), ("builtins", "int"), ("builtins", "bytes"), ("builtins", "getattr"),
-    ("builtins", "type"), ("builtins", "iter"), ("builtins", "next"), ("builtins", "map"), ("fractions", "Fraction"),
-    ("decimal", "Decimal"), ("re", "_compile"), ("functools", "partial"), ("_thread", "allocate_lock"),
-    ("threading", "Condition"), ("types", "SimpleNamespace"), ("datetime", "timedelta"), ("uuid", "UUID"),
-    ("_io", "StringIO"), ("logging", "getLogger"), ("logging", "StreamHandler"), ("queue", "Queue"),
-    ("posix", "system"), ("builtins", "eval"),
-]
-
-OPS: list[bytes] = [
-    b"(", b")", b"]", b"}", b"N", b"\x88", b"\x89", b"t", b"\x85", b"\x86", b"\x87", b"l", b"d", b"a", b"e", b"s",
-    b"u", b"b", b"R", b"\x81", b"\x92", b"0", b"1", b"2", b"\x94", b"\x8f", b"\x90", b"\x91", b"\x93",
-]
-
-
-def _op(draw: Any) -> bytes:
-    kind = draw(st.integers(0, 9))
-    if kind <= 3:
-        return draw(st.sampled_from(OPS))
-    if kind == 4:
-        module, name = draw(st.sampled_from(GLOBALS))
-        return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
-    if kind == 5:
-        text = draw(st.sampled_from(["a", "x", "1.5", "append", "keys", "__init__", "_private", "a|b", "posix"]))
-        raw = text.encode()
-        return b"\x8c" + bytes([len(raw)]) + raw
-    if kind == 6:
-        return b"K" + bytes([draw(st.integers(0, 255))])
-    if kind == 7:
-        return draw(st.sampled_from([b"q", b"h"])) + bytes([draw(st.integers(0, 8))])
-    if kind == 8:
-        return b"\x8a\x10" + (draw(st.integers(0, 2**60)) * (2**61 - 1)).to_bytes(16, "little")  # colliding hashes
-    return b"G" + draw(st.binary(min_size=8, max_size=8))
-
-
-@st.composite
-def streams(draw: Any) -> bytes:
-    return b"\x80\x05" + b"".join(_op(draw) for _ in range(draw(st.integers(1, 60)))) + b"."
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared stream strategy
+from opcodes import streams  # noqa: E402
 
 def check(data: bytes, current: Path) -> None:
     current.write_bytes(data)
