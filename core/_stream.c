@@ -26,7 +26,7 @@
 
 static PyTypeObject *new_type, *global_type, *result_type, *tuple_type, *partial_type;
 static PyObject *none_tag, *empty_tag, *specials, *hooks, *items_slot;
-static PyObject *items_text, *state_text;
+static PyObject *items_text, *state_text, *name_text, *result_text, *instance_text;
 
 /* The hooks, in the order of stream._hooks. */
 enum { VALUE, RECEIVES, PARTIAL_STATE, CALL, NEW, NAMED, STACK_GLOBAL, EXTENSION, PERSISTENT, HOOKS };
@@ -170,19 +170,23 @@ make_tuple(PyObject *stack, Py_ssize_t from, Py_ssize_t to)
  * replace the top two stack entries with glob.<tag> (its instance or result
  * tag). 1 applied, 0 not applicable (a hook takes it), -1 error. */
 static int
-use_global(PyObject *glob, const char *tag_name, long bit, PyObject *uses, PyObject *stack, Py_ssize_t n)
+use_global(PyObject *glob, PyObject *tag_name, long bit, PyObject *uses, PyObject *stack, Py_ssize_t n)
 {
-    PyObject *name = PyObject_GetAttrString(glob, "name");
-    PyObject *tag = name ? PyObject_GetAttrString(glob, tag_name) : NULL;
+    PyObject *name = PyObject_GetAttr(glob, name_text);
+    PyObject *tag = name ? PyObject_GetAttr(glob, tag_name) : NULL;
     PyObject *bits = tag ? PyDict_GetItemWithError(uses, name) : NULL;
     if (bits == NULL) {
         Py_XDECREF(name);
         Py_XDECREF(tag);
         return PyErr_Occurred() ? -1 : 0;
     }
-    PyObject *merged = PyLong_FromLong(PyLong_AsLong(bits) | bit);
-    int failed = merged == NULL || PyDict_SetItem(uses, name, merged) < 0;
-    Py_XDECREF(merged);
+    long had = PyLong_AsLong(bits);
+    int failed = 0;
+    if ((had & bit) != bit) { /* the first such use: most objects are instances of a class seen before */
+        PyObject *merged = PyLong_FromLong(had | bit);
+        failed = merged == NULL || PyDict_SetItem(uses, name, merged) < 0;
+        Py_XDECREF(merged);
+    }
     Py_DECREF(name);
     if (failed) {
         Py_DECREF(tag);
@@ -197,7 +201,7 @@ plain_call(PyObject *func, PyObject *arguments)
 {
     if (Py_TYPE(func) != global_type || Py_TYPE(arguments) != tuple_type)
         return 0;
-    PyObject *items = PyObject_GetAttrString(arguments, "items");
+    PyObject *items = PyObject_GetAttr(arguments, items_text);
     if (items == NULL)
         return -1;
     int plain = PyTuple_Check(items);
@@ -206,7 +210,7 @@ plain_call(PyObject *func, PyObject *arguments)
     Py_DECREF(items);
     if (!plain)
         return 0;
-    PyObject *name = PyObject_GetAttrString(func, "name");
+    PyObject *name = PyObject_GetAttr(func, name_text);
     if (name == NULL)
         return -1;
     int special = PySequence_Contains(specials, name);
@@ -509,7 +513,7 @@ run(PyObject *self, PyObject *args)
             PyObject *arguments = PyList_GET_ITEM(stack, n - 1), *func = PyList_GET_ITEM(stack, n - 2);
             int plain = plain_call(func, arguments);
             CHECK(plain);
-            int applied = plain ? use_global(func, "result", 2 /* stream.CALL */, uses, stack, n) : 0;
+            int applied = plain ? use_global(func, result_text, 2 /* stream.CALL */, uses, stack, n) : 0;
             CHECK(applied);
             if (applied == 0)
                 CHECK(replace(stack, n - 2, hook_on_stack(CALL, stack, n - 2)));
@@ -521,7 +525,7 @@ run(PyObject *self, PyObject *args)
             PyObject *cls = PyList_GET_ITEM(stack, n - size), *arguments = PyList_GET_ITEM(stack, n - size + 1);
             int applied = 0;
             if (code == 0x81 && arguments == empty_tag && Py_TYPE(cls) == global_type) {
-                applied = use_global(cls, "instance", 4 /* stream.NEW */, uses, stack, n);
+                applied = use_global(cls, instance_text, 4 /* stream.NEW */, uses, stack, n);
                 CHECK(applied);
             }
             if (applied == 0) {
@@ -558,8 +562,255 @@ done:
     return Py_BuildValue("nn", i, count);
 }
 
+/* --- audit.tuple_depth, at C speed ---------------------------------------
+ *
+ * `depth(raw, table)` walks the opcodes as audit.tuple_depth does, with the
+ * same rules (`table`: per opcode byte, its argument's encoding, its effect
+ * and its tuple size, built by audit.py from pickletools) and returns the
+ * deepest tuple nesting it saw. Malformed streams end the walk, as there.
+ * The effects are audit.py's numbering. */
+
+enum { D_PUSH, D_MARK, D_TUPLE, D_MARK_TUPLE, D_COLLECT, D_EXTEND, D_MERGE1, D_MERGE2, D_CALL, D_CALL_EX, D_POP,
+       D_POP_MARK, D_DUP, D_PUT, D_MEMOIZE, D_GET, D_REPLACE, D_KEEP, D_STOP, D_STACK_GLOBAL, D_EMPTY_TUPLE };
+
+typedef struct {
+    Py_ssize_t *at;
+    Py_ssize_t size, capacity;
+} Ints;
+
+static int
+ints_push(Ints *ints, Py_ssize_t value)
+{
+    if (ints->size == ints->capacity) {
+        Py_ssize_t capacity = ints->capacity ? ints->capacity * 2 : 256;
+        Py_ssize_t *grown = PyMem_Realloc(ints->at, (size_t)capacity * sizeof(Py_ssize_t));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        ints->at = grown;
+        ints->capacity = capacity;
+    }
+    ints->at[ints->size++] = value;
+    return 0;
+}
+
+/* The deepest of the entries [from, end) (0 if none), which are removed. */
+static Py_ssize_t
+cut_deepest(Ints *stack, Py_ssize_t from)
+{
+    Py_ssize_t held = 0;
+    for (Py_ssize_t k = from; k < stack->size; k++)
+        if (stack->at[k] > held)
+            held = stack->at[k];
+    if (from < stack->size)
+        stack->size = from;
+    return held;
+}
+
+/* A memo key: the argument's digits (GET, PUT) or little-endian bytes; NULL
+ * (no error set) if it is not one, as audit._memo_key refuses it. */
+static PyObject *
+memo_key(const unsigned char *arg, Py_ssize_t width, int text)
+{
+    if (!text)
+        return PyLong_FromUnsignedLongLong(little_endian(arg, (int)width));
+    long long key = 0;
+    Py_ssize_t length = width - 1;
+    if (length < 1 || length > 18)
+        return NULL;
+    for (Py_ssize_t k = 0; k < length; k++) {
+        if (arg[k] < '0' || arg[k] > '9')
+            return NULL;
+        key = key * 10 + (arg[k] - '0');
+    }
+    return PyLong_FromLongLong(key);
+}
+
+/* memo[key] = depth, keeping only the entries that hold a tuple (a missing entry reads as 0). */
+static int
+memo_store(PyObject *memo, PyObject *key, Py_ssize_t depth, int overwrite)
+{
+    if (depth == 0) {
+        if (!overwrite || PyDict_DelItem(memo, key) == 0)
+            return 0;
+        if (!PyErr_ExceptionMatches(PyExc_KeyError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *value = PyLong_FromSsize_t(depth);
+    int failed = value == NULL || PyDict_SetItem(memo, key, value) < 0;
+    Py_XDECREF(value);
+    return failed ? -1 : 0;
+}
+
+static PyObject *
+depth(PyObject *self, PyObject *args)
+{
+    Py_buffer view, table_view;
+    if (!PyArg_ParseTuple(args, "y*y*", &view, &table_view))
+        return NULL;
+    if (table_view.len != 256 * 3) {
+        PyBuffer_Release(&view);
+        PyBuffer_Release(&table_view);
+        PyErr_SetString(PyExc_ValueError, "the table has three bytes per opcode");
+        return NULL;
+    }
+    const unsigned char *raw = view.buf, *table = table_view.buf;
+    Py_ssize_t end = view.len, i = 0, deepest = 0, memoized = 0;
+    Ints stack = {NULL, 0, 0}, marks = {NULL, 0, 0};
+    PyObject *memo = PyDict_New();
+    int failed = memo == NULL;
+
+#define D_FAIL(call) do { if ((call) < 0) { failed = 1; goto finished; } } while (0)
+#define D_TOP stack.at[stack.size - 1]
+
+    while (!failed && i < end) {
+        const unsigned char *entry = table + 3 * raw[i];
+        unsigned char encoding = entry[0], effect = entry[1], size = entry[2];
+        Py_ssize_t start = i + 1;
+        if (encoding == 255)
+            break; /* not an opcode */
+        if (encoding <= 8) {
+            i = start + encoding;
+        } else if (encoding > 200) {
+            Py_ssize_t width = text_lines(raw, start, end, encoding - 200);
+            if (width < 0)
+                break;
+            i = start + width;
+        } else {
+            Py_ssize_t width = prefixed(raw, start, end, encoding - 100);
+            if (width < 0)
+                break;
+            i = start + width;
+        }
+        if (i > end)
+            break; /* an argument cut short */
+        const unsigned char *arg = raw + start;
+        Py_ssize_t width = i - start;
+        switch (effect) {
+        case D_PUSH: D_FAIL(ints_push(&stack, 0)); break;
+        case D_EMPTY_TUPLE: D_FAIL(ints_push(&stack, 1)); break;
+        case D_MARK: D_FAIL(ints_push(&marks, stack.size)); break;
+        case D_KEEP: break;
+        case D_GET: case D_PUT: {
+            PyObject *key = encoding == 1 ? PyLong_FromLong(arg[0]) : memo_key(arg, width, encoding > 200);
+            if (key == NULL) {
+                failed = PyErr_Occurred() != NULL;
+                goto finished;
+            }
+            int outcome = 0;
+            if (effect == D_GET) {
+                PyObject *found = PyDict_GetItemWithError(memo, key);
+                outcome = found == NULL && PyErr_Occurred() ? -1 : ints_push(&stack, found ? PyLong_AsSsize_t(found) : 0);
+            } else if (stack.size == 0) {
+                Py_DECREF(key);
+                goto finished;
+            } else {
+                outcome = memo_store(memo, key, D_TOP, 1);
+            }
+            Py_DECREF(key);
+            D_FAIL(outcome);
+            break;
+        }
+        case D_MEMOIZE: {
+            if (stack.size == 0)
+                goto finished;
+            PyObject *key = PyLong_FromSsize_t(memoized++);
+            if (key == NULL) { failed = 1; goto finished; }
+            int outcome = memo_store(memo, key, D_TOP, 0);
+            Py_DECREF(key);
+            D_FAIL(outcome);
+            break;
+        }
+        case D_MERGE1: case D_CALL: case D_MERGE2: { /* the deeper of what is given and what receives it */
+            Py_ssize_t count = effect == D_MERGE2 ? 2 : 1;
+            if (stack.size <= count)
+                goto finished;
+            Py_ssize_t held = cut_deepest(&stack, stack.size - count);
+            if (held > D_TOP)
+                D_TOP = held;
+            break;
+        }
+        case D_CALL_EX: {
+            if (stack.size < 3)
+                goto finished;
+            Py_ssize_t kwargs = stack.at[stack.size - 1] + 1, held = stack.at[stack.size - 2];
+            stack.size -= 2;
+            if (kwargs > held)
+                held = kwargs;
+            if (held > D_TOP)
+                D_TOP = held;
+            break;
+        }
+        case D_EXTEND: case D_COLLECT: case D_POP_MARK: {
+            if (marks.size == 0)
+                goto finished;
+            Py_ssize_t cut = marks.at[--marks.size];
+            if (effect == D_EXTEND && cut >= stack.size)
+                break;
+            Py_ssize_t held = cut_deepest(&stack, cut);
+            if (effect == D_COLLECT) {
+                D_FAIL(ints_push(&stack, held));
+            } else if (effect == D_EXTEND) {
+                if (stack.size == 0)
+                    goto finished;
+                if (held > D_TOP)
+                    D_TOP = held;
+            }
+            break;
+        }
+        case D_TUPLE: case D_MARK_TUPLE: {
+            Py_ssize_t cut;
+            if (effect == D_MARK_TUPLE) {
+                if (marks.size == 0)
+                    goto finished;
+                cut = marks.at[--marks.size];
+            } else {
+                cut = stack.size - size;
+                if (cut < 0)
+                    goto finished; /* fewer items than TUPLE1-3 take */
+            }
+            Py_ssize_t nested = 1 + cut_deepest(&stack, cut);
+            D_FAIL(ints_push(&stack, nested));
+            if (nested > deepest)
+                deepest = nested;
+            break;
+        }
+        case D_POP: case D_STOP:
+            if (stack.size == 0 || effect == D_STOP)
+                goto finished;
+            stack.size--;
+            break;
+        case D_DUP:
+            if (stack.size == 0)
+                goto finished;
+            D_FAIL(ints_push(&stack, D_TOP));
+            break;
+        case D_STACK_GLOBAL:
+            stack.size = stack.size < 2 ? 0 : stack.size - 2;
+            D_FAIL(ints_push(&stack, 0));
+            break;
+        case D_REPLACE:
+            if (stack.size == 0)
+                goto finished;
+            D_TOP = 0;
+            break;
+        }
+    }
+finished:
+    PyMem_Free(stack.at);
+    PyMem_Free(marks.at);
+    Py_XDECREF(memo);
+    PyBuffer_Release(&view);
+    PyBuffer_Release(&table_view);
+    return failed ? NULL : PyLong_FromSsize_t(deepest);
+}
+
 static PyMethodDef methods[] = {
-    {"run", run, METH_VARARGS, "Apply the frequent opcodes from position i on; return (i, opcodes)."},
+    {"run", run, METH_VARARGS, "Apply the opcodes from position i on; return (i, opcodes)."},
+    {"depth", depth, METH_VARARGS, "How deep tuples nest in the pickle raw, at most (audit.tuple_depth)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -570,7 +821,10 @@ PyInit__stream(void)
 {
     items_text = PyUnicode_InternFromString("items");
     state_text = PyUnicode_InternFromString("state");
-    if (items_text == NULL || state_text == NULL)
+    name_text = PyUnicode_InternFromString("name");
+    result_text = PyUnicode_InternFromString("result");
+    instance_text = PyUnicode_InternFromString("instance");
+    if (!items_text || !state_text || !name_text || !result_text || !instance_text)
         return NULL;
     return PyModule_Create(&module);
 }

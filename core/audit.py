@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from .errors import CheckpointError
+from .stream import compiled
 
 T = TypeVar("T")
 
@@ -154,14 +155,33 @@ _LENGTH_BYTES = {pickletools.TAKEN_FROM_ARGUMENT1: 1, pickletools.TAKEN_FROM_ARG
                  pickletools.TAKEN_FROM_ARGUMENT4U: 4, pickletools.TAKEN_FROM_ARGUMENT8U: 8}
 
 
+def _encoding(n: int, lines: int) -> int:
+    """An argument's encoding for the C walk: 0-8 fixed bytes, 100 + the
+    bytes of a length prefix, 200 + lines of text."""
+    if n >= 0:
+        return n
+    return 200 + lines if n == pickletools.UP_TO_NEWLINE else 100 + _LENGTH_BYTES[n]
+
+
+_PACKED_TABLE = bytes(
+    byte for entry in _TABLE
+    for byte in ((_encoding(entry[0], entry[1]), entry[2], entry[3]) if entry is not None else (255, 0, 0))
+)
+"""_TABLE for core/_stream.c's `depth`: three bytes per opcode (encoding, effect, tuple size)."""
+
+
 def tuple_depth(data: Any) -> int:
     """How deep tuples nest in the pickle, at most. Nothing is built: a
     malformed stream just ends the walk (the unpickler refuses it later).
 
-    The loop is written for speed (it reads every opcode of object-heavy
-    pickles, millions of them): the frequent opcodes are handled inline, and
-    the memo keeps only the entries that hold a tuple."""
+    core/_stream.c's `depth` walks the same way at C speed (inspect and
+    verify run it on every file); this loop is its twin where it is not
+    built, written for speed too: the frequent opcodes inline, and the memo
+    keeps only the entries that hold a tuple."""
     raw = bytes(data)
+    module = compiled()
+    if module is not None:
+        return int(module.depth(raw, _PACKED_TABLE))
     table = _TABLE
     stack: list[int] = []
     push = stack.append
@@ -181,6 +201,8 @@ def tuple_depth(data: Any) -> int:
             else:
                 width = _LENGTH_BYTES[n]
                 i += width + int.from_bytes(raw[i : i + width], "little")
+            if i > end:  # an argument cut short
+                break
             if effect == _PUSH:
                 push(0)
             elif effect == _GET:
@@ -207,6 +229,8 @@ def tuple_depth(data: Any) -> int:
                 memo[key] = stack[-1]
             elif effect == _TUPLE or effect == _MARK_TUPLE:
                 cut = marks.pop() if effect == _MARK_TUPLE else len(stack) - size
+                if cut < 0:  # fewer items than TUPLE1-3 take
+                    break
                 depth = 1 + max(stack[cut:], default=0)
                 del stack[cut:]
                 push(depth)
@@ -221,8 +245,11 @@ def tuple_depth(data: Any) -> int:
 
 
 def _memo_key(raw: bytes, start: int, stop: int, n: int) -> int:
-    if n == pickletools.UP_TO_NEWLINE:
-        return int(raw[start : stop - 1])
+    if n == pickletools.UP_TO_NEWLINE:  # GET, PUT: digits only (the unpickler refuses more than a C long holds)
+        text = raw[start : stop - 1]
+        if not text.isdigit() or len(text) > 18:
+            raise ValueError("not a memo index")
+        return int(text)
     return int.from_bytes(raw[start:stop], "little")
 
 
@@ -240,10 +267,14 @@ def _apply(effect: int, stack: list[int], marks: list[int]) -> None:
             stack[-1] = max(stack[-1], held)
     elif effect == _MERGE1 or effect == _MERGE2 or effect == _CALL:
         count = 2 if effect == _MERGE2 else 1
+        if len(stack) <= count:
+            raise IndexError("stack underflow")
         held = max(stack[-count:])
         del stack[-count:]
         stack[-1] = max(stack[-1], held)
     elif effect == _CALL_EX:
+        if len(stack) < 3:
+            raise IndexError("stack underflow")
         held = max(stack[-2], stack[-1] + 1)  # keyword arguments become the object's items
         del stack[-2:]
         stack[-1] = max(stack[-1], held)

@@ -216,17 +216,23 @@ _HOT_DATA = frozenset(b"}JKMG]\x88\x89N")  # EMPTY_DICT BININT BININT1 BININT2 B
 _TEXT_OPS = frozenset(b"\x8cX\x8d")  # SHORT_BINUNICODE BINUNICODE BINUNICODE8
 
 
-def _fast_path() -> Any:
-    """The compiled fast path (core/_stream.c), unless it was not built or
-    CKPT_PURE_PYTHON is set: it applies the frequent opcodes exactly as the
-    loop below does, and leaves every other opcode to it."""
+def compiled() -> Any:
+    """core/_stream.c, unless it was not built or CKPT_PURE_PYTHON is set:
+    its functions do exactly what their Python twins do, at C speed."""
     if os.environ.get("CKPT_PURE_PYTHON"):
         return None
     try:
         from . import _stream  # type: ignore[attr-defined]
     except ImportError:
         return None
-    return _stream.run
+    return _stream
+
+
+def _fast_path() -> Any:
+    """The compiled opcode loop: it applies opcodes exactly as the loop
+    below does, and leaves the few it does not read to it."""
+    module = compiled()
+    return module.run if module is not None else None
 
 
 def _hooks(state: _State) -> tuple[Any, ...]:
