@@ -29,15 +29,37 @@ static PyObject *none_tag, *empty_tag, *specials, *hooks, *items_slot;
 static PyObject *items_text, *state_text, *name_text, *result_text, *instance_text;
 
 /* The hooks, in the order of stream._hooks. */
-enum { VALUE, RECEIVES, PARTIAL_STATE, CALL, NEW, NAMED, STACK_GLOBAL, EXTENSION, PERSISTENT, HOOKS };
+enum { VALUE, RECEIVES, PARTIAL_STATE, CALL, NEW, NAMED, STACK_GLOBAL, EXTENSION, PERSISTENT, COUNT_TUPLE,
+       COUNT_FROZENSET, HOOKS };
 
-/* What state.value() leaves alone: plain data, strings, None, new instances, call results. */
+/* A number or a string, as the stream spells them (stream._SCALARS), or None. */
+static int
+is_scalar(PyObject *item)
+{
+    return PyLong_CheckExact(item) || PyFloat_CheckExact(item) || PyBool_Check(item) || PyUnicode_CheckExact(item)
+        || item == none_tag;
+}
+
+/* What state.value() leaves alone: plain data, numbers, strings, None, new instances, call results. */
 static int
 is_plain(PyObject *item)
 {
-    return item == Py_None || PyUnicode_CheckExact(item) || item == none_tag || Py_TYPE(item) == new_type
-        || Py_TYPE(item) == result_type;
+    return item == Py_None || is_scalar(item) || Py_TYPE(item) == new_type || Py_TYPE(item) == result_type;
 }
+
+/* Items that stream._numbers_in may count for hash flooding: numbers and
+ * strings only (the hook checks the rest). */
+static int
+countable(PyObject *stack, Py_ssize_t from, Py_ssize_t to)
+{
+    if (from == to)
+        return 0;
+    for (Py_ssize_t k = from; k < to; k++)
+        if (!is_scalar(PyList_GET_ITEM(stack, k)))
+            return 0;
+    return 1;
+}
+
 
 /* A target that receiving state or items changes nothing for (plain data, a new instance). */
 static int
@@ -67,6 +89,18 @@ notify(int which, PyObject *args[], size_t count)
     PyObject *result = hook(which, args, count);
     Py_XDECREF(result);
     return result == NULL ? -1 : 0;
+}
+
+/* The hook `which` on the stack entries [from, to), as one list: 0, or -1 on error. */
+static int
+count_items(int which, PyObject *stack, Py_ssize_t from, Py_ssize_t to)
+{
+    PyObject *items = PyList_GetSlice(stack, from, to);
+    if (items == NULL)
+        return -1;
+    int failed = notify(which, &items, 1);
+    Py_DECREF(items);
+    return failed;
 }
 
 /* state.value(item): a global kept as data is a use of it. */
@@ -149,6 +183,8 @@ make_tuple(PyObject *stack, Py_ssize_t from, Py_ssize_t to)
             PyList_SetItem(stack, k, Py_None);
         }
     }
+    if (countable(stack, from, to) && count_items(COUNT_TUPLE, stack, from, to) < 0)
+        return -1;
     PyObject *as_tuple = PyTuple_New(to - from);
     if (as_tuple == NULL)
         return -1;
@@ -293,18 +329,23 @@ text_index(const unsigned char *p, Py_ssize_t length)
     return index;
 }
 
-/* INT / LONG text of at most 18 digits: too small to collide (stream._count_integer). */
+/* INT / LONG text of at most 18 digits (too small to collide, stream._count_integer): 1 and its value. */
 static int
-small_integer_text(const unsigned char *p, Py_ssize_t length, int long_suffix)
+small_integer_text(const unsigned char *p, Py_ssize_t length, int long_suffix, long long *number)
 {
     if (long_suffix && length > 0 && p[length - 1] == 'L')
         length--;
-    Py_ssize_t k = length > 0 && p[0] == '-';
+    int negative = length > 0 && p[0] == '-';
+    Py_ssize_t k = negative;
     if (length - k < 1 || length - k > 18)
         return 0;
-    for (; k < length; k++)
+    long long value = 0;
+    for (; k < length; k++) {
         if (p[k] < '0' || p[k] > '9')
             return 0;
+        value = value * 10 + (p[k] - '0');
+    }
+    *number = negative ? -value : value;
     return 1;
 }
 
@@ -387,18 +428,49 @@ run(PyObject *self, PyObject *args)
             CHECK(stored);
             break;
         }
-        case 'I': case 'L': /* INT, LONG of a few digits */
-            if (!small_integer_text(arg, width - 1, code == 'L')) STOP_HERE;
+        case 'I': case 'L': { /* INT, LONG of a few digits */
+            long long number;
+            if (!small_integer_text(arg, width - 1, code == 'L', &number)) STOP_HERE;
+            PUSH_NEW(PyLong_FromLongLong(number));
+            break;
+        }
+        case 0x8a: case 0x8b: { /* LONG1, LONG4 of at most 7 bytes: too small to collide */
+            int skip = code == 0x8a ? 1 : 4, size = (int)(width - skip);
+            if (size > 7) STOP_HERE;
+            uint64_t bits = little_endian(arg + skip, size);
+            if (size && (arg[skip + size - 1] & 0x80)) /* negative: sign-extend */
+                bits |= ~(uint64_t)0 << (8 * size);
+            PUSH_NEW(PyLong_FromLongLong((long long)bits));
+            break;
+        }
+        case '}': case ']': case 'C': case 'U': case 'B': case 'T': case 0x8e: case 0x96: case 'S': case 0x8f:
+        case 0x97:
             PUSH(Py_None);
             break;
-        case 0x8a: case 0x8b: /* LONG1, LONG4 of at most 7 bytes: too small to collide */
-            if (width - (code == 0x8a ? 1 : 4) > 7) STOP_HERE;
-            PUSH(Py_None);
+        case 0x88: PUSH(Py_True); break;
+        case 0x89: PUSH(Py_False); break;
+        case 'K': PUSH_NEW(PyLong_FromLong(arg[0])); break; /* numbers carry their value: see stream._literal */
+        case 'M': PUSH_NEW(PyLong_FromLong((long)little_endian(arg, 2))); break;
+        case 'J': PUSH_NEW(PyLong_FromLong((long)(int32_t)little_endian(arg, 4))); break;
+        case 'G': {
+            double number = PyFloat_Unpack8((const char *)arg, 0);
+            if (number == -1.0 && PyErr_Occurred()) { failed = 1; goto done; }
+            PUSH_NEW(PyFloat_FromDouble(number));
             break;
-        case '}': case ']': case 0x88: case 0x89: case 'K': case 'M': case 'J': case 'G': case 'C': case 'U':
-        case 'B': case 'T': case 0x8e: case 0x96: case 'F': case 'S': case 0x8f: case 0x97:
-            PUSH(Py_None);
+        }
+        case 'F': { /* FLOAT: float() of its text, as the unpickler reads it; None if it does not */
+            PyObject *text = PyBytes_FromStringAndSize((const char *)arg, width - 1);
+            PyObject *number = text ? PyFloat_FromString(text) : NULL;
+            Py_XDECREF(text);
+            if (number == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_ValueError)) { failed = 1; goto done; }
+                PyErr_Clear();
+                Py_INCREF(Py_None);
+                number = Py_None;
+            }
+            PUSH_NEW(number);
             break;
+        }
         case 'N': PUSH(none_tag); break;
         case ')': PUSH(empty_tag); break;
         case 0x95: case 0x80: break; /* FRAME, PROTO */
@@ -502,6 +574,8 @@ run(PyObject *self, PyObject *args)
             Py_ssize_t cut = MARK_AT(m - 1);
             if (cut < 0 || cut > n) { PyErr_Clear(); STOP_HERE; }
             CHECK(values(stack, cut, n));
+            if (code == 0x91 && countable(stack, cut, n))
+                CHECK(count_items(COUNT_FROZENSET, stack, cut, n));
             DROP_MARK(m - 1);
             CHECK(PyList_SetSlice(stack, cut, n, NULL));
             if (code != '1')

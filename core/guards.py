@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import CheckpointError
-from .stream import MAX_COLLISIONS
+from .flood import MAX_COLLISIONS, Floods
 
 
 @dataclass
@@ -34,15 +34,12 @@ class Context:
     """Bytes one call may allocate: what the file itself could hold, times 8."""
     classes: set[int] = field(default_factory=set)
     """ids of the classes this load admitted."""
-    hashes: dict[int, set[bytes]] = field(default_factory=dict)
-    """Numbers built by guards, by hash: a flood of distinct ones sharing a hash is refused."""
+    floods: Floods = field(default_factory=Floods)
+    """Numbers built by guards: a flood of distinct ones sharing a hash is refused."""
 
     def counted(self, number: Any) -> Any:
-        """`number`, after checking it is not one too many of distinct numbers sharing one hash
-        (kept as text: a set of the numbers themselves would be the flood)."""
-        same = self.hashes.setdefault(hash(number), set())
-        same.add(str(number).encode())
-        if len(same) > MAX_COLLISIONS:
+        """`number`, after checking it is not one too many of distinct numbers sharing one hash."""
+        if self.floods.add(number):
             raise refused(f"builds more than {MAX_COLLISIONS:,} distinct numbers with one hash value (a "
                           "hash-flooding dict or set)")
         return number

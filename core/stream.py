@@ -35,10 +35,12 @@ from __future__ import annotations
 import gc
 import os
 import pickletools
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import printable
+from .flood import MAX_COLLISIONS, Floods
 
 VALUE, CALL, NEW, NEW_ARGS, RESULT_USED, INSTANCE_CALLED = 1, 2, 4, 8, 16, 32
 USE_NAMES = {VALUE: "stored as a value", CALL: "called", NEW: "instantiated", NEW_ARGS: "instantiated with arguments",
@@ -140,7 +142,7 @@ class _State:
     memo: dict[int, object] = field(default_factory=dict)
     uses: dict[str, int] = field(default_factory=dict)
     tags: dict[str, _Global] = field(default_factory=dict)
-    hashes: dict[int, set[bytes]] = field(default_factory=dict)
+    floods: Floods = field(default_factory=Floods)
     problems: list[str] = field(default_factory=list)
     position: int = 0
     opcodes: int = 0
@@ -212,7 +214,7 @@ for _op in pickletools.opcodes:
     elif _n < 0:
         _n = -_LENGTHS[_n]
     _WIDTHS[_op.code.encode("latin-1")[0]] = (_op.name, _n)
-_HOT_DATA = frozenset(b"}JKMG]\x88\x89N")  # EMPTY_DICT BININT BININT1 BININT2 BINFLOAT EMPTY_LIST NEWTRUE NEWFALSE
+_HOT_DATA = frozenset(b"}]N")  # EMPTY_DICT EMPTY_LIST NONE
 _TEXT_OPS = frozenset(b"\x8cX\x8d")  # SHORT_BINUNICODE BINUNICODE BINUNICODE8
 
 
@@ -248,6 +250,8 @@ def _hooks(state: _State) -> tuple[Any, ...]:
         lambda first, last: _stack_global(first, last, state),
         lambda code: _extension(code, state),
         lambda: _persistent(state),
+        lambda items: _count_tuple(items, state),
+        lambda items: _count_frozenset(items, state),
     )
 
 
@@ -260,7 +264,8 @@ def _run(raw: bytes, state: _State) -> None:
     widths = _WIDTHS
     i, end, count = 0, len(raw), 0
     fast = _fast_path()
-    tags = (_NONE, _EMPTY, _New, _Global, _Result, _Tuple, _Partial, (GETATTR, TYPE, PARTIAL), _hooks(state))
+    tags = (_NONE, _EMPTY, _New, _Global, _Result, _Tuple, _Partial, (GETATTR, TYPE, PARTIAL, *_VALUE_TYPES),
+            _hooks(state))
     here = 0
     try:
         while i < end:
@@ -371,13 +376,45 @@ def _integer(name: str, arg: bytes) -> int:
 
 
 def _count_integer(value: int, state: _State) -> None:
-    if -_MODULUS < value < _MODULUS:
-        return
-    same = state.hashes.setdefault(hash(value), set())
-    same.add(value.to_bytes(value.bit_length() // 8 + 1, "little", signed=True))  # bytes hash without collisions
-    if len(same) == MAX_COLLISIONS + 1:
-        state.problem(f"holds more than {MAX_COLLISIONS:,} distinct integers with one hash value (a hash-flooding "
+    """Integers smaller than the hash modulus never collide; larger ones can, at will."""
+    if not -_MODULUS < value < _MODULUS:
+        _count(value, "integers", state)
+
+
+def _count(value: object, what: str, state: _State) -> None:
+    if state.floods.add(value):
+        state.problem(f"holds more than {MAX_COLLISIONS:,} distinct {what} with one hash value (a hash-flooding "
                       "dict or set)")
+
+
+_SCALARS = (int, float, bool, str)
+
+
+def _numbers_in(items: tuple[object, ...] | list[object]) -> tuple[object, ...] | None:
+    """`items` as the values they load as, if they are numbers and strings
+    with at least one number (a tuple of strings hashes at random), else None."""
+    numbers = False
+    for item in items:
+        if item.__class__ in _SCALARS:
+            numbers = numbers or item.__class__ is not str
+        elif item is not _NONE:
+            return None
+    return tuple(None if item is _NONE else item for item in items) if numbers else None
+
+
+def _literal(name: str, arg: bytes) -> object:
+    """The value of BININT, BININT1, BININT2, BINFLOAT, NEWTRUE, NEWFALSE and FLOAT
+    (numbers carry their value: tuples of them are counted for hash flooding)."""
+    if name == "BINFLOAT":
+        return struct.unpack(">d", arg)[0]
+    if name in ("NEWTRUE", "NEWFALSE"):
+        return name == "NEWTRUE"
+    if name == "FLOAT":
+        try:
+            return float(arg[:-1])
+        except ValueError:  # the unpickler refuses it
+            return None
+    return int.from_bytes(arg, "little", signed=name == "BININT")
 
 
 def _memo_index(name: str, arg: bytes) -> int:
@@ -390,18 +427,13 @@ def _memo_index(name: str, arg: bytes) -> int:
 
 
 _DATA = frozenset({
-    "FLOAT", "STRING", "BINSTRING", "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8",
+    "STRING", "BINSTRING", "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8",
     "EMPTY_SET", "NEXT_BUFFER", "UNICODE",
 })
 _INTEGERS = frozenset({"INT", "LONG", "LONG1", "LONG4"})
-
-MAX_COLLISIONS = 2_000
-"""Distinct integers that may share a hash value. CPython hashes an int by
-its value modulo 2**61 - 1, so a file can make any number of them collide,
-and a dict or set of k such keys costs k*k/2 comparisons (60,000 took 15 s
-a pass); integers smaller than that modulus never collide. (The guards count
-the Decimals and Fractions they build the same way.)"""
+_LITERALS = frozenset({"BININT", "BININT1", "BININT2", "BINFLOAT", "NEWTRUE", "NEWFALSE", "FLOAT"})
 _MODULUS = 2**61 - 1
+"""CPython hashes an int by its value modulo this prime."""
 
 
 def _apply(name: str, arg: bytes, state: _State) -> None:
@@ -425,17 +457,23 @@ def _apply(name: str, arg: bytes, state: _State) -> None:
     elif name in _DATA:
         stack.append(_text(name, arg) if name == "UNICODE" else None)
     elif name in _INTEGERS:
-        stack.append(None)
-        _count_integer(_integer(name, arg), state)
+        value = _integer(name, arg)
+        stack.append(value)
+        _count_integer(value, state)
+    elif name in _LITERALS:
+        stack.append(_literal(name, arg))
     elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
         count = int(name[-1])
         stack.append(_tuple([state.pop() for _ in range(count)][::-1], state))
     elif name == "TUPLE":
         stack.append(_tuple(state.pop_mark(), state))
     elif name in ("LIST", "DICT", "FROZENSET"):
-        for item in state.pop_mark():
+        items = state.pop_mark()
+        for item in items:
             state.value(item)
         stack.append(None)
+        if name == "FROZENSET":
+            _count_frozenset(items, state)
     elif name in ("APPEND", "SETITEM", "SETITEMS", "APPENDS", "ADDITEMS", "BUILD"):
         _fill(name, state)
     elif name in ("POP", "POP_MARK", "DUP", "READONLY_BUFFER"):
@@ -478,7 +516,41 @@ def _tuple(items: list[object], state: _State) -> _Tuple:
         if isinstance(item, _Tuple):
             state.value(item)
             items[index] = None
+    if items:
+        _count_tuple(items, state)
     return _Tuple(tuple(items))
+
+
+def _count_tuple(items: list[object] | tuple[object, ...], state: _State) -> None:
+    """A tuple of numbers: the tuple hash can be inverted, so a file can make
+    any number of them collide. (A tuple holding tuples or objects is not
+    counted: see docs/DESIGN-NOTES.md.)"""
+    values = _numbers_in(items)
+    if values is not None:
+        _count(values, "tuples of numbers", state)
+
+
+def _count_frozenset(items: list[object], state: _State) -> None:
+    values = _numbers_in(items)
+    if values is not None:
+        _count(frozenset(values), "frozensets of numbers", state)
+
+
+_VALUE_TYPES = {"builtins:complex": complex, "builtins:range": range}
+"""Builtin types whose hash a file can make collide from numbers alone
+(complex(a, b) hashes as a + 1000003 * b): each one the file builds from
+numbers is counted. Building them here runs nothing but the builtin."""
+
+
+def _count_value(name: str, items: tuple[object, ...] | None, state: _State) -> None:
+    values = _numbers_in(items) if items else None
+    if values is None or any(value.__class__ is str for value in values):
+        return
+    try:
+        value = _VALUE_TYPES[name](*values)
+    except (TypeError, ValueError, OverflowError):  # the load fails the same way
+        return
+    _count(value, f"{name.partition(':')[2]} values", state)
 
 
 def _stack_global(first: object, last: object, state: _State) -> _Global | None:
@@ -574,6 +646,8 @@ def _call(func: object, args: object, state: _State) -> object:
             return _bound_method(items, state)
         if func.name == TYPE:
             return _type_of(items, state)
+        if func.name in _VALUE_TYPES:
+            _count_value(func.name, items, state)
         state.use(func.name, CALL)
         if func.name == PARTIAL and items:
             return _new_partial(items, state)
@@ -649,6 +723,8 @@ def _new(cls: object, args: object, kwargs: object, extended: bool, state: _Stat
     state.value(args)
     state.value(kwargs)
     if isinstance(cls, _Global):
+        if cls.name in _VALUE_TYPES and isinstance(args, _Tuple):
+            _count_value(cls.name, args.items, state)
         with_arguments = extended or not (isinstance(args, _Tuple) and not args.items)
         state.use(cls.name, NEW_ARGS if with_arguments else NEW)
         return cls.instance

@@ -34,6 +34,47 @@ def colliding_dict() -> bytes:
     return pkl(EMPTY_DICT + MARK + keys + SETITEMS)
 
 
+_M = 2**64
+_P1, _P2, _P5 = 11400714785074694791, 14029467366897019727, 2870177450012600261
+"""The xxHash primes of CPython's tuple hash (Objects/tupleobject.c)."""
+
+
+def _rotate(x: int, bits: int) -> int:
+    return ((x << bits) | (x >> (64 - bits))) % _M
+
+
+def colliding_pairs(count: int, target: int = 12345) -> list[tuple[int, int]]:
+    """(a, b) pairs of integers that all hash alike: CPython's tuple hash
+    is invertible, so for each a there is one b hash that lands on target."""
+    wanted = _rotate(target * pow(_P1, -1, _M) % _M, 64 - 31)  # undo the last multiply and rotate
+    pairs, a = [], 0
+    while len(pairs) < count:
+        a += 1
+        after_a = _rotate((_P5 + a * _P2) % _M, 31) * _P1 % _M
+        lane = (wanted - after_a) * pow(_P2, -1, _M) % _M
+        b = lane if lane < P else lane - _M  # an int hashes as itself below the modulus, negative ones too
+        if -P < b < P and b != -1:
+            pairs.append((a, b))
+    return pairs
+
+
+def colliding_tuples() -> bytes:
+    keys = b"".join(number(a) + number(b) + b"\x86" + number(0) for a, b in colliding_pairs(60_000))
+    return pkl(EMPTY_DICT + MARK + keys + SETITEMS)
+
+
+def colliding_complex_numbers() -> bytes:
+    """complex(1000003 k, -k) hashes as 1000003 k - 1000003 k = 0, for every k."""
+    complex_ = glob("builtins", "complex")
+    keys = b"".join(call(complex_, number(1_000_003 * k), number(-k)) + number(0) for k in range(2, 60_002))
+    return pkl(EMPTY_DICT + MARK + keys + SETITEMS)
+
+
+def ten_megabytes_of(body: bytes) -> Callable[[], bytes]:
+    """One short opcode sequence repeated to 10 MB: each kind of opcode must be cheap to analyse."""
+    return lambda: pkl(body * (10_000_000 // len(body)) + b"N")
+
+
 def huge_regex() -> bytes:
     pattern = "[" + "".join(chr(c) for c in range(0x100, 0x100 + 35_000)) + "]"
     return pkl(call(glob("re", "_compile"), text(pattern), number(int(re.IGNORECASE))))
@@ -89,6 +130,8 @@ def build_on_a_class_without_state() -> bytes:
 
 CASES: dict[str, tuple[Callable[[], bytes] | None, str]] = {
     "a dict of 60,000 keys that all hash equal": (colliding_dict, "hash"),
+    "a dict of 60,000 tuple keys that all hash equal": (colliding_tuples, "tuples of numbers with one hash"),
+    "a dict of 60,000 complex keys that all hash equal": (colliding_complex_numbers, "complex values"),
     "re.compile of a 140 KB case-insensitive class": (huge_regex, "pattern"),
     "Decimal of an 8-million-bit integer": (decimal_of_a_huge_int, "Decimal"),
     "Fraction of 4-million-bit integers": (fraction_of_huge_ints, "Fraction"),
@@ -131,6 +174,19 @@ def test_a_hostile_file_is_refused_in_one_line_within_the_bound(base: Path, tmp_
         assert_one_line_error(result, 1, fragment)
     else:  # inspect builds nothing: it shows what the stream itself gives away, and exits 0 or 1
         assert result.code in (0, 1) and not result.err, result
+
+
+@pytest.mark.parametrize("body", [b")\x85\x85", b"cbuiltins\nint\n20", b"(N\x8f(N\x900"],
+                         ids=["tuples in tuples", "a global stored and dropped", "sets filled"])
+def test_ten_megabytes_of_one_opcode_sequence_load_within_the_bound(base: Path, tmp_path: Path, body: bytes) -> None:
+    """No opcode is slow to analyse, however often a file repeats it (the
+    analysis once fell back to Python for these: 1-2 MB/s)."""
+    path = planted(base, tmp_path, ten_megabytes_of(body))
+    started = time.monotonic()
+    result = run_limited(["load", str(path), "--verify"], timeout=60)
+    assert time.monotonic() - started < SECONDS, result
+    assert "Traceback" not in result.out + result.err, result
+    assert result.code in (0, 1) and len(result.err.strip().splitlines()) <= 1, result
 
 
 @pytest.mark.parametrize("command", ["load", "inspect"])
