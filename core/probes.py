@@ -185,7 +185,7 @@ def probe_weak_container(container: Any) -> None:
     before = len(container)
     referent = _Referent()
     if isinstance(container, weakref.WeakValueDictionary):
-        container[referent] = referent
+        container[f"ckpt-probe-{id(referent)}"] = referent  # a strong key that is not the referent
     elif isinstance(container, weakref.WeakKeyDictionary):
         container[referent] = None
     else:

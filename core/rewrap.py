@@ -208,7 +208,7 @@ def _named(obj: Any) -> bool:
 def weak_referents(obj: Any) -> list[Any]:
     """The objects a weak reference or container refers to weakly."""
     if isinstance(obj, weakref.ref):
-        referent = obj()
+        referent = _referent(obj)
         return [] if referent is None else [referent]
     if isinstance(obj, weakref.WeakValueDictionary):
         return list(obj.values())
@@ -223,12 +223,20 @@ def reduce_weakref(ref: Any, saved: Collection[int]) -> tuple[Any, ...]:
     reference: `weakref.ref(set())`, whose set only the load holds, so it is
     gone when the load returns, as if its referent had been collected.
     Callbacks are not carried."""
-    referent = ref()
+    referent = _referent(ref)
     if referent is None or not saved_anyway(referent, saved):
         return weakref.ref, (Call(set),)
     if isinstance(ref, weakref.WeakMethod):
-        return weakref.WeakMethod, (types.MethodType(ref._func_ref(), referent),)  # type: ignore[attr-defined]
+        return weakref.WeakMethod, (ref(),)
     return weakref.ref, (referent,)
+
+
+def _referent(ref: weakref.ref) -> Any:  # type: ignore[type-arg]
+    """What `ref` refers to: for a WeakMethod, the method's object (calling
+    it makes a new bound method each time), if its function is alive too."""
+    if isinstance(ref, weakref.WeakMethod):
+        return weakref.ref.__call__(ref) if ref() is not None else None
+    return ref()
 
 
 _WEAK_INTERNALS = frozenset({"data", "_remove", "_pending_removals", "_iterating", "_dirty", "_wr"})
