@@ -2,7 +2,7 @@
 
 `build()` makes a client with an `ssl.SSLContext` (as every httpx.Client
 has), a sqlite cache of responses in a file, a weak cache of live sessions
-(next to the strong list that owns them), a weak reference to its owner,
+(next to the strong list that owns them), a weak reference to its owner (and one to an object outside the model),
 and a progress printer writing to stdout. `ckpt scan
 sample_models.http_service:build` names each; `ckpt save` rewraps them all.
 """
@@ -54,6 +54,7 @@ class HttpClient:
         self.live = weakref.WeakValueDictionary({s.host: s for s in self.sessions})
         self.live[ELSEWHERE.host] = ELSEWHERE  # alive, but not in the model: dropped at save
         self.owner = weakref.ref(owner)
+        self.last_peer = weakref.ref(ELSEWHERE)  # its referent is not in the model: restored dead
         self.progress = Printer(sys.stdout)
 
     def cached(self, url: str) -> Any:
