@@ -25,7 +25,7 @@ the one a live connection tells (never `factory`, a class it would call)."""
 class LazyConnection:
     """`sqlite3.connect(database, check_same_thread=False, **options)` on first use."""
 
-    __slots__ = ("database", "options", "_connection", "_opening")
+    __slots__ = ("database", "options", "_connection", "_opening", "__weakref__")
 
     def __init__(self, database: str, options: dict[str, Any] | None = None) -> None:
         options = dict(options or {})

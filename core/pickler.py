@@ -81,7 +81,7 @@ def memo_size(pickler: pickle.Pickler, tap: Tap) -> int:
 class RewrapPickler(pickle.Pickler):
     def __init__(
         self,
-        file: BinaryIO,
+        file: BinaryIO | None,
         *,
         strip_ids: Collection[int] = (),
         out_of_band: bool = True,
@@ -168,7 +168,7 @@ class RewrapPickler(pickle.Pickler):
         references: the memo of a pre-pass over the whole graph with the same
         strips, weak kinds written empty, minus what it wrote as None."""
         if self._saved is None:
-            pre = RewrapPickler(Tap(), strip_ids=self._strip, saved=_PRE_PASS)
+            pre = RewrapPickler(None, strip_ids=self._strip, saved=_PRE_PASS)  # writes nowhere
             pre.dump(self._root)
             memo = pre.memo.copy()
             for oid in pre._nulled:
