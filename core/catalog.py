@@ -28,6 +28,7 @@ from typing import Any
 
 from . import probes, rewrap
 from .graph import PROTOCOL, global_error
+from .lazy import LazyConnection
 from .paths import Edge
 
 
@@ -131,12 +132,12 @@ def _is_std_stream(obj: Any) -> bool:
     return rewrap.std_stream_name(obj) is not None
 
 
-def _weak_note(obj: Any) -> str:
-    """At scan time: how many objects it refers to; save counts what it keeps (`weak_note`)."""
+def _weak_scan_note(obj: Any) -> str:
+    """At scan time: how many objects it refers to; save counts what it keeps (`weak_save_note`)."""
     return f"refers to {len(rewrap.weak_referents(obj))} object(s): kept where the checkpoint holds them anyway"
 
 
-def weak_note(obj: Any, saved: Any) -> str:
+def weak_save_note(obj: Any, saved: Any) -> str:
     """At save time: what the rewrap kept and dropped."""
     referents = rewrap.weak_referents(obj)
     kept = sum(rewrap.saved_anyway(r, saved) for r in referents)
@@ -187,7 +188,7 @@ def _ssl_note(ctx: Any) -> str:
 
 
 def _sqlite_on_file(conn: Any) -> bool:
-    return type(conn).__name__ == "LazyConnection" or bool(rewrap.sqlite_file(conn))
+    return isinstance(conn, LazyConnection) or bool(rewrap.sqlite_file(conn))
 
 
 def _sqlite_in_memory(conn: Any) -> bool:
@@ -195,7 +196,7 @@ def _sqlite_in_memory(conn: Any) -> bool:
 
 
 def _sqlite_note(conn: Any) -> str:
-    path = conn.database if type(conn).__name__ == "LazyConnection" else rewrap.sqlite_file(conn)
+    path = conn.database if isinstance(conn, LazyConnection) else rewrap.sqlite_file(conn)
     return f"{path} reopened lazily, on first use"
 
 
@@ -291,12 +292,12 @@ KINDS: tuple[Kind, ...] = (
     Kind("weakref", ("weakref.ReferenceType",), Action.REWRAP,
          "its callback; a reference whose referent is not saved elsewhere comes back dead",
          "keep a strong reference elsewhere in the model to what must survive", reduce=rewrap.reduce_weakref,
-         weak=True, payload=lambda obj: (), note=_weak_note, probe=probes.probe_weakref,
+         weak=True, payload=lambda obj: (), note=_weak_scan_note, probe=probes.probe_weakref,
          emits=("weakref.ReferenceType", "weakref.WeakMethod", "builtins.set", "builtins.getattr"),
          keep="{obj}()", recreate="{target} = weakref.ref({saved}) if {saved} is not None else None"),
     Kind("weak-container", ("weakref.WeakValueDictionary", "weakref.WeakKeyDictionary", "_weakrefset.WeakSet"),
          Action.REWRAP, "entries whose weakly held object is not saved elsewhere (counted at save)", "none needed",
-         reduce=rewrap.reduce_weak_container, weak=True, payload=_weak_payload, note=_weak_note,
+         reduce=rewrap.reduce_weak_container, weak=True, payload=_weak_payload, note=_weak_scan_note,
          probe=probes.probe_weak_container,
          emits=("weakref.WeakValueDictionary", "weakref.WeakKeyDictionary", "_weakrefset.WeakSet"),
          keep="list({obj}.items()) if hasattr({obj}, 'items') else list({obj})", recreate="{target} = {type}({saved})"),

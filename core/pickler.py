@@ -160,7 +160,7 @@ class RewrapPickler(pickle.Pickler):
                 self._nulled.add(id(obj))
             return value
         saved = self._saved_strongly()
-        self.notes[id(obj)] = catalog.weak_note(obj, saved)
+        self.notes[id(obj)] = catalog.weak_save_note(obj, saved)
         return kind.reduce(obj, saved)
 
     def _saved_strongly(self) -> Collection[int]:

@@ -198,11 +198,7 @@ def saved_anyway(obj: Any, saved: Collection[int]) -> bool:
     function pickle names (it exists wherever the checkpoint loads)."""
     if id(obj) in saved:
         return True
-    return isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)) and _named(obj)
-
-
-def _named(obj: Any) -> bool:
-    return global_error(obj) is None
+    return isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)) and global_error(obj) is None
 
 
 def weak_referents(obj: Any) -> list[Any]:
@@ -239,7 +235,8 @@ def _referent(ref: weakref.ref) -> Any:  # type: ignore[type-arg]
     return ref()
 
 
-_WEAK_INTERNALS = frozenset({"data", "_remove", "_pending_removals", "_iterating", "_dirty", "_wr"})
+_WEAK_INTERNALS = frozenset({"data", "_remove", "_pending_removals", "_iterating", "_dirty"})
+"""What WeakValueDictionary, WeakKeyDictionary and WeakSet keep in their own __dict__."""
 
 
 def reduce_weak_container(container: Any, saved: Collection[int]) -> tuple[Any, ...]:
