@@ -8,21 +8,27 @@ kind means adding a row here, nothing else.
 A row matches by type, including subclasses, unless the subclass takes care
 of its own pickling (defines `__reduce__`, `__reduce_ex__` or `__getstate__`)
 or `copyreg` has a reducer for it: then plain pickle succeeds on it and ckpt
-leaves it alone (no false positive).
+leaves it alone (no false positive). Several rows may match one type: the
+first whose `applies` accepts the object is its kind (the process's
+standard streams before other open files, a sqlite file before an
+in-memory database).
 """
 
 from __future__ import annotations
 
 import copyreg
 import enum
+import functools
 import sys
 import types
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from . import probes, rewrap
-from .graph import global_error
+from .graph import PROTOCOL, global_error
+from .lazy import LazyConnection
 from .paths import Edge
 
 
@@ -47,9 +53,12 @@ class Kind:
     """What a checkpoint does not carry over, in a few words."""
     advice: str
     """What the user can do about it."""
-    reduce: Callable[[Any], Any] | None = None
+    reduce: Callable[..., Any] | None = None
     """Rewrap: how the pickler writes it. None: pickled as an ordinary object,
     its inner Lock / RLock / Condition rewrapped by their own rows."""
+    weak: bool = False
+    """A weak reference or container: `reduce(obj, saved)` also takes the ids
+    of the objects the checkpoint holds anyway, whose entries it keeps."""
     internal: frozenset[str] = frozenset()
     """Attributes the rewrap rebuilds by itself; scan does not look inside them."""
     payload: Callable[[Any], Iterable[tuple[Edge, Any]]] | None = None
@@ -105,7 +114,7 @@ def _future_note(future: Any) -> str:
 def _handler_note(handler: Any) -> str:
     return {
         "reopen": f"reopens {getattr(handler, 'baseFilename', '?')} in append mode on first use",
-        "stderr": "writes to the loading process's stderr",
+        "std": f"writes to the loading process's {rewrap.std_stream_name(getattr(handler, 'stream', None))}",
         "strip": f"stream {getattr(handler, 'stream', None)!r} stripped: call setStream() after load",
         "keep": "",
     }[rewrap.stream_treatment(handler)]
@@ -113,6 +122,82 @@ def _handler_note(handler: Any) -> str:
 
 def _thread_note(thread: Any) -> str:
     return f"thread {thread.name!r} ({'alive' if thread.is_alive() else 'not running'})"
+
+
+def _std_stream_note(stream: Any) -> str:
+    return f"rebound to the loading process's sys.{rewrap.std_stream_name(stream)}"
+
+
+def _is_std_stream(obj: Any) -> bool:
+    return rewrap.std_stream_name(obj) is not None
+
+
+def _weak_scan_note(obj: Any) -> str:
+    """At scan time: how many objects it refers to; save counts what it keeps (`weak_save_note`)."""
+    return f"refers to {len(rewrap.weak_referents(obj))} object(s): kept where the checkpoint holds them anyway"
+
+
+def weak_save_note(obj: Any, saved: Any) -> str:
+    """At save time: what the rewrap kept and dropped."""
+    referents = rewrap.weak_referents(obj)
+    kept = sum(rewrap.saved_anyway(r, saved) for r in referents)
+    if isinstance(obj, weakref.ref):
+        return "live: its referent is saved" if kept else "restored dead: its referent is not saved"
+    return f"{kept} of {len(referents)} entries kept, {len(referents) - kept} dropped (not saved elsewhere)"
+
+
+def _weak_payload(obj: Any) -> list[tuple[Edge, Any]]:
+    """What a weak container holds strongly: a WeakValueDictionary's keys, a WeakKeyDictionary's values."""
+    if isinstance(obj, weakref.WeakValueDictionary):
+        return [(("note", f"key {i}"), key) for i, key in enumerate(obj.keys())]
+    if isinstance(obj, weakref.WeakKeyDictionary):
+        return [(("note", f"value {i}"), value) for i, value in enumerate(obj.values())]
+    return []
+
+
+@functools.cache
+def _fresh_ssl(verifying: bool) -> Any:
+    """One context of each kind the ssl rewrap restores, to compare saved ones with."""
+    import ssl
+
+    return ssl.create_default_context() if verifying else ssl._create_unverified_context()
+
+
+def _ssl_rebuildable(ctx: Any) -> bool:
+    """The rebuilt context is as strict as the saved one (see rewrap.reduce_ssl_context)."""
+    import ssl
+
+    verifying = ctx.verify_mode != ssl.CERT_NONE
+    if verifying and ctx.protocol == ssl.PROTOCOL_TLS_SERVER:
+        return False  # a server asking for client certificates: no fixed-behaviour constructor makes one
+    fresh = _fresh_ssl(verifying)
+    return ctx.minimum_version <= fresh.minimum_version and ctx.maximum_version >= fresh.maximum_version
+
+
+def _ssl_note(ctx: Any) -> str:
+    import ssl
+
+    fresh = _fresh_ssl(ctx.verify_mode != ssl.CERT_NONE)
+    changes = [f"{name} {getattr(fresh, name)!s} (saved: {getattr(ctx, name)!s})"
+               for name in ("verify_mode", "check_hostname", "minimum_version")
+               if getattr(fresh, name) != getattr(ctx, name)]
+    cas, system = ctx.cert_store_stats()["x509_ca"], fresh.cert_store_stats()["x509_ca"]
+    if cas != system:
+        changes.append(f"{cas} CA certificate(s) at save, the system's {system} after load")
+    return "; ".join(changes)
+
+
+def _sqlite_on_file(conn: Any) -> bool:
+    return isinstance(conn, LazyConnection) or bool(rewrap.sqlite_file(conn))
+
+
+def _sqlite_in_memory(conn: Any) -> bool:
+    return rewrap.sqlite_file(conn) == ""
+
+
+def _sqlite_note(conn: Any) -> str:
+    path = conn.database if isinstance(conn, LazyConnection) else rewrap.sqlite_file(conn)
+    return f"{path} reopened lazily, on first use"
 
 
 def _closure(fn: types.FunctionType) -> Iterator[tuple[Edge, Any]]:
@@ -191,11 +276,50 @@ KINDS: tuple[Kind, ...] = (
          emits=("threading.local",),
          probe=probes.probe_local, recreate="{target} = threading.local()"),
     Kind("log-handler", ("logging.Handler",), Action.REWRAP,
-         "an open stream (files reopen lazily in append mode; stderr is rebound; others stripped)",
-         "none needed for file and stderr handlers", reduce=rewrap.reduce_handler, emits=("functools.partial",),
+         "an open stream (files reopen lazily in append mode; standard streams are rebound; others stripped)",
+         "none needed for file and standard-stream handlers", reduce=rewrap.reduce_handler, emits=("functools.partial",),
          internal=frozenset({"lock", "stream"}), note=_handler_note, probe=probes.probe_handler,
          keep='getattr({obj}, "baseFilename", None)',
          recreate="{target} = logging.FileHandler({saved}, delay=True) if {saved} else logging.StreamHandler()"),
+    # --- process resources: rebuilt ------------------------------------------
+    Kind("std-stream", _FILES + ("_io.FileIO",), Action.REWRAP,
+         "nothing (rebound to the loading process's stream of the same name)", "none needed",
+         reduce=rewrap.reduce_std_stream, applies=_is_std_stream, note=_std_stream_note, probe=probes.probe_std_stream,
+         emits=("builtins.getattr", "cmd.Cmd", "logging.StreamHandler"),
+         keep='"stderr" if {obj} in (sys.stderr, sys.__stderr__) else "stdout" if {obj} in (sys.stdout, '
+              'sys.__stdout__) else "stdin"',
+         recreate='{target} = {{"stdin": sys.stdin, "stdout": sys.stdout, "stderr": sys.stderr}}[{saved}]'),
+    Kind("weakref", ("weakref.ReferenceType",), Action.REWRAP,
+         "its callback; a reference whose referent is not saved elsewhere comes back dead",
+         "keep a strong reference elsewhere in the model to what must survive", reduce=rewrap.reduce_weakref,
+         weak=True, payload=lambda obj: (), note=_weak_scan_note, probe=probes.probe_weakref,
+         emits=("weakref.ReferenceType", "weakref.WeakMethod", "builtins.set", "builtins.getattr"),
+         keep="{obj}()", recreate="{target} = weakref.ref({saved}) if {saved} is not None else None"),
+    Kind("weak-container", ("weakref.WeakValueDictionary", "weakref.WeakKeyDictionary", "_weakrefset.WeakSet"),
+         Action.REWRAP, "entries whose weakly held object is not saved elsewhere (counted at save)", "none needed",
+         reduce=rewrap.reduce_weak_container, weak=True, payload=_weak_payload, note=_weak_scan_note,
+         probe=probes.probe_weak_container,
+         emits=("weakref.WeakValueDictionary", "weakref.WeakKeyDictionary", "_weakrefset.WeakSet"),
+         keep="list({obj}.items()) if hasattr({obj}, 'items') else list({obj})", recreate="{target} = {type}({saved})"),
+    Kind("ssl-context", ("ssl.SSLContext",), Action.REWRAP,
+         "loaded certificates, custom CA files, ciphers and ALPN (protocol, verify mode and hostname check kept; "
+         "the system's CAs loaded)", "load custom CA files and certificate chains again after load",
+         reduce=rewrap.reduce_ssl_context, applies=_ssl_rebuildable, note=_ssl_note, probe=probes.probe_ssl_context,
+         emits=("ssl.create_default_context", "ssl._create_unverified_context", "ssl._ASN1Object", "ssl._SSLMethod"),
+         keep="({obj}.verify_mode, {obj}.check_hostname)",
+         recreate="{target} = ssl.create_default_context()\n{target}.check_hostname = False\n"
+                  "{target}.verify_mode, {target}.check_hostname = {saved}"),
+    Kind("db-connection", ("sqlite3.Connection", "ckpt.core.lazy.LazyConnection"), Action.REWRAP,
+         "open transactions, row_factory and text_factory (reopened lazily on first use: path and isolation "
+         "level kept)", "load it with --trust ckpt.core.lazy:LazyConnection (it writes to the saved path when "
+         "used); set row_factory again after load", reduce=rewrap.reduce_sqlite, applies=_sqlite_on_file,
+         note=_sqlite_note, probe=probes.probe_sqlite, emits=("ckpt.core.lazy.LazyConnection",),
+         keep='{obj}.execute("PRAGMA database_list").fetchone()[2]', recreate="{target} = sqlite3.connect({saved})"),
+    Kind("memory-db", ("sqlite3.Connection",), Action.STRIP, "the in-memory database (restored as None)",
+         "save its content with Connection.serialize() and restore it with deserialize()",
+         reduce=rewrap.reduce_stripped, applies=_sqlite_in_memory, emits=("builtins.type",),
+         note=lambda conn: "an in-memory database: stripped", keep="{obj}.serialize()",
+         recreate='{target} = sqlite3.connect(":memory:")\n{target}.deserialize({saved})'),
     # --- threads: stripped --------------------------------------------------
     Kind("thread", ("threading.Thread",), Action.STRIP, "the thread and its attributes (restored as None)",
          "start a new thread after load", reduce=rewrap.reduce_stripped, note=_thread_note,
@@ -217,10 +341,10 @@ KINDS: tuple[Kind, ...] = (
     Kind("local-class", ("builtins.type",), Action.ERROR, "the class",
          "define the class at module level so pickle can name it", applies=_not_importable,
          note=_why_not_importable),
-    Kind("weakref", ("weakref.ReferenceType", "weakref.ProxyType", "weakref.CallableProxyType"),
-         Action.ERROR, "the reference", "keep a strong reference, or rebuild the weak one in __setstate__; " + _DROP),
-    Kind("db-connection", ("sqlite3.Connection", "sqlite3.Cursor"), Action.ERROR, "the connection",
-         "keep the database path and reconnect in __setstate__; " + _DROP),
+    Kind("weak-proxy", ("weakref.ProxyType", "weakref.CallableProxyType"), Action.ERROR, "the reference",
+         "keep a weakref.ref instead (ckpt rewraps those), or rebuild the proxy in __setstate__; " + _DROP),
+    Kind("db-cursor", ("sqlite3.Cursor",), Action.ERROR, "the cursor and its position",
+         "keep the query and run it again after load; " + _DROP),
     Kind("module", ("types.ModuleType",), Action.ERROR, "the module object",
          "import the module where it is used instead of storing it; " + _DROP),
     Kind("frame", ("types.FrameType", "types.TracebackType", "types.CodeType"), Action.ERROR,
@@ -235,8 +359,8 @@ BY_NAME = {kind.name: kind for kind in ALL_KINDS}
 
 _PICKLING_HOOKS = ("__reduce_ex__", "__reduce__", "__getstate__")
 _MODULES = frozenset(name.rpartition(".")[0] for kind in KINDS for name in kind.types)
-_by_type: dict[type, Kind] = {}
-_decided: dict[type, Kind | None] = {}
+_by_type: dict[type, list[Kind]] = {}
+_decided: dict[type, tuple[Kind, ...]] = {}
 _resolved: set[str] = set()
 _modules_seen = 0
 
@@ -252,35 +376,41 @@ def _refresh() -> None:
     loaded = _MODULES & sys.modules.keys()
     if loaded <= _resolved:
         return
+    _by_type.clear()
     for kind in KINDS:
         for dotted in kind.types:
             module, _, attr = dotted.rpartition(".")
             if module in loaded and (cls := getattr(sys.modules[module], attr, None)) is not None:
-                _by_type.setdefault(cls, kind)
+                _by_type.setdefault(cls, []).append(kind)
     _resolved.update(loaded)
     _decided.clear()
 
 
-def _decide(cls: type) -> Kind | None:
-    """The row for `cls` via its MRO, unless a subclass pickles itself."""
+def _decide(cls: type) -> tuple[Kind, ...]:
+    """The rows for `cls` via its MRO, unless a subclass pickles itself."""
     for base in cls.__mro__:
-        kind = _by_type.get(base)
-        if kind is None:
+        kinds = _by_type.get(base)
+        if not kinds:
             continue
         if base is not cls and any(getattr(cls, h, None) is not getattr(base, h, None) for h in _PICKLING_HOOKS):
-            return None
-        return kind
-    return None
+            return ()
+        return tuple(kinds)
+    return ()
 
 
-def kind_of_type(cls: type) -> Kind | None:
-    """The row for instances of `cls` (before `applies` and copyreg)."""
+def kinds_of_type(cls: type) -> tuple[Kind, ...]:
+    """The rows that may apply to instances of `cls` (before `applies` and copyreg), in table order."""
     _refresh()
     try:
         return _decided[cls]
     except KeyError:
-        kind = _decided[cls] = _decide(cls)
-        return kind
+        kinds = _decided[cls] = _decide(cls)
+        return kinds
+
+
+def applying(kinds: tuple[Kind, ...], obj: Any) -> Kind | None:
+    """The first of `kinds` whose `applies` accepts `obj`."""
+    return next((kind for kind in kinds if kind.applies is None or kind.applies(obj)), None)
 
 
 REGISTERED: set[type] = set()
@@ -293,17 +423,35 @@ def handled_by_copyreg(cls: type) -> bool:
 
 
 def rewrap_reducers() -> dict[type, Callable[[Any], Any]]:
-    """Every class (and existing subclass) with a rewrap reducer, for copyreg."""
+    """Every class (and existing subclass) with a rewrap reducer, for copyreg.
+    Weak kinds are left out: what they keep depends on the whole graph saved,
+    which a copyreg reducer never sees."""
     _refresh()
-    reducers = {}
-    todo = [cls for cls, kind in _by_type.items() if kind.reduce is not None]
+    reducers: dict[type, Callable[[Any], Any]] = {}
+    todo = list(_by_type)
     while todo:
         cls = todo.pop()
-        kind = kind_of_type(cls)
-        if kind is not None and kind.reduce is not None and cls not in reducers:
-            reducers[cls] = kind.reduce
+        reducer = None if cls in reducers else _copyreg_reducer(kinds_of_type(cls))
+        if reducer is not None:
+            reducers[cls] = reducer
             todo.extend(cls.__subclasses__())
     return reducers
+
+
+def _copyreg_reducer(kinds: tuple[Kind, ...]) -> Callable[[Any], Any] | None:
+    if not any(kind.reduce is not None and not kind.weak for kind in kinds):
+        return None
+    if len(kinds) == 1 and kinds[0].applies is None:
+        return kinds[0].reduce
+    return functools.partial(_first_reducer, kinds)
+
+
+def _first_reducer(kinds: tuple[Kind, ...], obj: Any) -> Any:
+    """The reducer of the row that applies to `obj`, else what pickle itself does (it raises for an open file)."""
+    kind = applying(kinds, obj)
+    if kind is None or kind.reduce is None or kind.weak:
+        return obj.__reduce_ex__(PROTOCOL)
+    return kind.reduce(obj)
 
 
 def kind_for(obj: Any) -> Kind | None:
@@ -311,7 +459,4 @@ def kind_for(obj: Any) -> Kind | None:
     cls = type(obj)
     if handled_by_copyreg(cls):
         return None
-    kind = kind_of_type(cls)
-    if kind is not None and kind.applies is not None and not kind.applies(obj):
-        return None
-    return kind
+    return applying(kinds_of_type(cls), obj)

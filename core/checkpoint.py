@@ -246,7 +246,8 @@ def _manifest(
         target=target,
         root_type=qualified_name(type(obj)),
         members=dict(writer.members),
-        substitutions=tuple(_substitution(f, f.object_id in stripped) for f in findings),
+        substitutions=tuple(_substitution(f, f.object_id in stripped, pickler.notes.get(f.object_id))
+                            for f in findings),
         globals=tuple(facts.globals),
         modules=module_versions(facts.globals),
         objects=pickler.objects,
@@ -254,11 +255,14 @@ def _manifest(
     )
 
 
-def _substitution(finding: Finding, user_stripped: bool) -> Substitution:
+def _substitution(finding: Finding, user_stripped: bool, saved_note: str | None) -> Substitution:
+    """A finding as the manifest records it; `saved_note` is what the pickler
+    knew and the scan could not (what a weak container kept)."""
     if user_stripped:
         return Substitution(finding.path, finding.kind, Action.STRIP.value, "the object (restored as None: --strip)",
                             finding.note, finding.also_at)
-    return Substitution(finding.path, finding.kind, finding.action.value, finding.lost, finding.note, finding.also_at)
+    return Substitution(finding.path, finding.kind, finding.action.value, finding.lost, saved_note or finding.note,
+                        finding.also_at)
 
 
 def module_versions(globals_: Iterable[str]) -> dict[str, str]:

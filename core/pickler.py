@@ -7,6 +7,11 @@ loads without ckpt), objects the user asked to strip are written as None,
 and classes and functions are recorded as the globals the pickle references.
 Everything else returns NotImplemented and is pickled by C as usual.
 
+Weak references and containers keep what the checkpoint holds anyway: the
+first one met runs a pre-pass (the same pickler, writing nowhere, weak
+kinds written empty) whose memo is the set of objects saved strongly. A
+graph without weak kinds never pays for it.
+
 Large contiguous buffers (numpy arrays) go out of band, protocol 5 style:
 `buffers` collects them without copying, for the container to write as
 aligned members.
@@ -76,11 +81,12 @@ def memo_size(pickler: pickle.Pickler, tap: Tap) -> int:
 class RewrapPickler(pickle.Pickler):
     def __init__(
         self,
-        file: BinaryIO,
+        file: BinaryIO | None,
         *,
         strip_ids: Collection[int] = (),
         out_of_band: bool = True,
         progress: Callable[[int], None] | None = None,
+        saved: Collection[int] | None = None,
     ) -> None:
         self.tap = Tap(file, progress)
         super().__init__(self.tap, PROTOCOL, buffer_callback=self._take_buffer if out_of_band else None)
@@ -94,6 +100,21 @@ class RewrapPickler(pickle.Pickler):
         """How many objects the pickle memoized (set by save once it is written)."""
         self._tensor_types = tensor_types()
         self._tensors = TensorReducer() if self._tensor_types else None
+        self._root: Any = None
+        self._saved = saved
+        """ids of the objects saved strongly (the pre-pass's memo); None until a weak kind needs it."""
+        self._nulled: set[int] = set()
+        self.notes: dict[int, str] = {}
+        """Remarks known only while saving, by object id (what a weak container kept)."""
+
+    def dump(self, obj: Any) -> None:
+        self._root = obj
+        try:
+            super().dump(obj)
+        finally:
+            self._root = None
+            if isinstance(self._saved, dict):
+                self._saved = None  # the pre-pass's memo: it keeps every object alive
 
     @property
     def globals(self) -> list[str]:
@@ -103,6 +124,7 @@ class RewrapPickler(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         if self._strip and id(obj) in self._strip:
+            self._nulled.add(id(obj))
             return rewrap.NONE_REDUCE
         cls = type(obj)
         try:
@@ -120,16 +142,39 @@ class RewrapPickler(pickle.Pickler):
             return self._tensors
         if cls in _named_instance_types():
             return self._by_name
-        kind = catalog.kind_of_type(cls)
-        if kind is not None and kind.reduce is not None:
-            return functools.partial(self._rewrap, kind.reduce)
+        kinds = catalog.kinds_of_type(cls)
+        if any(kind.reduce is not None for kind in kinds):
+            return functools.partial(self._rewrap, kinds)
         if isinstance(getattr(cls, "__reduce__", None), types.FunctionType):
             return _through_descriptor
         return None
 
-    def _rewrap(self, reduce: _Handler, obj: Any) -> Any:
+    def _rewrap(self, kinds: tuple[catalog.Kind, ...], obj: Any) -> Any:
+        kind = catalog.applying(kinds, obj)
+        if kind is None or kind.reduce is None:
+            return NotImplemented
         self.rewrapped = True
-        return reduce(obj)
+        if not kind.weak:
+            value = kind.reduce(obj)
+            if value is rewrap.NONE_REDUCE:
+                self._nulled.add(id(obj))
+            return value
+        saved = self._saved_strongly()
+        self.notes[id(obj)] = catalog.weak_save_note(obj, saved)
+        return kind.reduce(obj, saved)
+
+    def _saved_strongly(self) -> Collection[int]:
+        """The ids of the objects the checkpoint holds without its weak
+        references: the memo of a pre-pass over the whole graph with the same
+        strips, weak kinds written empty, minus what it wrote as None."""
+        if self._saved is None:
+            pre = RewrapPickler(None, strip_ids=self._strip, saved=_PRE_PASS)  # writes nowhere
+            pre.dump(self._root)
+            memo = pre.memo.copy()
+            for oid in pre._nulled:
+                memo.pop(oid, None)
+            self._saved = memo
+        return self._saved
 
     def _by_reference(self, obj: Any) -> Any:
         name = plain_global(obj)
@@ -149,6 +194,10 @@ class RewrapPickler(pickle.Pickler):
             return True  # in band
         self.buffers.append(buffer)
         return False
+
+
+_PRE_PASS: Collection[int] = frozenset()
+"""`saved` of the pre-pass itself: it keeps no weak entry."""
 
 
 def _through_descriptor(obj: Any) -> Any:

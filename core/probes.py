@@ -8,6 +8,7 @@ items stay where they are, an event keeps its flag, a semaphore its value.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -155,3 +156,81 @@ def probe_future(future: Any) -> None:
 def probe_handler(handler: Any) -> None:
     """Its lock works."""
     probe_rlock(handler.lock)
+
+
+def probe_std_stream(stream: Any) -> None:
+    """It is one of this process's standard streams, and still open."""
+    import sys
+
+    names = ("stdin", "stdout", "stderr")
+    if not any(stream is getattr(sys, n) or stream is getattr(sys, f"__{n}__") for n in names):
+        raise ProbeFailed("the restored stream is not one of this process's standard streams")
+    if stream.closed:
+        raise ProbeFailed("the restored standard stream is closed")
+
+
+def probe_weakref(ref: Any) -> None:
+    """Calling it gives its referent, or None once that is gone, from any thread."""
+    here = ref()
+    if _in_thread(ref) is not here:
+        raise ProbeFailed("the restored weak reference gives another object in another thread")
+
+
+class _Referent:
+    """A fresh object that can be weakly referred to and used as a key."""
+
+
+def probe_weak_container(container: Any) -> None:
+    """An entry for an object that dies goes away by itself; the saved entries stay."""
+    before = len(container)
+    referent = _Referent()
+    if isinstance(container, weakref.WeakValueDictionary):
+        container[f"ckpt-probe-{id(referent)}"] = referent  # a strong key that is not the referent
+    elif isinstance(container, weakref.WeakKeyDictionary):
+        container[referent] = None
+    else:
+        container.add(referent)
+    if len(container) != before + 1:
+        raise ProbeFailed("an entry could not be added to the restored weak container")
+    del referent
+    if len(container) != before:
+        raise ProbeFailed("the restored weak container kept an entry whose object is gone")
+
+
+def probe_ssl_context(ctx: Any) -> None:
+    """It starts a TLS handshake over memory buffers (no network): a client writes its hello."""
+    import ssl
+
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server = ctx.protocol == ssl.PROTOCOL_TLS_SERVER
+    tls = ctx.wrap_bio(incoming, outgoing, server_side=server,
+                       server_hostname=None if server or not ctx.check_hostname else "example.com")
+    if server:
+        return
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    if not outgoing.pending:
+        raise ProbeFailed("the restored SSL context did not start a handshake")
+
+
+def probe_sqlite(conn: Any) -> None:
+    """Its database file opens read-only and reads (through a connection of
+    the probe's own: a lazy connection stays unopened, the file unchanged)."""
+    import pathlib
+    import sqlite3
+
+    path = getattr(conn, "database", None)
+    if path is None:
+        conn.execute("select count(*) from sqlite_master").fetchone()
+        return
+    if not pathlib.Path(path).exists():
+        raise ProbeFailed(f"the database file {path} does not exist here")
+    probe = sqlite3.connect(f"{pathlib.Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        probe.execute("select count(*) from sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise ProbeFailed(f"{path} does not read as a sqlite database ({exc})") from None
+    finally:
+        probe.close()

@@ -154,6 +154,24 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("concurrent.futures.thread:ThreadPoolExecutor", CLASS, "a fresh executor with the saved settings",
           call=True),
     Entry("concurrent.futures._base:Future", CLASS, "a finished or cancelled future's result"),
+    Entry("cmd:Cmd", CLASS, "the std-stream rewrap reads the loading process's stdin and stdout from a fresh one "
+          "(its constructor only stores them)", call=True),
+    Entry("weakref:ReferenceType", CLASS, "a weak reference (the weakref rewrap); of one argument, never a "
+          "callback", call=True, guard="one_argument"),
+    Entry("weakref:WeakMethod", CLASS, "a weak reference to a bound method (the weakref rewrap); of one "
+          "argument, never a callback", call=True, guard="one_argument"),
+    *_classes("weakref", "WeakValueDictionary WeakKeyDictionary", "a weak mapping built from the entries the file "
+              "holds (the weak-container rewrap)", call=True),
+    Entry("_weakrefset:WeakSet", CLASS, "a weak set built from the objects the file holds (the weak-container "
+          "rewrap)", call=True),
+    Entry("ssl:create_default_context", FUNCTION, "a verifying client context with the system's CAs (the "
+          "ssl-context rewrap); one positional argument, its purpose, so no CA file, path or data comes from the "
+          "file; no state either (keylog_filename would open a file)", fresh=False, guard="one_argument"),
+    Entry("ssl:_create_unverified_context", FUNCTION, "a context that does not verify, of a protocol (the "
+          "ssl-context rewrap); one positional argument, so no certificate file comes from the file; no state",
+          fresh=False, guard="one_argument"),
+    Entry("ssl:_ASN1Object", CLASS, "an OID by its text: the purpose of create_default_context (ssl.Purpose's "
+          "members do not survive pickle)", call=True),
     # --- numpy ----------------------------------------------------------------
     *_numpy_core("multiarray:_reconstruct", FUNCTION, "an empty array of a shape and dtype, within the file's size",
                  guard="bounded_reconstruct"),

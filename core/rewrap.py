@@ -13,6 +13,7 @@ rewrapped, which keeps a lock shared by a Queue's three Conditions one lock.
 from __future__ import annotations
 
 import _thread
+import cmd
 import copyreg
 import functools
 import inspect
@@ -21,8 +22,14 @@ import logging
 import queue
 import sys
 import threading
+import types
+import weakref
+from collections.abc import Collection
 from concurrent.futures import _base as futures_base
 from typing import Any
+
+from .graph import global_error
+from .lazy import LazyConnection
 
 NONE_REDUCE = (type(None), ())
 """Reduce value that loads as `None` (pickled as `type(None)()`): a stripped object."""
@@ -120,13 +127,11 @@ def reduce_future(future: Any) -> tuple[Any, ...]:
 
 def reduce_handler(handler: logging.Handler) -> tuple[Any, ...]:
     """A handler keeps its configuration; its lock is rewrapped by the RLock
-    reducer; its stream is handled by `stream_treatment`."""
+    reducer; its stream is handled by `stream_treatment` (a standard stream
+    is kept: the std-stream row rebinds it)."""
     treatment = stream_treatment(handler)
     if treatment == "reopen":
         return _reopening_file_handler(handler)  # type: ignore[arg-type]
-    if treatment == "stderr":
-        state = {k: v for k, v in handler.__dict__.items() if k != "stream"}
-        return type(handler), (), state
     if treatment == "strip":
         return default_reduce(handler, stream=None)
     return default_reduce(handler)
@@ -148,14 +153,146 @@ def _reopening_file_handler(handler: logging.FileHandler) -> tuple[Any, ...]:
 def stream_treatment(handler: logging.Handler) -> str:
     """What happens to a handler's stream: "reopen" (a file handler reopens
     its file lazily, in append mode, on the first record after load),
-    "stderr" (bound to the loading process's stderr), "strip" (an open
-    stream that cannot be carried), or "keep" (no stream, or a picklable one)."""
+    "std" (a standard stream: bound to the loading process's), "strip" (an
+    open stream that cannot be carried), or "keep" (no stream, or a picklable one)."""
     stream = getattr(handler, "stream", None)
     if isinstance(handler, logging.FileHandler):
         return "reopen"
     if stream is None or not isinstance(stream, io.IOBase) or isinstance(stream, (io.StringIO, io.BytesIO)):
         return "keep"
-    rebuildable = type(handler).__init__ is logging.StreamHandler.__init__
-    if rebuildable and stream in (sys.stderr, sys.__stderr__):
-        return "stderr"
-    return "strip"
+    return "std" if std_stream_name(stream) else "strip"
+
+
+# --- standard streams ---------------------------------------------------------
+
+_STD_STREAMS = ("stdin", "stdout", "stderr")
+
+
+def std_stream_name(obj: Any) -> str | None:
+    """"stdout" if `obj` is this process's `sys.stdout` or `sys.__stdout__`
+    (likewise stdin, stderr); None for any other object, open files included."""
+    for name in _STD_STREAMS:
+        if obj is getattr(sys, name, None) or obj is getattr(sys, f"__{name}__", None):
+            return name
+    return None
+
+
+def reduce_std_stream(stream: Any) -> tuple[Any, ...]:
+    """The loading process's stream of the same name, read from an object
+    whose constructor picks it up: `logging.StreamHandler().stream` is
+    `sys.stderr` (as for a handler on stderr), `cmd.Cmd().stdout` and
+    `.stdin` are `sys.stdout` and `sys.stdin`. Both constructors only
+    store; a global `sys.stdout` cannot be written for `sys.__stdout__`."""
+    name = std_stream_name(stream)
+    if name == "stderr":
+        return getattr, (Call(logging.StreamHandler), "stream")
+    return getattr, (Call(cmd.Cmd), name)
+
+
+# --- weak references and containers ------------------------------------------
+
+
+def saved_anyway(obj: Any, saved: Collection[int]) -> bool:
+    """Whether `obj` is in the checkpoint without the weak references to it:
+    strongly reachable in the saved graph (`saved`: ids), or a class or
+    function pickle names (it exists wherever the checkpoint loads)."""
+    if id(obj) in saved:
+        return True
+    return isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)) and global_error(obj) is None
+
+
+def weak_referents(obj: Any) -> list[Any]:
+    """The objects a weak reference or container refers to weakly."""
+    if isinstance(obj, weakref.ref):
+        referent = _referent(obj)
+        return [] if referent is None else [referent]
+    if isinstance(obj, weakref.WeakValueDictionary):
+        return list(obj.values())
+    if isinstance(obj, weakref.WeakKeyDictionary):
+        return list(obj.keys())
+    return list(obj)  # WeakSet
+
+
+def reduce_weakref(ref: Any, saved: Collection[int]) -> tuple[Any, ...]:
+    """A live reference to the restored referent when that is saved anyway
+    (a WeakMethod to the restored bound method's object); otherwise a dead
+    reference: `weakref.ref(set())`, whose set only the load holds, so it is
+    gone when the load returns, as if its referent had been collected.
+    Callbacks are not carried."""
+    referent = _referent(ref)
+    if referent is None or not saved_anyway(referent, saved):
+        return weakref.ref, (Call(set),)
+    if isinstance(ref, weakref.WeakMethod):
+        return weakref.WeakMethod, (ref(),)
+    return weakref.ref, (referent,)
+
+
+def _referent(ref: weakref.ref) -> Any:  # type: ignore[type-arg]
+    """What `ref` refers to: for a WeakMethod, the method's object (calling
+    it makes a new bound method each time), if its function is alive too."""
+    if isinstance(ref, weakref.WeakMethod):
+        return weakref.ref.__call__(ref) if ref() is not None else None
+    return ref()
+
+
+_WEAK_INTERNALS = frozenset({"data", "_remove", "_pending_removals", "_iterating", "_dirty"})
+"""What WeakValueDictionary, WeakKeyDictionary and WeakSet keep in their own __dict__."""
+
+
+def reduce_weak_container(container: Any, saved: Collection[int]) -> tuple[Any, ...]:
+    """The same kind of container, built with the entries whose weakly held
+    objects are saved anyway; the others are dropped (and counted by save).
+    Attributes a subclass adds are kept."""
+    if isinstance(container, weakref.WeakValueDictionary):
+        kept: Any = {k: v for k, v in container.items() if saved_anyway(v, saved)}
+    elif isinstance(container, weakref.WeakKeyDictionary):
+        kept = {k: v for k, v in container.items() if saved_anyway(k, saved)}
+    else:
+        kept = [x for x in container if saved_anyway(x, saved)]
+    extra = {k: v for k, v in vars(container).items() if k not in _WEAK_INTERNALS}
+    return (type(container), (kept,), extra) if extra else (type(container), (kept,))
+
+
+# --- ssl ------------------------------------------------------------------------
+
+_SERVER_AUTH_OID = "1.3.6.1.5.5.7.3.1"
+"""ssl.Purpose.SERVER_AUTH's OID: `ssl._ASN1Object(oid)` is equal to the
+member (the member itself does not survive pickle: its value's pickled form
+does not match `_ASN1Object.__new__`)."""
+
+
+def reduce_ssl_context(ctx: Any) -> tuple[Any, ...]:
+    """`create_default_context(SERVER_AUTH)` (verifying, hostnames checked,
+    the system's CAs) for a context that verifies, `_create_unverified_context(
+    protocol)` for one that does not: one call of a function of fixed
+    behaviour, with one argument and no state, so a file cannot set
+    `keylog_filename` (which opens a file) or load certificates from paths
+    or data of its own. (The catalog row applies only where that is at
+    least as strict as the saved context.)"""
+    import ssl  # imported already: the context is one of its objects
+
+    if ctx.verify_mode == ssl.CERT_NONE:
+        return ssl._create_unverified_context, (ctx.protocol,)
+    return ssl.create_default_context, (Call(ssl._ASN1Object, _SERVER_AUTH_OID),)
+
+
+# --- sqlite ---------------------------------------------------------------------
+
+
+def sqlite_file(conn: Any) -> str | None:
+    """The file of a connection's main database: "" for an in-memory or
+    temporary one; None when it cannot be asked (closed, or another
+    thread's connection)."""
+    try:
+        row = conn.execute("PRAGMA database_list").fetchone()
+    except Exception:  # sqlite3.ProgrammingError: closed, or check_same_thread
+        return None
+    return row[2] if row is not None else None
+
+
+def reduce_sqlite(conn: Any) -> tuple[Any, ...]:
+    """A connection that reopens its file on first use (`lazy`): nothing is
+    opened at load. A restored one is written the same way, unopened or not."""
+    if isinstance(conn, LazyConnection):
+        return LazyConnection, (conn.database, dict(conn.options))
+    return LazyConnection, (sqlite_file(conn), {"isolation_level": conn.isolation_level})

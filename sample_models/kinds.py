@@ -10,6 +10,7 @@ import os
 import queue
 import socket
 import sqlite3
+import ssl
 import sys
 import tempfile
 import threading
@@ -94,6 +95,42 @@ def log_handler() -> Holder:
     return Holder(logging.FileHandler(path, delay=False))
 
 
+def std_stream() -> Holder:
+    return Holder(sys.stdout)
+
+
+class Referent:
+    """Something a weak reference can point at."""
+
+
+_KEPT = Referent()
+"""Held strongly at module level, so weak references to it in a sample stay alive."""
+
+
+def weak_container() -> Holder:
+    return Holder(weakref.WeakValueDictionary({"kept": _KEPT}))
+
+
+def ssl_context() -> Holder:
+    return Holder(ssl.create_default_context())
+
+
+def memory_db() -> Holder:
+    return Holder(sqlite3.connect(":memory:", check_same_thread=False))
+
+
+_SIGNAL = threading.Event()
+"""Alive for the proxy below; a proxy pickles as its referent, so pickle fails only on one to an unpicklable object."""
+
+
+def weak_proxy() -> Holder:
+    return Holder(weakref.proxy(_SIGNAL))
+
+
+def db_cursor() -> Holder:
+    return Holder(sqlite3.connect(":memory:").cursor())
+
+
 def thread() -> Holder:
     return Holder(threading.Thread(target=_echo, args=(1,), name="sample-thread"))
 
@@ -130,7 +167,8 @@ def weakref_() -> Holder:
 
 
 def db_connection() -> Holder:
-    return Holder(sqlite3.connect(":memory:", check_same_thread=False))
+    path = os.path.join(tempfile.gettempdir(), "ckpt-sample.db")
+    return Holder(sqlite3.connect(path, check_same_thread=False))
 
 
 def module() -> Holder:
@@ -148,9 +186,10 @@ def unpicklable() -> Holder:
 FACTORIES = {
     "lock": lock, "rlock": rlock, "condition": condition, "semaphore": semaphore, "event": event,
     "barrier": barrier, "queue": queue_, "simple-queue": simple_queue, "thread-pool": thread_pool,
-    "future": future, "thread-local": thread_local, "log-handler": log_handler, "thread": thread,
+    "future": future, "thread-local": thread_local, "log-handler": log_handler, "std-stream": std_stream,
+    "weak-container": weak_container, "ssl-context": ssl_context, "memory-db": memory_db, "thread": thread,
     "mp-primitive": mp_primitive, "open-file": open_file, "socket": socket_, "generator": generator,
     "local-function": local_function, "local-class": local_class, "weakref": weakref_,
-    "db-connection": db_connection, "module": module, "frame": frame, "unpicklable": unpicklable,
+    "weak-proxy": weak_proxy, "db-connection": db_connection, "db-cursor": db_cursor, "module": module, "frame": frame, "unpicklable": unpicklable,
 }
 """Catalog kind name -> factory; the tests check that every kind has one."""

@@ -22,10 +22,13 @@ import operator
 import pathlib
 import queue
 import re
+import ssl
+import sys
 import threading
 import time
 import types
 import uuid
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -46,6 +49,13 @@ ALIASES = {
     "pandas._libs.tslibs.nattype:__nat_unpickle": "the name older pandas wrote for NaT",
 }
 """Entries no object made here needs, each with the reason it is in the table anyway."""
+
+
+def weak_objects() -> list[Any]:
+    """Weak references and containers whose referents (reviewed classes) the list holds too (so they are kept)."""
+    a, b = logging.Filter("a"), logging.Filter("b")
+    return [a, b, weakref.ref(a), weakref.WeakMethod(b.filter), weakref.WeakValueDictionary({"a": a}),
+            weakref.WeakKeyDictionary({a: 1}), weakref.WeakSet([b])]
 
 
 SIGNALS = [decimal.Clamped, decimal.DivisionByZero, decimal.Inexact, decimal.InvalidOperation, decimal.Overflow,
@@ -91,7 +101,8 @@ def stdlib_objects() -> list[Any]:
                threading.local(), queue.Queue(), queue.LifoQueue(), queue.PriorityQueue(), simple,
                ThreadPoolExecutor(1), done, asyncio.Lock(), asyncio.Event(), asyncio.Condition(),
                asyncio.Semaphore(2), asyncio.BoundedSemaphore(2), asyncio.Queue(), asyncio.PriorityQueue(),
-               asyncio.LifoQueue(), values]
+               asyncio.LifoQueue(), sys.__stdin__, sys.__stdout__, ssl.create_default_context(),
+               ssl._create_unverified_context(), *weak_objects(), values]
     import zoneinfo
 
     try:

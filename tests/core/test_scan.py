@@ -9,6 +9,7 @@ import pickle
 import queue
 import sys
 import threading
+import weakref
 from typing import Any, NamedTuple
 
 import pytest
@@ -281,3 +282,43 @@ def test_random_graphs_find_exactly_the_planted_objects(graph: Any, data: st.Dat
     assert (not report.findings) == pickles(model)
     assert_paths_point_at_findings(model, report)
 
+
+
+def test_weak_containers_are_one_finding_each_not_their_remove_callbacks() -> None:
+    model = {"set": weakref.WeakSet(), "values": weakref.WeakValueDictionary(), "keys": weakref.WeakKeyDictionary()}
+    found = sorted((f.path, f.kind) for f in scan(model).findings)
+    assert found == [("model['keys']", "weak-container"), ("model['set']", "weak-container"),
+                     ("model['values']", "weak-container")]
+
+
+def test_a_library_s_weak_registries_are_weak_containers() -> None:
+    orm = pytest.importorskip("sqlalchemy.orm")
+    kinds_found = {f.kind for f in scan(orm.registry()).findings}
+    assert kinds_found == {"weak-container"}  # was: four `_remove` local functions
+
+
+class PicklesItsEntries(weakref.WeakValueDictionary):
+    """A weak mapping that pickles itself (as a plain dict): not a finding."""
+
+    def __reduce__(self) -> Any:
+        return dict, (dict(self),)
+
+
+def test_weak_container_that_pickles_itself_is_clean() -> None:
+    assert scan({"cache": PicklesItsEntries()}).findings == ()
+
+
+def test_standard_streams_are_rebound_other_open_files_are_refused() -> None:
+    with open(__file__) as other:
+        model = {"out": sys.__stdout__, "err": sys.__stderr__, "file": other}
+        found = {f.path: (f.kind, f.action) for f in scan(model).findings}
+    assert found == {"model['out']": ("std-stream", Action.REWRAP), "model['err']": ("std-stream", Action.REWRAP),
+                     "model['file']": ("open-file", Action.ERROR)}
+
+
+def test_sqlite_connection_to_a_file_is_rewrapped_in_memory_is_stripped(tmp_path: Any) -> None:
+    import sqlite3
+
+    model = {"file": sqlite3.connect(tmp_path / "a.db"), "memory": sqlite3.connect(":memory:")}
+    found = {f.path: (f.kind, f.action) for f in scan(model).findings}
+    assert found == {"model['file']": ("db-connection", Action.REWRAP), "model['memory']": ("memory-db", Action.STRIP)}

@@ -1239,9 +1239,10 @@ def _(svc: Any) -> None:
 # Objects real services hold that cannot be pickled at all, even with every
 # lock removed, so no rewrap makes them checkpointable today:
 #
-# - httpx.Client / httpx.AsyncClient: the transport holds an ssl.SSLContext
-#   ("cannot pickle 'SSLContext' object"); the corpus saves its config
-#   (URL, Headers, Timeout, Limits, QueryParams) and rebuilds the client.
+# - httpx.Client: its transport's ssl.SSLContext is now the ssl-context kind
+#   (rewrapped; it round-trips with --trust httpx --trust httpcore), but the
+#   corpus still saves its config (URL, Headers, Timeout, Limits,
+#   QueryParams) and rebuilds the client; httpx.AsyncClient is not tried.
 # - requests.Session with an open connection pool is fine (HTTPAdapter drops
 #   its pool in __getstate__), but urllib3 HTTPSConnectionPool objects with a
 #   live socket or an SSLContext are not.
@@ -1250,7 +1251,8 @@ def _(svc: Any) -> None:
 # - sqlalchemy.Engine: its pool's creator is a closure local to create_engine
 #   (`create_engine.<locals>.connect`) over the DBAPI module; the corpus saves
 #   the URL, MetaData, Table and select() and builds an engine after load.
-#   sqlite3 connections and SQLAlchemy Connection/Session objects too.
+#   SQLAlchemy Connection/Session objects too (plain sqlite3 connections to
+#   a file are the db-connection kind now: reopened lazily).
 # - jsonschema validators: the `referencing` registry's Specification holds
 #   local functions (`_subresources_of_with_crazy_items.<locals>...`).
 # - a jinja2.Environment whose template cache is filled (a Template holds

@@ -1,0 +1,127 @@
+"""The kinds real services hold (issue 13): each round-trips through the
+installed `ckpt save` and `ckpt load --verify`, and the restored object is
+exercised in a fresh interpreter."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, RunCkpt
+
+SERVICE = "sample_models.http_service:build"
+TRUST = ("sample_models", "ckpt.core.lazy:LazyConnection")
+SERVICE_TRUST = tuple(arg for entry in TRUST for arg in ("--trust", entry))
+
+
+def in_fresh_process(path: Path, trust: tuple[str, ...], check: str) -> None:
+    """Load `path` with ckpt in a new interpreter as `model` and run `check` (asserts) on it."""
+    code = f"import ckpt.core as ckpt, sqlite3, ssl, sys, weakref\nmodel = ckpt.load({str(path)!r}, trust={trust!r})\n"
+    proc = subprocess.run([sys.executable, "-c", code + textwrap.dedent(check)], cwd=REPO, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def save_and_verify(run_ckpt: RunCkpt, target: str, path: Path, *trust: str) -> dict[str, str]:
+    """`ckpt save` then `ckpt load --verify`; the substitution notes by path."""
+    saved = run_ckpt("save", target, "-o", str(path), "--format", "json", cwd=path.parent,
+                     env={"PYTHONPATH": str(REPO)})
+    assert saved.code == 0, saved
+    verified = run_ckpt("load", str(path), *trust, "--verify", "--format", "json")
+    assert verified.code == 0 and verified.json()["verify"]["ok"], verified
+    return {s["path"]: s["note"] for s in saved.json()["manifest"]["substitutions"]}
+
+
+@pytest.fixture
+def service(run_ckpt: RunCkpt, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """The HTTP-client sample saved and verified: its file and its substitution notes."""
+    path = tmp_path / "service.ckpt"
+    return path, save_and_verify(run_ckpt, SERVICE, path, *SERVICE_TRUST)
+
+
+def test_std_stream_is_rebound_to_the_loading_process(service: tuple[Path, dict[str, str]]) -> None:
+    path, notes = service
+    assert notes["model.client.progress.out"] == "rebound to the loading process's sys.stdout"
+    in_fresh_process(path, TRUST, """
+        assert model.client.progress.out is sys.stdout
+        model.client.progress.line("restored")
+    """)
+
+
+def test_weak_containers_keep_the_entries_saved_anyway(service: tuple[Path, dict[str, str]]) -> None:
+    path, notes = service
+    assert notes["model.client.live"] == "2 of 3 entries kept, 1 dropped (not saved elsewhere)"
+    assert notes["model.client.owner"] == "live: its referent is saved"
+    assert notes["model.client.last_peer"] == "restored dead: its referent is not saved"
+    in_fresh_process(path, TRUST, """
+        client = model.client
+        assert isinstance(client.live, weakref.WeakValueDictionary)
+        assert sorted(client.live) == ["example.com", "example.org"]
+        assert [client.live[s.host] for s in client.sessions] == client.sessions  # the very objects
+        assert client.owner() is model and client.last_peer() is None
+        del client.sessions[:]
+        assert len(client.live) == 0  # still weak
+    """)
+
+
+def test_ssl_context_keeps_its_verification(service: tuple[Path, dict[str, str]]) -> None:
+    path, _ = service
+    in_fresh_process(path, TRUST, """
+        ctx = model.client.ssl_context
+        assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+        assert ctx.protocol == ssl.PROTOCOL_TLS_CLIENT and ctx.cert_store_stats()["x509_ca"] > 0
+    """)
+
+
+def test_unverified_ssl_context_stays_unverified(run_ckpt: RunCkpt, tmp_path: Path) -> None:
+    (tmp_path / "model.py").write_text("import ssl, types\n\ndef build():\n"
+                                       "    return types.SimpleNamespace(ctx=ssl._create_unverified_context())\n")
+    path = tmp_path / "m.ckpt"
+    save_and_verify(run_ckpt, "model.py:build", path)
+    in_fresh_process(path, (), """
+        assert model.ctx.verify_mode == ssl.CERT_NONE and not model.ctx.check_hostname
+    """)
+
+
+def test_sqlite_file_reopens_lazily_and_reads_its_rows(service: tuple[Path, dict[str, str]]) -> None:
+    path, notes = service
+    assert notes["model.client.cache"].endswith("ckpt-sample-http-cache.db reopened lazily, on first use")
+    in_fresh_process(path, TRUST, """
+        cache = model.client.cache
+        assert not cache.opened  # nothing opened at load
+        assert model.client.cached("https://example.com/") == "hello"
+        with cache:
+            cache.execute("insert or replace into responses values ('u', 'v')")
+        assert sqlite3.connect(cache.database).execute("select body from responses where url = 'u'").fetchone() == ("v",)
+    """)
+
+
+def test_sqlite_connection_needs_trust_to_load(run_ckpt: RunCkpt, service: tuple[Path, dict[str, str]]) -> None:
+    path, _ = service
+    refused = run_ckpt("load", str(path), "--trust", "sample_models")
+    assert refused.code == 1 and "--trust ckpt.core.lazy:LazyConnection" in refused.err, refused
+
+
+def test_in_memory_database_is_stripped_with_advice(run_ckpt: RunCkpt, tmp_path: Path) -> None:
+    (tmp_path / "model.py").write_text("import sqlite3, types\n\ndef build():\n"
+                                       "    return types.SimpleNamespace(db=sqlite3.connect(':memory:'))\n")
+    path = tmp_path / "m.ckpt"
+    scanned = run_ckpt("scan", "model.py:build", "--format", "json", cwd=tmp_path)
+    [finding] = scanned.json()["findings"]
+    assert (finding["kind"], finding["action"]) == ("memory-db", "strip") and "serialize()" in finding["advice"]
+    save_and_verify(run_ckpt, "model.py:build", path)
+    in_fresh_process(path, (), "assert model.db is None")
+
+
+def test_suggest_writes_the_fix_for_each_new_kind(run_ckpt: RunCkpt) -> None:
+    result = run_ckpt("scan", SERVICE, "--suggest")
+    assert result.code == 1, result
+    for line in ("self.ssl_context = ssl.create_default_context()", "self.cache = sqlite3.connect(state[\"cache\"])",
+                 "self.live = weakref.WeakValueDictionary(state[\"live\"])",
+                 "self.out = {\"stdin\": sys.stdin, \"stdout\": sys.stdout, \"stderr\": sys.stderr}[state[\"out\"]]"):
+        assert line in result.out, result.out
