@@ -1,8 +1,8 @@
 /* The analysis of `stream.analyse`, at C speed.
  *
- * `run(raw, i, count, stack, marks, memo, uses, tags)` reads opcodes from
+ * `run(raw, i, count, stack, marks, memo, filled, uses, tags)` reads opcodes from
  * position `i` on, applying exactly what the Python loop in stream.py
- * applies to the same Python objects (the stack, marks, memo and uses). The
+ * applies to the same Python objects (the stack, marks, memo list and uses). The
  * plain cases it applies itself (data, strings, memo, MARK, containers of
  * plain items, NEWOBJ of a named class, ...); for the rarer cases of the
  * same opcodes (a global given as data, a call of something unusual, a
@@ -17,7 +17,7 @@
  * against each other.
  *
  * `tags` is (None marker, empty-tuple marker, New, Global, Result, Tuple,
- * Partial, special global names, hooks).
+ * Partial, special global names, hooks, the memo's hole marker).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -353,18 +353,19 @@ static PyObject *
 run(PyObject *self, PyObject *args)
 {
     Py_buffer view;
-    Py_ssize_t i, count;
+    Py_ssize_t i, count, filled;
     PyObject *stack, *marks, *memo, *uses, *tags;
-    if (!PyArg_ParseTuple(args, "y*nnO!O!O!O!O!", &view, &i, &count, &PyList_Type, &stack, &PyList_Type, &marks,
-                          &PyDict_Type, &memo, &PyDict_Type, &uses, &PyTuple_Type, &tags))
+    if (!PyArg_ParseTuple(args, "y*nnO!O!O!nO!O!", &view, &i, &count, &PyList_Type, &stack, &PyList_Type, &marks,
+                          &PyList_Type, &memo, &filled, &PyDict_Type, &uses, &PyTuple_Type, &tags))
         return NULL;
-    if (PyTuple_GET_SIZE(tags) != 9 || !PyTuple_Check(PyTuple_GET_ITEM(tags, 8))
+    if (PyTuple_GET_SIZE(tags) != 10 || !PyTuple_Check(PyTuple_GET_ITEM(tags, 8))
         || PyTuple_GET_SIZE(PyTuple_GET_ITEM(tags, 8)) != HOOKS) {
         PyBuffer_Release(&view);
         PyErr_SetString(PyExc_TypeError, "tags must be (none, empty, New, Global, Result, Tuple, Partial, "
-                                         "special names, hooks)");
+                                         "special names, hooks, hole)");
         return NULL;
     }
+    PyObject *hole = PyTuple_GET_ITEM(tags, 9);
     none_tag = PyTuple_GET_ITEM(tags, 0);
     empty_tag = PyTuple_GET_ITEM(tags, 1);
     new_type = (PyTypeObject *)PyTuple_GET_ITEM(tags, 2);
@@ -402,30 +403,27 @@ run(PyObject *self, PyObject *args)
         switch (code) {
         case 'h': case 'j': case 'g': { /* BINGET, LONG_BINGET, GET */
             long index = code == 'h' ? arg[0] : code == 'j' ? (long)little_endian(arg, 4) : text_index(arg, width - 1);
-            if (index < 0) STOP_HERE;
-            PyObject *key = PyLong_FromLong(index);
-            if (key == NULL) { failed = 1; goto done; }
-            PyObject *found = PyDict_GetItemWithError(memo, key);
-            Py_DECREF(key);
-            if (found == NULL) { if (PyErr_Occurred()) failed = 1; STOP_HERE; }
-            PUSH(found);
+            if (index < 0 || index >= PyList_GET_SIZE(memo) || PyList_GET_ITEM(memo, index) == hole) STOP_HERE;
+            PUSH(PyList_GET_ITEM(memo, index));
             break;
         }
         case 0x94: case 'q': case 'r': case 'p': { /* MEMOIZE, BINPUT, LONG_BINPUT, PUT */
             if (n == 0) STOP_HERE;
-            long index;
+            Py_ssize_t index;
             if (code == 0x94) {
-                index = (long)PyDict_GET_SIZE(memo);
+                index = filled;
             } else {
                 if (n <= floor_of(marks)) STOP_HERE; /* state.top() refuses an entry below the last MARK */
                 index = code == 'q' ? arg[0] : code == 'r' ? (long)little_endian(arg, 4) : text_index(arg, width - 1);
                 if (index < 0 || index > count + 1) STOP_HERE; /* the Python loop refuses it */
             }
-            PyObject *key = PyLong_FromLong(index);
-            if (key == NULL) { failed = 1; goto done; }
-            int stored = PyDict_SetItem(memo, key, PyList_GET_ITEM(stack, n - 1));
-            Py_DECREF(key);
-            CHECK(stored);
+            while (PyList_GET_SIZE(memo) <= index) /* state.remember: holes up to the index */
+                CHECK(PyList_Append(memo, hole));
+            PyObject *entry = PyList_GET_ITEM(stack, n - 1);
+            if (PyList_GET_ITEM(memo, index) == hole)
+                filled++;
+            Py_INCREF(entry);
+            CHECK(PyList_SetItem(memo, index, entry));
             break;
         }
         case 'I': case 'L': { /* INT, LONG of a few digits */
@@ -633,7 +631,7 @@ done:
     PyBuffer_Release(&view);
     if (failed)
         return NULL;
-    return Py_BuildValue("nn", i, count);
+    return Py_BuildValue("nnn", i, count, filled);
 }
 
 /* --- audit.tuple_depth, at C speed ---------------------------------------
@@ -883,7 +881,7 @@ finished:
 }
 
 static PyMethodDef methods[] = {
-    {"run", run, METH_VARARGS, "Apply the opcodes from position i on; return (i, opcodes)."},
+    {"run", run, METH_VARARGS, "Apply the opcodes from position i on; return (i, opcodes, memo entries filled)."},
     {"depth", depth, METH_VARARGS, "How deep tuples nest in the pickle raw, at most (audit.tuple_depth)."},
     {NULL, NULL, 0, NULL},
 };

@@ -126,6 +126,7 @@ class _Marker(_Tag):
 
 
 _NONE = _Marker("None")
+_HOLE = _Marker("no memo entry")
 _EMPTY = _Tuple(())
 _TYPE_OF = _Marker("the type of None, NotImplemented or Ellipsis")
 _METHOD = _Marker("a bound method")
@@ -139,7 +140,10 @@ class _Malformed(Exception):
 class _State:
     stack: list[object] = field(default_factory=list)
     marks: list[int] = field(default_factory=list)
-    memo: dict[int, object] = field(default_factory=dict)
+    memo: list[object] = field(default_factory=list)
+    """Entries by memo index, _HOLE where none was stored (indexes are bounded by the opcodes read)."""
+    filled: int = 0
+    """Entries stored: MEMOIZE's next index, as the unpickler counts them."""
     uses: dict[str, int] = field(default_factory=dict)
     tags: dict[str, _Global] = field(default_factory=dict)
     floods: Floods = field(default_factory=Floods)
@@ -163,6 +167,20 @@ class _State:
                 self.value(item)
         elif isinstance(tag, _Partial) and tag.name is not None:
             self.use(tag.name, CALL)
+
+    def remember(self, index: int, entry: object) -> None:
+        memo = self.memo
+        if index >= len(memo):
+            memo.extend([_HOLE] * (index + 1 - len(memo)))
+        if memo[index] is _HOLE:
+            self.filled += 1
+        memo[index] = entry
+
+    def recall(self, index: int) -> object:
+        entry = self.memo[index] if index < len(self.memo) else _HOLE
+        if entry is _HOLE:
+            raise KeyError(index)
+        return entry
 
     def pop(self) -> object:
         floor = self.marks[-1] if self.marks else 0
@@ -195,11 +213,11 @@ def analyse(data: bytes | bytearray | memoryview) -> StreamFacts:
         _run(raw, state)
     except _Malformed as exc:
         malformed = f"is not a valid pickle at byte {state.position}: {exc}"
-        return StreamFacts(dict(state.uses), (malformed, *state.problems), state.opcodes, len(state.memo), malformed)
+        return StreamFacts(dict(state.uses), (malformed, *state.problems), state.opcodes, state.filled, malformed)
     finally:
         if collecting:
             gc.enable()
-    return StreamFacts(dict(state.uses), tuple(state.problems), state.opcodes, len(state.memo))
+    return StreamFacts(dict(state.uses), tuple(state.problems), state.opcodes, state.filled)
 
 
 _LENGTHS = {pickletools.TAKEN_FROM_ARGUMENT1: 1, pickletools.TAKEN_FROM_ARGUMENT4: 4,
@@ -259,18 +277,18 @@ def _run(raw: bytes, state: _State) -> None:
     """The opcode loop, written for speed (it reads every opcode of
     object-heavy pickles, millions of them): the frequent opcodes inline,
     the others in `_apply`; with the compiled fast path, the frequent ones in C."""
-    stack, marks, memo, uses = state.stack, state.marks, state.memo, state.uses
+    stack, marks, uses = state.stack, state.marks, state.uses
     push, value = stack.append, state.value
     widths = _WIDTHS
     i, end, count = 0, len(raw), 0
     fast = _fast_path()
     tags = (_NONE, _EMPTY, _New, _Global, _Result, _Tuple, _Partial, (GETATTR, TYPE, PARTIAL, *_VALUE_TYPES),
-            _hooks(state))
+            _hooks(state), _HOLE)
     here = 0
     try:
         while i < end:
             if fast is not None:
-                i, count = fast(raw, i, count, stack, marks, memo, uses, tags)
+                i, count, state.filled = fast(raw, i, count, stack, marks, state.memo, state.filled, uses, tags)
                 if i >= end:
                     break
             here = state.position = i
@@ -297,9 +315,9 @@ def _run(raw: bytes, state: _State) -> None:
                 raise _Malformed(f"{entry[0]} runs past the end of the stream")
             count += 1
             if code == 0x68:  # BINGET
-                push(memo[raw[start]])
+                push(state.recall(raw[start]))
             elif code == 0x94:  # MEMOIZE
-                memo[len(memo)] = stack[-1]
+                state.remember(state.filled, stack[-1])
             elif code in _HOT_DATA:
                 push(_NONE if code == 0x4E else None)
             elif code == 0x28:  # MARK
@@ -420,9 +438,12 @@ def _literal(name: str, arg: bytes) -> object:
 def _memo_index(name: str, arg: bytes) -> int:
     if name in ("PUT", "GET"):
         try:
-            return int(arg[:-1])
+            index = int(arg[:-1])
         except ValueError:
             raise _Malformed(f"{name} with a bad index") from None
+        if index < 0:
+            raise _Malformed(f"{name} with a bad index")
+        return index
     return int.from_bytes(arg, "little")
 
 
@@ -443,15 +464,16 @@ def _apply(name: str, arg: bytes, state: _State) -> None:
     elif name == "NONE":
         stack.append(_NONE)
     elif name in ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT"):
-        index = len(state.memo) if name == "MEMOIZE" else _memo_index(name, arg)
+        index = state.filled if name == "MEMOIZE" else _memo_index(name, arg)
         if index > state.opcodes:
             raise _Malformed(f"memo index {index:,} is larger than the stream could fill")
-        state.memo[index] = state.top()
+        state.remember(index, state.top())
     elif name in ("GET", "BINGET", "LONG_BINGET"):
         index = _memo_index(name, arg)
-        if index not in state.memo:
-            raise _Malformed(f"memo index {index} was never stored")
-        stack.append(state.memo[index])
+        try:
+            stack.append(state.recall(index))
+        except KeyError:
+            raise _Malformed(f"memo index {index} was never stored") from None
     elif name in ("PROTO", "FRAME"):
         pass
     elif name in _DATA:
