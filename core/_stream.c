@@ -47,17 +47,19 @@ is_plain(PyObject *item)
     return item == Py_None || is_scalar(item) || Py_TYPE(item) == new_type || Py_TYPE(item) == result_type;
 }
 
-/* Items that stream._numbers_in may count for hash flooding: numbers and
- * strings only (the hook checks the rest). */
+/* Items that stream._numbers_in counts for hash flooding: numbers, strings
+ * and None, at least one of them a number. */
 static int
 countable(PyObject *stack, Py_ssize_t from, Py_ssize_t to)
 {
-    if (from == to)
-        return 0;
-    for (Py_ssize_t k = from; k < to; k++)
-        if (!is_scalar(PyList_GET_ITEM(stack, k)))
+    int numbers = 0;
+    for (Py_ssize_t k = from; k < to; k++) {
+        PyObject *item = PyList_GET_ITEM(stack, k);
+        if (!is_scalar(item))
             return 0;
-    return 1;
+        numbers = numbers || !(PyUnicode_CheckExact(item) || item == none_tag);
+    }
+    return numbers;
 }
 
 

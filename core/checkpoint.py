@@ -306,6 +306,8 @@ class LoadReport:
     """"verified", "unsigned", "not checked" (signed, but no CKPT_KEY here)."""
     warnings: tuple[str, ...] = ()
     obj: Any = field(default=None, compare=False, repr=False)
+    facts: StreamFacts | None = field(default=None, compare=False, repr=False)
+    """The analysis of the data.pkl that was loaded (verify reads it rather than analyse it again)."""
 
 
 def load_checkpoint(
@@ -334,12 +336,13 @@ def load_checkpoint(
         signed, trusted = _trust(archive.manifest, given, signing_key(key), allow_unsigned, str(path))
         data = archive.read(DATA)
         buffers = _buffers(archive, mmap, progress)
-        obj = unpickle(data, trust=trusted, buffers=buffers, what=str(path))
+        facts = analyse(data)
+        obj = unpickle(data, trust=trusted, buffers=buffers, what=str(path), facts=facts)
         warnings = version_warnings(archive.manifest)
         if strict and warnings:
             raise CheckpointError(f"{path}: {warnings[0]} (--strict)")
         return LoadReport(str(path), archive.manifest, archive.size, time.perf_counter() - started, mmap,
-                          signed, tuple(warnings), obj)
+                          signed, tuple(warnings), obj, facts)
 
 
 def load(path: str | os.PathLike[str], *, trust: Iterable[str] = (), mmap: bool = False,

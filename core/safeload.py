@@ -39,7 +39,7 @@ from .errors import CheckpointError, one_line
 from .guards import GUARDS, Context
 from .policy import Judgement, Trust, judge
 from .reviewed import CLASS
-from .stream import analyse
+from .stream import StreamFacts, analyse
 
 
 class _Unpickler(pickle.Unpickler):
@@ -117,15 +117,17 @@ def _watched(work: Callable[[], Any], data: bytes) -> Callable[[], Any]:
     return run
 
 
-def audited(data: Any, trust: Trust) -> Judgement:
+def audited(data: Any, trust: Trust, facts: StreamFacts | None = None) -> Judgement:
     """Parse and audit: what loading `data` under `trust` would admit and
-    refuse (a file that is refused anyway imports nothing more to say so)."""
-    return judge(analyse(data), trust, complete=False)
+    refuse (a file that is refused anyway imports nothing more to say so).
+    `facts`: the analysis of `data`, if the caller has it already."""
+    return judge(facts or analyse(data), trust, complete=False)
 
 
-def unpickle(data: Any, *, trust: Trust, buffers: Iterable[Any] | None = None, what: str = "data.pkl") -> Any:
+def unpickle(data: Any, *, trust: Trust, buffers: Iterable[Any] | None = None, what: str = "data.pkl",
+             facts: StreamFacts | None = None) -> Any:
     """Unpickle `data` under `trust`; raises UnsafeCheckpointError or CheckpointError."""
-    judgement = audited(data, trust)
+    judgement = audited(data, trust, facts)
     if not judgement.ok:
         raise judgement.refusal(what)
     buffers = list(buffers) if buffers is not None else None

@@ -26,7 +26,7 @@ from .paths import follow
 from .probes import ProbeFailed
 from .audit import MAX_TUPLE_DEPTH, nesting_problem
 from .policy import Trust, judge
-from .stream import analyse
+from .stream import StreamFacts, analyse
 from .scan import scan
 
 
@@ -70,7 +70,7 @@ def verify(
     already-loaded report of it, and against a fresh object)."""
     checks: list[Check] = []
     try:
-        structural = _structural_checks(path, key, hashed_by_load=loaded is not None and not loaded.mapped)
+        structural = _structural_checks(path, key, loaded)
     except CkptError as exc:
         return VerifyReport(str(path), (Check("structure", False, str(exc)),))
     checks += structural
@@ -93,10 +93,13 @@ def verify(
     return VerifyReport(str(path), tuple(checks))
 
 
-def _structural_checks(path: str | os.PathLike[str], key: bytes | str | None, hashed_by_load: bool) -> list[Check]:
+def _structural_checks(path: str | os.PathLike[str], key: bytes | str | None,
+                       loaded: LoadReport | None) -> list[Check]:
     """Structure, hashes, signature, globals and nesting: everything that
     needs no object built. A load that read (not mapped) every member has
-    already compared each hash, so they are not hashed twice."""
+    already compared each hash, so they are not hashed twice; its analysis
+    of data.pkl (whose hash it checked) is not run twice either."""
+    hashed_by_load = loaded is not None and not loaded.mapped
     with open_archive(path) as archive:
         manifest = archive.manifest
         checks = [Check("structure", True, f"{len(manifest.members)} member(s), format {manifest.format_version}")]
@@ -106,16 +109,15 @@ def _structural_checks(path: str | os.PathLike[str], key: bytes | str | None, ha
         checks.append(_signature_check(manifest, signing_key(key)))
         data = archive.read(DATA) if not bad else None
     if data is not None:
-        checks.append(_globals_check(manifest, data))
+        checks.append(_globals_check(manifest, loaded.facts if loaded and loaded.facts else analyse(data)))
         nesting = nesting_problem(data)
         checks.append(Check("nesting", nesting is None, nesting or f"tuples nest at most {MAX_TUPLE_DEPTH:,} deep"))
     return checks
 
 
-def _globals_check(manifest: Any, data: Any) -> Check:
+def _globals_check(manifest: Any, facts: StreamFacts) -> Check:
     """The globals data.pkl really asks for are the ones the manifest lists,
     and the stream does nothing an ordinary pickle does not."""
-    facts = analyse(data)
     unlisted = sorted(set(facts.globals) - set(manifest.globals))
     undeclared = judge(facts, Trust.parse(manifest.trust)).required()
     details = [f"not in the manifest: {', '.join(unlisted)}"] if unlisted else []
