@@ -89,8 +89,63 @@ def _queue_note(q: Any) -> str:
 
 
 def _semaphore_note(sem: Any) -> str:
-    bound = getattr(sem, "_initial_value", None)
+    bound = getattr(sem, "_initial_value", getattr(sem, "_bound_value", None))
     return f"value {sem._value}" + (f" of {bound}" if bound is not None else "")
+
+
+def _bound_to_loop(obj: Any) -> bool:
+    """An asyncio primitive pickles until it first waits in an event loop,
+    which binds it (`_loop`): before that it is no finding, and plain pickle
+    writes it as it is."""
+    return getattr(obj, "_loop", None) is not None
+
+
+def _loop_note(loop: Any) -> str:
+    state = "running" if loop.is_running() else "closed" if loop.is_closed() else "not running"
+    return f"event loop ({state})"
+
+
+def _async_future_note(future: Any) -> str:
+    name = f"task {future.get_name()!r}" if hasattr(future, "get_name") else "future"
+    return f"{name} ({'done' if future.done() else 'pending'})"
+
+
+def _listener_note(listener: Any) -> str:
+    running = listener._thread is not None and listener._thread.is_alive()
+    return f"{'running' if running else 'started'} at save time: restored stopped"
+
+
+_ASYNC_INTERNAL = frozenset({"_loop", "_waiters"})
+_UNLINKED = "a fresh local one, no longer shared with other processes"
+_MP_EMITS = ("functools.partial", "multiprocessing.context.ForkContext", "multiprocessing.context.SpawnContext")
+
+
+def _mp_held(lock: Any) -> str:
+    return "held at save time: restored unlocked" if lock._semlock._is_zero() else ""
+
+
+def _mp_semaphore_note(sem: Any) -> str:
+    semlock = sem._semlock
+    value = semlock._get_value()
+    if semlock.maxvalue == semlock.SEM_VALUE_MAX:
+        return f"value {value}"
+    return f"value {value} of {semlock.maxvalue}" + (": restored with every slot free" if value < semlock.maxvalue else "")
+
+
+def _mp_queue_note(q: Any) -> str:
+    try:
+        size = q.qsize() if hasattr(q, "qsize") else int(not q.empty())
+    except NotImplementedError:  # macOS has no sem_getvalue
+        return "items not kept"
+    return f"{size}{'+' if not hasattr(q, 'qsize') and size else ''} item(s) not kept" if size else ""
+
+
+def _mp_value_note(value: Any) -> str:
+    return f"{rewrap.typecode(type(value._obj))!r} = {value._obj.value!r} kept"
+
+
+def _mp_array_note(array: Any) -> str:
+    return f"{len(array._obj)} x {rewrap.typecode(array._obj._type_)!r} kept"
 
 
 def _pool_note(pool: Any) -> str:
@@ -113,6 +168,11 @@ def _handler_note(handler: Any) -> str:
 
 def _thread_note(thread: Any) -> str:
     return f"thread {thread.name!r} ({'alive' if thread.is_alive() else 'not running'})"
+
+
+def _nothing(obj: Any) -> tuple[()]:
+    """The payload of a kind whose rewrap carries none of its attributes."""
+    return ()
 
 
 def _closure(fn: types.FunctionType) -> Iterator[tuple[Edge, Any]]:
@@ -187,25 +247,104 @@ KINDS: tuple[Kind, ...] = (
          reduce=rewrap.reduce_future, emits=("concurrent.futures._base.Future",), internal=frozenset({"_condition", "_waiters", "_done_callbacks"}),
          note=_future_note, probe=probes.probe_future),
     Kind("thread-local", ("_thread._local",), Action.REWRAP, "every thread's attributes (restored empty)",
-         "set the attributes again after load", reduce=rewrap.reduce_local, payload=lambda obj: (),
+         "set the attributes again after load", reduce=rewrap.reduce_local, payload=_nothing,
          emits=("threading.local",),
          probe=probes.probe_local, recreate="{target} = threading.local()"),
     Kind("log-handler", ("logging.Handler",), Action.REWRAP,
          "an open stream (files reopen lazily in append mode; stderr is rebound; others stripped)",
-         "none needed for file and stderr handlers", reduce=rewrap.reduce_handler, emits=("functools.partial",),
+         "none needed for file and stderr handlers", reduce=rewrap.reduce_handler, emits=_MP_EMITS,
          internal=frozenset({"lock", "stream"}), note=_handler_note, probe=probes.probe_handler,
          keep='getattr({obj}, "baseFilename", None)',
          recreate="{target} = logging.FileHandler({saved}, delay=True) if {saved} else logging.StreamHandler()"),
-    # --- threads: stripped --------------------------------------------------
+    Kind("queue-listener", ("logging.handlers.QueueListener",), Action.REWRAP,
+         "its thread (restored stopped; queue and handlers kept)", "call listener.start() after load",
+         reduce=rewrap.reduce_listener, applies=lambda listener: listener._thread is not None,
+         internal=frozenset({"_thread"}), note=_listener_note, probe=probes.probe_listener,
+         recreate="{target} = None  # rebuild it: logging.handlers.QueueListener(queue, *handlers), then start()"),
+    # --- asyncio primitives bound to an event loop: rewrapped unbound -------
+    Kind("async-lock", ("asyncio.Lock",), Action.REWRAP, "its event loop and waiting coroutines (restored unlocked)",
+         "none needed", reduce=rewrap.reduce_async_lock, applies=_bound_to_loop, emits=("collections.deque",), internal=_ASYNC_INTERNAL,
+         note=_held, probe=probes.probe_async_lock, recreate="{target} = asyncio.Lock()"),
+    Kind("async-condition", ("asyncio.Condition",), Action.REWRAP, "its event loop and waiting coroutines",
+         "none needed; a lock it shares stays shared", reduce=rewrap.reduce_condition, applies=_bound_to_loop,
+         internal=frozenset({"_loop", "_lock", "locked", "acquire", "release", "_waiters"}),
+         probe=probes.probe_async_condition, recreate="{target} = asyncio.Condition()"),
+    Kind("async-semaphore", ("asyncio.Semaphore", "asyncio.BoundedSemaphore"), Action.REWRAP,
+         "its event loop and waiting coroutines (value and bound kept)", "none needed",
+         reduce=rewrap.reduce_async, applies=_bound_to_loop, emits=("collections.deque",), internal=_ASYNC_INTERNAL, note=_semaphore_note,
+         probe=probes.probe_async_semaphore, keep="{obj}._value", recreate="{target} = {type}({saved})"),
+    Kind("async-event", ("asyncio.Event",), Action.REWRAP, "its event loop and waiting coroutines (flag kept)",
+         "none needed", reduce=rewrap.reduce_async, applies=_bound_to_loop, emits=("collections.deque",), internal=_ASYNC_INTERNAL,
+         probe=probes.probe_async_event, keep="{obj}.is_set()",
+         recreate="{target} = asyncio.Event()\nif {saved}:\n    {target}.set()"),
+    Kind("async-queue", ("asyncio.Queue",), Action.REWRAP,
+         "its event loop, waiting coroutines and items taken but not marked done (type, maxsize and items kept)",
+         "none needed", reduce=rewrap.reduce_async_queue, applies=_bound_to_loop, emits=("collections.deque",),
+         internal=frozenset({"_loop", "_getters", "_putters"}), note=_queue_note, probe=probes.probe_async_queue,
+         keep="({obj}.maxsize, list({obj}._queue))",
+         recreate="maxsize, items = {saved}\n{target} = {type}(maxsize)\nfor item in items:\n    {target}.put_nowait(item)"),
+    # --- multiprocessing primitives: rewrapped as fresh local ones ---------
+    Kind("mp-lock", ("multiprocessing.synchronize.Lock", "multiprocessing.synchronize.RLock"), Action.REWRAP,
+         f"its link to other processes ({_UNLINKED}, unlocked)",
+         "pass it to the child processes that need it after load", reduce=rewrap.reduce_mp_lock, payload=_nothing, note=_mp_held,
+         emits=_MP_EMITS, probe=probes.probe_lock,
+         recreate="{target} = {type}(ctx=multiprocessing.get_context())"),
+    Kind("mp-semaphore", ("multiprocessing.synchronize.Semaphore", "multiprocessing.synchronize.BoundedSemaphore"),
+         Action.REWRAP, f"its link to other processes ({_UNLINKED}: a Semaphore keeps its value, a BoundedSemaphore "
+         "its bound, with every slot free)", "pass it to the child processes that need it after load",
+         reduce=rewrap.reduce_mp_semaphore, payload=_nothing, note=_mp_semaphore_note, emits=_MP_EMITS,
+         probe=probes.probe_mp_semaphore, keep="{obj}.get_value()",
+         recreate="{target} = {type}({saved}, ctx=multiprocessing.get_context())"),
+    Kind("mp-condition", ("multiprocessing.synchronize.Condition",), Action.REWRAP,
+         f"its link to other processes ({_UNLINKED}); waiting processes", "none needed; a lock it shares stays shared",
+         reduce=rewrap.reduce_mp_condition, emits=_MP_EMITS,
+         internal=frozenset({"_lock", "acquire", "release", "_sleeping_count", "_woken_count", "_wait_semaphore"}),
+         probe=probes.probe_condition, recreate="{target} = multiprocessing.Condition()"),
+    Kind("mp-event", ("multiprocessing.synchronize.Event",), Action.REWRAP,
+         f"its link to other processes ({_UNLINKED}; flag kept)", "pass it to the child processes that need it after load",
+         internal=frozenset({"_cond", "_flag"}), probe=probes.probe_event, keep="{obj}.is_set()",
+         recreate="{target} = multiprocessing.Event()\nif {saved}:\n    {target}.set()"),
+    Kind("mp-barrier", ("multiprocessing.synchronize.Barrier",), Action.REWRAP,
+         f"its link to other processes ({_UNLINKED}; parties, action and timeout kept)",
+         "pass it to the child processes that need it after load", reduce=rewrap.reduce_mp_barrier,
+         emits=_MP_EMITS, internal=frozenset({"_cond", "_wrapper", "_array"}),
+         probe=probes.probe_barrier, keep="({obj}.parties, {obj}._action, {obj}._timeout)",
+         recreate="{target} = multiprocessing.Barrier(*{saved})"),
+    Kind("mp-queue", ("multiprocessing.queues.Queue", "multiprocessing.queues.JoinableQueue"), Action.REWRAP,
+         f"its items and its link to other processes ({_UNLINKED}, empty; maxsize kept)",
+         "put the items again after load, if they matter", reduce=rewrap.reduce_mp_queue, note=_mp_queue_note,
+         emits=_MP_EMITS, payload=_nothing, probe=probes.probe_mp_queue, keep="{obj}._maxsize",
+         recreate="{target} = {type}({saved}, ctx=multiprocessing.get_context())"),
+    Kind("mp-simple-queue", ("multiprocessing.queues.SimpleQueue",), Action.REWRAP,
+         f"its items and its link to other processes ({_UNLINKED}, empty)",
+         "put the items again after load, if they matter", reduce=rewrap.reduce_mp_queue, note=_mp_queue_note,
+         emits=_MP_EMITS, payload=_nothing, probe=probes.probe_mp_queue,
+         recreate="{target} = multiprocessing.SimpleQueue()"),
+    Kind("mp-value", ("multiprocessing.sharedctypes.Synchronized",), Action.REWRAP,
+         f"its shared memory ({_UNLINKED}; type and value kept)", "pass it to the child processes that need it after load",
+         reduce=rewrap.reduce_mp_value, note=_mp_value_note, emits=("functools.partial", "multiprocessing.sharedctypes.Value", "ctypes.c_bool"),
+         payload=_nothing, probe=probes.probe_mp_value,
+         keep="(type({obj}.get_obj()), {obj}.value)",
+         recreate="ctype, value = {saved}\n{target} = multiprocessing.Value(ctype, value)"),
+    Kind("mp-array", ("multiprocessing.sharedctypes.SynchronizedArray",), Action.REWRAP,
+         f"its shared memory ({_UNLINKED}; type and contents kept)",
+         "pass it to the child processes that need it after load; loading it needs --trust "
+         "multiprocessing.sharedctypes:Array (its size comes from the file)",
+         reduce=rewrap.reduce_mp_array, note=_mp_array_note, emits=("functools.partial", "multiprocessing.sharedctypes.Array"),
+         payload=_nothing, probe=probes.probe_mp_value,
+         keep="({obj}.get_obj()._type_, {obj}[:])",
+         recreate="ctype, items = {saved}\n{target} = multiprocessing.Array(ctype, items)"),
+    # --- threads and event loops: stripped -----------------------------------
     Kind("thread", ("threading.Thread",), Action.STRIP, "the thread and its attributes (restored as None)",
          "start a new thread after load", reduce=rewrap.reduce_stripped, note=_thread_note,
          emits=("builtins.type",)),
+    Kind("event-loop", ("asyncio.AbstractEventLoop",), Action.STRIP, "the loop and everything scheduled on it "
+         "(restored as None)", "run the loaded model in the loading process's loop (asyncio.run, "
+         "asyncio.get_running_loop())", reduce=rewrap.reduce_stripped, note=_loop_note, emits=("builtins.type",)),
+    Kind("async-future", ("asyncio.Future",), Action.STRIP, "the task or future and its result (restored as None)",
+         "create the task again after load", reduce=rewrap.reduce_stripped, note=_async_future_note,
+         emits=("builtins.type",)),
     # --- everything else pickle refuses: reported, never rewrapped ---------
-    Kind("mp-primitive", ("multiprocessing.synchronize.SemLock", "multiprocessing.synchronize.Condition",
-                          "multiprocessing.synchronize.Event", "multiprocessing.synchronize.Barrier",
-                          "multiprocessing.queues.Queue", "multiprocessing.queues.SimpleQueue"),
-         Action.ERROR, "everything: it belongs to the processes that share it",
-         "create it after load, or pass the object to the child processes that need it; " + _DROP),
     Kind("open-file", _FILES + ("_io.FileIO", "_io.BufferedRWPair"), Action.ERROR, "the open file",
          "keep the file name and reopen it in __setstate__; " + _DROP),
     Kind("socket", ("socket.socket",), Action.ERROR, "the connection", "reconnect after load; " + _DROP),

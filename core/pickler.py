@@ -122,14 +122,18 @@ class RewrapPickler(pickle.Pickler):
             return self._by_name
         kind = catalog.kind_of_type(cls)
         if kind is not None and kind.reduce is not None:
-            return functools.partial(self._rewrap, kind.reduce)
+            return functools.partial(self._rewrap, kind)
         if isinstance(getattr(cls, "__reduce__", None), types.FunctionType):
             return _through_descriptor
         return None
 
-    def _rewrap(self, reduce: _Handler, obj: Any) -> Any:
+    def _rewrap(self, kind: catalog.Kind, obj: Any) -> Any:
+        """The row's reducer; but an object its row does not apply to (an
+        asyncio lock no event loop has bound) pickles as it is, unreported."""
+        if kind.applies is not None and not kind.applies(obj):
+            return NotImplemented
         self.rewrapped = True
-        return reduce(obj)
+        return kind.reduce(obj)  # type: ignore[misc]
 
     def _by_reference(self, obj: Any) -> Any:
         name = plain_global(obj)

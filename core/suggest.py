@@ -74,5 +74,6 @@ def _for_class(cls: str, findings: list[Finding]) -> Suggestion:
 
 def _modules_in(code: str, type_name: str) -> set[str]:
     """The modules the generated code names (`threading.Lock()`, `{type}`)."""
-    modules = {"threading", "queue", "logging", "concurrent.futures", type_name.rpartition(".")[0]}
+    modules = {"threading", "queue", "logging", "logging.handlers", "concurrent.futures", "asyncio", "multiprocessing",
+               type_name.rpartition(".")[0]}
     return {module for module in modules if module and f"{module}." in code}
