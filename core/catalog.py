@@ -67,6 +67,9 @@ class Kind:
     """Suggest: expression to keep in `__getstate__` (`{obj}` is the attribute)."""
     recreate: str = "{target} = None"
     """Suggest: statements for `__setstate__` (`{target}`, `{saved}`, `{type}`)."""
+    for_files: bool = False
+    """The rewrap suits a file only: `register()` leaves the type to pickle, since
+    multiprocessing hands such an object to the child it starts as the same one."""
 
     def walk_payload(self, obj: Any) -> Iterable[tuple[Edge, Any]]:
         if self.payload is not None:
@@ -111,12 +114,13 @@ def _async_future_note(future: Any) -> str:
 
 
 def _listener_note(listener: Any) -> str:
-    running = listener._thread is not None and listener._thread.is_alive()
-    return f"{'running' if running else 'started'} at save time: restored stopped"
+    return "started at save time: restored stopped, call start() after load"
 
 
 _ASYNC_INTERNAL = frozenset({"_loop", "_waiters"})
-_UNLINKED = "a fresh local one, no longer shared with other processes"
+_ASYNC_EMITS = ("collections.deque",)
+_UNLINKED = "its link to other processes: restored as a fresh local one"
+_PASS_ON = "pass it to the child processes that need it after load"
 _MP_EMITS = ("functools.partial", "multiprocessing.context.ForkContext", "multiprocessing.context.SpawnContext")
 
 
@@ -129,15 +133,17 @@ def _mp_semaphore_note(sem: Any) -> str:
     value = semlock._get_value()
     if semlock.maxvalue == semlock.SEM_VALUE_MAX:
         return f"value {value}"
-    return f"value {value} of {semlock.maxvalue}" + (": restored with every slot free" if value < semlock.maxvalue else "")
+    freed = ": restored with every slot free" if value < semlock.maxvalue else ""
+    return f"value {value} of {semlock.maxvalue}{freed}"
 
 
 def _mp_queue_note(q: Any) -> str:
+    """How many items are not kept, as far as the queue tells without reading them."""
     try:
-        size = q.qsize() if hasattr(q, "qsize") else int(not q.empty())
-    except NotImplementedError:  # macOS has no sem_getvalue
-        return "items not kept"
-    return f"{size}{'+' if not hasattr(q, 'qsize') and size else ''} item(s) not kept" if size else ""
+        size = q.qsize()
+    except (AttributeError, NotImplementedError):  # a SimpleQueue; or macOS, which has no sem_getvalue
+        return "" if q.empty() else "its items not kept"
+    return f"{size} item(s) not kept" if size else ""
 
 
 def _mp_value_note(value: Any) -> str:
@@ -263,76 +269,67 @@ KINDS: tuple[Kind, ...] = (
          recreate="{target} = None  # rebuild it: logging.handlers.QueueListener(queue, *handlers), then start()"),
     # --- asyncio primitives bound to an event loop: rewrapped unbound -------
     Kind("async-lock", ("asyncio.Lock",), Action.REWRAP, "its event loop and waiting coroutines (restored unlocked)",
-         "none needed", reduce=rewrap.reduce_async_lock, applies=_bound_to_loop, emits=("collections.deque",), internal=_ASYNC_INTERNAL,
-         note=_held, probe=probes.probe_async_lock, recreate="{target} = asyncio.Lock()"),
+         "none needed", reduce=rewrap.reduce_async_lock, applies=_bound_to_loop, internal=_ASYNC_INTERNAL,
+         emits=_ASYNC_EMITS, note=_held, probe=probes.probe_async_lock, recreate="{target} = asyncio.Lock()"),
     Kind("async-condition", ("asyncio.Condition",), Action.REWRAP, "its event loop and waiting coroutines",
          "none needed; a lock it shares stays shared", reduce=rewrap.reduce_condition, applies=_bound_to_loop,
-         internal=frozenset({"_loop", "_lock", "locked", "acquire", "release", "_waiters"}),
-         probe=probes.probe_async_condition, recreate="{target} = asyncio.Condition()"),
+         internal=_ASYNC_INTERNAL | {"_lock", "locked", "acquire", "release"}, probe=probes.probe_async_condition,
+         recreate="{target} = asyncio.Condition()"),
     Kind("async-semaphore", ("asyncio.Semaphore", "asyncio.BoundedSemaphore"), Action.REWRAP,
-         "its event loop and waiting coroutines (value and bound kept)", "none needed",
-         reduce=rewrap.reduce_async, applies=_bound_to_loop, emits=("collections.deque",), internal=_ASYNC_INTERNAL, note=_semaphore_note,
+         "its event loop and waiting coroutines (value and bound kept)", "none needed", reduce=rewrap.reduce_async,
+         applies=_bound_to_loop, internal=_ASYNC_INTERNAL, emits=_ASYNC_EMITS, note=_semaphore_note,
          probe=probes.probe_async_semaphore, keep="{obj}._value", recreate="{target} = {type}({saved})"),
     Kind("async-event", ("asyncio.Event",), Action.REWRAP, "its event loop and waiting coroutines (flag kept)",
-         "none needed", reduce=rewrap.reduce_async, applies=_bound_to_loop, emits=("collections.deque",), internal=_ASYNC_INTERNAL,
-         probe=probes.probe_async_event, keep="{obj}.is_set()",
+         "none needed", reduce=rewrap.reduce_async, applies=_bound_to_loop, internal=_ASYNC_INTERNAL,
+         emits=_ASYNC_EMITS, probe=probes.probe_async_event, keep="{obj}.is_set()",
          recreate="{target} = asyncio.Event()\nif {saved}:\n    {target}.set()"),
     Kind("async-queue", ("asyncio.Queue",), Action.REWRAP,
          "its event loop, waiting coroutines and items taken but not marked done (type, maxsize and items kept)",
-         "none needed", reduce=rewrap.reduce_async_queue, applies=_bound_to_loop, emits=("collections.deque",),
-         internal=frozenset({"_loop", "_getters", "_putters"}), note=_queue_note, probe=probes.probe_async_queue,
-         keep="({obj}.maxsize, list({obj}._queue))",
-         recreate="maxsize, items = {saved}\n{target} = {type}(maxsize)\nfor item in items:\n    {target}.put_nowait(item)"),
+         "none needed", reduce=rewrap.reduce_async_queue, applies=_bound_to_loop,
+         internal=frozenset({"_loop", "_getters", "_putters"}), emits=_ASYNC_EMITS, note=_queue_note,
+         probe=probes.probe_async_queue, keep="({obj}.maxsize, list({obj}._queue))",
+         recreate="maxsize, items = {saved}\n{target} = {type}(maxsize)\nfor item in items:\n"
+                  "    {target}.put_nowait(item)"),
     # --- multiprocessing primitives: rewrapped as fresh local ones ---------
     Kind("mp-lock", ("multiprocessing.synchronize.Lock", "multiprocessing.synchronize.RLock"), Action.REWRAP,
-         f"its link to other processes ({_UNLINKED}, unlocked)",
-         "pass it to the child processes that need it after load", reduce=rewrap.reduce_mp_lock, payload=_nothing, note=_mp_held,
-         emits=_MP_EMITS, probe=probes.probe_lock,
-         recreate="{target} = {type}(ctx=multiprocessing.get_context())"),
+         f"{_UNLINKED}, unlocked", _PASS_ON, reduce=rewrap.reduce_mp_lock, payload=_nothing, note=_mp_held,
+         emits=_MP_EMITS, for_files=True, probe=probes.probe_lock, recreate="{target} = {type}(ctx=multiprocessing.get_context())"),
     Kind("mp-semaphore", ("multiprocessing.synchronize.Semaphore", "multiprocessing.synchronize.BoundedSemaphore"),
-         Action.REWRAP, f"its link to other processes ({_UNLINKED}: a Semaphore keeps its value, a BoundedSemaphore "
-         "its bound, with every slot free)", "pass it to the child processes that need it after load",
-         reduce=rewrap.reduce_mp_semaphore, payload=_nothing, note=_mp_semaphore_note, emits=_MP_EMITS,
-         probe=probes.probe_mp_semaphore, keep="{obj}.get_value()",
+         Action.REWRAP, f"{_UNLINKED} (a Semaphore keeps its value, a BoundedSemaphore its bound, with every slot "
+         "free)", _PASS_ON, reduce=rewrap.reduce_mp_semaphore, payload=_nothing, note=_mp_semaphore_note,
+         emits=_MP_EMITS, for_files=True, probe=probes.probe_mp_semaphore, keep="{obj}.get_value()",
          recreate="{target} = {type}({saved}, ctx=multiprocessing.get_context())"),
-    Kind("mp-condition", ("multiprocessing.synchronize.Condition",), Action.REWRAP,
-         f"its link to other processes ({_UNLINKED}); waiting processes", "none needed; a lock it shares stays shared",
-         reduce=rewrap.reduce_mp_condition, emits=_MP_EMITS,
+    Kind("mp-condition", ("multiprocessing.synchronize.Condition",), Action.REWRAP, f"waiting processes; {_UNLINKED}",
+         "none needed; a lock it shares stays shared", reduce=rewrap.reduce_mp_condition, emits=_MP_EMITS, for_files=True,
          internal=frozenset({"_lock", "acquire", "release", "_sleeping_count", "_woken_count", "_wait_semaphore"}),
          probe=probes.probe_condition, recreate="{target} = multiprocessing.Condition()"),
-    Kind("mp-event", ("multiprocessing.synchronize.Event",), Action.REWRAP,
-         f"its link to other processes ({_UNLINKED}; flag kept)", "pass it to the child processes that need it after load",
-         internal=frozenset({"_cond", "_flag"}), probe=probes.probe_event, keep="{obj}.is_set()",
+    Kind("mp-event", ("multiprocessing.synchronize.Event",), Action.REWRAP, f"{_UNLINKED} (flag kept)", _PASS_ON,
+         internal=frozenset({"_cond", "_flag"}), for_files=True, probe=probes.probe_event, keep="{obj}.is_set()",
          recreate="{target} = multiprocessing.Event()\nif {saved}:\n    {target}.set()"),
     Kind("mp-barrier", ("multiprocessing.synchronize.Barrier",), Action.REWRAP,
-         f"its link to other processes ({_UNLINKED}; parties, action and timeout kept)",
-         "pass it to the child processes that need it after load", reduce=rewrap.reduce_mp_barrier,
-         emits=_MP_EMITS, internal=frozenset({"_cond", "_wrapper", "_array"}),
-         probe=probes.probe_barrier, keep="({obj}.parties, {obj}._action, {obj}._timeout)",
+         f"{_UNLINKED} (parties, action and timeout kept)", _PASS_ON, reduce=rewrap.reduce_mp_barrier,
+         emits=_MP_EMITS, for_files=True, internal=frozenset({"_cond", "_wrapper", "_array"}), probe=probes.probe_barrier,
+         keep="({obj}.parties, {obj}._action, {obj}._timeout)",
          recreate="{target} = multiprocessing.Barrier(*{saved})"),
     Kind("mp-queue", ("multiprocessing.queues.Queue", "multiprocessing.queues.JoinableQueue"), Action.REWRAP,
-         f"its items and its link to other processes ({_UNLINKED}, empty; maxsize kept)",
-         "put the items again after load, if they matter", reduce=rewrap.reduce_mp_queue, note=_mp_queue_note,
-         emits=_MP_EMITS, payload=_nothing, probe=probes.probe_mp_queue, keep="{obj}._maxsize",
+         f"its items; {_UNLINKED}, empty (maxsize kept)", "put the items again after load, if they matter",
+         reduce=rewrap.reduce_mp_queue, payload=_nothing, note=_mp_queue_note, emits=_MP_EMITS, for_files=True,
+         probe=probes.probe_mp_queue, keep="{obj}._maxsize",
          recreate="{target} = {type}({saved}, ctx=multiprocessing.get_context())"),
-    Kind("mp-simple-queue", ("multiprocessing.queues.SimpleQueue",), Action.REWRAP,
-         f"its items and its link to other processes ({_UNLINKED}, empty)",
-         "put the items again after load, if they matter", reduce=rewrap.reduce_mp_queue, note=_mp_queue_note,
-         emits=_MP_EMITS, payload=_nothing, probe=probes.probe_mp_queue,
+    Kind("mp-simple-queue", ("multiprocessing.queues.SimpleQueue",), Action.REWRAP, f"its items; {_UNLINKED}, empty",
+         "put the items again after load, if they matter", reduce=rewrap.reduce_mp_queue, payload=_nothing,
+         note=_mp_queue_note, emits=_MP_EMITS, for_files=True, probe=probes.probe_mp_queue,
          recreate="{target} = multiprocessing.SimpleQueue()"),
     Kind("mp-value", ("multiprocessing.sharedctypes.Synchronized",), Action.REWRAP,
-         f"its shared memory ({_UNLINKED}; type and value kept)", "pass it to the child processes that need it after load",
-         reduce=rewrap.reduce_mp_value, note=_mp_value_note, emits=("functools.partial", "multiprocessing.sharedctypes.Value", "ctypes.c_bool"),
-         payload=_nothing, probe=probes.probe_mp_value,
-         keep="(type({obj}.get_obj()), {obj}.value)",
+         f"{_UNLINKED} (type and value kept)", _PASS_ON, reduce=rewrap.reduce_mp_value, payload=_nothing,
+         note=_mp_value_note, emits=("functools.partial", "multiprocessing.sharedctypes.Value", "ctypes.c_bool"), for_files=True,
+         probe=probes.probe_shared, keep="(type({obj}.get_obj()), {obj}.value)",
          recreate="ctype, value = {saved}\n{target} = multiprocessing.Value(ctype, value)"),
     Kind("mp-array", ("multiprocessing.sharedctypes.SynchronizedArray",), Action.REWRAP,
-         f"its shared memory ({_UNLINKED}; type and contents kept)",
-         "pass it to the child processes that need it after load; loading it needs --trust "
-         "multiprocessing.sharedctypes:Array (its size comes from the file)",
-         reduce=rewrap.reduce_mp_array, note=_mp_array_note, emits=("functools.partial", "multiprocessing.sharedctypes.Array"),
-         payload=_nothing, probe=probes.probe_mp_value,
-         keep="({obj}.get_obj()._type_, {obj}[:])",
+         f"{_UNLINKED} (type and contents kept)", f"{_PASS_ON}; loading it needs --trust "
+         "multiprocessing.sharedctypes:Array (its size comes from the file)", reduce=rewrap.reduce_mp_array,
+         payload=_nothing, note=_mp_array_note, emits=("functools.partial", "multiprocessing.sharedctypes.Array"), for_files=True,
+         probe=probes.probe_shared, keep="({obj}.get_obj()._type_, {obj}[:])",
          recreate="ctype, items = {saved}\n{target} = multiprocessing.Array(ctype, items)"),
     # --- threads and event loops: stripped -----------------------------------
     Kind("thread", ("threading.Thread",), Action.STRIP, "the thread and its attributes (restored as None)",
@@ -432,14 +429,14 @@ def handled_by_copyreg(cls: type) -> bool:
 
 
 def rewrap_reducers() -> dict[type, Callable[[Any], Any]]:
-    """Every class (and existing subclass) with a rewrap reducer, for copyreg."""
+    """Every class (and existing subclass) with a rewrap reducer, for copyreg (not `for_files` ones)."""
     _refresh()
     reducers = {}
-    todo = [cls for cls, kind in _by_type.items() if kind.reduce is not None]
+    todo = [cls for cls, kind in _by_type.items() if kind.reduce is not None and not kind.for_files]
     while todo:
         cls = todo.pop()
         kind = kind_of_type(cls)
-        if kind is not None and kind.reduce is not None and cls not in reducers:
+        if kind is not None and kind.reduce is not None and not kind.for_files and cls not in reducers:
             reducers[cls] = kind.reduce
             todo.extend(cls.__subclasses__())
     return reducers

@@ -198,7 +198,7 @@ def probe_mp_queue(q: Any) -> None:
         q.task_done()
 
 
-def probe_mp_value(shared: Any) -> None:
+def probe_shared(shared: Any) -> None:
     """Its lock works, and another thread reads the same contents."""
     probe_lock(shared.get_lock())
     read = (lambda: shared[:]) if hasattr(shared, "__len__") else (lambda: shared.value)

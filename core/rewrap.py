@@ -236,7 +236,7 @@ def typecode(ctype: type) -> Any:
     """The typecode multiprocessing names a ctypes type by ('i', 'd'), or the type itself."""
     from multiprocessing import sharedctypes
 
-    codes = {t: code for code, t in reversed(sharedctypes.typecode_to_type.items())}
+    codes = {t: code for code, t in reversed(sharedctypes.typecode_to_type.items())}  # type: ignore[attr-defined]
     return codes.get(ctype, ctype)
 
 

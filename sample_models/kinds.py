@@ -280,3 +280,6 @@ FACTORIES = {
     "db-connection": db_connection, "module": module, "frame": frame, "unpicklable": unpicklable,
 }
 """Catalog kind name -> factory; the tests check that every kind has one."""
+
+CARRIED = {"queue-listener": [("model.value.queue", "queue"), ("model.value.handlers[0]", "log-handler")]}
+"""Findings beneath a sample's `value`: parts of other kinds its rewrap carries over."""

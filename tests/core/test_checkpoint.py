@@ -37,7 +37,8 @@ def test_every_saveable_kind_round_trips_and_passes_verify(kind: str, tmp_path: 
     model = kinds.FACTORIES[kind]()
     path = tmp_path / f"{kind}.ckpt"
     report = ckpt.save(model, path)
-    assert [(s.path, s.kind) for s in report.manifest.substitutions] == [("model.value", kind)]
+    assert [(s.path, s.kind) for s in report.manifest.substitutions] == [("model.value", kind),
+                                                                         *kinds.CARRIED.get(kind, [])]
     trust = report.manifest.trust  # exactly what save says the file needs, no more
     result = ckpt.verify(path, trust=trust)
     assert result.ok, result.failures

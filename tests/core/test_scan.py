@@ -96,16 +96,12 @@ def test_shared_object_lists_its_other_paths() -> None:
     assert lock.also_at == ("model['second'].lock",)
 
 
-CARRIED = {"queue-listener": [("model.value.queue", "queue"), ("model.value.handlers[0]", "log-handler")]}
-"""Findings inside a sample whose rewrap carries parts of other kinds over."""
-
-
 @pytest.mark.parametrize("kind", [k.name for k in catalog.ALL_KINDS])
 def test_every_catalog_kind_is_found_at_its_path(kind: str) -> None:
     model = kinds.FACTORIES[kind]()
     report = scan(model)
     assert not pickles(model)
-    assert [(f.path, f.kind) for f in report.findings] == [("model.value", kind), *CARRIED.get(kind, [])]
+    assert [(f.path, f.kind) for f in report.findings] == [("model.value", kind), *kinds.CARRIED.get(kind, [])]
     expected_action = catalog.BY_NAME[kind].action
     assert report.findings[0].action is expected_action
 
