@@ -113,6 +113,12 @@ def _async_future_note(future: Any) -> str:
     return f"{name} ({'done' if future.done() else 'pending'})"
 
 
+def _started(listener: Any) -> bool:
+    """A stopped QueueListener is plain data around its queue and handlers
+    (their own rows rewrap them): only a started one has a thread to lose."""
+    return listener._thread is not None
+
+
 def _listener_note(listener: Any) -> str:
     return "started at save time: restored stopped, call start() after load"
 
@@ -146,12 +152,11 @@ def _mp_queue_note(q: Any) -> str:
     return f"{size} item(s) not kept" if size else ""
 
 
-def _mp_value_note(value: Any) -> str:
-    return f"{rewrap.typecode(type(value._obj))!r} = {value._obj.value!r} kept"
-
-
-def _mp_array_note(array: Any) -> str:
-    return f"{len(array._obj)} x {rewrap.typecode(array._obj._type_)!r} kept"
+def _shared_note(shared: Any) -> str:
+    obj = shared._obj
+    if hasattr(shared, "__len__"):
+        return f"{len(obj)} {obj._type_.__name__} item(s) kept"
+    return f"{type(obj).__name__} {obj.value!r} kept"
 
 
 def _pool_note(pool: Any) -> str:
@@ -264,7 +269,7 @@ KINDS: tuple[Kind, ...] = (
          recreate="{target} = logging.FileHandler({saved}, delay=True) if {saved} else logging.StreamHandler()"),
     Kind("queue-listener", ("logging.handlers.QueueListener",), Action.REWRAP,
          "its thread (restored stopped; queue and handlers kept)", "call listener.start() after load",
-         reduce=rewrap.reduce_listener, applies=lambda listener: listener._thread is not None,
+         reduce=rewrap.reduce_listener, applies=_started,
          internal=frozenset({"_thread"}), note=_listener_note, probe=probes.probe_listener,
          recreate="{target} = None  # rebuild it: logging.handlers.QueueListener(queue, *handlers), then start()"),
     # --- asyncio primitives bound to an event loop: rewrapped unbound -------
@@ -321,14 +326,14 @@ KINDS: tuple[Kind, ...] = (
          note=_mp_queue_note, emits=_MP_EMITS, for_files=True, probe=probes.probe_mp_queue,
          recreate="{target} = multiprocessing.SimpleQueue()"),
     Kind("mp-value", ("multiprocessing.sharedctypes.Synchronized",), Action.REWRAP,
-         f"{_UNLINKED} (type and value kept)", _PASS_ON, reduce=rewrap.reduce_mp_value, payload=_nothing,
-         note=_mp_value_note, emits=("functools.partial", "multiprocessing.sharedctypes.Value", "ctypes.c_bool"), for_files=True,
+         f"{_UNLINKED} (type and value kept)", _PASS_ON, reduce=rewrap.reduce_mp_shared, payload=_nothing,
+         note=_shared_note, emits=("functools.partial", "multiprocessing.sharedctypes.Value", "ctypes.c_bool"), for_files=True,
          probe=probes.probe_shared, keep="(type({obj}.get_obj()), {obj}.value)",
          recreate="ctype, value = {saved}\n{target} = multiprocessing.Value(ctype, value)"),
     Kind("mp-array", ("multiprocessing.sharedctypes.SynchronizedArray",), Action.REWRAP,
          f"{_UNLINKED} (type and contents kept)", f"{_PASS_ON}; loading it needs --trust "
-         "multiprocessing.sharedctypes:Array (its size comes from the file)", reduce=rewrap.reduce_mp_array,
-         payload=_nothing, note=_mp_array_note, emits=("functools.partial", "multiprocessing.sharedctypes.Array"), for_files=True,
+         "multiprocessing.sharedctypes:Array (its size comes from the file)", reduce=rewrap.reduce_mp_shared,
+         payload=_nothing, note=_shared_note, emits=("functools.partial", "multiprocessing.sharedctypes.Array"), for_files=True,
          probe=probes.probe_shared, keep="({obj}.get_obj()._type_, {obj}[:])",
          recreate="ctype, items = {saved}\n{target} = multiprocessing.Array(ctype, items)"),
     # --- threads and event loops: stripped -----------------------------------

@@ -177,15 +177,15 @@ def reduce_async_queue(q: Any) -> tuple[Any, ...]:
     return reduce_async(q, _unfinished_tasks=q.qsize())
 
 
-def _mp_fresh(cls: type, semlock: Any, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
-    """`cls(*args, ctx=...)`: a fresh primitive in the kind of context
-    `semlock` was made in. A SemLock made for fork cannot be handed to a
-    spawned process and the other way round, so that much is kept; which
-    non-fork method (spawn or forkserver) makes no difference to it."""
+def _mp_fresh(cls: type, made_like: Any, *args: Any) -> tuple[Any, ...]:
+    """`cls(*args, ctx=...)`: a fresh primitive for the kind of context the
+    lock or semaphore `made_like` was made in. One made for fork cannot be
+    handed to a spawned process and the other way round, so that much is
+    kept; spawn or forkserver makes no difference to it."""
     from multiprocessing import context
 
-    ctx = context.ForkContext() if semlock._is_fork_ctx else context.SpawnContext()
-    return functools.partial(cls, **kwargs, ctx=ctx), args
+    ctx = context.ForkContext() if made_like._is_fork_ctx else context.SpawnContext()
+    return functools.partial(cls, ctx=ctx), args
 
 
 def reduce_mp_lock(lock: Any) -> tuple[Any, ...]:
@@ -217,19 +217,18 @@ def reduce_mp_queue(q: Any) -> tuple[Any, ...]:
     return _mp_fresh(type(q), q._rlock, *([q._maxsize] if hasattr(q, "_maxsize") else []))
 
 
-def reduce_mp_value(value: Any) -> tuple[Any, ...]:
-    """`multiprocessing.Value(typecode, value, lock=<its lock>)`: fresh shared
-    memory holding the same value; the lock goes through its own row."""
+def reduce_mp_shared(shared: Any) -> tuple[Any, ...]:
+    """`multiprocessing.Value(typecode, value, lock=<its lock>)`, or `Array`
+    of its items: fresh shared memory with the same contents; the lock goes
+    through its own row (and the memo: a lock two of them share stays one)."""
     from multiprocessing import sharedctypes
 
-    return functools.partial(sharedctypes.Value, lock=value._lock), (typecode(type(value._obj)), value._obj.value)
-
-
-def reduce_mp_array(array: Any) -> tuple[Any, ...]:
-    from multiprocessing import sharedctypes
-
-    items = list(array._obj)
-    return functools.partial(sharedctypes.Array, lock=array._lock), (typecode(array._obj._type_), items)
+    obj = shared._obj
+    if isinstance(shared, sharedctypes.SynchronizedArray):
+        make, args = sharedctypes.Array, (typecode(obj._type_), list(obj))
+    else:
+        make, args = sharedctypes.Value, (typecode(type(obj)), obj.value)
+    return functools.partial(make, lock=shared._lock), args
 
 
 def typecode(ctype: type) -> Any:
