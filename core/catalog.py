@@ -263,7 +263,7 @@ KINDS: tuple[Kind, ...] = (
          probe=probes.probe_local, recreate="{target} = threading.local()"),
     Kind("log-handler", ("logging.Handler",), Action.REWRAP,
          "an open stream (files reopen lazily in append mode; stderr is rebound; others stripped)",
-         "none needed for file and stderr handlers", reduce=rewrap.reduce_handler, emits=_MP_EMITS,
+         "none needed for file and stderr handlers", reduce=rewrap.reduce_handler, emits=("functools.partial",),
          internal=frozenset({"lock", "stream"}), note=_handler_note, probe=probes.probe_handler,
          keep='getattr({obj}, "baseFilename", None)',
          recreate="{target} = logging.FileHandler({saved}, delay=True) if {saved} else logging.StreamHandler()"),
@@ -298,14 +298,16 @@ KINDS: tuple[Kind, ...] = (
     # --- multiprocessing primitives: rewrapped as fresh local ones ---------
     Kind("mp-lock", ("multiprocessing.synchronize.Lock", "multiprocessing.synchronize.RLock"), Action.REWRAP,
          f"{_UNLINKED}, unlocked", _PASS_ON, reduce=rewrap.reduce_mp_lock, payload=_nothing, note=_mp_held,
-         emits=_MP_EMITS, for_files=True, probe=probes.probe_lock, recreate="{target} = {type}(ctx=multiprocessing.get_context())"),
+         emits=_MP_EMITS, for_files=True, probe=probes.probe_lock,
+         recreate="{target} = {type}(ctx=multiprocessing.get_context())"),
     Kind("mp-semaphore", ("multiprocessing.synchronize.Semaphore", "multiprocessing.synchronize.BoundedSemaphore"),
          Action.REWRAP, f"{_UNLINKED} (a Semaphore keeps its value, a BoundedSemaphore its bound, with every slot "
          "free)", _PASS_ON, reduce=rewrap.reduce_mp_semaphore, payload=_nothing, note=_mp_semaphore_note,
          emits=_MP_EMITS, for_files=True, probe=probes.probe_mp_semaphore, keep="{obj}.get_value()",
          recreate="{target} = {type}({saved}, ctx=multiprocessing.get_context())"),
     Kind("mp-condition", ("multiprocessing.synchronize.Condition",), Action.REWRAP, f"waiting processes; {_UNLINKED}",
-         "none needed; a lock it shares stays shared", reduce=rewrap.reduce_mp_condition, emits=_MP_EMITS, for_files=True,
+         "none needed; a lock it shares stays shared", reduce=rewrap.reduce_mp_condition, emits=_MP_EMITS,
+         for_files=True,
          internal=frozenset({"_lock", "acquire", "release", "_sleeping_count", "_woken_count", "_wait_semaphore"}),
          probe=probes.probe_condition, recreate="{target} = multiprocessing.Condition()"),
     Kind("mp-event", ("multiprocessing.synchronize.Event",), Action.REWRAP, f"{_UNLINKED} (flag kept)", _PASS_ON,
@@ -313,8 +315,8 @@ KINDS: tuple[Kind, ...] = (
          recreate="{target} = multiprocessing.Event()\nif {saved}:\n    {target}.set()"),
     Kind("mp-barrier", ("multiprocessing.synchronize.Barrier",), Action.REWRAP,
          f"{_UNLINKED} (parties, action and timeout kept)", _PASS_ON, reduce=rewrap.reduce_mp_barrier,
-         emits=_MP_EMITS, for_files=True, internal=frozenset({"_cond", "_wrapper", "_array"}), probe=probes.probe_barrier,
-         keep="({obj}.parties, {obj}._action, {obj}._timeout)",
+         emits=_MP_EMITS, for_files=True, internal=frozenset({"_cond", "_wrapper", "_array"}),
+         probe=probes.probe_barrier, keep="({obj}.parties, {obj}._action, {obj}._timeout)",
          recreate="{target} = multiprocessing.Barrier(*{saved})"),
     Kind("mp-queue", ("multiprocessing.queues.Queue", "multiprocessing.queues.JoinableQueue"), Action.REWRAP,
          f"its items; {_UNLINKED}, empty (maxsize kept)", "put the items again after load, if they matter",
@@ -327,14 +329,14 @@ KINDS: tuple[Kind, ...] = (
          recreate="{target} = multiprocessing.SimpleQueue()"),
     Kind("mp-value", ("multiprocessing.sharedctypes.Synchronized",), Action.REWRAP,
          f"{_UNLINKED} (type and value kept)", _PASS_ON, reduce=rewrap.reduce_mp_shared, payload=_nothing,
-         note=_shared_note, emits=("functools.partial", "multiprocessing.sharedctypes.Value", "ctypes.c_bool"), for_files=True,
-         probe=probes.probe_shared, keep="(type({obj}.get_obj()), {obj}.value)",
+         note=_shared_note, emits=("functools.partial", "multiprocessing.sharedctypes.Value", "ctypes.c_bool"),
+         for_files=True, probe=probes.probe_shared, keep="(type({obj}.get_obj()), {obj}.value)",
          recreate="ctype, value = {saved}\n{target} = multiprocessing.Value(ctype, value)"),
     Kind("mp-array", ("multiprocessing.sharedctypes.SynchronizedArray",), Action.REWRAP,
          f"{_UNLINKED} (type and contents kept)", f"{_PASS_ON}; loading it needs --trust "
          "multiprocessing.sharedctypes:Array (its size comes from the file)", reduce=rewrap.reduce_mp_shared,
-         payload=_nothing, note=_shared_note, emits=("functools.partial", "multiprocessing.sharedctypes.Array"), for_files=True,
-         probe=probes.probe_shared, keep="({obj}.get_obj()._type_, {obj}[:])",
+         payload=_nothing, note=_shared_note, emits=("functools.partial", "multiprocessing.sharedctypes.Array"),
+         for_files=True, probe=probes.probe_shared, keep="({obj}.get_obj()._type_, {obj}[:])",
          recreate="ctype, items = {saved}\n{target} = multiprocessing.Array(ctype, items)"),
     # --- threads and event loops: stripped -----------------------------------
     Kind("thread", ("threading.Thread",), Action.STRIP, "the thread and its attributes (restored as None)",
@@ -437,7 +439,7 @@ def rewrap_reducers() -> dict[type, Callable[[Any], Any]]:
     """Every class (and existing subclass) with a rewrap reducer, for copyreg (not `for_files` ones)."""
     _refresh()
     reducers = {}
-    todo = [cls for cls, kind in _by_type.items() if kind.reduce is not None and not kind.for_files]
+    todo = [cls for cls, kind in _by_type.items() if kind.reduce is not None]
     while todo:
         cls = todo.pop()
         kind = kind_of_type(cls)

@@ -181,10 +181,12 @@ def _mp_fresh(cls: type, made_like: Any, *args: Any) -> tuple[Any, ...]:
     """`cls(*args, ctx=...)`: a fresh primitive for the kind of context the
     lock or semaphore `made_like` was made in. One made for fork cannot be
     handed to a spawned process and the other way round, so that much is
-    kept; spawn or forkserver makes no difference to it."""
+    kept; spawn or forkserver makes no difference to it. (Where Python does
+    not record it, a semaphore made for fork is the one with no name.)"""
     from multiprocessing import context
 
-    ctx = context.ForkContext() if made_like._is_fork_ctx else context.SpawnContext()
+    unnamed = sys.platform != "win32" and made_like._semlock.name is None
+    ctx = context.ForkContext() if getattr(made_like, "_is_fork_ctx", unnamed) else context.SpawnContext()
     return functools.partial(cls, ctx=ctx), args
 
 
@@ -224,6 +226,7 @@ def reduce_mp_shared(shared: Any) -> tuple[Any, ...]:
     from multiprocessing import sharedctypes
 
     obj = shared._obj
+    make: Any
     if isinstance(shared, sharedctypes.SynchronizedArray):
         make, args = sharedctypes.Array, (typecode(obj._type_), list(obj))
     else:

@@ -140,11 +140,12 @@ def _stable(path: str) -> str:
     return re.sub(r" at 0x[0-9a-fA-F]+", " at 0x…", path)
 
 
-def _picklable_restorations(report: LoadReport) -> list[tuple[str, Any, catalog.Kind]]:
+def _picklable_restorations(report: LoadReport) -> tuple[list[tuple[str, Any, catalog.Kind]], set[str]]:
     """Rewrapped objects that plain pickle handles once restored (an asyncio
     lock no longer bound to a loop, a stopped QueueListener), so a scan of
-    the loaded object does not find them: found at their saved paths instead."""
-    out = []
+    the loaded object does not find them: found at their saved paths instead.
+    Also returns the paths that cannot be followed (behind a custom state)."""
+    found, unreachable = [], set()
     for sub in report.manifest.substitutions:
         kind = catalog.BY_NAME.get(sub.kind)
         if sub.action != Action.REWRAP.value or kind is None or kind.applies is None:
@@ -152,10 +153,11 @@ def _picklable_restorations(report: LoadReport) -> list[tuple[str, Any, catalog.
         try:
             obj = follow(report.obj, sub.path)
         except LookupError:
-            continue  # behind a custom state: not reachable by attribute
+            unreachable.add(_stable(sub.path))
+            continue
         if catalog.kind_of_type(type(obj)) is kind:
-            out.append((sub.path, obj, kind))
-    return out
+            found.append((sub.path, obj, kind))
+    return found, unreachable
 
 
 def _restored_checks(report: LoadReport) -> list[Check]:
@@ -164,7 +166,8 @@ def _restored_checks(report: LoadReport) -> list[Check]:
     rewrapped = {_stable(s.path) for s in report.manifest.substitutions if s.action == Action.REWRAP.value}
     found = scan(report.obj).findings
     restored = {id(f.obj): (f.path, f.obj, catalog.BY_NAME[f.kind]) for f in found}
-    restored.update((id(obj), (path, obj, kind)) for path, obj, kind in _picklable_restorations(report))
+    by_path, unreachable = _picklable_restorations(report)
+    restored.update((id(obj), (path, obj, kind)) for path, obj, kind in by_path)
     broken = []
     for path, obj, kind in restored.values():
         if kind.probe is None:
@@ -173,7 +176,7 @@ def _restored_checks(report: LoadReport) -> list[Check]:
             kind.probe(obj)
         except ProbeFailed as exc:
             broken.append(f"{path}: {exc}")
-    present = {_stable(path) for path, _, kind in restored.values() if kind.action is Action.REWRAP}
+    present = {_stable(path) for path, _, kind in restored.values() if kind.action is Action.REWRAP} | unreachable
     missing = sorted(rewrapped - present)
     checks = [
         Check("primitives work", not broken, "; ".join(broken) or f"{len(restored)} restored object(s) exercised"),

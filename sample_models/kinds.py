@@ -275,8 +275,8 @@ FACTORIES = {
     "async-event": async_event, "async-queue": async_queue, "mp-lock": mp_lock, "mp-semaphore": mp_semaphore,
     "mp-condition": mp_condition, "mp-event": mp_event, "mp-barrier": mp_barrier, "mp-queue": mp_queue,
     "mp-simple-queue": mp_simple_queue, "mp-value": mp_value, "mp-array": mp_array, "thread": thread,
-    "event-loop": event_loop, "async-future": async_future, "open-file": open_file, "socket": socket_, "generator": generator,
-    "local-function": local_function, "local-class": local_class, "weakref": weakref_,
+    "event-loop": event_loop, "async-future": async_future, "open-file": open_file, "socket": socket_,
+    "generator": generator, "local-function": local_function, "local-class": local_class, "weakref": weakref_,
     "db-connection": db_connection, "module": module, "frame": frame, "unpicklable": unpicklable,
 }
 """Catalog kind name -> factory; the tests check that every kind has one."""

@@ -25,6 +25,7 @@ import pytest
 import ckpt.core as ckpt
 from ckpt.core import probes
 from conftest import REPO, RunCkpt
+from sample_models import kinds
 
 HOLDER = "sample_models.kinds:Holder"
 ARRAY = "multiprocessing.sharedctypes:Array"
@@ -288,6 +289,27 @@ def test_primitives_no_loop_has_bound_are_no_finding_and_pickle_as_they_are() ->
     asyncio.run(use())
 
 
+class StatefulService:
+    """Its own state carries its (loop-bound) lock: found at a path verify cannot follow."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self.lock = lock
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"held": [self.lock]}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        [self.lock] = state["held"]
+
+
+def test_verify_passes_a_restored_asyncio_primitive_behind_a_custom_state(tmp_path: Path) -> None:
+    model = StatefulService(kinds.async_lock().value)
+    report = ckpt.save(model, tmp_path / "s.ckpt")
+    assert [s.path for s in report.manifest.substitutions] == ["model.__getstate__()['held'][0]"]
+    result = ckpt.verify(tmp_path / "s.ckpt", trust=[__name__])
+    assert result.ok, result.failures
+
+
 def test_an_asyncio_probe_leaves_the_primitive_unbound_and_as_it_was() -> None:
     q: asyncio.Queue[str] = asyncio.PriorityQueue()
     for item in ("b", "a"):
@@ -304,7 +326,8 @@ def test_an_asyncio_probe_leaves_the_primitive_unbound_and_as_it_was() -> None:
 def test_a_queue_handler_and_its_listener_keep_sharing_one_queue() -> None:
     records: queue.Queue[logging.LogRecord] = queue.Queue()
     sink = logging.handlers.BufferingHandler(5)
-    pair = {"handler": logging.handlers.QueueHandler(records), "listener": logging.handlers.QueueListener(records, sink)}
+    pair = {"handler": logging.handlers.QueueHandler(records),
+            "listener": logging.handlers.QueueListener(records, sink)}
     pair["listener"].start()
     try:
         [finding] = [f for f in ckpt.scan(pair).findings if f.kind == "queue-listener"]
