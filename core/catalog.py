@@ -291,7 +291,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("async-queue", ("asyncio.Queue",), Action.REWRAP,
          "its event loop, waiting coroutines and items taken but not marked done (type, maxsize and items kept)",
          "none needed", reduce=rewrap.reduce_async_queue, applies=_bound_to_loop,
-         internal=frozenset({"_loop", "_getters", "_putters"}), emits=_ASYNC_EMITS, note=_queue_note,
+         internal=frozenset({"_loop", "_getters", "_putters", "_finished"}), emits=_ASYNC_EMITS, note=_queue_note,
          probe=probes.probe_async_queue, keep="({obj}.maxsize, list({obj}._queue))",
          recreate="maxsize, items = {saved}\n{target} = {type}(maxsize)\nfor item in items:\n"
                   "    {target}.put_nowait(item)"),
