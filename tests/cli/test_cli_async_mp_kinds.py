@@ -264,9 +264,9 @@ def test_a_loaded_file_needs_no_trust_but_the_model_class(run_ckpt: RunCkpt, tmp
 def test_register_leaves_multiprocessing_primitives_to_multiprocessing() -> None:
     """Starting a process hands it the very lock (multiprocessing's own
     pickling): register() must not turn that into a fresh one."""
-    import multiprocessing.queues
-    import multiprocessing.sharedctypes
-    import multiprocessing.synchronize
+    import multiprocessing.queues  # noqa: F401  (imported: the catalog resolves only loaded modules' types)
+    import multiprocessing.sharedctypes  # noqa: F401
+    import multiprocessing.synchronize  # noqa: F401
 
     with ckpt.registered() as covered:
         modules = {cls.__module__ for cls in covered}
