@@ -76,6 +76,9 @@ class Kind:
     """Suggest: expression to keep in `__getstate__` (`{obj}` is the attribute)."""
     recreate: str = "{target} = None"
     """Suggest: statements for `__setstate__` (`{target}`, `{saved}`, `{type}`)."""
+    for_files: bool = False
+    """The rewrap suits a file only: `register()` leaves the type to pickle, since
+    multiprocessing hands such an object to the child it starts as the same one."""
 
     def walk_payload(self, obj: Any) -> Iterable[tuple[Edge, Any]]:
         if self.payload is not None:
@@ -98,8 +101,71 @@ def _queue_note(q: Any) -> str:
 
 
 def _semaphore_note(sem: Any) -> str:
-    bound = getattr(sem, "_initial_value", None)
+    bound = getattr(sem, "_initial_value", getattr(sem, "_bound_value", None))
     return f"value {sem._value}" + (f" of {bound}" if bound is not None else "")
+
+
+def _bound_to_loop(obj: Any) -> bool:
+    """An asyncio primitive pickles until it first waits in an event loop,
+    which binds it (`_loop`): before that it is no finding, and plain pickle
+    writes it as it is."""
+    return getattr(obj, "_loop", None) is not None
+
+
+def _loop_note(loop: Any) -> str:
+    state = "running" if loop.is_running() else "closed" if loop.is_closed() else "not running"
+    return f"event loop ({state})"
+
+
+def _async_future_note(future: Any) -> str:
+    name = f"task {future.get_name()!r}" if hasattr(future, "get_name") else "future"
+    return f"{name} ({'done' if future.done() else 'pending'})"
+
+
+def _started(listener: Any) -> bool:
+    """A stopped QueueListener is plain data around its queue and handlers
+    (their own rows rewrap them): only a started one has a thread to lose."""
+    return listener._thread is not None
+
+
+def _listener_note(listener: Any) -> str:
+    return "started at save time: restored stopped, call start() after load"
+
+
+_ASYNC_INTERNAL = frozenset({"_loop", "_waiters"})
+_ASYNC_EMITS = ("collections.deque",)
+_UNLINKED = "its link to other processes: restored as a fresh local one"
+_PASS_ON = "pass it to the child processes that need it after load"
+_MP_EMITS = ("functools.partial", "multiprocessing.context.ForkContext", "multiprocessing.context.SpawnContext")
+
+
+def _mp_held(lock: Any) -> str:
+    return "held at save time: restored unlocked" if lock._semlock._is_zero() else ""
+
+
+def _mp_semaphore_note(sem: Any) -> str:
+    semlock = sem._semlock
+    value = semlock._get_value()
+    if semlock.maxvalue == semlock.SEM_VALUE_MAX:
+        return f"value {value}"
+    freed = ": restored with every slot free" if value < semlock.maxvalue else ""
+    return f"value {value} of {semlock.maxvalue}{freed}"
+
+
+def _mp_queue_note(q: Any) -> str:
+    """How many items are not kept, as far as the queue tells without reading them."""
+    try:
+        size = q.qsize()
+    except (AttributeError, NotImplementedError):  # a SimpleQueue; or macOS, which has no sem_getvalue
+        return "" if q.empty() else "its items not kept"
+    return f"{size} item(s) not kept" if size else ""
+
+
+def _shared_note(shared: Any) -> str:
+    obj = shared._obj
+    if hasattr(shared, "__len__"):
+        return f"{len(obj)} {obj._type_.__name__} item(s) kept"
+    return f"{type(obj).__name__} {obj.value!r} kept"
 
 
 def _pool_note(pool: Any) -> str:
@@ -198,6 +264,9 @@ def _sqlite_in_memory(conn: Any) -> bool:
 def _sqlite_note(conn: Any) -> str:
     path = conn.database if isinstance(conn, LazyConnection) else rewrap.sqlite_file(conn)
     return f"{path} reopened lazily, on first use"
+def _nothing(obj: Any) -> tuple[()]:
+    """The payload of a kind whose rewrap carries none of its attributes."""
+    return ()
 
 
 def _closure(fn: types.FunctionType) -> Iterator[tuple[Edge, Any]]:
@@ -272,7 +341,7 @@ KINDS: tuple[Kind, ...] = (
          reduce=rewrap.reduce_future, emits=("concurrent.futures._base.Future",), internal=frozenset({"_condition", "_waiters", "_done_callbacks"}),
          note=_future_note, probe=probes.probe_future),
     Kind("thread-local", ("_thread._local",), Action.REWRAP, "every thread's attributes (restored empty)",
-         "set the attributes again after load", reduce=rewrap.reduce_local, payload=lambda obj: (),
+         "set the attributes again after load", reduce=rewrap.reduce_local, payload=_nothing,
          emits=("threading.local",),
          probe=probes.probe_local, recreate="{target} = threading.local()"),
     Kind("log-handler", ("logging.Handler",), Action.REWRAP,
@@ -320,16 +389,88 @@ KINDS: tuple[Kind, ...] = (
          reduce=rewrap.reduce_stripped, applies=_sqlite_in_memory, emits=("builtins.type",),
          note=lambda conn: "an in-memory database: stripped", keep="{obj}.serialize()",
          recreate='{target} = sqlite3.connect(":memory:")\n{target}.deserialize({saved})'),
-    # --- threads: stripped --------------------------------------------------
+    Kind("queue-listener", ("logging.handlers.QueueListener",), Action.REWRAP,
+         "its thread (restored stopped; queue and handlers kept)", "call listener.start() after load",
+         reduce=rewrap.reduce_listener, applies=_started,
+         internal=frozenset({"_thread"}), note=_listener_note, probe=probes.probe_listener,
+         recreate="{target} = None  # rebuild it: logging.handlers.QueueListener(queue, *handlers), then start()"),
+    # --- asyncio primitives bound to an event loop: rewrapped unbound -------
+    Kind("async-lock", ("asyncio.Lock",), Action.REWRAP, "its event loop and waiting coroutines (restored unlocked)",
+         "none needed", reduce=rewrap.reduce_async_lock, applies=_bound_to_loop, internal=_ASYNC_INTERNAL,
+         emits=_ASYNC_EMITS, note=_held, probe=probes.probe_async_lock, recreate="{target} = asyncio.Lock()"),
+    Kind("async-condition", ("asyncio.Condition",), Action.REWRAP, "its event loop and waiting coroutines",
+         "none needed; a lock it shares stays shared", reduce=rewrap.reduce_condition, applies=_bound_to_loop,
+         internal=_ASYNC_INTERNAL | {"_lock", "locked", "acquire", "release"}, probe=probes.probe_async_condition,
+         recreate="{target} = asyncio.Condition()"),
+    Kind("async-semaphore", ("asyncio.Semaphore", "asyncio.BoundedSemaphore"), Action.REWRAP,
+         "its event loop and waiting coroutines (value and bound kept)", "none needed", reduce=rewrap.reduce_async,
+         applies=_bound_to_loop, internal=_ASYNC_INTERNAL, emits=_ASYNC_EMITS, note=_semaphore_note,
+         probe=probes.probe_async_semaphore, keep="{obj}._value", recreate="{target} = {type}({saved})"),
+    Kind("async-event", ("asyncio.Event",), Action.REWRAP, "its event loop and waiting coroutines (flag kept)",
+         "none needed", reduce=rewrap.reduce_async, applies=_bound_to_loop, internal=_ASYNC_INTERNAL,
+         emits=_ASYNC_EMITS, probe=probes.probe_async_event, keep="{obj}.is_set()",
+         recreate="{target} = asyncio.Event()\nif {saved}:\n    {target}.set()"),
+    Kind("async-queue", ("asyncio.Queue",), Action.REWRAP,
+         "its event loop, waiting coroutines and items taken but not marked done (type, maxsize and items kept)",
+         "none needed", reduce=rewrap.reduce_async_queue, applies=_bound_to_loop,
+         internal=frozenset({"_loop", "_getters", "_putters", "_finished"}), emits=_ASYNC_EMITS, note=_queue_note,
+         probe=probes.probe_async_queue, keep="({obj}.maxsize, list({obj}._queue))",
+         recreate="maxsize, items = {saved}\n{target} = {type}(maxsize)\nfor item in items:\n"
+                  "    {target}.put_nowait(item)"),
+    # --- multiprocessing primitives: rewrapped as fresh local ones ---------
+    Kind("mp-lock", ("multiprocessing.synchronize.Lock", "multiprocessing.synchronize.RLock"), Action.REWRAP,
+         f"{_UNLINKED}, unlocked", _PASS_ON, reduce=rewrap.reduce_mp_lock, payload=_nothing, note=_mp_held,
+         emits=_MP_EMITS, for_files=True, probe=probes.probe_lock,
+         recreate="{target} = {type}(ctx=multiprocessing.get_context())"),
+    Kind("mp-semaphore", ("multiprocessing.synchronize.Semaphore", "multiprocessing.synchronize.BoundedSemaphore"),
+         Action.REWRAP, f"{_UNLINKED} (a Semaphore keeps its value, a BoundedSemaphore its bound, with every slot "
+         "free)", _PASS_ON, reduce=rewrap.reduce_mp_semaphore, payload=_nothing, note=_mp_semaphore_note,
+         emits=_MP_EMITS, for_files=True, probe=probes.probe_mp_semaphore, keep="{obj}.get_value()",
+         recreate="{target} = {type}({saved}, ctx=multiprocessing.get_context())"),
+    Kind("mp-condition", ("multiprocessing.synchronize.Condition",), Action.REWRAP, f"waiting processes; {_UNLINKED}",
+         "none needed; a lock it shares stays shared", reduce=rewrap.reduce_mp_condition, emits=_MP_EMITS,
+         for_files=True,
+         internal=frozenset({"_lock", "acquire", "release", "_sleeping_count", "_woken_count", "_wait_semaphore"}),
+         probe=probes.probe_condition, recreate="{target} = multiprocessing.Condition()"),
+    Kind("mp-event", ("multiprocessing.synchronize.Event",), Action.REWRAP, f"{_UNLINKED} (flag kept)", _PASS_ON,
+         internal=frozenset({"_cond", "_flag"}), for_files=True, probe=probes.probe_event, keep="{obj}.is_set()",
+         recreate="{target} = multiprocessing.Event()\nif {saved}:\n    {target}.set()"),
+    Kind("mp-barrier", ("multiprocessing.synchronize.Barrier",), Action.REWRAP,
+         f"{_UNLINKED} (parties, action and timeout kept)", _PASS_ON, reduce=rewrap.reduce_mp_barrier,
+         emits=_MP_EMITS, for_files=True, internal=frozenset({"_cond", "_wrapper", "_array"}),
+         probe=probes.probe_barrier, keep="({obj}.parties, {obj}._action, {obj}._timeout)",
+         recreate="{target} = multiprocessing.Barrier(*{saved})"),
+    Kind("mp-queue", ("multiprocessing.queues.Queue", "multiprocessing.queues.JoinableQueue"), Action.REWRAP,
+         f"its items; {_UNLINKED}, empty (maxsize kept)", "put the items again after load, if they matter",
+         reduce=rewrap.reduce_mp_queue, payload=_nothing, note=_mp_queue_note, emits=_MP_EMITS, for_files=True,
+         probe=probes.probe_mp_queue, keep="{obj}._maxsize",
+         recreate="{target} = {type}({saved}, ctx=multiprocessing.get_context())"),
+    Kind("mp-simple-queue", ("multiprocessing.queues.SimpleQueue",), Action.REWRAP, f"its items; {_UNLINKED}, empty",
+         "put the items again after load, if they matter", reduce=rewrap.reduce_mp_queue, payload=_nothing,
+         note=_mp_queue_note, emits=_MP_EMITS, for_files=True, probe=probes.probe_mp_queue,
+         recreate="{target} = multiprocessing.SimpleQueue()"),
+    Kind("mp-value", ("multiprocessing.sharedctypes.Synchronized",), Action.REWRAP,
+         f"{_UNLINKED} (type and value kept)", _PASS_ON, reduce=rewrap.reduce_mp_shared, payload=_nothing,
+         note=_shared_note, emits=("functools.partial", "multiprocessing.sharedctypes.Value", "ctypes.c_bool"),
+         for_files=True, probe=probes.probe_shared, keep="(type({obj}.get_obj()), {obj}.value)",
+         recreate="ctype, value = {saved}\n{target} = multiprocessing.Value(ctype, value)"),
+    Kind("mp-array", ("multiprocessing.sharedctypes.SynchronizedArray",), Action.REWRAP,
+         f"{_UNLINKED} (type and contents kept)", f"{_PASS_ON}; loading it needs --trust "
+         "multiprocessing.sharedctypes:Array (its size comes from the file)", reduce=rewrap.reduce_mp_shared,
+         payload=_nothing, note=_shared_note, emits=("functools.partial", "multiprocessing.sharedctypes.Array"),
+         for_files=True, probe=probes.probe_shared, keep="({obj}.get_obj()._type_, {obj}[:])",
+         recreate="ctype, items = {saved}\n{target} = multiprocessing.Array(ctype, items)"),
+    # --- threads and event loops: stripped -----------------------------------
     Kind("thread", ("threading.Thread",), Action.STRIP, "the thread and its attributes (restored as None)",
          "start a new thread after load", reduce=rewrap.reduce_stripped, note=_thread_note,
          emits=("builtins.type",)),
+    Kind("event-loop", ("asyncio.AbstractEventLoop",), Action.STRIP, "the loop and everything scheduled on it "
+         "(restored as None)", "run the loaded model in the loading process's loop (asyncio.run, "
+         "asyncio.get_running_loop())", reduce=rewrap.reduce_stripped, note=_loop_note, emits=("builtins.type",)),
+    Kind("async-future", ("asyncio.Future",), Action.STRIP, "the task or future and its result (restored as None)",
+         "create the task again after load", reduce=rewrap.reduce_stripped, note=_async_future_note,
+         emits=("builtins.type",)),
     # --- everything else pickle refuses: reported, never rewrapped ---------
-    Kind("mp-primitive", ("multiprocessing.synchronize.SemLock", "multiprocessing.synchronize.Condition",
-                          "multiprocessing.synchronize.Event", "multiprocessing.synchronize.Barrier",
-                          "multiprocessing.queues.Queue", "multiprocessing.queues.SimpleQueue"),
-         Action.ERROR, "everything: it belongs to the processes that share it",
-         "create it after load, or pass the object to the child processes that need it; " + _DROP),
     Kind("open-file", _FILES + ("_io.FileIO", "_io.BufferedRWPair"), Action.ERROR, "the open file",
          "keep the file name and reopen it in __setstate__; " + _DROP),
     Kind("socket", ("socket.socket",), Action.ERROR, "the connection", "reconnect after load; " + _DROP),
@@ -424,8 +565,9 @@ def handled_by_copyreg(cls: type) -> bool:
 
 def rewrap_reducers() -> dict[type, Callable[[Any], Any]]:
     """Every class (and existing subclass) with a rewrap reducer, for copyreg.
-    Weak kinds are left out: what they keep depends on the whole graph saved,
-    which a copyreg reducer never sees."""
+    Weak kinds are left out (what they keep depends on the whole graph saved,
+    which a copyreg reducer never sees), and so are `for_files` ones (a
+    multiprocessing lock sent to a child process must stay the same lock)."""
     _refresh()
     reducers: dict[type, Callable[[Any], Any]] = {}
     todo = list(_by_type)
@@ -439,7 +581,7 @@ def rewrap_reducers() -> dict[type, Callable[[Any], Any]]:
 
 
 def _copyreg_reducer(kinds: tuple[Kind, ...]) -> Callable[[Any], Any] | None:
-    if not any(kind.reduce is not None and not kind.weak for kind in kinds):
+    if not any(kind.reduce is not None and not kind.weak and not kind.for_files for kind in kinds):
         return None
     if len(kinds) == 1 and kinds[0].applies is None:
         return kinds[0].reduce
@@ -449,7 +591,7 @@ def _copyreg_reducer(kinds: tuple[Kind, ...]) -> Callable[[Any], Any] | None:
 def _first_reducer(kinds: tuple[Kind, ...], obj: Any) -> Any:
     """The reducer of the row that applies to `obj`, else what pickle itself does (it raises for an open file)."""
     kind = applying(kinds, obj)
-    if kind is None or kind.reduce is None or kind.weak:
+    if kind is None or kind.reduce is None or kind.weak or kind.for_files:
         return obj.__reduce_ex__(PROTOCOL)
     return kind.reduce(obj)
 

@@ -3,6 +3,9 @@
 A probe exercises the object across real threads and raises `ProbeFailed`
 when it does not behave. Probes never change what the object holds: queue
 items stay where they are, an event keeps its flag, a semaphore its value.
+asyncio primitives are exercised by coroutines on a fresh event loop in
+another thread (so a caller inside a running loop can verify too), and
+unbound from that loop afterwards, as they were.
 """
 
 from __future__ import annotations
@@ -40,11 +43,12 @@ def _in_thread(fn: Callable[[], Any]) -> Any:
 
 
 def probe_lock(lock: Any) -> None:
-    """Free, excludes another thread while held, and is free again after."""
-    if not lock.acquire(timeout=TIMEOUT):
+    """Free, excludes another thread while held, and is free again after.
+    (Arguments by position: multiprocessing's locks call them `block`.)"""
+    if not lock.acquire(True, TIMEOUT):
         raise ProbeFailed("the restored lock is held and cannot be acquired")
     try:
-        if _in_thread(lambda: lock.acquire(blocking=False)):
+        if _in_thread(lambda: lock.acquire(False)):
             raise ProbeFailed("another thread acquired the lock while it was held")
     finally:
         lock.release()
@@ -53,7 +57,7 @@ def probe_lock(lock: Any) -> None:
 
 
 def _acquire_release(lock: Any) -> bool:
-    if not lock.acquire(timeout=TIMEOUT):
+    if not lock.acquire(True, TIMEOUT):
         return False
     lock.release()
     return True
@@ -62,7 +66,7 @@ def _acquire_release(lock: Any) -> bool:
 def probe_rlock(lock: Any) -> None:
     """Re-entrant for its owner, exclusive for others."""
     with lock, lock:
-        if _in_thread(lambda: lock.acquire(blocking=False)):
+        if _in_thread(lambda: lock.acquire(False)):
             raise ProbeFailed("another thread acquired the re-entrant lock while it was held")
     probe_lock(lock)
 
@@ -234,3 +238,166 @@ def probe_sqlite(conn: Any) -> None:
         raise ProbeFailed(f"{path} does not read as a sqlite database ({exc})") from None
     finally:
         probe.close()
+def probe_listener(listener: Any) -> None:
+    """Stopped, as restored; with nothing queued, its thread starts and stops
+    (with records queued it is not started: that would emit them)."""
+    if listener._thread is not None:
+        raise ProbeFailed("the restored queue listener has a thread: it should be restored stopped")
+    if listener.queue.empty():
+        listener.start()
+        _in_thread(listener.stop)
+
+
+def probe_mp_semaphore(sem: Any) -> None:
+    """Counts like probe_semaphore's, through multiprocessing's own methods."""
+    value = sem.get_value()
+    if value > 0 and not _in_thread(lambda: _acquire_release(sem)):
+        raise ProbeFailed(f"the semaphore has value {value} but no thread could acquire it")
+    if sem.get_value() != value:
+        raise ProbeFailed(f"the semaphore's value changed from {value} to {sem.get_value()}")
+
+
+def probe_mp_queue(q: Any) -> None:
+    """What another thread puts comes out here, through the queue's pipe;
+    items already in it are put back, in order (and marked done again)."""
+    marker = f"ckpt-probe-{id(q)}"
+    taken: list[Any] = []
+
+    def take() -> None:
+        while not (type(item := q.get()) is str and item == marker):
+            taken.append(item)
+
+    _in_thread(lambda: q.put(marker))
+    _in_thread(take)
+    for item in taken:
+        q.put(item)
+    for _ in range(len(taken) + 1 if hasattr(q, "task_done") else 0):
+        q.task_done()
+
+
+def probe_shared(shared: Any) -> None:
+    """Its lock works, and another thread reads the same contents."""
+    probe_lock(shared.get_lock())
+    read = (lambda: shared[:]) if hasattr(shared, "__len__") else (lambda: shared.value)
+    if _in_thread(read) != read():
+        raise ProbeFailed("another thread read different contents from the shared memory")
+
+
+def _on_fresh_loop(primitives: tuple[Any, ...], exercise: Callable[[Any], Any]) -> None:
+    """Run the coroutine `exercise(asyncio)` on a new event loop in another
+    thread, then unbind `primitives` from that loop as they were before.
+    (asyncio is imported here, and handed over, only when there is an
+    asyncio object to probe: ckpt does not import it otherwise.)"""
+    import asyncio
+
+    before = [vars(p).get("_loop", _UNBOUND) for p in primitives]
+
+    async def bounded() -> None:
+        try:
+            await asyncio.wait_for(exercise(asyncio), TIMEOUT / 2)
+        except asyncio.TimeoutError:
+            raise ProbeFailed("a coroutine waiting on the restored primitive was never woken") from None
+
+    try:
+        _in_thread(lambda: asyncio.run(bounded()))
+    finally:
+        for primitive, loop in zip(primitives, before):
+            if loop is _UNBOUND:
+                vars(primitive).pop("_loop", None)
+            else:
+                primitive._loop = loop
+
+
+_UNBOUND = object()
+
+
+def probe_async_lock(lock: Any) -> None:
+    """Excludes a second coroutine until the first releases it."""
+
+    async def exercise(asyncio: Any) -> None:
+        await lock.acquire()
+        second = asyncio.ensure_future(lock.acquire())
+        await asyncio.sleep(0)
+        if second.done():
+            raise ProbeFailed("a second coroutine acquired the asyncio lock while it was held")
+        lock.release()
+        await second
+        lock.release()
+
+    _on_fresh_loop((lock,), exercise)
+
+
+def probe_async_condition(cond: Any) -> None:
+    """A coroutine waiting on the condition wakes on notify."""
+
+    async def exercise(asyncio: Any) -> None:
+        async def waiter() -> None:
+            async with cond:
+                await cond.wait()
+
+        task = asyncio.ensure_future(waiter())
+        while not cond._waiters:
+            await asyncio.sleep(0)
+        async with cond:
+            cond.notify_all()
+        await task
+
+    _on_fresh_loop((cond, cond._lock), exercise)
+
+
+def probe_async_semaphore(sem: Any) -> None:
+    """A coroutine gets a slot: at once if one is free, else when one is
+    released; the value is the same after."""
+    value = sem._value
+
+    async def exercise(asyncio: Any) -> None:
+        taker = asyncio.ensure_future(sem.acquire())
+        await asyncio.sleep(0)
+        if taker.done() != (value > 0):
+            raise ProbeFailed(f"the asyncio semaphore has value {value}, but a coroutine "
+                              f"{'could not take' if value else 'took'} a slot")
+        sem.release()
+        await taker
+
+    _on_fresh_loop((sem,), exercise)
+    if sem._value != value:
+        raise ProbeFailed(f"the asyncio semaphore's value changed from {value} to {sem._value}")
+
+
+def probe_async_event(event: Any) -> None:
+    """Waiting returns at once if the flag is set; else a waiter wakes when
+    it is set (and the flag is cleared again)."""
+    flag = event.is_set()
+
+    async def exercise(asyncio: Any) -> None:
+        waiter = asyncio.ensure_future(event.wait())
+        await asyncio.sleep(0)
+        if waiter.done() != flag:
+            raise ProbeFailed("waiting on the asyncio event disagrees with its flag")
+        if not flag:
+            event.set()
+            await waiter
+            event.clear()
+
+    _on_fresh_loop((event,), exercise)
+
+
+def probe_async_queue(q: Any) -> None:
+    """A waiting getter receives what is put; the items, their count of
+    unfinished tasks and the finished flag are then put back as they were."""
+    items, unfinished, finished = q._queue, q._unfinished_tasks, q._finished.is_set()
+    marker = object()
+
+    async def exercise(asyncio: Any) -> None:
+        q._init(0)
+        getter = asyncio.ensure_future(q.get())
+        await asyncio.sleep(0)
+        q.put_nowait(marker)
+        if await getter is not marker:
+            raise ProbeFailed("a waiting getter did not receive what was put into the asyncio queue")
+
+    try:
+        _on_fresh_loop((q,), exercise)
+    finally:
+        q._queue, q._unfinished_tasks = items, unfinished
+        (q._finished.set if finished else q._finished.clear)()

@@ -125,9 +125,6 @@ ENTRIES: tuple[Entry, ...] = (
     *_functions("time", "monotonic monotonic_ns time time_ns perf_counter perf_counter_ns process_time",
                 "a clock, read (cachetools' TTLCache keeps one as its timer)", fresh=False),
     *_functions("json", "dumps loads", "JSON text to and from plain data (structlog's JSONRenderer keeps dumps)"),
-    *_classes("asyncio.locks", "Lock Event Condition Semaphore BoundedSemaphore",
-              "an asyncio primitive no event loop has touched: plain state"),
-    *_classes("asyncio.queues", "Queue PriorityQueue LifoQueue", "an asyncio queue no event loop has touched"),
     # --- http.cookiejar: every requests.Session and httpx.Client holds one ---
     *_classes("http.cookiejar", "Cookie CookieJar FileCookieJar MozillaCookieJar LWPCookieJar DefaultCookiePolicy",
               "cookies and the policy for them: data (a jar's lock is rewrapped)"),
@@ -172,6 +169,26 @@ ENTRIES: tuple[Entry, ...] = (
           fresh=False, guard="one_argument"),
     Entry("ssl:_ASN1Object", CLASS, "an OID by its text: the purpose of create_default_context (ssl.Purpose's "
           "members do not survive pickle)", call=True),
+    Entry("logging.handlers:QueueListener", CLASS, "a queue listener, stopped: its queue and handlers (the "
+          "queue-listener rewrap)"),
+    *_classes("asyncio.locks", "Lock Event Semaphore BoundedSemaphore",
+              "an asyncio primitive, bound to no event loop: its plain state (the async rewraps)"),
+    Entry("asyncio.locks:Condition", CLASS, "a fresh asyncio condition around the saved lock (the async-condition "
+          "rewrap)", call=True),
+    *_classes("asyncio.queues", "Queue PriorityQueue LifoQueue",
+              "an asyncio queue, bound to no event loop: maxsize and items (the async-queue rewrap)"),
+    *_classes("multiprocessing.synchronize", "Lock RLock Semaphore BoundedSemaphore Condition Barrier",
+              "a fresh multiprocessing primitive of the saved settings (the mp rewraps; made through "
+              "functools.partial for its ctx)", call=True),
+    Entry("multiprocessing.synchronize:Event", CLASS, "a multiprocessing event: its condition and flag, each "
+          "rewrapped"),
+    *_classes("multiprocessing.queues", "Queue JoinableQueue SimpleQueue", "a fresh, empty multiprocessing queue of "
+              "the saved maxsize (the mp-queue rewraps)", call=True),
+    *_classes("multiprocessing.context", "ForkContext SpawnContext", "the start method a fresh multiprocessing "
+              "primitive is made for, as its ctx argument (instantiated with no state; never called)"),
+    Entry("multiprocessing.sharedctypes:Value", FUNCTION, "fresh shared memory of one ctypes value, its size fixed "
+          "by its type (the mp-value rewrap)", fresh=False),
+    Entry("ctypes:c_bool", CONSTANT, "the type of a shared boolean (multiprocessing.Value(ctypes.c_bool)), as a value"),
     # --- numpy ----------------------------------------------------------------
     *_numpy_core("multiarray:_reconstruct", FUNCTION, "an empty array of a shape and dtype, within the file's size",
                  guard="bounded_reconstruct"),

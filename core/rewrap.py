@@ -8,12 +8,18 @@ these; the pickler uses them; `register()` installs them into `copyreg`.
 Kinds with no reducer here (Queue, Event, Semaphore, ...) need none: they
 pickle as ordinary objects once their inner Lock / RLock / Condition are
 rewrapped, which keeps a lock shared by a Queue's three Conditions one lock.
+
+asyncio primitives are written as themselves without the event loop they
+bound to and the futures waiting on them. multiprocessing primitives are
+written as fresh local ones (their constructors, called with the saved
+settings): a file outlives the processes that shared the originals.
 """
 
 from __future__ import annotations
 
 import _thread
 import cmd
+import collections
 import copyreg
 import functools
 import inspect
@@ -148,6 +154,97 @@ def _reopening_file_handler(handler: logging.FileHandler) -> tuple[Any, ...]:
     skip = ("stream", "_builtin_open", "lock")
     state = {k: v for k, v in handler.__dict__.items() if k not in skip} | {"mode": mode}
     return functools.partial(cls, handler.baseFilename, **kwargs), (), state
+
+
+def reduce_listener(listener: Any) -> tuple[Any, ...]:
+    # Its thread is stripped: a QueueListener with no thread is a stopped one.
+    return default_reduce(listener, _thread=None)
+
+
+_ASYNC_WAITERS = ("_waiters", "_getters", "_putters")
+
+
+def reduce_async(obj: Any, **changes: Any) -> tuple[Any, ...]:
+    """The same asyncio primitive, unbound: no `_loop` (a loop of the saving
+    process) and no waiting futures (coroutines that will not exist)."""
+    state = {k: v for k, v in vars(obj).items() if k != "_loop"}
+    state.update({k: collections.deque() for k in _ASYNC_WAITERS if state.get(k) is not None})
+    return copyreg.__newobj__, (type(obj),), state | changes  # type: ignore[attr-defined]
+
+
+def reduce_async_lock(lock: Any) -> tuple[Any, ...]:
+    return reduce_async(lock, _locked=False)
+
+
+def reduce_async_queue(q: Any) -> tuple[Any, ...]:
+    # Items taken but never marked done belong to coroutines that are gone:
+    # only the items still queued count as unfinished.
+    return reduce_async(q, _unfinished_tasks=q.qsize())
+
+
+def _mp_fresh(cls: type, made_like: Any, *args: Any) -> tuple[Any, ...]:
+    """`cls(*args, ctx=...)`: a fresh primitive for the kind of context the
+    lock or semaphore `made_like` was made in. One made for fork cannot be
+    handed to a spawned process and the other way round, so that much is
+    kept; spawn or forkserver makes no difference to it. (Where Python does
+    not record it, a semaphore made for fork is the one with no name.)"""
+    from multiprocessing import context
+
+    unnamed = sys.platform != "win32" and made_like._semlock.name is None
+    ctx = context.ForkContext() if getattr(made_like, "_is_fork_ctx", unnamed) else context.SpawnContext()
+    return functools.partial(cls, ctx=ctx), args
+
+
+def reduce_mp_lock(lock: Any) -> tuple[Any, ...]:
+    return _mp_fresh(type(lock), lock)
+
+
+def reduce_mp_semaphore(sem: Any) -> tuple[Any, ...]:
+    """A Semaphore keeps its value. A BoundedSemaphore's constructor takes
+    one number, its bound: it is restored with every slot free (the slots'
+    holders were processes of the saving run)."""
+    semlock = sem._semlock
+    bounded = semlock.maxvalue != semlock.SEM_VALUE_MAX
+    return _mp_fresh(type(sem), sem, semlock.maxvalue if bounded else semlock._get_value())
+
+
+def reduce_mp_condition(cond: Any) -> tuple[Any, ...]:
+    # The lock goes through the memo (and its own row), so a shared lock stays shared.
+    return _mp_fresh(type(cond), cond._wait_semaphore, cond._lock)
+
+
+def reduce_mp_barrier(barrier: Any) -> tuple[Any, ...]:
+    return _mp_fresh(type(barrier), barrier._cond._wait_semaphore, barrier._parties, barrier._action,
+                     barrier._timeout)
+
+
+def reduce_mp_queue(q: Any) -> tuple[Any, ...]:
+    """A fresh, empty queue: its items are in a pipe other processes read
+    from, and reading them at save time would take them from those processes."""
+    return _mp_fresh(type(q), q._rlock, *([q._maxsize] if hasattr(q, "_maxsize") else []))
+
+
+def reduce_mp_shared(shared: Any) -> tuple[Any, ...]:
+    """`multiprocessing.Value(typecode, value, lock=<its lock>)`, or `Array`
+    of its items: fresh shared memory with the same contents; the lock goes
+    through its own row (and the memo: a lock two of them share stays one)."""
+    from multiprocessing import sharedctypes
+
+    obj = shared._obj
+    make: Any
+    if isinstance(shared, sharedctypes.SynchronizedArray):
+        make, args = sharedctypes.Array, (typecode(obj._type_), list(obj))
+    else:
+        make, args = sharedctypes.Value, (typecode(type(obj)), obj.value)
+    return functools.partial(make, lock=shared._lock), args
+
+
+def typecode(ctype: type) -> Any:
+    """The typecode multiprocessing names a ctypes type by ('i', 'd'), or the type itself."""
+    from multiprocessing import sharedctypes
+
+    codes = {t: code for code, t in reversed(sharedctypes.typecode_to_type.items())}  # type: ignore[attr-defined]
+    return codes.get(ctype, ctype)
 
 
 def stream_treatment(handler: logging.Handler) -> str:

@@ -74,6 +74,7 @@ def _for_class(cls: str, findings: list[Finding]) -> Suggestion:
 
 def _modules_in(code: str, type_name: str) -> set[str]:
     """The modules the generated code names (`threading.Lock()`, `{type}`)."""
-    modules = {"threading", "queue", "logging", "concurrent.futures", "sys", "ssl", "sqlite3", "weakref",
+    modules = {"threading", "queue", "logging", "logging.handlers", "concurrent.futures", "asyncio", "multiprocessing",
+               "sys", "ssl", "sqlite3", "weakref",
                type_name.rpartition(".")[0]}
     return {module for module in modules if module and f"{module}." in code}

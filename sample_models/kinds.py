@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
+import logging.handlers
 import multiprocessing
 import os
 import queue
@@ -135,8 +137,128 @@ def thread() -> Holder:
     return Holder(threading.Thread(target=_echo, args=(1,), name="sample-thread"))
 
 
-def mp_primitive() -> Holder:
+def queue_listener() -> Holder:
+    """Started, as a service's listener is: its daemon thread waits on the queue."""
+    listener = logging.handlers.QueueListener(queue.Queue(), logging.handlers.BufferingHandler(10))
+    listener.start()
+    return Holder(listener)
+
+
+async def _briefly(awaitable: Any) -> None:
+    try:
+        await asyncio.wait_for(awaitable, 0.001)
+    except asyncio.TimeoutError:
+        pass
+
+
+def _served(exercise: Any) -> None:
+    """Run `exercise()` under asyncio.run: each asyncio factory makes its
+    primitive wait once, which binds it to that (then closed) loop."""
+    asyncio.run(exercise())
+
+
+def async_lock() -> Holder:
+    lock = asyncio.Lock()
+
+    async def contend() -> None:
+        async with lock:
+            await _briefly(lock.acquire())
+
+    _served(contend)
+    return Holder(lock)
+
+
+def async_condition() -> Holder:
+    cond = asyncio.Condition()
+
+    async def wait() -> None:
+        async with cond:
+            await _briefly(cond.wait())
+
+    _served(wait)
+    return Holder(cond)
+
+
+def async_semaphore() -> Holder:
+    sem = asyncio.BoundedSemaphore(2)
+
+    async def exhaust() -> None:
+        await sem.acquire()
+        await sem.acquire()
+        await _briefly(sem.acquire())
+        sem.release()
+
+    _served(exhaust)
+    return Holder(sem)  # value 1 of 2
+
+
+def async_event() -> Holder:
+    event = asyncio.Event()
+    _served(lambda: _briefly(event.wait()))
+    event.set()
+    return Holder(event)
+
+
+def async_queue() -> Holder:
+    q: asyncio.Queue[Any] = asyncio.Queue(maxsize=10)
+    _served(lambda: _briefly(q.get()))
+    for item in ("first", {"n": 2}, [3]):
+        q.put_nowait(item)
+    return Holder(q)
+
+
+def event_loop() -> Holder:
+    loop = asyncio.new_event_loop()
+    loop.close()
+    return Holder(loop)
+
+
+def async_future() -> Holder:
+    loop = asyncio.new_event_loop()
+    future = loop.create_future()
+    future.set_result(42)
+    loop.close()
+    return Holder(future)
+
+
+def mp_lock() -> Holder:
     return Holder(multiprocessing.get_context("spawn").Lock())
+
+
+def mp_semaphore() -> Holder:
+    sem = multiprocessing.Semaphore(3)
+    sem.acquire()
+    return Holder(sem)  # value 2
+
+
+def mp_condition() -> Holder:
+    return Holder(multiprocessing.Condition())
+
+
+def mp_event() -> Holder:
+    event = multiprocessing.Event()
+    event.set()
+    return Holder(event)
+
+
+def mp_barrier() -> Holder:
+    return Holder(multiprocessing.Barrier(2, timeout=5.0))
+
+
+def mp_queue() -> Holder:
+    return Holder(multiprocessing.JoinableQueue(maxsize=4))
+
+
+def mp_simple_queue() -> Holder:
+    return Holder(multiprocessing.SimpleQueue())
+
+
+def mp_value() -> Holder:
+    return Holder(multiprocessing.get_context("spawn").Value("i", 42))
+
+
+def mp_array() -> Holder:
+    return Holder(multiprocessing.Array("d", [0.5, 1.5, 2.5]))
 
 
 def open_file() -> Holder:
@@ -186,10 +308,18 @@ def unpicklable() -> Holder:
 FACTORIES = {
     "lock": lock, "rlock": rlock, "condition": condition, "semaphore": semaphore, "event": event,
     "barrier": barrier, "queue": queue_, "simple-queue": simple_queue, "thread-pool": thread_pool,
-    "future": future, "thread-local": thread_local, "log-handler": log_handler, "std-stream": std_stream,
-    "weak-container": weak_container, "ssl-context": ssl_context, "memory-db": memory_db, "thread": thread,
-    "mp-primitive": mp_primitive, "open-file": open_file, "socket": socket_, "generator": generator,
-    "local-function": local_function, "local-class": local_class, "weakref": weakref_,
-    "weak-proxy": weak_proxy, "db-connection": db_connection, "db-cursor": db_cursor, "module": module, "frame": frame, "unpicklable": unpicklable,
+    "future": future, "thread-local": thread_local, "log-handler": log_handler, "queue-listener": queue_listener,
+    "async-lock": async_lock, "async-condition": async_condition, "async-semaphore": async_semaphore,
+    "async-event": async_event, "async-queue": async_queue, "mp-lock": mp_lock, "mp-semaphore": mp_semaphore,
+    "mp-condition": mp_condition, "mp-event": mp_event, "mp-barrier": mp_barrier, "mp-queue": mp_queue,
+    "mp-simple-queue": mp_simple_queue, "mp-value": mp_value, "mp-array": mp_array, "thread": thread,
+    "event-loop": event_loop, "async-future": async_future, "open-file": open_file, "socket": socket_,
+    "generator": generator, "local-function": local_function, "local-class": local_class, "weakref": weakref_,
+    "std-stream": std_stream, "weak-container": weak_container, "ssl-context": ssl_context, "memory-db": memory_db,
+    "weak-proxy": weak_proxy, "db-connection": db_connection, "db-cursor": db_cursor, "module": module,
+    "frame": frame, "unpicklable": unpicklable,
 }
 """Catalog kind name -> factory; the tests check that every kind has one."""
+
+CARRIED = {"queue-listener": [("model.value.queue", "queue"), ("model.value.handlers[0]", "log-handler")]}
+"""Findings beneath a sample's `value`: parts of other kinds its rewrap carries over."""

@@ -37,6 +37,7 @@ import pytest
 import ckpt.core as ckpt
 from ckpt.core import reviewed
 from ckpt.core.stream import analyse
+from sample_models import kinds
 
 ALIASES = {
     "re:compile": "hand-written pickles call re.compile; pickle itself writes re._compile",
@@ -102,7 +103,7 @@ def stdlib_objects() -> list[Any]:
                ThreadPoolExecutor(1), done, asyncio.Lock(), asyncio.Event(), asyncio.Condition(),
                asyncio.Semaphore(2), asyncio.BoundedSemaphore(2), asyncio.Queue(), asyncio.PriorityQueue(),
                asyncio.LifoQueue(), sys.__stdin__, sys.__stdout__, ssl.create_default_context(),
-               ssl._create_unverified_context(), *weak_objects(), values]
+               ssl._create_unverified_context(), *weak_objects(), values, *catalog_rewraps()]
     import zoneinfo
 
     try:
@@ -110,6 +111,18 @@ def stdlib_objects() -> list[Any]:
     except zoneinfo.ZoneInfoNotFoundError:
         pytest.skip("no time zone data on this machine")
     return objects
+
+
+def catalog_rewraps() -> list[Any]:
+    """What the newer catalog rows rewrap (mp-array needs --trust: its size comes from the file)."""
+    import ctypes
+    import multiprocessing
+
+    rows = ["queue-listener", "async-lock", "async-condition", "async-semaphore", "async-event", "async-queue",
+            "mp-lock", "mp-semaphore", "mp-condition", "mp-event", "mp-barrier", "mp-queue", "mp-simple-queue",
+            "mp-value"]
+    extra = [multiprocessing.BoundedSemaphore(2), multiprocessing.Queue(), multiprocessing.Value(ctypes.c_bool, True)]
+    return [kinds.FACTORIES[row]().value for row in rows] + extra
 
 
 def numpy_objects() -> list[Any]:
