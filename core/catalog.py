@@ -455,8 +455,7 @@ KINDS: tuple[Kind, ...] = (
          for_files=True, probe=probes.probe_shared, keep="(type({obj}.get_obj()), {obj}.value)",
          recreate="ctype, value = {saved}\n{target} = multiprocessing.Value(ctype, value)"),
     Kind("mp-array", ("multiprocessing.sharedctypes.SynchronizedArray",), Action.REWRAP,
-         f"{_UNLINKED} (type and contents kept)", f"{_PASS_ON}; loading it needs --trust "
-         "multiprocessing.sharedctypes:Array (its size comes from the file)", reduce=rewrap.reduce_mp_shared,
+         f"{_UNLINKED} (type and contents kept)", _PASS_ON, reduce=rewrap.reduce_mp_shared,
          payload=_nothing, note=_shared_note, emits=("functools.partial", "multiprocessing.sharedctypes.Array"),
          for_files=True, probe=probes.probe_shared, keep="({obj}.get_obj()._type_, {obj}[:])",
          recreate="ctype, items = {saved}\n{target} = multiprocessing.Array(ctype, items)"),

@@ -12,6 +12,7 @@ classes it instantiates or stores.
 
 from __future__ import annotations
 
+import ctypes
 import inspect
 import logging
 import operator
@@ -87,6 +88,26 @@ def _sized(obj: Any, load: Context) -> Callable[..., Any]:
         if hasattr(type(size), "__index__") and operator.index(size) > load.limit:
             raise CheckpointError(f"data.pkl asks for a {operator.index(size)}-byte buffer, more than the file holds")
         return obj(*args)
+
+    return build
+
+
+def _items_only(obj: Any, load: Context) -> Callable[..., Any]:
+    """multiprocessing's Array(typecode, n) allocates n items of shared
+    memory: only the list of items the file holds is accepted (as the
+    mp-array rewrap writes it), never a count, with a typecode by name."""
+
+    def build(typecode: Any, items: Any, **kwargs: Any) -> Any:
+        from multiprocessing import sharedctypes
+
+        if type(items) is not list:
+            raise refused(f"builds a {_name(obj)} from something other than a list of its items")
+        if not (typecode in sharedctypes.typecode_to_type  # type: ignore[attr-defined]
+                or isinstance(typecode, type) and issubclass(typecode, ctypes._SimpleCData)):
+            raise refused(f"builds a {_name(obj)} of a type other than a typecode or a simple ctypes type")
+        if set(kwargs) - {"lock"}:
+            raise refused(f"builds a {_name(obj)} with keywords {sorted(kwargs)}")
+        return obj(typecode, items, **kwargs)
 
     return build
 
@@ -311,7 +332,7 @@ GUARDS: dict[str, Guard] = {
     "bounded_empty": _bounded_empty, "tensor_rebuild": _tensor_rebuild, "dtype_copy": _dtype_copy,
     "bit_generator": _bit_generator, "admitted_class_argument": _admitted_class_argument,
     "cython_reconstructor": _admitted_class_argument, "enum_lookup": _enum_lookup, "decimal_text": _decimal_text,
-    "flat_slice": _flat_slice,
+    "flat_slice": _flat_slice, "items_only": _items_only,
 }
 
 

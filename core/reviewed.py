@@ -188,6 +188,9 @@ ENTRIES: tuple[Entry, ...] = (
               "primitive is made for, as its ctx argument (instantiated with no state; never called)"),
     Entry("multiprocessing.sharedctypes:Value", FUNCTION, "fresh shared memory of one ctypes value, its size fixed "
           "by its type (the mp-value rewrap)", fresh=False),
+    Entry("multiprocessing.sharedctypes:Array", FUNCTION, "fresh shared memory holding the items the file holds "
+          "(the mp-array rewrap); never of a count, which would allocate without bound", fresh=False,
+          guard="items_only"),
     Entry("ctypes:c_bool", CONSTANT, "the type of a shared boolean (multiprocessing.Value(ctypes.c_bool)), as a value"),
     # --- numpy ----------------------------------------------------------------
     *_numpy_core("multiarray:_reconstruct", FUNCTION, "an empty array of a shape and dtype, within the file's size",

@@ -114,14 +114,15 @@ def stdlib_objects() -> list[Any]:
 
 
 def catalog_rewraps() -> list[Any]:
-    """What the newer catalog rows rewrap (mp-array needs --trust: its size comes from the file)."""
+    """What the newer catalog rows rewrap."""
     import ctypes
     import multiprocessing
 
     rows = ["queue-listener", "async-lock", "async-condition", "async-semaphore", "async-event", "async-queue",
             "mp-lock", "mp-semaphore", "mp-condition", "mp-event", "mp-barrier", "mp-queue", "mp-simple-queue",
-            "mp-value"]
-    extra = [multiprocessing.BoundedSemaphore(2), multiprocessing.Queue(), multiprocessing.Value(ctypes.c_bool, True)]
+            "mp-value", "mp-array"]
+    extra = [multiprocessing.BoundedSemaphore(2), multiprocessing.Queue(), multiprocessing.Value(ctypes.c_bool, True),
+             multiprocessing.Array(ctypes.c_bool, [True, False])]
     return [kinds.FACTORIES[row]().value for row in rows] + extra
 
 

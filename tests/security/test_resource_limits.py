@@ -123,6 +123,11 @@ def empty_members(path: Path, count: int = 100_000) -> None:
         archive.writestr("manifest.json", members["manifest.json"])
 
 
+def shared_array_of_a_count() -> bytes:
+    """multiprocessing.Array('d', 10**10): 80 GB of shared memory from 40 bytes."""
+    return pkl(call(glob("multiprocessing.sharedctypes", "Array"), text("d"), number(10**10)))
+
+
 def build_on_a_class_without_state() -> bytes:
     """BUILD with a non-dict state on an instance of an allowed class: a raw AttributeError once."""
     return pkl(call(glob("collections", "OrderedDict")) + number(5) + b"b")
@@ -139,6 +144,7 @@ CASES: dict[str, tuple[Callable[[], bytes] | None, str]] = {
     "slice nested half a million deep": (lambda: pkl(_deep_slice_ops()), "slice"),
     "functools.partial nested 300,000 deep": (deep_partials, "partial"),
     "BUILD with a bad state on an allowed class": (build_on_a_class_without_state, "cannot load"),
+    "multiprocessing.Array of 10**10 items": (shared_array_of_a_count, "a list of its items"),
 }
 
 
