@@ -522,11 +522,13 @@ def _apply(name: str, arg: bytes, state: _State) -> None:
         args = state.pop()
         stack.append(_new(state.pop(), args, kwargs, name == "NEWOBJ_EX", state))
     elif name in ("EXT1", "EXT2", "EXT4"):
-        stack.append(_extension(int.from_bytes(arg, "little"), state))
+        _extension(int.from_bytes(arg, "little"), state)
+        stack.append(None)
     elif name in ("PERSID", "BINPERSID"):
         if name == "BINPERSID":
             state.pop()
-        stack.append(_persistent(state))
+        _persistent(state)
+        stack.append(None)
     else:
         raise _Malformed(f"unexpected opcode {name}")
 
