@@ -264,6 +264,26 @@ def _sqlite_in_memory(conn: Any) -> bool:
 def _sqlite_note(conn: Any) -> str:
     path = conn.database if isinstance(conn, LazyConnection) else rewrap.sqlite_file(conn)
     return f"{path} reopened lazily, on first use"
+
+
+def _bar_on_std_stream(bar: Any) -> bool:
+    """A tqdm bar rewrapped: open on stdout or stderr, or closed (restored
+    disabled, it writes nowhere). A bar disabled from the start has no
+    stream and pickles as it is: no finding."""
+    return _has_stream(bar) and (bar.disable or rewrap.std_stream_name(rewrap.bar_stream(bar)) in ("stdout", "stderr"))
+
+
+def _has_stream(bar: Any) -> bool:
+    """Whether a tqdm bar holds its stream (every bar but one disabled from the start): pickle refuses those."""
+    return hasattr(bar, "fp")
+
+
+def _bar_note(bar: Any) -> str:
+    if bar.disable:
+        return "closed at save time: restored disabled"
+    return f"at {bar.n}/{bar.total}, on the loading process's {rewrap.std_stream_name(rewrap.bar_stream(bar))}"
+
+
 def _nothing(obj: Any) -> tuple[()]:
     """The payload of a kind whose rewrap carries none of its attributes."""
     return ()
@@ -358,6 +378,14 @@ KINDS: tuple[Kind, ...] = (
          keep='"stderr" if {obj} in (sys.stderr, sys.__stderr__) else "stdout" if {obj} in (sys.stdout, '
               'sys.__stdout__) else "stdin"',
          recreate='{target} = {{"stdin": sys.stdin, "stdout": sys.stdout, "stderr": sys.stderr}}[{saved}]'),
+    Kind("progress-bar", ("tqdm.std.tqdm",), Action.REWRAP,
+         "its position, postfix, rate and elapsed time (a fresh bar at its count: total, desc, unit, scale, leave, "
+         "width and format kept; quiet at load, it shows from its first update)",
+         "none needed; a bar writing to another file is refused (progress-bar-file)",
+         reduce=rewrap.reduce_progress_bar, applies=_bar_on_std_stream, payload=_nothing, note=_bar_note,
+         probe=probes.probe_progress_bar, emits=("functools.partial", "tqdm.asyncio.tqdm_asyncio"),
+         keep="dict(total={obj}.total, initial={obj}.n, desc={obj}.desc, unit={obj}.unit, leave={obj}.leave)",
+         recreate="{target} = {type}(**{saved})"),
     Kind("weakref", ("weakref.ReferenceType",), Action.REWRAP,
          "its callback; a reference whose referent is not saved elsewhere comes back dead",
          "keep a strong reference elsewhere in the model to what must survive", reduce=rewrap.reduce_weakref,
@@ -481,6 +509,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("local-class", ("builtins.type",), Action.ERROR, "the class",
          "define the class at module level so pickle can name it", applies=_not_importable,
          note=_why_not_importable),
+    Kind("progress-bar-file", ("tqdm.std.tqdm",), Action.ERROR, "the bar and the file it writes to",
+         "make it write to sys.stderr or sys.stdout (ckpt rewraps those bars); " + _DROP, applies=_has_stream),
     Kind("weak-proxy", ("weakref.ProxyType", "weakref.CallableProxyType"), Action.ERROR, "the reference",
          "keep a weakref.ref instead (ckpt rewraps those), or rebuild the proxy in __setstate__; " + _DROP),
     Kind("db-cursor", ("sqlite3.Cursor",), Action.ERROR, "the cursor and its position",

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import rewrap
 from .errors import CheckpointError
 from .flood import MAX_COLLISIONS, Floods
 
@@ -325,6 +326,35 @@ def _enum_lookup(obj: Any, load: Context) -> Callable[..., Any]:
     return lookup
 
 
+
+BAR_KEYWORDS = frozenset(rewrap.BAR_SETTINGS) | {"initial", "ncols", "file", "delay"}
+"""What the progress-bar rewrap passes to a tqdm class."""
+
+
+def _progress_bar(obj: Any, load: Context) -> Callable[..., Any]:
+    """A tqdm bar is written as `cls(**settings)`. tqdm also takes objects it
+    calls or writes to (lock_args, postfix, a file, an iterable): only the
+    rewrap's keywords are accepted, each a plain value, a file only when it
+    is this process's stdout or stderr, and delay > 0 so building the bar
+    prints nothing."""
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        other = sorted(kwargs.keys() - BAR_KEYWORDS) + (["positional arguments"] if args else [])
+        if other:
+            raise refused(f"builds a {_name(obj)} with {', '.join(other)} (only {', '.join(sorted(BAR_KEYWORDS))})")
+        if "file" in kwargs and rewrap.std_stream_name(kwargs["file"]) not in ("stdout", "stderr"):
+            raise refused(f"builds a {_name(obj)} writing to something other than stdout or stderr")
+        odd = sorted(name for name, value in kwargs.items() if name != "file" and type(value) not in rewrap.PLAIN)
+        if odd:
+            raise refused(f"builds a {_name(obj)} with {', '.join(odd)} other than a number, text, bool or None")
+        delay = kwargs.get("delay", 0)  # tqdm's default
+        if not (type(delay) in (int, float) and delay > 0):  # NaN is not above 0 either
+            raise refused(f"builds a {_name(obj)} that prints at load (delay {delay!r} is not above 0)")
+        return obj(**kwargs)
+
+    return build
+
+
 GUARDS: dict[str, Guard] = {
     "sized": _sized, "one_argument": _one_argument, "queue_refill": _queue_refill,
     "integers_only": _integers_only, "no_debug_flag": _no_debug_flag, "delayed_open": delayed_open,
@@ -332,13 +362,23 @@ GUARDS: dict[str, Guard] = {
     "bounded_empty": _bounded_empty, "tensor_rebuild": _tensor_rebuild, "dtype_copy": _dtype_copy,
     "bit_generator": _bit_generator, "admitted_class_argument": _admitted_class_argument,
     "cython_reconstructor": _admitted_class_argument, "enum_lookup": _enum_lookup, "decimal_text": _decimal_text,
-    "flat_slice": _flat_slice, "items_only": _items_only,
+    "flat_slice": _flat_slice, "items_only": _items_only, "progress_bar": _progress_bar,
 }
 
 
 def guard_name(obj: Any, named: str | None) -> str | None:
     """The guard for an admitted object: its entry's, or by what it is (every
-    file handler class, whoever admitted it, opens nothing at load)."""
+    file handler class, whoever admitted it, opens nothing at load; every
+    tqdm bar class, tqdm's own or a trusted subclass, is built as the
+    progress-bar rewrap builds it)."""
     if isinstance(obj, type) and issubclass(obj, logging.FileHandler):
         return "delayed_open"
+    if isinstance(obj, type) and _is_progress_bar_class(obj):
+        return "progress_bar"
     return named
+
+
+def _is_progress_bar_class(cls: type) -> bool:
+    """tqdm.std.tqdm or a subclass (without importing tqdm: unimported, nothing can subclass it)."""
+    std = sys.modules.get("tqdm.std")
+    return std is not None and issubclass(cls, std.tqdm)

@@ -15,6 +15,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from .rewrap import bar_stream
+
 TIMEOUT = 2.0
 
 
@@ -171,6 +173,21 @@ def probe_std_stream(stream: Any) -> None:
         raise ProbeFailed("the restored stream is not one of this process's standard streams")
     if stream.closed:
         raise ProbeFailed("the restored standard stream is closed")
+
+
+
+def probe_progress_bar(bar: Any) -> None:
+    """An open bar writes to one of this process's standard streams; its line
+    renders from its settings. `format_meter` only builds the text: nothing
+    is printed to the user's terminal, and the bar is left as it was."""
+    if not bar.disable:
+        probe_std_stream(bar_stream(bar))
+    try:
+        line = type(bar).format_meter(**bar.format_dict)
+    except Exception as exc:  # a bar_format or setting tqdm cannot render
+        raise ProbeFailed(f"the restored progress bar does not render ({exc})") from None
+    if not isinstance(line, str):
+        raise ProbeFailed("the restored progress bar does not render to text")
 
 
 def probe_weakref(ref: Any) -> None:

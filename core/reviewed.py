@@ -192,6 +192,9 @@ ENTRIES: tuple[Entry, ...] = (
           "(the mp-array rewrap); never of a count, which would allocate without bound", fresh=False,
           guard="items_only"),
     Entry("ctypes:c_bool", CONSTANT, "the type of a shared boolean (multiprocessing.Value(ctypes.c_bool)), as a value"),
+    *(Entry(name, CLASS, "a fresh tqdm progress bar of plain settings, quiet at load (the progress-bar rewrap; "
+            "the guard admits no other argument)", call=True, guard="progress_bar")
+      for name in ("tqdm.std:tqdm", "tqdm.asyncio:tqdm_asyncio")),
     # --- numpy ----------------------------------------------------------------
     *_numpy_core("multiarray:_reconstruct", FUNCTION, "an empty array of a shape and dtype, within the file's size",
                  guard="bounded_reconstruct"),

@@ -286,6 +286,44 @@ def reduce_std_stream(stream: Any) -> tuple[Any, ...]:
     return getattr, (Call(cmd.Cmd), name)
 
 
+
+# --- tqdm progress bars ----------------------------------------------------------
+
+BAR_SETTINGS = ("total", "desc", "unit", "unit_scale", "leave", "disable", "ascii", "bar_format")
+"""What a restored tqdm bar keeps as it was, when a plain value (besides its count, width, stream and delay)."""
+PLAIN = (int, float, str, bool, type(None))
+QUIET_DELAY = 0.001
+"""The least `delay` a restored bar gets: tqdm prints a bar in its constructor
+unless delay > 0, and then first at an update after the delay, so loading
+prints nothing. (Not smaller: added to a timestamp, 1e-9 would vanish.)"""
+
+
+def bar_stream(bar: Any) -> Any:
+    """The stream a tqdm bar writes to, unwrapped from its DisableOnWriteError."""
+    return getattr(bar.fp, "_wrapped", bar.fp)
+
+
+def reduce_progress_bar(bar: Any) -> tuple[Any, ...]:
+    """`type(bar)(**settings)` through functools.partial: a fresh bar at the
+    saved count (as `initial`), writing to the loading process's stream of
+    the same name (the stream goes through the std-stream row), and quiet
+    at load (`QUIET_DELAY`). Only plain values: the restricted loader's guard
+    admits nothing else. Its width is kept unless it was measured
+    (`dynamic_ncols`); its position is left to tqdm, postfix and rate history
+    are not carried."""
+    settings = {name: getattr(bar, name) for name in BAR_SETTINGS}
+    settings["initial"] = bar.n
+    if not bar.dynamic_ncols:
+        settings["ncols"] = bar.ncols
+    settings = {name: value for name, value in settings.items() if type(value) in PLAIN}
+    stream = bar_stream(bar)
+    if std_stream_name(stream) in ("stdout", "stderr"):
+        settings["file"] = stream
+    settings["delay"] = max(bar.delay, QUIET_DELAY)
+    cls: type = type(bar)
+    return functools.partial(cls, **settings), ()
+
+
 # --- weak references and containers ------------------------------------------
 
 

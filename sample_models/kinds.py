@@ -101,6 +101,23 @@ def std_stream() -> Holder:
     return Holder(sys.stdout)
 
 
+def progress_bar() -> Holder:
+    """A bar part-way through, on stdout (tqdm is optional: `NEEDS`)."""
+    import tqdm
+
+    bar = tqdm.tqdm(total=10, desc="train", unit="step", file=sys.stdout, delay=60)  # delay: nothing printed
+    bar.update(4)
+    return Holder(bar)
+
+
+def progress_bar_file() -> Holder:
+    import io
+
+    import tqdm
+
+    return Holder(tqdm.tqdm(total=10, file=io.StringIO()))
+
+
 class Referent:
     """Something a weak reference can point at."""
 
@@ -317,9 +334,12 @@ FACTORIES = {
     "generator": generator, "local-function": local_function, "local-class": local_class, "weakref": weakref_,
     "std-stream": std_stream, "weak-container": weak_container, "ssl-context": ssl_context, "memory-db": memory_db,
     "weak-proxy": weak_proxy, "db-connection": db_connection, "db-cursor": db_cursor, "module": module,
-    "frame": frame, "unpicklable": unpicklable,
+    "frame": frame, "unpicklable": unpicklable, "progress-bar": progress_bar, "progress-bar-file": progress_bar_file,
 }
 """Catalog kind name -> factory; the tests check that every kind has one."""
+
+NEEDS = {"progress-bar": "tqdm", "progress-bar-file": "tqdm"}
+"""Kinds whose sample needs an optional library: tests skip them where it is absent (`conftest.sample`)."""
 
 CARRIED = {"queue-listener": [("model.value.queue", "queue"), ("model.value.handlers[0]", "log-handler")]}
 """Findings beneath a sample's `value`: parts of other kinds its rewrap carries over."""

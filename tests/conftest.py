@@ -16,6 +16,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def sample(kind: str) -> Any:
+    """The sample model of a catalog kind (sample_models.kinds), skipped
+    where the optional library it needs is not installed."""
+    from sample_models import kinds
+
+    if kind in kinds.NEEDS:
+        pytest.importorskip(kinds.NEEDS[kind])
+    return kinds.FACTORIES[kind]()
+
+
 class Result:
     """A finished `ckpt` run."""
 

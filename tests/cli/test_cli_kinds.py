@@ -4,7 +4,10 @@ exercised in a fresh interpreter."""
 
 from __future__ import annotations
 
+import cmd
+import functools
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -12,19 +15,21 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, RunCkpt
+from ckpt.core.rewrap import Call
+from conftest import REPO, RunCkpt, assert_one_line_error, rewrite_member
 
 SERVICE = "sample_models.http_service:build"
 TRUST = ("sample_models", "ckpt.core.lazy:LazyConnection")
 SERVICE_TRUST = tuple(arg for entry in TRUST for arg in ("--trust", entry))
 
 
-def in_fresh_process(path: Path, trust: tuple[str, ...], check: str) -> None:
+def in_fresh_process(path: Path, trust: tuple[str, ...], check: str) -> subprocess.CompletedProcess[str]:
     """Load `path` with ckpt in a new interpreter as `model` and run `check` (asserts) on it."""
     code = f"import ckpt.core as ckpt, sqlite3, ssl, sys, weakref\nmodel = ckpt.load({str(path)!r}, trust={trust!r})\n"
     proc = subprocess.run([sys.executable, "-c", code + textwrap.dedent(check)], cwd=REPO, capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
     assert proc.returncode == 0, proc.stderr
+    return proc
 
 
 def save_and_verify(run_ckpt: RunCkpt, target: str, path: Path, *trust: str) -> dict[str, str]:
@@ -125,3 +130,73 @@ def test_suggest_writes_the_fix_for_each_new_kind(run_ckpt: RunCkpt) -> None:
                  "self.live = weakref.WeakValueDictionary(state[\"live\"])",
                  "self.out = {\"stdin\": sys.stdin, \"stdout\": sys.stdout, \"stderr\": sys.stderr}[state[\"out\"]]"):
         assert line in result.out, result.out
+
+
+BARS = """\
+import sys, tqdm, tqdm.auto
+
+
+def build():
+    train = tqdm.tqdm(total=10, desc="train", unit="step", file=sys.stdout, delay=60)  # not into save's JSON
+    train.update(4)
+    return {"train": train, "eval": tqdm.auto.tqdm(total=5, desc="eval", ncols=60, ascii=True, leave=False)}
+"""
+
+
+@pytest.fixture
+def bars(run_ckpt: RunCkpt, tmp_path: Path) -> Path:
+    """A model holding two tqdm bars (stdout, and stderr through tqdm.auto), saved and verified."""
+    pytest.importorskip("tqdm")
+    (tmp_path / "bars.py").write_text(BARS)
+    path = tmp_path / "bars.ckpt"
+    notes = save_and_verify(run_ckpt, "bars.py:build", path)
+    assert notes == {"model['train']": "at 4/10, on the loading process's stdout",
+                     "model['eval']": "at 0/5, on the loading process's stderr"}
+    return path
+
+
+def test_progress_bar_is_found_and_suggested(run_ckpt: RunCkpt, bars: Path) -> None:
+    scanned = run_ckpt("scan", "bars.py:build", "--format", "json", cwd=bars.parent)
+    assert [(f["path"], f["kind"]) for f in scanned.json()["findings"]] == [
+        ("model['train']", "progress-bar"), ("model['eval']", "progress-bar")]
+    (bars.parent / "trainer.py").write_text("import sys, tqdm\n\nclass Trainer:\n    def __init__(self):\n"
+                                            "        self.bar = tqdm.tqdm(total=3, file=sys.stdout, delay=60)\n")
+    suggested = run_ckpt("scan", "trainer.py:Trainer", "--suggest", cwd=bars.parent)
+    assert 'self.bar = tqdm.std.tqdm(**state["bar"])' in suggested.out, suggested
+
+
+def test_progress_bar_verifies_quietly(run_ckpt: RunCkpt, bars: Path) -> None:
+    verified = run_ckpt("load", str(bars), "--verify")
+    assert verified.code == 0 and "%|" not in verified.out + verified.err, verified
+
+
+def test_progress_bar_works_in_a_fresh_process_and_prints_nothing_at_load(bars: Path) -> None:
+    proc = in_fresh_process(bars, (), """
+        print("loaded", flush=True)
+        import tqdm.asyncio
+        train, eval_ = model["train"], model["eval"]
+        assert (train.n, train.total, train.desc, train.unit, train.fp._wrapped) == (4, 10, "train", "step", sys.stdout)
+        assert type(eval_) is tqdm.asyncio.tqdm_asyncio and eval_.fp._wrapped is sys.stderr
+        assert (eval_.ncols, eval_.ascii, eval_.leave, eval_.delay, train.delay) == (60, True, False, 0.001, 60)
+        train.update(3)
+        assert train.n == 7
+        train.close()
+        assert train.disable
+    """)
+    assert proc.stdout.startswith("loaded") and "%|" not in proc.stderr, proc
+
+
+@pytest.mark.parametrize("keywords, refusal", [
+    ({"lock_args": (False,)}, "with lock_args"),
+    ({"position": 2}, "with position"),
+    ({"desc": ["not", "text"]}, "with desc other than a number, text, bool or None"),
+    ({"delay": 0}, "prints at load"),
+    ({"file": Call(getattr, Call(cmd.Cmd), "stdin")}, "writing to something other than stdout or stderr"),
+])
+def test_hostile_progress_bar_arguments_are_refused(run_ckpt: RunCkpt, bars: Path, keywords: dict[str, object],
+                                                    refusal: str) -> None:
+    import tqdm
+
+    hostile = Call(functools.partial(tqdm.tqdm, **{"total": 3, "delay": 1.0, **keywords}))
+    rewrite_member(bars, "data.pkl", pickle.dumps(hostile, protocol=5))
+    assert_one_line_error(run_ckpt("load", str(bars)), 1, refusal)

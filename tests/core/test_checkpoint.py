@@ -22,6 +22,7 @@ import ckpt.core as ckpt
 from ckpt.core import catalog
 from ckpt.core.catalog import Action
 from ckpt.core.errors import SaveError, WriteError
+from conftest import sample
 from sample_models import kinds, nested, service
 
 TRUST = ["sample_models", "test_checkpoint"]
@@ -35,7 +36,7 @@ def round_trip(obj: Any, tmp_path: Path, **save_options: Any) -> Any:
 
 @pytest.mark.parametrize("kind", [k.name for k in catalog.KINDS if k.action is not Action.ERROR])
 def test_every_saveable_kind_round_trips_and_passes_verify(kind: str, tmp_path: Path) -> None:
-    model = kinds.FACTORIES[kind]()
+    model = sample(kind)
     path = tmp_path / f"{kind}.ckpt"
     report = ckpt.save(model, path)
     assert [(s.path, s.kind) for s in report.manifest.substitutions] == [("model.value", kind),

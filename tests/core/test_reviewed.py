@@ -154,6 +154,12 @@ def pandas_objects() -> list[Any]:
             pd.Index(["x"])]
 
 
+def tqdm_objects() -> list[Any]:
+    """Bars of tqdm's two reviewed classes (tqdm.auto's is tqdm.asyncio's)."""
+    auto = pytest.importorskip("tqdm.auto")
+    return [kinds.FACTORIES["progress-bar"]().value, auto.tqdm(total=2, delay=60)]
+
+
 def globals_of(objects: list[Any], trust: tuple[str, ...] = ()) -> set[str]:
     data = ckpt.dumps(objects)
     loaded = ckpt.loads(data, trust=trust)  # the round trip: loads with no more than this trust
@@ -163,7 +169,7 @@ def globals_of(objects: list[Any], trust: tuple[str, ...] = ()) -> set[str]:
 
 def test_every_reviewed_entry_is_needed_by_a_real_object_that_round_trips() -> None:
     needed = globals_of(stdlib_objects()) | globals_of(numpy_objects()) | globals_of(torch_objects())
-    needed |= globals_of(pandas_objects(), trust=("pandas",))
+    needed |= globals_of(pandas_objects(), trust=("pandas",)) | globals_of(tqdm_objects())
     unused = {e.name for e in reviewed.ENTRIES} - needed - set(ALIASES)
     unused = {name for name in unused if not name.startswith("numpy.core.")}  # numpy 1 wrote these
     assert not unused, f"reviewed entries no object here needs: {sorted(unused)}"

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from ckpt.core import catalog
 from ckpt.core.catalog import Action
 from ckpt.core.scan import scan
+from conftest import sample
 from sample_models import kinds, nested, service
 
 
@@ -99,7 +100,7 @@ def test_shared_object_lists_its_other_paths() -> None:
 
 @pytest.mark.parametrize("kind", [k.name for k in catalog.ALL_KINDS])
 def test_every_catalog_kind_is_found_at_its_path(kind: str) -> None:
-    model = kinds.FACTORIES[kind]()
+    model = sample(kind)
     report = scan(model)
     assert not pickles(model)
     assert [(f.path, f.kind) for f in report.findings] == [("model.value", kind), *kinds.CARRIED.get(kind, [])]
