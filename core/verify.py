@@ -27,7 +27,7 @@ from .probes import ProbeFailed
 from .audit import MAX_TUPLE_DEPTH, nesting_problem
 from .policy import Trust, judge
 from .stream import analyse
-from .scan import scan
+from .scan import scan_object
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def _restored_checks(report: LoadReport) -> list[Check]:
     """Restored primitives work, strips came back as None, and what came
     back agrees with the manifest's substitutions."""
     rewrapped = {_stable(s.path) for s in report.manifest.substitutions if s.action == Action.REWRAP.value}
-    found = scan(report.obj).findings
+    found = scan_object(report.obj).findings
     broken = []
     for finding in found:
         kind = catalog.BY_NAME[finding.kind]
