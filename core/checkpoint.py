@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard
 
 from .atomic import DEVICE_ERRORS, atomic_write
 from .audit import nesting_problem
@@ -115,11 +115,11 @@ def save(
     return SaveReport(_name(path), manifest, size, time.perf_counter() - started, replaced)
 
 
-def _is_path(file: File) -> bool:
+def _is_path(file: object) -> TypeGuard[str | os.PathLike[str]]:
     return isinstance(file, (str, os.PathLike))
 
 
-def _name(file: File) -> str:
+def _name(file: object) -> str:
     """How reports and messages name a path or a file object: its `name`
     when it has a path for one (open() gives it), else its type."""
     if _is_path(file):
@@ -136,7 +136,7 @@ def _binary_file(file: Any, method: str) -> BinaryIO:
     if isinstance(file, io.TextIOBase):
         mode = "rb" if method == "read" else "wb"
         raise TypeError(f"{_name(file)} is a text stream: open it in binary mode ({mode!r})")
-    return file  # type: ignore[no-any-return]
+    return file
 
 
 @contextlib.contextmanager
@@ -146,12 +146,12 @@ def _writing(path: File, overwrite: bool) -> Iterator[BinaryIO]:
     it only once the archive is complete, so a refused or failed save writes
     nothing to it; `overwrite` does not apply."""
     if _is_path(path):
-        with atomic_write(Path(path), overwrite=overwrite) as file:  # type: ignore[arg-type]
+        with atomic_write(Path(path), overwrite=overwrite) as file:
             yield file
         return
     destination = _binary_file(path, "write")
     with tempfile.TemporaryFile() as spool:
-        yield spool  # type: ignore[misc]
+        yield spool
         spool.seek(0)
         try:
             shutil.copyfileobj(spool, destination)
@@ -166,13 +166,13 @@ def _reading(path: File) -> Iterator[Archive]:
     read from its current position to its end into a temporary file first,
     since the archive is read out of order and a pipe cannot seek."""
     if _is_path(path):
-        with open_archive(path) as archive:  # type: ignore[arg-type]
+        with open_archive(path) as archive:
             yield archive
         return
     source = _binary_file(path, "read")
     with tempfile.TemporaryFile() as spool:
         shutil.copyfileobj(source, spool)
-        with read_archive(spool, _name(path)) as archive:  # type: ignore[arg-type]
+        with read_archive(spool, _name(path)) as archive:
             yield archive
 
 

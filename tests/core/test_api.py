@@ -105,6 +105,19 @@ def test_a_refused_save_writes_nothing_to_the_stream() -> None:
     assert buffer.getvalue() == b""
 
 
+class FullDevice(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_stream_that_cannot_be_written_is_a_write_error() -> None:
+    with pytest.raises(ckpt.WriteError, match=r"^cannot write <FullDevice>: No space left on device; part of"):
+        ckpt.save({"n": 1}, FullDevice())
+
+
 @pytest.mark.parametrize(("call", "message"), [
     (lambda: ckpt.save({}, io.StringIO()), "text stream: open it in binary mode ('wb')"),
     (lambda: ckpt.load(io.StringIO("x")), "text stream: open it in binary mode ('rb')"),
