@@ -90,7 +90,7 @@ def save(
     stripped = _resolve_strips(report, strip) if report else {}
     if report:
         _refuse_unsaveable(report, stripped)
-    replaced = _is_path(path) and Path(path).exists()
+    replaced = is_path(path) and Path(path).exists()
     with _writing(path, overwrite) as file, ArchiveWriter(file) as writer:
         pickler, data = _pickle_into(writer, obj, stripped, progress, target)
         facts = analyse(data)
@@ -115,14 +115,15 @@ def save(
     return SaveReport(_name(path), manifest, size, time.perf_counter() - started, replaced)
 
 
-def _is_path(file: object) -> TypeGuard[str | os.PathLike[str]]:
+def is_path(file: object) -> TypeGuard[str | os.PathLike[str]]:
+    """A path (str or os.PathLike), as opposed to a file object."""
     return isinstance(file, (str, os.PathLike))
 
 
 def _name(file: object) -> str:
     """How reports and messages name a path or a file object: its `name`
     when it has a path for one (open() gives it), else its type."""
-    if _is_path(file):
+    if is_path(file):
         return str(file)
     name = getattr(file, "name", None)
     return name if isinstance(name, str) else f"<{type(file).__name__}>"
@@ -145,7 +146,7 @@ def _writing(path: File, overwrite: bool) -> Iterator[BinaryIO]:
     (seekable or not, at its current position): a temporary file, copied into
     it only once the archive is complete, so a refused or failed save writes
     nothing to it; `overwrite` does not apply."""
-    if _is_path(path):
+    if is_path(path):
         with atomic_write(Path(path), overwrite=overwrite) as file:
             yield file
         return
@@ -165,7 +166,7 @@ def _reading(path: File) -> Iterator[Archive]:
     """The opened archive at a path, or in a readable binary file object:
     read from its current position to its end into a temporary file first,
     since the archive is read out of order and a pipe cannot seek."""
-    if _is_path(path):
+    if is_path(path):
         with open_archive(path) as archive:
             yield archive
         return
@@ -521,11 +522,12 @@ class Inspection:
         return 1 if self.problems else 0
 
 
-def inspect(path: str | os.PathLike[str], *, trust: Iterable[str] = ()) -> Inspection:
-    """Describe a checkpoint, and what loading it under `trust` would admit,
-    without running anything in it: the loader's own analysis, nothing
-    from the file is built."""
-    with open_archive(path) as archive:
+def inspect(path: File, *, trust: Iterable[str] = ()) -> Inspection:
+    """Describe a checkpoint (at a path, or in a file object, as `load`
+    reads one), and what loading it under `trust` would admit, without
+    running anything in it: the loader's own analysis, nothing from the
+    file is built."""
+    with _reading(path) as archive:
         problems = archive.hash_failures()
         data = bytes(archive.mapped(DATA))  # as stored: inspect shows damaged files too
         facts = analyse(data)
@@ -540,7 +542,7 @@ def inspect(path: str | os.PathLike[str], *, trust: Iterable[str] = ()) -> Inspe
         if undeclared:
             problems.append(f"data.pkl needs --trust {', --trust '.join(undeclared)}, which its manifest does not "
                             "declare (the manifest does not describe this pickle)")
-        return Inspection(str(path), archive.size, archive.manifest, verdicts, tuple(problems), untrusted,
+        return Inspection(_name(path), archive.size, archive.manifest, verdicts, tuple(problems), untrusted,
                           facts.malformed)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import catalog
 from .catalog import Action
-from .checkpoint import LoadReport, load_checkpoint, signing_key, version_warnings
+from .checkpoint import LoadReport, is_path, load_checkpoint, signing_key, version_warnings
 from .compare import differences
 from .container import DATA, open_archive
 from .errors import CheckpointError, CkptError
@@ -67,7 +67,11 @@ def verify(
     loaded: LoadReport | None = None,
 ) -> VerifyReport:
     """Run every check on the checkpoint at `path` (optionally on an
-    already-loaded report of it, and against a fresh object)."""
+    already-loaded report of it, and against a fresh object). A path only:
+    the checks read the file more than once, and a stream reads once."""
+    if not is_path(path):
+        raise TypeError(f"verify takes the path of a checkpoint, not {type(path).__name__} (it reads the file "
+                        "more than once); load_checkpoint and inspect take file objects")
     checks: list[Check] = []
     try:
         structural = _structural_checks(path, key, hashed_by_load=loaded is not None and not loaded.mapped)

@@ -129,6 +129,16 @@ def test_what_is_neither_a_path_nor_a_binary_file_is_a_clear_type_error(call: An
         call()
 
 
+def test_inspect_reads_a_stream_and_verify_asks_for_a_path() -> None:
+    buffer = io.BytesIO()
+    ckpt.save(service.build(), buffer)
+    buffer.seek(0)
+    info = ckpt.inspect(buffer)
+    assert info.path == "<BytesIO>" and info.untrusted == ("sample_models.service:InferenceService",)
+    with pytest.raises(TypeError, match="verify takes the path of a checkpoint, not BytesIO"):
+        ckpt.verify(buffer)
+
+
 def test_a_damaged_stream_is_refused_naming_it() -> None:
     with pytest.raises(ckpt.CheckpointError, match=r"^<BytesIO>: not a ckpt checkpoint"):
         ckpt.load(io.BytesIO(b"not a checkpoint"))
