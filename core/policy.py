@@ -396,5 +396,5 @@ def refuse(judgement: Judgement, what: str) -> CheckpointError:
     if flags and not untrustable:
         hint = f"if you trust where this file came from, pass {trust}, or list them under trust in [tool.ckpt]"
     return UnsafeCheckpointError(f"refusing to load {what}: {len(refused)} global(s) not admitted: {listed}",
-                                 hint=hint, arguments=[trust])
+                                 hint=hint, arguments=[trust] if hint else ())
 
