@@ -15,6 +15,7 @@ import click
 
 from ckpt.core.errors import USAGE, CkptError
 
+from . import flags
 from .app import cli, wants_traceback
 
 INTERRUPTED = 130
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"error: {exc.format_message()}", exc.exit_code)
     except CkptError as exc:
         _show_cause(exc)
-        return _fail(f"error: {exc}", exc.exit_code)
+        return _fail(f"error: {flags.message(exc)}", exc.exit_code)
     except KeyboardInterrupt:
         return _fail("interrupted", INTERRUPTED)
     except BrokenPipeError:

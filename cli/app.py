@@ -17,7 +17,7 @@ from ckpt.core.checkpoint import inspect as inspect_checkpoint
 from ckpt.core.checkpoint import load_checkpoint
 from ckpt.core.checkpoint import save as save_object
 from ckpt.core.config import Config
-from ckpt.core.scan import scan as scan_object
+from ckpt.core.scan import scan_object
 from ckpt.core.suggest import suggest as suggest_fixes
 from ckpt.core.target import importable_cwd, resolve
 from ckpt.core.verify import verify as verify_checkpoint

@@ -4,10 +4,13 @@ Never imports click or rich: everything here returns data (frozen
 dataclasses) and raises `CkptError`s; the command line renders them.
 
     >>> import ckpt.core as ckpt
-    >>> report = ckpt.scan(model)                    # where would pickle fail?
-    >>> ckpt.save(model, "model.ckpt")               # rewrap and write, atomically
-    >>> model = ckpt.load("model.ckpt", trust=["mypkg"])
+    >>> report = ckpt.scan(model)                    # where would pickle fail? (or a "pkg.mod:build" target)
+    >>> ckpt.save(model, "model.ckpt")               # rewrap and write, atomically (replacing, like torch.save)
+    >>> model = ckpt.load("model.ckpt", trust=["mypkg"])   # a path, or an open binary file / io.BytesIO
     >>> ckpt.verify("model.ckpt").ok
+
+Every error raised on purpose is a `CkptError` (exported here with each of
+its subclasses); a missing checkpoint is also a `FileNotFoundError`.
 """
 
 from __future__ import annotations
@@ -20,14 +23,18 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 from .checkpoint import Inspection, LoadReport, SaveReport, inspect, load, load_checkpoint, save  # noqa: E402
-from .errors import CheckpointError, CkptError, SaveError, UnsafeCheckpointError  # noqa: E402
+from .errors import (  # noqa: E402
+    CheckpointError, CkptError, ConfigError, MissingFileError, SaveError, TargetError, UnsafeCheckpointError, WriteError,
+)
 from .register import register, registered, unregister  # noqa: E402
 from .scan import Finding, ScanReport, scan  # noqa: E402
+from .target import TargetCallError, resolve  # noqa: E402
 from .serial import dumps, loads  # noqa: E402
 from .verify import VerifyReport, verify  # noqa: E402
 
 __all__ = [
-    "CheckpointError", "CkptError", "Finding", "Inspection", "LoadReport", "SaveError", "SaveReport",
-    "ScanReport", "UnsafeCheckpointError", "VerifyReport", "__version__", "dumps", "inspect", "load",
-    "load_checkpoint", "loads", "register", "registered", "save", "scan", "unregister", "verify",
+    "CheckpointError", "CkptError", "ConfigError", "Finding", "Inspection", "LoadReport", "MissingFileError",
+    "SaveError", "SaveReport", "ScanReport", "TargetCallError", "TargetError", "UnsafeCheckpointError",
+    "VerifyReport", "WriteError", "__version__", "dumps", "inspect", "load", "load_checkpoint", "loads",
+    "register", "registered", "resolve", "save", "scan", "unregister", "verify",
 ]

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import WriteError
+from .errors import Argument, WriteError
 
 
 _TEMP_SUFFIX = ".ckpt-tmp"
@@ -61,9 +61,11 @@ def _check_destination(path: Path, directory: Path, overwrite: bool) -> None:
     if path.is_dir():
         raise WriteError(f"cannot write {str(path)!r}: it is a directory", hint="give a file name")
     if path.exists() and not overwrite:
+        replace = Argument("overwrite", True)
         raise WriteError(
             f"{str(path)!r} already exists",
-            hint="pass --force (overwrite=True) to replace it; the old file stays intact until the new one is complete",
+            hint=f"pass {replace} to replace it; the old file stays intact until the new one is complete",
+            arguments=[replace],
         )
 
 

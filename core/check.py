@@ -28,7 +28,7 @@ from .config import Config
 from .errors import ConfigError, TargetError
 from .locate import module_file
 from .paths import shorten
-from .scan import Finding, ScanReport, scan
+from .scan import Finding, ScanReport, scan_object
 from .target import importable_cwd, parse, resolve
 from .verify import VerifyReport, verify
 
@@ -140,7 +140,7 @@ def _target(text: str, config: Config, root: Path) -> Item:
     try:
         target = parse(text)
         located = f"{root / target.file}:{target.attr}" if target.file else text
-        report = scan(resolve(located), target=text)
+        report = scan_object(resolve(located), target=text)
     except TargetError as exc:
         raise TargetConfigError(_unresolved(text, config, exc), getattr(exc, "cause", None)) from None
     allowed = config.strip.get(text, ())

@@ -9,34 +9,41 @@ inspect: open and check the archive -> static walk of data.pkl; nothing runs.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import importlib.util
+import io
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeGuard
 
 from .atomic import DEVICE_ERRORS, atomic_write
 from .audit import nesting_problem
 from .catalog import Action
 from .culprit import culprits
-from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive
-from .errors import CheckpointError, CkptError, SaveError, UnsafeCheckpointError
+from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive, read_archive
+from .errors import Argument, CheckpointError, CkptError, SaveError, UnsafeCheckpointError, WriteError
 from .manifest import Manifest, Substitution
 from .pickler import RewrapPickler, memo_size
 from . import reviewed
 from .policy import Judgement, Trust, judge, loaded_class, narrowest
 from .safeload import unpickle
-from .scan import Finding, ScanReport, qualified_name, scan
+from .scan import Finding, ScanReport, qualified_name, scan_object
 from .stream import StreamFacts, analyse
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): bytes done of total (total 0 when unknown)."""
+
+File = str | os.PathLike[str] | BinaryIO
+"""Where save writes and load reads: a path, or an open binary file object."""
 
 
 def signing_key(key: bytes | str | None = None) -> bytes | None:
@@ -58,21 +65,23 @@ class SaveReport:
 
 def save(
     obj: Any,
-    path: str | os.PathLike[str],
+    path: File,
     *,
     strip: Iterable[str] = (),
     target: str = "",
-    overwrite: bool = False,
+    overwrite: bool = True,
     key: bytes | str | None = None,
     progress: Progress | None = None,
 ) -> SaveReport:
     """Write `obj` as a checkpoint; thread kinds rewrapped, `strip` paths saved as None.
 
     Refuses (SaveError, nothing written) if anything else is unpicklable.
-    Refuses (WriteError) if `path` exists, unless `overwrite`.
+    An existing `path` is replaced atomically, as torch.save and joblib.dump
+    replace it, but never half-overwritten; `overwrite=False` refuses it
+    (WriteError) instead. A binary file object receives the archive once it
+    is complete (see `_writing`).
     """
     started = time.perf_counter()
-    path = Path(path)
     strip = tuple(strip)
     # The scan walks the failing parts of the graph: run it only when its
     # answer is needed (strips to resolve, rewraps to list, a failure to
@@ -81,8 +90,8 @@ def save(
     stripped = _resolve_strips(report, strip) if report else {}
     if report:
         _refuse_unsaveable(report, stripped)
-    replaced = path.exists()
-    with atomic_write(path, overwrite=overwrite) as file, ArchiveWriter(file) as writer:
+    replaced = is_path(path) and Path(path).exists()
+    with _writing(path, overwrite) as file, ArchiveWriter(file) as writer:
         pickler, data = _pickle_into(writer, obj, stripped, progress, target)
         facts = analyse(data)
         trust = required_trust(facts, obj)
@@ -102,14 +111,77 @@ def save(
         if signing is not None:
             manifest = manifest.sign(signing)
         writer.finish(manifest)
-    return SaveReport(str(path), manifest, path.stat().st_size, time.perf_counter() - started, replaced)
+        size = file.tell()
+    return SaveReport(_name(path), manifest, size, time.perf_counter() - started, replaced)
+
+
+def is_path(file: object) -> TypeGuard[str | os.PathLike[str]]:
+    """A path (str or os.PathLike), as opposed to a file object."""
+    return isinstance(file, (str, os.PathLike))
+
+
+def _name(file: object) -> str:
+    """How reports and messages name a path or a file object: its `name`
+    when it has a path for one (open() gives it), else its type."""
+    if is_path(file):
+        return str(file)
+    name = getattr(file, "name", None)
+    return name if isinstance(name, str) else f"<{type(file).__name__}>"
+
+
+def _binary_file(file: Any, method: str) -> BinaryIO:
+    """`file`, if it is a binary file object with `method` ("read" or
+    "write"); a TypeError naming what it is otherwise."""
+    if not callable(getattr(file, method, None)):
+        raise TypeError(f"expected a path or a binary file object with .{method}(), not {type(file).__name__}")
+    if isinstance(file, io.TextIOBase):
+        mode = "rb" if method == "read" else "wb"
+        raise TypeError(f"{_name(file)} is a text stream: open it in binary mode ({mode!r})")
+    return file
+
+
+@contextlib.contextmanager
+def _writing(path: File, overwrite: bool) -> Iterator[BinaryIO]:
+    """Where save builds the archive. A path: an atomic write. A file object
+    (seekable or not, at its current position): a temporary file, copied into
+    it only once the archive is complete, so a refused or failed save writes
+    nothing to it; `overwrite` does not apply."""
+    if is_path(path):
+        with atomic_write(Path(path), overwrite=overwrite) as file:
+            yield file
+        return
+    destination = _binary_file(path, "write")
+    with tempfile.TemporaryFile() as spool:
+        yield spool
+        spool.seek(0)
+        try:
+            shutil.copyfileobj(spool, destination)
+        except OSError as exc:
+            raise WriteError(f"cannot write {_name(path)}: {exc.strerror or exc}; part of the checkpoint may "
+                             "have been written to it") from None
+
+
+@contextlib.contextmanager
+def _reading(path: File) -> Iterator[Archive]:
+    """The opened archive at a path, or in a readable binary file object:
+    read from its current position to its end into a temporary file first,
+    since the archive is read out of order and a pipe cannot seek."""
+    if is_path(path):
+        with open_archive(path) as archive:
+            yield archive
+        return
+    source = _binary_file(path, "read")
+    with tempfile.TemporaryFile() as spool:
+        shutil.copyfileobj(source, spool)
+        with read_archive(spool, _name(path)) as archive:
+            yield archive
 
 
 def _scan(obj: Any, target: str) -> ScanReport:
     """`scan`, for save: a dict another thread resizes while it is walked
     stops the walk, as it stops pickle; that is the object's doing, said so."""
     try:
-        return scan(obj, target=target)
+        return scan_object(obj, target=target)
     except RuntimeError as exc:
         raise SaveError(
             f"the object changed while it was saved ({exc}); nothing was written",
@@ -118,14 +190,16 @@ def _scan(obj: Any, target: str) -> ScanReport:
 
 
 def _resolve_strips(report: ScanReport, strip: tuple[str, ...]) -> dict[int, Finding]:
-    """Map each --strip PATH to the finding there (by object id)."""
+    """Map each `strip` path to the finding there (by object id)."""
     by_path = {p: f for f in report.findings for p in f.paths}
     unknown = [p for p in strip if p not in by_path]
     if unknown:
         known = ", ".join(sorted(by_path)) or "none"
+        given = Argument("strip", [unknown[0]])
         raise CkptError(
-            f"--strip {unknown[0]}: no finding at that path",
+            f"{given}: no finding at that path",
             hint=f"strip takes a path exactly as ckpt scan prints it; findings: {known}",
+            arguments=[given],
         )
     return {by_path[p].object_id: by_path[p] for p in strip}
 
@@ -135,10 +209,12 @@ def _refuse_unsaveable(report: ScanReport, stripped: dict[int, Finding]) -> None
     if not blocking:
         return
     listed = "; ".join(f"{f.path} ({f.kind}{': ' + f.note if f.note else ''})" for f in blocking[:5])
+    strip = Argument("strip", [blocking[0].path])
     more = f" and {len(blocking) - 5} more" if len(blocking) > 5 else ""
     raise SaveError(
         f"cannot save: {len(blocking)} object(s) ckpt cannot rewrap: {listed}{more}; nothing was written",
-        hint=f"fix them (ckpt scan --suggest), or pass --strip {blocking[0].path} to save each as None",
+        hint=f"fix them (ckpt scan --suggest), or pass {strip} to save each as None",
+        arguments=[strip],
     )
 
 
@@ -311,7 +387,7 @@ class LoadReport:
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str],
+    path: File,
     *,
     trust: Iterable[str] = (),
     mmap: bool = False,
@@ -328,24 +404,27 @@ def load_checkpoint(
     set, an unsigned checkpoint is refused unless `allow_unsigned`.
     With `mmap`, array buffers are mapped copy-on-write from the file instead
     of read, and their hashes are checked only by `verify` (data.pkl is always hashed).
+    `path` may be a readable binary file object (see `_reading`).
     """
     started = time.perf_counter()
     given = Trust.parse(trust)
-    with open_archive(path) as archive:
-        _require_modules(archive.manifest, str(path))
-        signed, trusted = _trust(archive.manifest, given, signing_key(key), allow_unsigned, str(path))
+    what = _name(path)
+    with _reading(path) as archive:
+        _require_modules(archive.manifest, what)
+        signed, trusted = _trust(archive.manifest, given, signing_key(key), allow_unsigned, what)
         data = archive.read(DATA)
         buffers = _buffers(archive, mmap, progress)
         facts = analyse(data)
-        obj = unpickle(data, trust=trusted, buffers=buffers, what=str(path), facts=facts)
+        obj = unpickle(data, trust=trusted, buffers=buffers, what=what, facts=facts)
         warnings = version_warnings(archive.manifest)
         if strict and warnings:
-            raise CheckpointError(f"{path}: {warnings[0]} (--strict)")
-        return LoadReport(str(path), archive.manifest, archive.size, time.perf_counter() - started, mmap,
+            refuse = Argument("strict", True)
+            raise CheckpointError(f"{what}: {warnings[0]} ({refuse})", arguments=[refuse])
+        return LoadReport(what, archive.manifest, archive.size, time.perf_counter() - started, mmap,
                           signed, tuple(warnings), obj, facts)
 
 
-def load(path: str | os.PathLike[str], *, trust: Iterable[str] = (), mmap: bool = False,
+def load(path: File, *, trust: Iterable[str] = (), mmap: bool = False,
          key: bytes | str | None = None, allow_unsigned: bool = False) -> Any:
     """Load a checkpoint and return the object (see `load_checkpoint`)."""
     return load_checkpoint(path, trust=trust, mmap=mmap, key=key, allow_unsigned=allow_unsigned).obj
@@ -368,9 +447,11 @@ def _trust(manifest: Manifest, given: Trust, key: bytes | None, allow_unsigned: 
     plus the manifest's recorded needs when its signature verifies."""
     if manifest.signature is None:
         if key is not None and not allow_unsigned:
+            allow = Argument("allow_unsigned", True)
             raise UnsafeCheckpointError(
                 f"refusing {what}: it is not signed, and CKPT_KEY is set (a checkpoint you wrote would be signed)",
-                hint="pass --allow-unsigned (allow_unsigned=True) to load it under the trust you give",
+                hint=f"pass {allow} to load it under the trust you give",
+                arguments=[allow],
             )
         return "unsigned", given
     if key is None:
@@ -444,11 +525,12 @@ class Inspection:
         return 1 if self.problems else 0
 
 
-def inspect(path: str | os.PathLike[str], *, trust: Iterable[str] = ()) -> Inspection:
-    """Describe a checkpoint, and what loading it under `trust` would admit,
-    without running anything in it: the loader's own analysis, nothing
-    from the file is built."""
-    with open_archive(path) as archive:
+def inspect(path: File, *, trust: Iterable[str] = ()) -> Inspection:
+    """Describe a checkpoint (at a path, or in a file object, as `load`
+    reads one), and what loading it under `trust` would admit, without
+    running anything in it: the loader's own analysis, nothing from the
+    file is built."""
+    with _reading(path) as archive:
         problems = archive.hash_failures()
         data = bytes(archive.mapped(DATA))  # as stored: inspect shows damaged files too
         facts = analyse(data)
@@ -463,7 +545,7 @@ def inspect(path: str | os.PathLike[str], *, trust: Iterable[str] = ()) -> Inspe
         if undeclared:
             problems.append(f"data.pkl needs --trust {', --trust '.join(undeclared)}, which its manifest does not "
                             "declare (the manifest does not describe this pickle)")
-        return Inspection(str(path), archive.size, archive.manifest, verdicts, tuple(problems), untrusted,
+        return Inspection(_name(path), archive.size, archive.manifest, verdicts, tuple(problems), untrusted,
                           facts.malformed)
 
 

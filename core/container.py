@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from .errors import CheckpointError, CkptError
+from .errors import CheckpointError, CkptError, MissingFileError
 from .manifest import Manifest, Member, parse_manifest
 
 DATA = "data.pkl"
@@ -308,7 +308,7 @@ def open_archive(path: str | os.PathLike[str]) -> Archive:
     try:
         file = open(path, "rb")  # noqa: SIM115 - the Archive owns it
     except FileNotFoundError:
-        raise _usage(f"no such checkpoint: {str(path)!r}") from None
+        raise MissingFileError(f"no such checkpoint: {str(path)!r}", str(path)) from None
     except IsADirectoryError:
         raise _usage(f"{str(path)!r} is a directory, not a checkpoint") from None
     except OSError as exc:
@@ -318,6 +318,13 @@ def open_archive(path: str | os.PathLike[str]) -> Archive:
     except BaseException:
         file.close()
         raise
+
+
+def read_archive(file: BinaryIO, name: str) -> Archive:
+    """Check the structure of the checkpoint in `file` (seekable, with a
+    file descriptor: a temporary copy of a stream); the Archive owns it."""
+    file.seek(0)
+    return _open(Path(name), file)  # type: ignore[arg-type]
 
 
 def _usage(message: str) -> CkptError:

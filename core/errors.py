@@ -8,6 +8,11 @@ escapes is a bug in ckpt, and the CLI says so.
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
 USAGE = 2
 """Exit code for bad input: a target that does not resolve, a missing or
 unreadable file, a configuration error."""
@@ -17,18 +22,43 @@ FAILED = 1
 checkpoint, a verification that did not pass."""
 
 
+@dataclass(frozen=True)
+class Argument:
+    """A keyword argument an error tells the caller to pass. Messages spell
+    it as Python (`overwrite=True`), for the library's callers; the command
+    line, whose users pass flags, respells each one as its flag."""
+
+    name: str
+    value: Any
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value!r}"
+
+
 class CkptError(Exception):
-    """Base of every error ckpt raises on purpose."""
+    """Base of every error ckpt raises on purpose. `arguments` are the
+    keyword arguments its message names (each spelled as `str(argument)`)."""
 
     exit_code = USAGE
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, arguments: Iterable[Argument] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.arguments = tuple(arguments)
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class MissingFileError(CkptError, FileNotFoundError):
+    """A checkpoint that does not exist: also a FileNotFoundError, so code
+    written for open(), torch.load or joblib.load catches it unchanged."""
+
+    def __init__(self, message: str, filename: str) -> None:
+        super().__init__(message)
+        self.errno = errno.ENOENT
+        self.filename = filename
 
 
 class TargetError(CkptError):

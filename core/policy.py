@@ -40,7 +40,7 @@ from typing import Any
 
 from . import reviewed
 from .guards import guard_name
-from .errors import CheckpointError, ConfigError, UnsafeCheckpointError, printable
+from .errors import Argument, CheckpointError, ConfigError, UnsafeCheckpointError, printable
 from .reviewed import CLASS, FUNCTION, Entry
 from .stream import CALL, INSTANCE_CALLED, NEW, NEW_ARGS, RESULT_USED, USE_NAMES, VALUE, StreamFacts
 
@@ -391,10 +391,10 @@ def refuse(judgement: Judgement, what: str) -> CheckpointError:
     listed = "; ".join(f"{printable(r.name)} {r.why}" for r in refused)
     flags = narrowest(r.trust for r in refused if r.trust)
     untrustable = [r for r in refused if not r.trust]
+    trust = Argument("trust", list(flags))
     hint = None
     if flags and not untrustable:
-        hint = f"if you trust where this file came from, pass {' '.join('--trust ' + f for f in flags)}, " \
-               "or list them under trust in [tool.ckpt]"
+        hint = f"if you trust where this file came from, pass {trust}, or list them under trust in [tool.ckpt]"
     return UnsafeCheckpointError(f"refusing to load {what}: {len(refused)} global(s) not admitted: {listed}",
-                                 hint=hint)
+                                 hint=hint, arguments=[trust] if hint else ())
 

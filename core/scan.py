@@ -33,6 +33,7 @@ from .catalog import Action, Kind
 from .graph import ATOMS, PROTOCOL, Children, Unpicklable, decompose
 from .paths import Edge, format_path
 from .pickler import Tap, memo_size
+from .target import resolve
 from .tensors import TensorReducer, tensor_types
 
 _SKIP_LEVELS = 100
@@ -109,7 +110,20 @@ def qualified_name(cls: type) -> str:
 
 
 def scan(obj: Any, target: str = "") -> ScanReport:
-    """Scan `obj` and report every object that plain pickle refuses."""
+    """Scan `obj` and report every object that plain pickle refuses.
+
+    A str is a TARGET, resolved as `ckpt scan` resolves it (imported from
+    the current directory, a factory called; TargetError if it does not
+    resolve): scanning the string itself would report every target clean.
+    """
+    if isinstance(obj, str):
+        return scan_object(resolve(obj), target or obj)
+    return scan_object(obj, target)
+
+
+def scan_object(obj: Any, target: str = "") -> ScanReport:
+    """Scan `obj` itself, a str too: for callers that hold the object (save,
+    verify, a resolved target), whose str is data, never a target."""
     started = time.perf_counter()
     walker = _Walker()
     walker.run(obj)

@@ -14,7 +14,7 @@ from .errors import SaveError
 from .pickler import dumps as rewrap_dumps
 from .policy import Trust
 from .safeload import unpickle
-from .scan import scan
+from .scan import scan_object
 
 
 def dumps(obj: Any) -> bytes:
@@ -24,7 +24,7 @@ def dumps(obj: Any) -> bytes:
     except (KeyboardInterrupt, MemoryError):
         raise
     except Exception as exc:
-        blocking = [f.path for f in scan(obj).findings if f.action.value == "error"]
+        blocking = [f.path for f in scan_object(obj).findings if f.action.value == "error"]
         where = f" at {', '.join(blocking[:5])}" if blocking else ""
         raise SaveError(f"cannot pickle the object{where}: {type(exc).__name__}: {exc}") from None
 

@@ -40,10 +40,11 @@ class Target:
 
 
 class TargetCallError(TargetError):
-    """The factory raised; `cause` keeps the original for `--traceback`."""
+    """The factory (or the import) raised; `cause` is the original exception,
+    with its traceback (the command line shows it under `--traceback`)."""
 
     def __init__(self, message: str, cause: BaseException) -> None:
-        super().__init__(message, hint="run with --traceback for the full traceback")
+        super().__init__(message)
         self.cause = cause
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import catalog
 from .catalog import Action
-from .checkpoint import LoadReport, load_checkpoint, signing_key, version_warnings
+from .checkpoint import LoadReport, is_path, load_checkpoint, signing_key, version_warnings
 from .compare import differences
 from .container import DATA, open_archive
 from .errors import CheckpointError, CkptError
@@ -27,7 +27,7 @@ from .probes import ProbeFailed
 from .audit import MAX_TUPLE_DEPTH, nesting_problem
 from .policy import Trust, judge
 from .stream import StreamFacts, analyse
-from .scan import scan
+from .scan import scan_object
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,11 @@ def verify(
     loaded: LoadReport | None = None,
 ) -> VerifyReport:
     """Run every check on the checkpoint at `path` (optionally on an
-    already-loaded report of it, and against a fresh object)."""
+    already-loaded report of it, and against a fresh object). A path only:
+    the checks read the file more than once, and a stream reads once."""
+    if not is_path(path):
+        raise TypeError(f"verify takes the path of a checkpoint, not {type(path).__name__} (it reads the file "
+                        "more than once); load_checkpoint and inspect take file objects")
     checks: list[Check] = []
     try:
         structural = _structural_checks(path, key, loaded)
@@ -166,7 +170,7 @@ def _restored_checks(report: LoadReport) -> list[Check]:
     """Restored primitives work, strips came back as None, and what came
     back agrees with the manifest's substitutions."""
     rewrapped = {_stable(s.path) for s in report.manifest.substitutions if s.action == Action.REWRAP.value}
-    found = scan(report.obj).findings
+    found = scan_object(report.obj).findings
     restored = {id(f.obj): (f.path, f.obj, catalog.BY_NAME[f.kind]) for f in found}
     by_path, unreachable = _picklable_restorations(report)
     restored.update((id(obj), (path, obj, kind)) for path, obj, kind in by_path)

@@ -1,13 +1,17 @@
-"""README.md is accurate: its kinds table is the catalog's, and its Python
-examples run as written."""
+"""README.md is accurate: its kinds table is the catalog's, its JSON example
+is real output, its local pre-commit hooks are the published ones, and its
+Python examples run as written."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 from ckpt.cli import kinds_table
 from conftest import REPO
@@ -25,6 +29,27 @@ def test_kinds_table_is_generated_from_the_catalog() -> None:
     assert f"{kinds_table.START}\n{kinds_table.render()}\n{kinds_table.END}" in README
 
 
+def test_scan_json_example_is_the_real_output(run_ckpt) -> None:
+    [example] = [json.loads(b) for b in code_blocks(("json",)) if '"sample_models.nested:shared_lock"' in b]
+    result = run_ckpt("scan", "sample_models.nested:shared_lock", "--format", "json")
+    assert result.code == 1, result
+    real = result.json()
+    assert isinstance(real["seconds"], float)
+    assert example == {**real, "seconds": example["seconds"]}  # the time is one run's
+
+
+def test_local_pre_commit_hooks_are_the_published_ones() -> None:
+    """README's `repo: local` hooks run in the user's own environment, and
+    otherwise exactly as .pre-commit-hooks.yaml (which files trigger them)."""
+    [local] = [yaml.safe_load(b) for b in code_blocks(("yaml",)) if "repo: local" in b]
+    published = {hook["id"]: hook for hook in yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())}
+    hooks = local["repos"][0]["hooks"]
+    assert {hook["id"] for hook in hooks} == set(published)
+    for hook in hooks:
+        expected = {k: v for k, v in published[hook["id"]].items() if k != "description"}
+        assert hook == {**expected, "language": "system"}
+
+
 def test_python_examples_run_as_written(tmp_path: Path) -> None:
     blocks = [b for b in code_blocks(("python",)) if b in section("Using ckpt from Python")]
     assert len(blocks) >= 3
@@ -33,7 +58,8 @@ def test_python_examples_run_as_written(tmp_path: Path) -> None:
                           env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "model._stats_lock lock rewrap" in proc.stdout
-    assert "pass --trust sample_models" in proc.stdout
+    assert "pass trust=['sample_models.service:InferenceService']" in proc.stdout
+    assert "already exists (pass overwrite=True" in proc.stdout and "no such checkpoint: 'absent.ckpt'" in proc.stdout
 
 
 def code_blocks(languages: tuple[str, ...]) -> list[str]:

@@ -257,15 +257,18 @@ def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
-def try_repo(hook_repo: Path, project: Path) -> tuple[int, dict[str, str]]:
-    """Run every hook of `hook_repo` on `project` with the real pre-commit;
-    return its exit code and each hook's report by name."""
+def try_repo(hook_repo: Path, project: Path, *, all_files: bool = True) -> tuple[int, dict[str, str]]:
+    """Run every hook of `hook_repo` on `project` with the real pre-commit
+    (on every file, or as a commit would: on the staged changes); return
+    its exit code and each hook's report by name."""
     subprocess.run([*GIT, "add", "-A"], cwd=project, check=True, env=clean_env())
-    proc = subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(hook_repo), "--all-files"],
+    proc = subprocess.run([sys.executable, "-m", "pre_commit", "try-repo", str(hook_repo),
+                           *(["--all-files"] if all_files else [])],
                           cwd=project, capture_output=True, text=True, timeout=600, env=clean_env())
     output = proc.stdout + proc.stderr
     hooks = {}
-    for match in re.finditer(r"^(ckpt \w+)\.+(Passed|Failed)$(.*?)(?=^ckpt \w+\.+|\Z)", output, re.M | re.S):
+    for match in re.finditer(r"^(ckpt \w+)\.+(?:\(no files to check\))?(Passed|Failed|Skipped)$(.*?)(?=^ckpt \w+\.+|\Z)",
+                             output, re.M | re.S):
         hooks[match.group(1)] = match.group(2) + match.group(3)
     assert set(hooks) == {"ckpt check", "ckpt verify"}, output
     return proc.returncode, hooks
@@ -292,3 +295,36 @@ def test_pre_commit_hooks_stop_a_new_attribute_and_a_tampered_checkpoint(hook_re
     check, verify = hooks["ckpt check"], hooks["ckpt verify"]
     assert check.startswith("Failed") and "model.log_file (open-file" in check
     assert verify.startswith("Failed") and re.search(r"checkpoint models/model\.ckpt\s+FAIL\s+hashes", verify)
+
+
+def commit_all(project: Path) -> None:
+    for command in (["add", "-A"], ["commit", "-q", "-m", "base"]):
+        subprocess.run([*GIT, *command], cwd=project, check=True, env=clean_env())
+
+
+def edit_config(project: Path, old: str, new: str) -> None:
+    config = project / "pyproject.toml"
+    assert old in config.read_text()
+    config.write_text(config.read_text().replace(old, new))
+
+
+@pytest.mark.parametrize(("change", "failure"), [
+    (lambda root: edit_config(root, '"demopkg.model:build"', '"demopkg.model:biuld"'), "does not resolve"),
+    (lambda root: edit_config(root, 'trust = ["demopkg"]', "trust = []"), "safe load"),
+    (lambda root: flip_byte(root / "models" / "model.ckpt"), "hashes"),
+], ids=["broken target in pyproject.toml", "trust removed from pyproject.toml", "checkpoint replaced"])
+def test_pre_commit_check_runs_on_a_commit_without_python_changes(hook_repo: Path, git_project: Path,
+                                                                   change: Any, failure: str) -> None:
+    """What [tool.ckpt] reads changes, and no Python file does: `ckpt check`
+    still runs on the commit (and fails) instead of being skipped."""
+    commit_all(git_project)
+    change(git_project)
+    code, hooks = try_repo(hook_repo, git_project, all_files=False)
+    assert code == 1 and hooks["ckpt check"].startswith("Failed") and failure in hooks["ckpt check"], hooks
+
+
+def test_pre_commit_skips_ckpt_check_when_nothing_it_reads_changes(hook_repo: Path, git_project: Path) -> None:
+    commit_all(git_project)
+    (git_project / "README.md").write_text("notes\n")
+    code, hooks = try_repo(hook_repo, git_project, all_files=False)
+    assert code == 0 and hooks["ckpt check"].startswith("Skipped"), hooks

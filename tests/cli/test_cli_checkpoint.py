@@ -54,7 +54,8 @@ def test_load_verify_against(run_ckpt: RunCkpt, saved: Path) -> None:
 def test_load_without_trust_names_the_flag(run_ckpt: RunCkpt, saved: Path) -> None:
     result = run_ckpt("load", str(saved))
     assert_one_line_error(result, 1, "sample_models.service:InferenceService (instantiated) is not trusted",
-                          "--trust sample_models.service:InferenceService")
+                          "pass --trust sample_models.service:InferenceService, or list them")
+    assert "trust=" not in result.err  # the library's spelling, respelled as the flag
 
 
 def test_trust_from_pyproject(run_ckpt: RunCkpt, saved: Path, tmp_path: Path) -> None:
@@ -69,7 +70,8 @@ def test_trust_from_pyproject(run_ckpt: RunCkpt, saved: Path, tmp_path: Path) ->
 def test_save_refuses_to_overwrite_without_force(run_ckpt: RunCkpt, saved: Path) -> None:
     before = saved.read_bytes()
     result = run_ckpt("save", "sample_models.nested:cycle", "-o", str(saved))
-    assert_one_line_error(result, 2, "already exists", "--force")
+    assert_one_line_error(result, 2, "already exists (pass --force to replace it;")
+    assert "overwrite=" not in result.err
     assert saved.read_bytes() == before
     forced = run_ckpt("save", "sample_models.nested:cycle", "-o", str(saved), "--force")
     assert forced.code == 0 and "replaced" in forced.out
@@ -78,11 +80,23 @@ def test_save_refuses_to_overwrite_without_force(run_ckpt: RunCkpt, saved: Path)
 def test_save_refuses_unrewrappable_objects_naming_paths(run_ckpt: RunCkpt, tmp_path: Path) -> None:
     out = tmp_path / "h.ckpt"
     result = run_ckpt("save", "sample_models.nested:hidden", "-o", str(out))
-    assert_one_line_error(result, 1, "model['callback'] (local-function", "--strip")
+    assert_one_line_error(result, 1, "model['callback'] (local-function", "pass --strip model['callback'] to save")
     assert not out.exists()
     stripped = run_ckpt("save", "sample_models.nested:hidden", "-o", str(out), "--strip", "model['callback']")
     assert stripped.code == 0, stripped
     assert "model['callback']" in stripped.out and "strip" in stripped.out
+
+
+def test_strip_of_a_path_with_no_finding_names_the_flag(run_ckpt: RunCkpt, tmp_path: Path) -> None:
+    result = run_ckpt("save", "sample_models.nested:hidden", "-o", str(tmp_path / "h.ckpt"), "--strip", "model.nope")
+    assert_one_line_error(result, 2, "error: --strip model.nope: no finding at that path")
+
+
+def test_unsigned_checkpoint_with_a_key_set_names_the_flag(run_ckpt: RunCkpt, saved: Path) -> None:
+    result = run_ckpt("load", str(saved), "--trust", "sample_models", env={"CKPT_KEY": "a key"})
+    assert_one_line_error(result, 1, "it is not signed, and CKPT_KEY is set", "pass --allow-unsigned to load it")
+    assert run_ckpt("load", str(saved), "--trust", "sample_models", "--allow-unsigned",
+                    env={"CKPT_KEY": "a key"}).code == 0
 
 
 def test_save_to_missing_directory(run_ckpt: RunCkpt, tmp_path: Path) -> None:
