@@ -149,9 +149,9 @@ def weak_save_note(obj: Any, saved: Any) -> str:
 def _weak_payload(obj: Any) -> list[tuple[Edge, Any]]:
     """What a weak container holds strongly: a WeakValueDictionary's keys, a WeakKeyDictionary's values."""
     if isinstance(obj, weakref.WeakValueDictionary):
-        return [(("note", f"key {i}"), key) for i, key in enumerate(obj.keys())]
+        return [(("key", i), key) for i, key in enumerate(obj.keys())]
     if isinstance(obj, weakref.WeakKeyDictionary):
-        return [(("note", f"value {i}"), value) for i, value in enumerate(obj.values())]
+        return [(("value", i), value) for i, value in enumerate(obj.values())]
     return []
 
 

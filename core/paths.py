@@ -5,8 +5,11 @@ walks, its parent and the *edge* that led there (a small tuple), and only
 turns the chain into text for the objects it reports. An edge is one of:
 
     ("attr", name)       model.name
-    ("item", key)        model[key]            (list index, dict key)
+    ("item", key)        model[key]            (list index, dict key that is a literal)
     ("key", i)           list(model)[i]        (the i-th key of a dict)
+    ("value", i)         list(model.values())[i]   (the value of the i-th key, when that key is
+                                               no literal: stable across runs, unlike its repr,
+                                               and naming the dict only once)
     ("member", i)        list(model)[i]        (the i-th member of a set)
     ("call", text)       model.text            (e.g. "__getstate__()")
     ("getstate", key)    model.__getstate__()[key]   (a custom state's value that is not an attribute)
@@ -68,20 +71,23 @@ def _wrap(text: str, edge: Edge) -> str:
     tag = edge[0]
     if tag in ("key", "member"):
         return f"list({text})[{edge[1]}]"
+    if tag == "value":
+        return f"list({text}.values())[{edge[1]}]"
     if tag == "type":
         return f"type({text})"
     return f"getattr({text}, {edge[1]!r})"
 
 
 def _key_repr(key: Any) -> str:
-    if _is_literal(key):
+    if is_literal(key):
         return repr(key)
     return f"<{type(key).__qualname__} at {id(key):#x}>"
 
 
-def _is_literal(key: Any) -> bool:
+def is_literal(key: Any) -> bool:
+    """Whether `repr(key)` is a Python literal that evaluates back to an equal key."""
     if type(key) is tuple:
-        return all(_is_literal(k) for k in key)
+        return all(is_literal(k) for k in key)
     return type(key) in _LITERALS
 
 
