@@ -84,12 +84,20 @@ def cli() -> None:
     """
 
 
+_ALL = click.option(
+    "--all", "every", is_flag=True,
+    help="In text output, list every finding and substitution; without it, four or more of one kind whose paths "
+    "differ only in indexes or keys are one row (`model['items'][*].lk`). JSON and SARIF always list each.",
+)
+
+
 @cli.command()
 @click.argument("target")
+@_ALL
 @click.option("--suggest", is_flag=True, help="Also print __getstate__/__setstate__ code that fixes each class by hand.")
 @common(("text", "json", "sarif"))
 @click.pass_context
-def scan(ctx: click.Context, target: str, suggest: bool, fmt: str) -> None:
+def scan(ctx: click.Context, target: str, every: bool, suggest: bool, fmt: str) -> None:
     """Report every object in TARGET that plain pickle refuses.
 
     Walks the object graph the way pickle.dumps(obj, protocol=5) does and
@@ -106,7 +114,7 @@ def scan(ctx: click.Context, target: str, suggest: bool, fmt: str) -> None:
     elif fmt == "sarif":
         emit_json(sarif.scan_log(report))
     else:
-        views.scan_text(TextOutput(), report, suggestions)
+        views.scan_text(TextOutput(), report, suggestions, every)
     ctx.exit(report.exit_code)
 
 
@@ -130,9 +138,11 @@ _TRUST = click.option(
 @click.option("--strip", "strip", multiple=True, metavar="PATH",
               help="Save the object at PATH (as ckpt scan prints it) as None and record it. Repeatable.")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists (atomically: the old file stays intact until the new one is complete).")
+@_ALL
 @common()
 @click.pass_context
-def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], force: bool, fmt: str) -> None:
+def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], force: bool, every: bool,
+         fmt: str) -> None:
     """Write TARGET as a checkpoint file.
 
     Thread primitives are rewrapped (a new lock on load, the queue's items
@@ -151,7 +161,7 @@ def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], f
     if fmt == "json":
         emit_json(views.save_json(report))
     else:
-        views.save_text(TextOutput(), report)
+        views.save_text(TextOutput(), report, every)
     ctx.exit(0)
 
 
@@ -164,10 +174,11 @@ def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], f
 @click.option("--allow-unsigned", is_flag=True,
               help="With CKPT_KEY set, load an unsigned checkpoint anyway (under the trust you give).")
 @_TRUST
+@_ALL
 @common()
 @click.pass_context
 def load(ctx: click.Context, file: str, verify: bool, against: str | None, use_mmap: bool, strict: bool,
-         allow_unsigned: bool, trust: tuple[str, ...], fmt: str) -> None:
+         allow_unsigned: bool, trust: tuple[str, ...], every: bool, fmt: str) -> None:
     """Load FILE through the safe loader and summarize it.
 
     Every member is hashed and compared with the manifest before anything
@@ -189,16 +200,17 @@ def load(ctx: click.Context, file: str, verify: bool, against: str | None, use_m
     if fmt == "json":
         emit_json(views.load_json(report, checks))
     else:
-        views.load_text(TextOutput(), report, checks)
+        views.load_text(TextOutput(), report, checks, every)
     ctx.exit(checks.exit_code if checks else 0)
 
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @_TRUST
+@_ALL
 @common()
 @click.pass_context
-def inspect(ctx: click.Context, file: str, trust: tuple[str, ...], fmt: str) -> None:
+def inspect(ctx: click.Context, file: str, trust: tuple[str, ...], every: bool, fmt: str) -> None:
     """Show what FILE holds without running anything in it.
 
     The manifest, members, substitutions, and every global the pickle would
@@ -212,7 +224,7 @@ def inspect(ctx: click.Context, file: str, trust: tuple[str, ...], fmt: str) -> 
     if fmt == "json":
         emit_json(views.inspect_json(result))
     else:
-        views.inspect_text(TextOutput(), result)
+        views.inspect_text(TextOutput(), result, every)
     ctx.exit(result.exit_code)
 
 

@@ -99,7 +99,25 @@ def shorten(path: str, limit: int = 160) -> str:
     return f"{path[:keep]} … {path[-keep:]}"
 
 
-_TOKEN = re.compile(r"\.([A-Za-z_]\w*)|\[((?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\]'\"])*)\]")
+_KEY = r"\[((?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\]'\"])*)\]"
+_TOKEN = re.compile(r"\.([A-Za-z_]\w*)|" + _KEY)
+_INDEX = re.compile(_KEY)
+
+
+def wildcard(path: str) -> str:
+    """`path` with every index and key written `[*]`: the paths of like
+    objects that differ only in indexes and keys share it."""
+    return _INDEX.sub("[*]", path)
+
+
+def pattern(paths: Sequence[str]) -> str:
+    """The paths (of one `wildcard`) written once, `[*]` where their indexes or keys
+    differ: `model['items'][0].lk`, `model['items'][1].lk` -> `model['items'][*].lk`."""
+    pieces = [_INDEX.split(path) for path in paths]  # text, key, text, key, ..., text
+    return "".join(
+        piece if i % 2 == 0 else f"[{piece}]" if all(p[i] == piece for p in pieces) else "[*]"
+        for i, piece in enumerate(pieces[0])
+    )
 
 
 def follow(root: Any, path: str) -> Any:
