@@ -75,7 +75,10 @@ class Kind:
     keep: str | None = None
     """Suggest: expression to keep in `__getstate__` (`{obj}` is the attribute)."""
     recreate: str = "{target} = None"
-    """Suggest: statements for `__setstate__` (`{target}`, `{saved}`, `{type}`)."""
+    """Suggest: statements for `__setstate__` (`{target}`, `{saved}`, `{type}`, `{inner}`)."""
+    inner: str | None = None
+    """Suggest: the attribute holding a primitive this one is built on (a
+    Condition's lock); `{inner}` names it when the same instance holds it too."""
 
     def walk_payload(self, obj: Any) -> Iterable[tuple[Edge, Any]]:
         if self.payload is not None:
@@ -241,7 +244,7 @@ KINDS: tuple[Kind, ...] = (
          "none needed; a lock it shares stays shared", reduce=rewrap.reduce_condition,
          internal=frozenset({"_lock", "acquire", "release", "_release_save", "_acquire_restore",
                              "_is_owned", "_waiters"}),
-         probe=probes.probe_condition, recreate="{target} = threading.Condition()"),
+         probe=probes.probe_condition, inner="_lock", recreate="{target} = threading.Condition({inner})"),
     Kind("semaphore", ("threading.Semaphore", "threading.BoundedSemaphore"), Action.REWRAP, "waiting threads (value and bound kept)",
          "none needed", internal=frozenset({"_cond"}), note=_semaphore_note, probe=probes.probe_semaphore,
          keep="{obj}._value", recreate="{target} = {type}({saved})"),

@@ -156,3 +156,18 @@ class Item:
 def many(n: int = 1000) -> dict[str, Any]:
     """`n` findings of one kind whose paths differ only in an index: one row in a report."""
     return {"items": [Item() for _ in range(n)], "lock": threading.Lock()}
+
+
+class Store:
+    """One lock under two names and a Condition on it that signals updates:
+    the three must stay one lock after a load."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.updated = threading.Condition(self.lock)
+        self.guard = self.lock
+        self.data: list[int] = []
+
+
+def store() -> Store:
+    return Store()

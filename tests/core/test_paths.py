@@ -20,7 +20,7 @@ _THROUGH_A_CALL = "__getstate__()"
 def _factories() -> dict[str, Any]:
     """Every factory of the sample models: each module's `build`, nested's and the kinds'."""
     found: dict[str, Any] = {f"kinds:{name}": factory for name, factory in kinds.FACTORIES.items()}
-    for name in ("pipeline", "containers", "shared_lock", "cycle", "hidden", "keyed"):
+    for name in ("pipeline", "containers", "shared_lock", "cycle", "hidden", "keyed", "store"):
         found[f"nested:{name}"] = getattr(nested, name)
     found["nested:many"] = lambda: nested.many(20)
     for info in pkgutil.iter_modules(sample_models.__path__):
