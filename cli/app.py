@@ -26,28 +26,39 @@ from . import sarif, views
 from .progress import ProgressBar
 from .text import TextOutput
 
-_state = {"traceback": False}
+_state = {"traceback": False, "quiet": False}
+
+SCHEMA_VERSION = 1
+"""Of every JSON document ckpt prints (`schema_version`): raised when a field changes meaning or goes away."""
 
 
 def wants_traceback() -> bool:
     return _state["traceback"]
 
 
-def _set_traceback(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    if value:
-        _state["traceback"] = True
+def _set_state(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """Options that hold for the whole run (main() reads --traceback when an error comes)."""
+    if value and param.name:
+        _state[param.name] = True
 
 
 def common(formats: tuple[str, ...] = ("text", "json")) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Options every command takes: --format and --traceback."""
+    """Options every command takes: --format, -q/--quiet and --traceback."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn = click.option(
             "--traceback",
             is_flag=True,
             expose_value=False,
-            callback=_set_traceback,
+            callback=_set_state,
             help="On error, show the full Python traceback (of the user's code too).",
+        )(fn)
+        fn = click.option(
+            "-q", "--quiet",
+            is_flag=True,
+            expose_value=False,
+            callback=_set_state,
+            help="Print errors only (no report, no warnings, no progress): the exit code says the rest.",
         )(fn)
         return click.option(
             "--format",
@@ -63,6 +74,36 @@ def common(formats: tuple[str, ...] = ("text", "json")) -> Callable[[Callable[..
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+class ReaderGone(Exception):
+    """stdout's reader closed the pipe (`ckpt inspect f | head -1`): it has
+    what it wanted. Raised instead of the BrokenPipeError, which click would
+    turn into exit 1."""
+
+
+def render(fmt: str, text: Callable[[TextOutput], None], data: Callable[[], dict[str, Any]],
+           log: Callable[[], dict[str, Any]] | None = None) -> None:
+    """Print the report as `fmt` asks (text, JSON with its schema_version, or the SARIF `log`), unless --quiet."""
+    if _state["quiet"]:
+        return
+    try:
+        if fmt == "json":
+            emit_json({"schema_version": SCHEMA_VERSION, **data()})
+        elif fmt == "sarif" and log is not None:
+            emit_json(log())
+        else:
+            text(TextOutput())
+    except BrokenPipeError as exc:
+        raise ReaderGone() from exc
+
+
+_NO_PROGRESS = click.option("--no-progress", is_flag=True,
+                            help="Never show a progress bar (one shows on a terminal when this takes over half a second).")
+
+
+def progress_bar(no_progress: bool) -> ProgressBar:
+    return ProgressBar(enabled=not (no_progress or _state["quiet"]))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -109,12 +150,8 @@ def scan(ctx: click.Context, target: str, every: bool, suggest: bool, fmt: str) 
     """
     report = scan_object(resolve(target), target=target)
     suggestions = suggest_fixes(report) if suggest else None
-    if fmt == "json":
-        emit_json(views.scan_json(report, suggestions))
-    elif fmt == "sarif":
-        emit_json(sarif.scan_log(report))
-    else:
-        views.scan_text(TextOutput(), report, suggestions, every)
+    render(fmt, lambda out: views.scan_text(out, report, suggestions, every),
+           lambda: views.scan_json(report, suggestions), lambda: sarif.scan_log(report))
     ctx.exit(report.exit_code)
 
 
@@ -139,10 +176,11 @@ _TRUST = click.option(
               help="Save the object at PATH (as ckpt scan prints it) as None and record it. Repeatable.")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists (atomically: the old file stays intact until the new one is complete).")
 @_ALL
+@_NO_PROGRESS
 @common()
 @click.pass_context
 def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], force: bool, every: bool,
-         fmt: str) -> None:
+         no_progress: bool, fmt: str) -> None:
     """Write TARGET as a checkpoint file.
 
     Thread primitives are rewrapped (a new lock on load, the queue's items
@@ -156,12 +194,9 @@ def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], f
     """
     config = config_module.load()
     strips = (*config.strip.get(target, ()), *strip)
-    with ProgressBar() as progress:
+    with progress_bar(no_progress) as progress:
         report = save_object(resolve(target), output, strip=strips, target=target, overwrite=force, progress=progress)
-    if fmt == "json":
-        emit_json(views.save_json(report))
-    else:
-        views.save_text(TextOutput(), report, every)
+    render(fmt, lambda out: views.save_text(out, report, every), lambda: views.save_json(report))
     ctx.exit(0)
 
 
@@ -175,10 +210,11 @@ def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], f
               help="With CKPT_KEY set, load an unsigned checkpoint anyway (under the trust you give).")
 @_TRUST
 @_ALL
+@_NO_PROGRESS
 @common()
 @click.pass_context
 def load(ctx: click.Context, file: str, verify: bool, against: str | None, use_mmap: bool, strict: bool,
-         allow_unsigned: bool, trust: tuple[str, ...], every: bool, fmt: str) -> None:
+         allow_unsigned: bool, trust: tuple[str, ...], every: bool, no_progress: bool, fmt: str) -> None:
     """Load FILE through the safe loader and summarize it.
 
     Every member is hashed and compared with the manifest before anything
@@ -189,7 +225,7 @@ def load(ctx: click.Context, file: str, verify: bool, against: str | None, use_m
     """
     trusted = _trust(trust, config_module.load())
     importable_cwd()
-    with ProgressBar() as progress:
+    with progress_bar(no_progress) as progress:
         report = load_checkpoint(file, trust=trusted, mmap=use_mmap, strict=strict, allow_unsigned=allow_unsigned,
                                  progress=progress)
     checks = None
@@ -197,10 +233,7 @@ def load(ctx: click.Context, file: str, verify: bool, against: str | None, use_m
         fresh = resolve(against) if against else None
         checks = verify_checkpoint(file, trust=trusted, against=fresh, strict=strict, loaded=report,
                                    allow_unsigned=allow_unsigned)
-    if fmt == "json":
-        emit_json(views.load_json(report, checks))
-    else:
-        views.load_text(TextOutput(), report, checks, every)
+    render(fmt, lambda out: views.load_text(out, report, checks, every), lambda: views.load_json(report, checks))
     ctx.exit(checks.exit_code if checks else 0)
 
 
@@ -221,10 +254,7 @@ def inspect(ctx: click.Context, file: str, trust: tuple[str, ...], every: bool, 
     Exit 0 intact, 1 damaged or asking for what ckpt never loads, 2 unreadable.
     """
     result = inspect_checkpoint(file, trust=_trust(trust, config_module.load()))
-    if fmt == "json":
-        emit_json(views.inspect_json(result))
-    else:
-        views.inspect_text(TextOutput(), result, every)
+    render(fmt, lambda out: views.inspect_text(out, result, every), lambda: views.inspect_json(result))
     ctx.exit(result.exit_code)
 
 
@@ -247,10 +277,6 @@ def check(ctx: click.Context, files: tuple[str, ...], config_path: str | None, f
     Exit 0 all passed, 1 something failed, 2 configuration or usage error.
     """
     report = run_checks(config_module.load(Path(config_path) if config_path else None), files)
-    if fmt == "json":
-        emit_json(views.check_report_json(report))
-    elif fmt == "sarif":
-        emit_json(sarif.check_log(report))
-    else:
-        views.check_report_text(TextOutput(), report)
+    render(fmt, lambda out: views.check_report_text(out, report), lambda: views.check_report_json(report),
+           lambda: sarif.check_log(report))
     ctx.exit(report.exit_code)

@@ -152,3 +152,10 @@ def test_piped_save_has_no_progress_and_nothing_on_stderr(run_ckpt: RunCkpt, slo
     result = run_ckpt("save", "slowmodel:build", "-o", "m.ckpt", cwd=slow_project)
     assert result.code == 0, result
     assert result.err == "" and "\x1b[" not in result.out
+
+
+@pytest.mark.parametrize("flag", ["--no-progress", "-q"])
+def test_no_progress_and_quiet_show_no_progress_bar(ckpt_exe: str, slow_project: Path, flag: str) -> None:
+    code, output = run_on_terminal(ckpt_exe, "save", "slowmodel:build", "-o", "m.ckpt", flag, cwd=slow_project)
+    assert code == 0, output
+    assert "pickling" not in output  # the progress bar's label
