@@ -169,9 +169,18 @@ _TRUST = click.option(
 )
 
 
+def _not_stdout(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A checkpoint is a zip archive renamed into place once complete: it needs
+    a file, and `-o -` would otherwise write one named `-`."""
+    if value == "-":
+        raise click.BadParameter("a checkpoint is written to a file (atomically, by rename), not to stdout: name a file")
+    return value
+
+
 @cli.command()
 @click.argument("target")
-@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write.")
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), callback=_not_stdout,
+              help="Checkpoint file to write (a file: `-` for stdout is refused).")
 @click.option("--strip", "strip", multiple=True, metavar="PATH",
               help="Save the object at PATH (as ckpt scan prints it) as None and record it. Repeatable.")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists (atomically: the old file stays intact until the new one is complete).")

@@ -89,10 +89,13 @@ class TextOutput:
         self.console.print(grid)
 
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[str]], styles: Sequence[str] = (),
-              whole: Sequence[int] = (0,)) -> None:
-        """Rows of cells; `styles` (optional, per row) colours the rows on a
-        terminal; the cells of the `whole` columns (paths, types) are never
-        cut. A first cell may have more lines (`also at ...`): they go under it."""
+              whole: Sequence[int] = (0,), title: str = "") -> None:
+        """Rows of cells under an optional `title` line; `styles` (optional,
+        per row) colours the rows on a terminal; the cells of the `whole`
+        columns (paths, types, hashes) are never cut. A first cell may have
+        more lines (`also at ...`): they go under it."""
+        if title:
+            self.heading(title)
         cells = [[safe(cell) for cell in row] for row in rows]
         if not self.rich:
             self._plain_table(columns, cells)

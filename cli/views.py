@@ -66,9 +66,17 @@ def _common(g: Group[Any], text: Callable[[Any], str]) -> str:
     return g.common(text) or "differs between them (--all lists each)"
 
 
+def _phrase(note: str, lost: str) -> str:
+    """What happens to one object, said once: its note (the specific fact: a
+    held lock, the file a handler reopens) and what its kind loses, without
+    the kind's generic parenthesis the note has just made specific."""
+    return f"{note}; lost: {lost.split(' (')[0]}" if note else lost
+
+
 def _remark(f: Finding) -> str:
-    remark = f.advice if f.action.value == "error" else f.lost
-    return f"{f.note}; {remark}" if f.note else remark
+    if f.action.value == "error":
+        return f"{f.note}; {f.advice}" if f.note else f.advice
+    return _phrase(f.note, f.lost)
 
 
 def findings_table(out: TextOutput, findings: tuple[Finding, ...], every: bool = False) -> None:
@@ -148,7 +156,7 @@ def substitution_json(s: Substitution) -> dict[str, Any]:
 
 
 def _happens(s: Substitution) -> str:
-    return f"{s.note}; {s.lost}" if s.note else s.lost
+    return _phrase(s.note, s.lost)
 
 
 def _substitutions_text(out: TextOutput, substitutions: tuple[Substitution, ...], every: bool) -> None:
@@ -157,7 +165,8 @@ def _substitutions_text(out: TextOutput, substitutions: tuple[Substitution, ...]
         return
     groups = _groups(substitutions, lambda s: (s.kind, s.action), every)
     rows = [[_where(g), g.first.kind, g.first.action, _common(g, _happens)] for g in groups]
-    out.table(["path", "kind", "action", "what happens"], rows, [g.first.action for g in groups])
+    out.table(["path", "kind", "action", "what happens"], rows, [g.first.action for g in groups],
+              title="substitutions (what save did not write as it was)")
 
 
 def _counts(substitutions: tuple[Substitution, ...]) -> str:
@@ -281,10 +290,11 @@ def inspect_text(out: TextOutput, inspection: Inspection, every: bool = False) -
         ("modules", ", ".join(f"{k} {v}" for k, v in m.modules.items()) or "(standard library only)"),
         ("needs", " ".join(f"--trust {t}" for t in m.trust) or "no --trust (ckpt's reviewed table covers it)"),
     ])
-    out.table(["member", "size", "sha256"], [[n, f"{x.size:,}", x.sha256[:16] + "…"] for n, x in m.members.items()])
+    out.table(["member", "size", "sha256"], [[n, f"{x.size:,}", x.sha256] for n, x in m.members.items()],
+              whole=(0, 2), title="members (each checked against its sha256 in the manifest)")
     _substitutions_text(out, m.substitutions, every)
-    out.table(["global referenced by data.pkl", "used as", "loader"],
-              [[v.name, ", ".join(v.uses) or "-", _verdict(v)] for v in inspection.globals])
+    out.table(["global", "used as", "loader"], [[v.name, ", ".join(v.uses) or "-", _verdict(v)] for v in inspection.globals],
+              title="globals data.pkl refers to (read from its opcodes)")
     if inspection.analysis_failed:
         out.line(f"cannot analyse data.pkl: it {inspection.analysis_failed}", "fail")
     for problem in inspection.problems:

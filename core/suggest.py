@@ -102,7 +102,8 @@ def _rebuild(name: str, finding: Finding, first: dict[int, str]) -> tuple[str, s
     obj = f"self.{name}"
     saved = f'state["{name}"]'
     keep = kind.keep.format(obj=obj) if kind.keep else "None"
-    inner = first.get(_inner(finding)) if kind.inner else None
+    built_on = _inner(finding)
+    inner = first.get(built_on) if built_on is not None else None
     recreate = kind.recreate.format(target=obj, saved=saved, type=finding.type,
                                     inner=f"self.{inner}" if inner else "")
     if kind.action is Action.ERROR:

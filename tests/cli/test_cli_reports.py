@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import RunCkpt
+from conftest import RunCkpt, assert_one_line_error
 
 MANY = "sample_models.nested:many"
 
@@ -37,3 +37,29 @@ def test_save_groups_its_substitutions(run_ckpt: RunCkpt, tmp_path: Path) -> Non
 def test_a_few_like_findings_keep_their_exact_paths(run_ckpt: RunCkpt) -> None:
     result = run_ckpt("scan", "sample_models.nested:keyed")
     assert "list(model['pools'].values())[1]['lock']" in result.out and "[*]" not in result.out
+
+
+def test_save_to_stdout_is_refused_in_one_line(run_ckpt: RunCkpt, tmp_path: Path) -> None:
+    result = run_ckpt("save", "sample_models.service:build", "-o", "-", cwd=tmp_path)
+    assert_one_line_error(result, 2, "not to stdout")
+    assert not (tmp_path / "-").exists()
+
+
+def test_inspect_titles_its_tables_and_prints_whole_hashes(run_ckpt: RunCkpt, tmp_path: Path) -> None:
+    path = str(tmp_path / "m.ckpt")
+    assert run_ckpt("save", "sample_models.service:build", "-o", path).code == 0
+    text = run_ckpt("inspect", path).out
+    for title in ("members (", "substitutions (", "globals data.pkl refers to ("):
+        assert any(line.startswith(title) for line in text.splitlines()), text
+    sha256 = run_ckpt("inspect", path, "--format", "json").json()["manifest"]["members"]["data.pkl"]["sha256"]
+    assert len(sha256) == 64 and sha256 in text and "…" not in text
+
+
+def test_each_finding_says_what_happens_once(run_ckpt: RunCkpt) -> None:
+    """The note says what happens to this object, then what its kind loses,
+    without the kind's generic sentence about every other case."""
+    out = run_ckpt("scan", "sample_models.service:build").out
+    assert "model.requests: queue (queue.Queue) -> rewrap: 2 item(s) kept; lost: nothing\n" in out
+    assert "model.handler: log-handler (logging.StreamHandler) -> rewrap: writes to the loading process's stderr; " \
+           "lost: an open stream\n" in out
+    assert "standard streams are rebound" not in out
