@@ -155,6 +155,16 @@ def scan(ctx: click.Context, target: str, every: bool, suggest: bool, fmt: str) 
     ctx.exit(report.exit_code)
 
 
+def configuration() -> Config:
+    """[tool.ckpt] for save, load and inspect: an unknown key is a warning on
+    stderr (unless --quiet) and the command goes on; `ckpt check` refuses it."""
+    config = config_module.load()
+    if not _state["quiet"]:
+        for warning in config.warnings:
+            click.echo(f"ckpt: warning: {warning}", err=True)
+    return config
+
+
 def _trust(cli_trust: tuple[str, ...], config: Config) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*config.trust, *cli_trust)))
 
@@ -201,7 +211,7 @@ def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], f
 
     Exit 0 saved, 1 the object cannot be saved, 2 bad input.
     """
-    config = config_module.load()
+    config = configuration()
     strips = (*config.strip.get(target, ()), *strip)
     with progress_bar(no_progress) as progress:
         report = save_object(resolve(target), output, strip=strips, target=target, overwrite=force, progress=progress)
@@ -232,7 +242,7 @@ def load(ctx: click.Context, file: str, verify: bool, against: str | None, use_m
 
     Exit 0 loaded (and verified), 1 refused or a check failed, 2 bad input.
     """
-    trusted = _trust(trust, config_module.load())
+    trusted = _trust(trust, configuration())
     importable_cwd()
     with progress_bar(no_progress) as progress:
         report = load_checkpoint(file, trust=trusted, mmap=use_mmap, strict=strict, allow_unsigned=allow_unsigned,
@@ -262,7 +272,7 @@ def inspect(ctx: click.Context, file: str, trust: tuple[str, ...], every: bool, 
 
     Exit 0 intact, 1 damaged or asking for what ckpt never loads, 2 unreadable.
     """
-    result = inspect_checkpoint(file, trust=_trust(trust, config_module.load()))
+    result = inspect_checkpoint(file, trust=_trust(trust, configuration()))
     render(fmt, lambda out: views.inspect_text(out, result, every), lambda: views.inspect_json(result))
     ctx.exit(result.exit_code)
 
@@ -285,7 +295,7 @@ def check(ctx: click.Context, files: tuple[str, ...], config_path: str | None, f
 
     Exit 0 all passed, 1 something failed, 2 configuration or usage error.
     """
-    report = run_checks(config_module.load(Path(config_path) if config_path else None), files)
+    report = run_checks(config_module.load(Path(config_path) if config_path else None, strict=True), files)
     render(fmt, lambda out: views.check_report_text(out, report), lambda: views.check_report_json(report),
            lambda: sarif.check_log(report))
     ctx.exit(report.exit_code)

@@ -87,3 +87,15 @@ def test_a_module_attribute_that_is_none_is_scanned_as_none(run_ckpt: RunCkpt, t
     (tmp_path / "factories.py").write_text(FACTORIES)
     result = run_ckpt("scan", "factories:NOTHING", cwd=tmp_path)
     assert result.code == 0 and "(NoneType): clean" in result.out, result
+
+
+def test_an_unknown_config_key_warns_in_save_and_load_and_fails_check(run_ckpt: RunCkpt, tmp_path: Path) -> None:
+    (tmp_path / "factories.py").write_text(FACTORIES.replace("NOTHING = None", "def lock():\n    return threading.Lock()"))
+    (tmp_path / "pyproject.toml").write_text('[tool.ckpt]\ntargets = ["factories:lock"]\ntrsut = ["factories"]\n')
+    warning = "unknown key 'trsut' in [tool.ckpt]; did you mean 'trust'? (ignored)"
+    saved = run_ckpt("save", "factories:lock", "-o", "m.ckpt", cwd=tmp_path)
+    assert saved.code == 0 and saved.err.startswith("ckpt: warning: ") and warning in saved.err, saved
+    loaded = run_ckpt("load", "m.ckpt", cwd=tmp_path)
+    assert loaded.code == 0 and warning in loaded.err, loaded
+    assert run_ckpt("load", "m.ckpt", "-q", cwd=tmp_path).err == ""
+    assert_one_line_error(run_ckpt("check", cwd=tmp_path), 2, "unknown key 'trsut'", "did you mean 'trust'?")
