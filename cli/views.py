@@ -44,6 +44,7 @@ def scan_json(report: ScanReport, suggestions: list[Suggestion] | None) -> dict[
         "objects": report.objects,
         "seconds": round(report.seconds, 4),
         "findings": [finding_json(f) for f in report.findings],
+        "notices": list(report.notices),
     }
     if suggestions is not None:
         data["suggestions"] = [{"class": s.cls, "paths": list(s.paths), "code": s.code} for s in suggestions]
@@ -115,7 +116,13 @@ def scan_text(out: TextOutput, report: ScanReport, suggestions: list[Suggestion]
         out.heading(f"ckpt scan: {label}: clean, plain pickle handles it")
     if suggestions is not None:
         _suggestions_text(out, report, suggestions, every)
+    notices_text(out, report.notices)
     out.line(summary(report), "fail" if report.severity >= 2 else None)
+
+
+def notices_text(out: TextOutput, notices: tuple[str, ...]) -> None:
+    for notice in notices:
+        out.line(f"note: {notice}", "strip")
 
 
 def _at(paths: Sequence[str], every: bool) -> str:
@@ -189,6 +196,7 @@ def save_json(report: SaveReport) -> dict[str, Any]:
         "size": report.size,
         "seconds": round(report.seconds, 4),
         "replaced": report.replaced,
+        "notices": list(report.notices),
         "manifest": report.manifest.to_dict(),
     }
 
@@ -205,6 +213,7 @@ def save_text(out: TextOutput, report: SaveReport, every: bool = False) -> None:
         ("load with", load_command(report)),
     ])
     _substitutions_text(out, m.substitutions, every)
+    notices_text(out, report.notices)
 
 
 def check_json(checks: VerifyReport) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from .culprit import culprits
 from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive
 from .errors import CheckpointError, CkptError, SaveError, UnsafeCheckpointError
 from .manifest import Manifest, Substitution
+from .notices import logger_notices
 from .pickler import RewrapPickler, memo_size
 from . import reviewed
 from .policy import Judgement, Trust, judge, loaded_class, narrowest
@@ -54,6 +55,8 @@ class SaveReport:
     size: int
     seconds: float
     replaced: bool
+    notices: tuple[str, ...] = ()
+    """What was saved by name and left behind (a logger's handlers)."""
 
 
 def save(
@@ -102,7 +105,8 @@ def save(
         if signing is not None:
             manifest = manifest.sign(signing)
         writer.finish(manifest)
-    return SaveReport(str(path), manifest, path.stat().st_size, time.perf_counter() - started, replaced)
+    return SaveReport(str(path), manifest, path.stat().st_size, time.perf_counter() - started, replaced,
+                      logger_notices(pickler.loggers.values()))
 
 
 def _scan(obj: Any, target: str) -> ScanReport:

@@ -63,3 +63,25 @@ def test_each_finding_says_what_happens_once(run_ckpt: RunCkpt) -> None:
     assert "model.handler: log-handler (logging.StreamHandler) -> rewrap: writes to the loading process's stderr; " \
            "lost: an open stream\n" in out
     assert "standard streams are rebound" not in out
+
+
+LOGGED = """
+import logging
+
+def build():
+    log = logging.getLogger("reports.logged")
+    log.handlers[:] = [logging.NullHandler(), logging.NullHandler()]
+    return {"log": log, "quiet": logging.getLogger("reports.quiet")}
+"""
+
+
+def test_a_logger_with_handlers_is_said_to_lose_them(run_ckpt: RunCkpt, tmp_path: Path) -> None:
+    """Plain pickle saves a logger by name (no finding), but its handlers stay in this process."""
+    (tmp_path / "logged.py").write_text(LOGGED)
+    said = ("logger 'reports.logged' is restored by name (the loading process's logger of that name): "
+            "its 2 handlers (NullHandler) belong to this process and are not saved")
+    scanned = run_ckpt("scan", "logged:build", cwd=tmp_path)
+    assert scanned.code == 0 and f"note: {said}" in scanned.out and "reports.quiet" not in scanned.out, scanned
+    assert run_ckpt("scan", "logged:build", "--format", "json", cwd=tmp_path).json()["notices"] == [said]
+    saved = run_ckpt("save", "logged:build", "-o", "m.ckpt", cwd=tmp_path)
+    assert saved.code == 0 and f"note: {said}" in saved.out, saved
