@@ -91,14 +91,6 @@ def is_literal(key: Any) -> bool:
     return type(key) in _LITERALS
 
 
-def shorten(path: str, limit: int = 160) -> str:
-    """Abbreviate a very long path (a deep chain) for display, keeping both ends."""
-    if len(path) <= limit:
-        return path
-    keep = limit // 2 - 4
-    return f"{path[:keep]} … {path[-keep:]}"
-
-
 _KEY = r"\[((?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\]'\"])*)\]"
 _TOKEN = re.compile(r"\.([A-Za-z_]\w*)|" + _KEY)
 _INDEX = re.compile(_KEY)
