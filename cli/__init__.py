@@ -1,8 +1,9 @@
 """The `ckpt` command line: parse options, call one core function, render.
 
 `main()` is the console script. It turns every `CkptError` into one line on
-stderr and its exit code, Ctrl-C into exit 130, and anything unexpected into
-one "internal error" line (a bug in ckpt); `--traceback` shows the full one.
+stderr and its exit code, Ctrl-C into exit 130, a reader that closed the
+pipe into a quiet exit 0, and anything unexpected into one "internal error"
+line (a bug in ckpt); `--traceback` shows the full one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import click
 from ckpt.core.errors import USAGE, CkptError
 
 from . import flags
-from .app import cli, wants_traceback
+from .app import ReaderGone, cli, wants_traceback
 
 INTERRUPTED = 130
 
@@ -39,10 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"error: {flags.message(exc)}", exc.exit_code)
     except KeyboardInterrupt:
         return _fail("interrupted", INTERRUPTED)
-    except BrokenPipeError:
-        # The reader went away (`ckpt scan ... | head`): stop quietly.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+    except ReaderGone:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 0
     except Exception as exc:
         if wants_traceback():
             traceback.print_exc()

@@ -26,28 +26,39 @@ from . import sarif, views
 from .progress import ProgressBar
 from .text import TextOutput
 
-_state = {"traceback": False}
+_state = {"traceback": False, "quiet": False}
+
+SCHEMA_VERSION = 1
+"""Of every JSON document ckpt prints (`schema_version`): raised when a field changes meaning or goes away."""
 
 
 def wants_traceback() -> bool:
     return _state["traceback"]
 
 
-def _set_traceback(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    if value:
-        _state["traceback"] = True
+def _set_state(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """Options that hold for the whole run (main() reads --traceback when an error comes)."""
+    if value and param.name:
+        _state[param.name] = True
 
 
 def common(formats: tuple[str, ...] = ("text", "json")) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Options every command takes: --format and --traceback."""
+    """Options every command takes: --format, -q/--quiet and --traceback."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         fn = click.option(
             "--traceback",
             is_flag=True,
             expose_value=False,
-            callback=_set_traceback,
+            callback=_set_state,
             help="On error, show the full Python traceback (of the user's code too).",
+        )(fn)
+        fn = click.option(
+            "-q", "--quiet",
+            is_flag=True,
+            expose_value=False,
+            callback=_set_state,
+            help="Print errors only (no report, no warnings, no progress): the exit code says the rest.",
         )(fn)
         return click.option(
             "--format",
@@ -63,6 +74,36 @@ def common(formats: tuple[str, ...] = ("text", "json")) -> Callable[[Callable[..
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+class ReaderGone(Exception):
+    """stdout's reader closed the pipe (`ckpt inspect f | head -1`): it has
+    what it wanted. Raised instead of the BrokenPipeError, which click would
+    turn into exit 1."""
+
+
+def render(fmt: str, text: Callable[[TextOutput], None], data: Callable[[], dict[str, Any]],
+           log: Callable[[], dict[str, Any]] | None = None) -> None:
+    """Print the report as `fmt` asks (text, JSON with its schema_version, or the SARIF `log`), unless --quiet."""
+    if _state["quiet"]:
+        return
+    try:
+        if fmt == "json":
+            emit_json({"schema_version": SCHEMA_VERSION, **data()})
+        elif fmt == "sarif" and log is not None:
+            emit_json(log())
+        else:
+            text(TextOutput())
+    except BrokenPipeError as exc:
+        raise ReaderGone() from exc
+
+
+_NO_PROGRESS = click.option("--no-progress", is_flag=True,
+                            help="Never show a progress bar (one shows on a terminal when this takes over half a second).")
+
+
+def progress_bar(no_progress: bool) -> ProgressBar:
+    return ProgressBar(enabled=not (no_progress or _state["quiet"]))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -84,12 +125,20 @@ def cli() -> None:
     """
 
 
+_ALL = click.option(
+    "--all", "every", is_flag=True,
+    help="In text output, list every finding and substitution; without it, four or more of one kind whose paths "
+    "differ only in indexes or keys are one row (`model['items'][*].lk`). JSON and SARIF always list each.",
+)
+
+
 @cli.command()
 @click.argument("target")
+@_ALL
 @click.option("--suggest", is_flag=True, help="Also print __getstate__/__setstate__ code that fixes each class by hand.")
 @common(("text", "json", "sarif"))
 @click.pass_context
-def scan(ctx: click.Context, target: str, suggest: bool, fmt: str) -> None:
+def scan(ctx: click.Context, target: str, every: bool, suggest: bool, fmt: str) -> None:
     """Report every object in TARGET that plain pickle refuses.
 
     Walks the object graph the way pickle.dumps(obj, protocol=5) does and
@@ -101,13 +150,19 @@ def scan(ctx: click.Context, target: str, suggest: bool, fmt: str) -> None:
     """
     report = scan_object(resolve(target), target=target)
     suggestions = suggest_fixes(report) if suggest else None
-    if fmt == "json":
-        emit_json(views.scan_json(report, suggestions))
-    elif fmt == "sarif":
-        emit_json(sarif.scan_log(report))
-    else:
-        views.scan_text(TextOutput(), report, suggestions)
+    render(fmt, lambda out: views.scan_text(out, report, suggestions, every),
+           lambda: views.scan_json(report, suggestions), lambda: sarif.scan_log(report))
     ctx.exit(report.exit_code)
+
+
+def configuration() -> Config:
+    """[tool.ckpt] for save, load and inspect: an unknown key is a warning on
+    stderr (unless --quiet) and the command goes on; `ckpt check` refuses it."""
+    config = config_module.load()
+    if not _state["quiet"]:
+        for warning in config.warnings:
+            click.echo(f"ckpt: warning: {warning}", err=True)
+    return config
 
 
 def _trust(cli_trust: tuple[str, ...], config: Config) -> tuple[str, ...]:
@@ -124,15 +179,27 @@ _TRUST = click.option(
 )
 
 
+def _not_stdout(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A checkpoint is a zip archive renamed into place once complete: it needs
+    a file, and `-o -` would otherwise write one named `-`."""
+    if value == "-":
+        raise click.BadParameter("a checkpoint is written to a file (atomically, by rename), not to stdout: name a file")
+    return value
+
+
 @cli.command()
 @click.argument("target")
-@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write.")
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), callback=_not_stdout,
+              help="Checkpoint file to write (a file: `-` for stdout is refused).")
 @click.option("--strip", "strip", multiple=True, metavar="PATH",
               help="Save the object at PATH (as ckpt scan prints it) as None and record it. Repeatable.")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists (atomically: the old file stays intact until the new one is complete).")
+@_ALL
+@_NO_PROGRESS
 @common()
 @click.pass_context
-def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], force: bool, fmt: str) -> None:
+def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], force: bool, every: bool,
+         no_progress: bool, fmt: str) -> None:
     """Write TARGET as a checkpoint file.
 
     Thread primitives are rewrapped (a new lock on load, the queue's items
@@ -144,14 +211,11 @@ def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], f
 
     Exit 0 saved, 1 the object cannot be saved, 2 bad input.
     """
-    config = config_module.load()
+    config = configuration()
     strips = (*config.strip.get(target, ()), *strip)
-    with ProgressBar() as progress:
+    with progress_bar(no_progress) as progress:
         report = save_object(resolve(target), output, strip=strips, target=target, overwrite=force, progress=progress)
-    if fmt == "json":
-        emit_json(views.save_json(report))
-    else:
-        views.save_text(TextOutput(), report)
+    render(fmt, lambda out: views.save_text(out, report, every), lambda: views.save_json(report))
     ctx.exit(0)
 
 
@@ -164,10 +228,12 @@ def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], f
 @click.option("--allow-unsigned", is_flag=True,
               help="With CKPT_KEY set, load an unsigned checkpoint anyway (under the trust you give).")
 @_TRUST
+@_ALL
+@_NO_PROGRESS
 @common()
 @click.pass_context
 def load(ctx: click.Context, file: str, verify: bool, against: str | None, use_mmap: bool, strict: bool,
-         allow_unsigned: bool, trust: tuple[str, ...], fmt: str) -> None:
+         allow_unsigned: bool, trust: tuple[str, ...], every: bool, no_progress: bool, fmt: str) -> None:
     """Load FILE through the safe loader and summarize it.
 
     Every member is hashed and compared with the manifest before anything
@@ -176,9 +242,9 @@ def load(ctx: click.Context, file: str, verify: bool, against: str | None, use_m
 
     Exit 0 loaded (and verified), 1 refused or a check failed, 2 bad input.
     """
-    trusted = _trust(trust, config_module.load())
+    trusted = _trust(trust, configuration())
     importable_cwd()
-    with ProgressBar() as progress:
+    with progress_bar(no_progress) as progress:
         report = load_checkpoint(file, trust=trusted, mmap=use_mmap, strict=strict, allow_unsigned=allow_unsigned,
                                  progress=progress)
     checks = None
@@ -186,19 +252,17 @@ def load(ctx: click.Context, file: str, verify: bool, against: str | None, use_m
         fresh = resolve(against) if against else None
         checks = verify_checkpoint(file, trust=trusted, against=fresh, strict=strict, loaded=report,
                                    allow_unsigned=allow_unsigned)
-    if fmt == "json":
-        emit_json(views.load_json(report, checks))
-    else:
-        views.load_text(TextOutput(), report, checks)
+    render(fmt, lambda out: views.load_text(out, report, checks, every), lambda: views.load_json(report, checks))
     ctx.exit(checks.exit_code if checks else 0)
 
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @_TRUST
+@_ALL
 @common()
 @click.pass_context
-def inspect(ctx: click.Context, file: str, trust: tuple[str, ...], fmt: str) -> None:
+def inspect(ctx: click.Context, file: str, trust: tuple[str, ...], every: bool, fmt: str) -> None:
     """Show what FILE holds without running anything in it.
 
     The manifest, members, substitutions, and every global the pickle would
@@ -208,11 +272,8 @@ def inspect(ctx: click.Context, file: str, trust: tuple[str, ...], fmt: str) -> 
 
     Exit 0 intact, 1 damaged or asking for what ckpt never loads, 2 unreadable.
     """
-    result = inspect_checkpoint(file, trust=_trust(trust, config_module.load()))
-    if fmt == "json":
-        emit_json(views.inspect_json(result))
-    else:
-        views.inspect_text(TextOutput(), result)
+    result = inspect_checkpoint(file, trust=_trust(trust, configuration()))
+    render(fmt, lambda out: views.inspect_text(out, result, every), lambda: views.inspect_json(result))
     ctx.exit(result.exit_code)
 
 
@@ -234,11 +295,7 @@ def check(ctx: click.Context, files: tuple[str, ...], config_path: str | None, f
 
     Exit 0 all passed, 1 something failed, 2 configuration or usage error.
     """
-    report = run_checks(config_module.load(Path(config_path) if config_path else None), files)
-    if fmt == "json":
-        emit_json(views.check_report_json(report))
-    elif fmt == "sarif":
-        emit_json(sarif.check_log(report))
-    else:
-        views.check_report_text(TextOutput(), report)
+    report = run_checks(config_module.load(Path(config_path) if config_path else None, strict=True), files)
+    render(fmt, lambda out: views.check_report_text(out, report), lambda: views.check_report_json(report),
+           lambda: sarif.check_log(report))
     ctx.exit(report.exit_code)

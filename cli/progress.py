@@ -1,7 +1,7 @@
 """A progress bar on stderr for saves and loads that take more than a moment.
 
-Only on a terminal, and only once the operation has run for half a second,
-so quick commands and piped output never see it.
+Only on a terminal, only once the operation has run for half a second, so
+quick commands and piped output never see it, and never with --no-progress or -q.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ _DELAY = 0.5
 
 
 class ProgressBar:
-    def __init__(self) -> None:
-        self._enabled = sys.stderr.isatty()
+    def __init__(self, enabled: bool = True) -> None:
+        self._enabled = enabled and sys.stderr.isatty()
         self._started = time.monotonic()
         self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}

@@ -6,12 +6,13 @@ in README) is explicit and does not change when a dataclass grows a field.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from ckpt.core.check import CheckReport, Item
 from ckpt.core.checkpoint import GlobalVerdict, Inspection, LoadReport, SaveReport
 from ckpt.core.manifest import Substitution
-from ckpt.core.paths import shorten
+from ckpt.core.groups import GROUP_AT, Group, group
 from ckpt.core.scan import Finding, ScanReport
 from ckpt.core.suggest import Suggestion
 from ckpt.core.verify import VerifyReport
@@ -43,23 +44,51 @@ def scan_json(report: ScanReport, suggestions: list[Suggestion] | None) -> dict[
         "objects": report.objects,
         "seconds": round(report.seconds, 4),
         "findings": [finding_json(f) for f in report.findings],
+        "notices": list(report.notices),
     }
     if suggestions is not None:
         data["suggestions"] = [{"class": s.cls, "paths": list(s.paths), "code": s.code} for s in suggestions]
     return data
 
 
-def findings_table(out: TextOutput, findings: tuple[Finding, ...]) -> None:
+def _where(g: Group[Any]) -> str:
+    """A path cell: the path and where else the object is, or a group's pattern and its size."""
+    if g.grouped:
+        return f"{g.pattern}\n  {len(g.members):,} objects (--all lists each)"
+    return g.first.path + "".join(f"\n  also at {p}" for p in g.first.also_at)
+
+
+def _groups(items: Sequence[Any], same: Callable[[Any], Hashable], every: bool, **how: Any) -> list[Group[Any]]:
+    """Like items grouped, or (`every`, as `--all` asks) each on its own."""
+    return group(items, same, least=len(items) + 1 if every else GROUP_AT, **how)
+
+
+def _common(g: Group[Any], text: Callable[[Any], str]) -> str:
+    return g.common(text) or "differs between them (--all lists each)"
+
+
+def _phrase(note: str, lost: str) -> str:
+    """What happens to one object, said once: its note (the specific fact: a
+    held lock, the file a handler reopens) and what its kind loses, without
+    the kind's generic parenthesis the note has just made specific."""
+    return f"{note}; lost: {lost.split(' (')[0]}" if note else lost
+
+
+def _remark(f: Finding) -> str:
+    if f.action.value == "error":
+        return f"{f.note}; {f.advice}" if f.note else f.advice
+    return _phrase(f.note, f.lost)
+
+
+def findings_table(out: TextOutput, findings: tuple[Finding, ...], every: bool = False) -> None:
+    """One row per finding, or per group of like findings unless `every`."""
     rows, styles = [], []
-    for f in findings:
-        where = shorten(f.path) + "".join(f"\n  also at {shorten(p)}" for p in f.also_at)
-        remark = f.advice if f.action.value == "error" else f.lost
-        if f.note:
-            remark = f"{f.note}; {remark}"
-        rows.append([where, f.type, f.kind, f.action.value, remark])
+    for g in _groups(findings, lambda f: (f.type, f.kind, f.action), every):
+        f = g.first
+        rows.append([_where(g), f.type, f.kind, f.action.value, _common(g, _remark)])
         styles.append(f.action.value)
     if out.rich:
-        out.table(["path", "type", "kind", "save will", "lost / advice"], rows, styles)
+        out.table(["path", "type", "kind", "save will", "lost / advice"], rows, styles, whole=(0, 1))
         return
     for row in rows:
         path, type_name, kind, action, remark = row
@@ -73,27 +102,39 @@ def summary(report: ScanReport) -> str:
     counts: dict[str, int] = {}
     for f in report.findings:
         counts[f.action.value] = counts.get(f.action.value, 0) + 1
-    split = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
+    split = ", ".join(f"{n:,} {action}" for action, n in sorted(counts.items()))
     found = plural(len(report.findings), "finding") + (f" ({split})" if split else "")
     return f"{plural(report.objects, 'object')} pickled or walked, {found}, {report.seconds:.2f} s"
 
 
-def scan_text(out: TextOutput, report: ScanReport, suggestions: list[Suggestion] | None) -> None:
+def scan_text(out: TextOutput, report: ScanReport, suggestions: list[Suggestion] | None, every: bool = False) -> None:
     label = f"{report.target} ({report.root_type})" if report.target else report.root_type
     if report.findings:
         out.heading(f"ckpt scan: {label}: plain pickle fails on {plural(len(report.findings), 'object')}")
-        findings_table(out, report.findings)
+        findings_table(out, report.findings, every)
     else:
         out.heading(f"ckpt scan: {label}: clean, plain pickle handles it")
     if suggestions is not None:
-        _suggestions_text(out, report, suggestions)
+        _suggestions_text(out, report, suggestions, every)
+    notices_text(out, report.notices)
     out.line(summary(report), "fail" if report.severity >= 2 else None)
 
 
-def _suggestions_text(out: TextOutput, report: ScanReport, suggestions: list[Suggestion]) -> None:
+def notices_text(out: TextOutput, notices: tuple[str, ...]) -> None:
+    for notice in notices:
+        out.line(f"note: {notice}", "strip")
+
+
+def _at(paths: Sequence[str], every: bool) -> str:
+    """Where a suggestion's class sits: each path, or the pattern of many alike."""
+    groups = _groups(paths, lambda path: None, every, path=str)
+    return ", ".join(g.pattern + (f" ({len(g.members):,} objects)" if g.grouped else "") for g in groups)
+
+
+def _suggestions_text(out: TextOutput, report: ScanReport, suggestions: list[Suggestion], every: bool) -> None:
     for s in suggestions:
         out.line()
-        out.heading(f"# {s.cls}  ({', '.join(shorten(p, 60) for p in s.paths)})")
+        out.heading(f"# {s.cls}  ({_at(s.paths, every)})")
         if s.imports:
             out.code("".join(f"import {m}\n" for m in s.imports))
         out.code(s.code)
@@ -102,8 +143,9 @@ def _suggestions_text(out: TextOutput, report: ScanReport, suggestions: list[Sug
         out.line()
         out.line("No hand fix to suggest for these (not an attribute of a class instance); `ckpt save` handles "
                  "rewrap kinds, or restructure:")
-        for f in orphans:
-            out.line(f"  {shorten(f.path)} ({f.kind})")
+        for g in _groups(orphans, lambda f: f.kind, every):
+            where, *alike = _where(g).split("\n")
+            out.line(f"  {where} ({g.first.kind})" + "".join(f";{more}" for more in alike))
 
 
 def human_size(n: int) -> str:
@@ -120,17 +162,24 @@ def substitution_json(s: Substitution) -> dict[str, Any]:
             "also_at": list(s.also_at)}
 
 
-def _substitutions_text(out: TextOutput, substitutions: tuple[Substitution, ...]) -> None:
+def _happens(s: Substitution) -> str:
+    return _phrase(s.note, s.lost)
+
+
+def _substitutions_text(out: TextOutput, substitutions: tuple[Substitution, ...], every: bool) -> None:
+    """One row per substitution, or per group of like ones unless `every`."""
     if not substitutions:
         return
-    rows = [[shorten(s.path), s.kind, s.action, f"{s.note}; {s.lost}" if s.note else s.lost] for s in substitutions]
-    out.table(["path", "kind", "action", "what happens"], rows, [s.action for s in substitutions])
+    groups = _groups(substitutions, lambda s: (s.kind, s.action), every)
+    rows = [[_where(g), g.first.kind, g.first.action, _common(g, _happens)] for g in groups]
+    out.table(["path", "kind", "action", "what happens"], rows, [g.first.action for g in groups],
+              title="substitutions (what save did not write as it was)")
 
 
 def _counts(substitutions: tuple[Substitution, ...]) -> str:
     rewrapped = sum(s.action == "rewrap" for s in substitutions)
     stripped = sum(s.action == "strip" for s in substitutions)
-    return f"{rewrapped} rewrapped, {stripped} stripped"
+    return f"{rewrapped:,} rewrapped, {stripped:,} stripped"
 
 
 def load_command(report: SaveReport) -> str:
@@ -147,11 +196,12 @@ def save_json(report: SaveReport) -> dict[str, Any]:
         "size": report.size,
         "seconds": round(report.seconds, 4),
         "replaced": report.replaced,
+        "notices": list(report.notices),
         "manifest": report.manifest.to_dict(),
     }
 
 
-def save_text(out: TextOutput, report: SaveReport) -> None:
+def save_text(out: TextOutput, report: SaveReport, every: bool = False) -> None:
     m = report.manifest
     verb = "replaced" if report.replaced else "wrote"
     out.heading(f"ckpt save: {verb} {report.path} ({human_size(report.size)}, {report.seconds:.2f} s)")
@@ -162,7 +212,8 @@ def save_text(out: TextOutput, report: SaveReport) -> None:
         ("signed", "yes (HMAC-SHA256, CKPT_KEY)" if m.signature else "no (set CKPT_KEY to sign)"),
         ("load with", load_command(report)),
     ])
-    _substitutions_text(out, m.substitutions)
+    _substitutions_text(out, m.substitutions, every)
+    notices_text(out, report.notices)
 
 
 def check_json(checks: VerifyReport) -> dict[str, Any]:
@@ -189,7 +240,7 @@ def load_json(report: LoadReport, checks: VerifyReport | None) -> dict[str, Any]
     return data
 
 
-def load_text(out: TextOutput, report: LoadReport, checks: VerifyReport | None) -> None:
+def load_text(out: TextOutput, report: LoadReport, checks: VerifyReport | None, every: bool = False) -> None:
     m = report.manifest
     out.heading(f"ckpt load: {report.path}: {m.root_type}")
     out.fields([
@@ -202,7 +253,7 @@ def load_text(out: TextOutput, report: LoadReport, checks: VerifyReport | None) 
     ])
     for warning in report.warnings:
         out.line(f"warning: {warning}", "strip")
-    _substitutions_text(out, m.substitutions)
+    _substitutions_text(out, m.substitutions, every)
     if checks is not None:
         checks_text(out, checks)
 
@@ -236,7 +287,7 @@ def inspect_json(inspection: Inspection) -> dict[str, Any]:
     }
 
 
-def inspect_text(out: TextOutput, inspection: Inspection) -> None:
+def inspect_text(out: TextOutput, inspection: Inspection, every: bool = False) -> None:
     m = inspection.manifest
     out.heading(f"ckpt inspect: {inspection.path} ({human_size(inspection.size)}); nothing in it was run")
     out.fields([
@@ -248,10 +299,11 @@ def inspect_text(out: TextOutput, inspection: Inspection) -> None:
         ("modules", ", ".join(f"{k} {v}" for k, v in m.modules.items()) or "(standard library only)"),
         ("needs", " ".join(f"--trust {t}" for t in m.trust) or "no --trust (ckpt's reviewed table covers it)"),
     ])
-    out.table(["member", "size", "sha256"], [[n, f"{x.size:,}", x.sha256[:16] + "…"] for n, x in m.members.items()])
-    _substitutions_text(out, m.substitutions)
-    out.table(["global referenced by data.pkl", "used as", "loader"],
-              [[v.name, ", ".join(v.uses) or "-", _verdict(v)] for v in inspection.globals])
+    out.table(["member", "size", "sha256"], [[n, f"{x.size:,}", x.sha256] for n, x in m.members.items()],
+              whole=(0, 2), title="members (each checked against its sha256 in the manifest)")
+    _substitutions_text(out, m.substitutions, every)
+    out.table(["global", "used as", "loader"], [[v.name, ", ".join(v.uses) or "-", _verdict(v)] for v in inspection.globals],
+              title="globals data.pkl refers to (read from its opcodes)")
     if inspection.analysis_failed:
         out.line(f"cannot analyse data.pkl: it {inspection.analysis_failed}", "fail")
     for problem in inspection.problems:
@@ -285,7 +337,7 @@ def check_report_text(out: TextOutput, report: CheckReport) -> None:
     if not report.items:
         out.line("nothing among the given files is a configured target's module or a .ckpt file", "ok")
         return
-    rows = [[f"{item.what} {shorten(item.name)}", "ok" if item.ok else "FAIL", item.why] for item in report.items]
+    rows = [[f"{item.what} {item.name}", "ok" if item.ok else "FAIL", item.why] for item in report.items]
     out.table(["checked", "result", "why"], rows, ["ok" if item.ok else "fail" for item in report.items])
     failed = len(report.failures)
     verdict = "all passed" if not failed else f"{failed} failed"

@@ -75,7 +75,10 @@ class Kind:
     keep: str | None = None
     """Suggest: expression to keep in `__getstate__` (`{obj}` is the attribute)."""
     recreate: str = "{target} = None"
-    """Suggest: statements for `__setstate__` (`{target}`, `{saved}`, `{type}`)."""
+    """Suggest: statements for `__setstate__` (`{target}`, `{saved}`, `{type}`, `{inner}`)."""
+    inner: str | None = None
+    """Suggest: the attribute holding a primitive this one is built on (a
+    Condition's lock); `{inner}` names it when the same instance holds it too."""
     for_files: bool = False
     """The rewrap suits a file only: `register()` leaves the type to pickle, since
     multiprocessing hands such an object to the child it starts as the same one."""
@@ -215,9 +218,9 @@ def weak_save_note(obj: Any, saved: Any) -> str:
 def _weak_payload(obj: Any) -> list[tuple[Edge, Any]]:
     """What a weak container holds strongly: a WeakValueDictionary's keys, a WeakKeyDictionary's values."""
     if isinstance(obj, weakref.WeakValueDictionary):
-        return [(("note", f"key {i}"), key) for i, key in enumerate(obj.keys())]
+        return [(("key", i), key) for i, key in enumerate(obj.keys())]
     if isinstance(obj, weakref.WeakKeyDictionary):
-        return [(("note", f"value {i}"), value) for i, value in enumerate(obj.values())]
+        return [(("value", i), value) for i, value in enumerate(obj.values())]
     return []
 
 
@@ -330,7 +333,7 @@ KINDS: tuple[Kind, ...] = (
          "none needed; a lock it shares stays shared", reduce=rewrap.reduce_condition,
          internal=frozenset({"_lock", "acquire", "release", "_release_save", "_acquire_restore",
                              "_is_owned", "_waiters"}),
-         probe=probes.probe_condition, recreate="{target} = threading.Condition()"),
+         probe=probes.probe_condition, inner="_lock", recreate="{target} = threading.Condition({inner})"),
     Kind("semaphore", ("threading.Semaphore", "threading.BoundedSemaphore"), Action.REWRAP, "waiting threads (value and bound kept)",
          "none needed", internal=frozenset({"_cond"}), note=_semaphore_note, probe=probes.probe_semaphore,
          keep="{obj}._value", recreate="{target} = {type}({saved})"),

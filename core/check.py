@@ -26,8 +26,8 @@ from pathlib import Path
 from .catalog import Action
 from .config import Config
 from .errors import ConfigError, TargetError
+from .groups import group
 from .locate import module_file
-from .paths import shorten
 from .scan import Finding, ScanReport, scan_object
 from .target import importable_cwd, parse, resolve
 from .verify import VerifyReport, verify
@@ -160,7 +160,9 @@ def _fails(finding: Finding, fail_on: str, allowed: tuple[str, ...]) -> bool:
 def _target_why(report: ScanReport, failing: tuple[Finding, ...], stale: tuple[str, ...]) -> str:
     reasons = []
     if failing:
-        listed = ", ".join(f"{shorten(f.path)} ({f.kind}, {f.action.value})" for f in failing)
+        listed = ", ".join(f"{g.pattern} ({g.first.kind}, {g.first.action.value}"
+                           + (f", {len(g.members):,} objects)" if g.grouped else ")")
+                           for g in group(failing, lambda f: (f.kind, f.action)))
         reasons.append(f"{len(failing)} failing: {listed}")
     reasons += [f"strip {p} in [tool.ckpt] matches no finding (save would refuse it)" for p in stale]
     if reasons:

@@ -32,6 +32,7 @@ from .culprit import culprits
 from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive, read_archive
 from .errors import Argument, CheckpointError, CkptError, SaveError, UnsafeCheckpointError, WriteError
 from .manifest import Manifest, Substitution
+from .notices import logger_notices
 from .pickler import RewrapPickler, memo_size
 from . import reviewed
 from .policy import Judgement, Trust, judge, loaded_class, narrowest
@@ -61,6 +62,8 @@ class SaveReport:
     size: int
     seconds: float
     replaced: bool
+    notices: tuple[str, ...] = ()
+    """What was saved by name and left behind (a logger's handlers)."""
 
 
 def save(
@@ -112,7 +115,8 @@ def save(
             manifest = manifest.sign(signing)
         writer.finish(manifest)
         size = file.tell()
-    return SaveReport(_name(path), manifest, size, time.perf_counter() - started, replaced)
+    return SaveReport(_name(path), manifest, size, time.perf_counter() - started, replaced,
+                      logger_notices(pickler.loggers.values()))
 
 
 def is_path(file: object) -> TypeGuard[str | os.PathLike[str]]:

@@ -8,12 +8,16 @@
     fail-on = "error"                        # or "any": every finding fails
 
 The nearest pyproject.toml from the current directory upward is used
-(`--config PATH` overrides). Unknown keys, wrong types and malformed strip
-entries are configuration errors naming the key and the file.
+(`--config PATH` overrides). Wrong types and malformed strip entries are
+configuration errors naming the key and the file. An unknown key (a typo, or
+a key of a newer ckpt) is an error only when `strict` (`ckpt check`, which
+exists to catch it); otherwise it is kept in `Config.unknown` for the CLI to
+warn about, and `save` and `load` go on.
 """
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +38,13 @@ class Config:
     trust: tuple[str, ...] = ()
     strip: dict[str, tuple[str, ...]] = field(default_factory=dict)
     fail_on: str = "error"
+    unknown: tuple[str, ...] = ()
+    """Keys of [tool.ckpt] that ckpt does not know (ignored)."""
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """One line per unknown key, naming the nearest valid one."""
+        return tuple(f"{_unknown(self.path, key)} (ignored)" for key in self.unknown)
 
     @property
     def root(self) -> Path:
@@ -56,8 +67,9 @@ def find(start: Path | None = None) -> Path | None:
     return None
 
 
-def load(path: Path | None = None, *, start: Path | None = None) -> Config:
-    """Read `[tool.ckpt]` from `path`, or from the nearest pyproject.toml."""
+def load(path: Path | None = None, *, start: Path | None = None, strict: bool = False) -> Config:
+    """Read `[tool.ckpt]` from `path`, or from the nearest pyproject.toml;
+    `strict`: an unknown key is an error too."""
     if path is not None and not Path(path).is_file():
         raise ConfigError(f"no such configuration file: {str(path)!r}")
     path = Path(path) if path is not None else find(start)
@@ -72,15 +84,19 @@ def load(path: Path | None = None, *, start: Path | None = None) -> Config:
     section = document.get("tool", {}).get("ckpt", {})
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [tool.ckpt] must be a table")
-    return _parse(path, section)
+    return _parse(path, section, strict)
 
 
-def _parse(path: Path, section: dict[str, Any]) -> Config:
-    unknown = sorted(set(section) - _KEYS)
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown key {unknown[0]!r} in [tool.ckpt]", hint=f"known keys: {', '.join(sorted(_KEYS))}"
-        )
+def _unknown(path: Path | None, key: str) -> str:
+    nearest = difflib.get_close_matches(key, sorted(_KEYS), n=1)
+    guess = f"did you mean {nearest[0]!r}?" if nearest else f"known keys: {', '.join(sorted(_KEYS))}"
+    return f"{path}: unknown key {key!r} in [tool.ckpt]; {guess}"
+
+
+def _parse(path: Path, section: dict[str, Any], strict: bool) -> Config:
+    unknown = tuple(sorted(set(section) - _KEYS))
+    if unknown and strict:
+        raise ConfigError(_unknown(path, unknown[0]))
     fail_on = section.get("fail-on", "error")
     if fail_on not in FAIL_ON:
         raise ConfigError(f"{path}: [tool.ckpt] fail-on must be \"error\" or \"any\", not {fail_on!r}")
@@ -91,6 +107,7 @@ def _parse(path: Path, section: dict[str, Any]) -> Config:
         trust=_trust(path, _strings(path, section, "trust")),
         strip=_strips(path, _strings(path, section, "strip")),
         fail_on=fail_on,
+        unknown=unknown,
     )
 
 

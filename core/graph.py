@@ -21,7 +21,7 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-from .paths import Edge
+from .paths import Edge, is_literal
 
 ATOMS = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray, pickle.PickleBuffer})
 PROTOCOL = 5
@@ -142,7 +142,7 @@ def _dict_children(items: Any, skip: Any = ATOMS) -> Children:
         if type(key) not in ATOMS:
             out.append((("key", i), key))
         if type(value) not in skip:
-            out.append((("item", key), value))
+            out.append((("item", key) if is_literal(key) else ("value", i), value))
     return out
 
 

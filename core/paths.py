@@ -5,8 +5,11 @@ walks, its parent and the *edge* that led there (a small tuple), and only
 turns the chain into text for the objects it reports. An edge is one of:
 
     ("attr", name)       model.name
-    ("item", key)        model[key]            (list index, dict key)
+    ("item", key)        model[key]            (list index, dict key that is a literal)
     ("key", i)           list(model)[i]        (the i-th key of a dict)
+    ("value", i)         list(model.values())[i]   (the value of the i-th key, when that key is
+                                               no literal: stable across runs, unlike its repr,
+                                               and naming the dict only once)
     ("member", i)        list(model)[i]        (the i-th member of a set)
     ("call", text)       model.text            (e.g. "__getstate__()")
     ("getstate", key)    model.__getstate__()[key]   (a custom state's value that is not an attribute)
@@ -68,32 +71,45 @@ def _wrap(text: str, edge: Edge) -> str:
     tag = edge[0]
     if tag in ("key", "member"):
         return f"list({text})[{edge[1]}]"
+    if tag == "value":
+        return f"list({text}.values())[{edge[1]}]"
     if tag == "type":
         return f"type({text})"
     return f"getattr({text}, {edge[1]!r})"
 
 
 def _key_repr(key: Any) -> str:
-    if _is_literal(key):
+    if is_literal(key):
         return repr(key)
     return f"<{type(key).__qualname__} at {id(key):#x}>"
 
 
-def _is_literal(key: Any) -> bool:
+def is_literal(key: Any) -> bool:
+    """Whether `repr(key)` is a Python literal that evaluates back to an equal key."""
     if type(key) is tuple:
-        return all(_is_literal(k) for k in key)
+        return all(is_literal(k) for k in key)
     return type(key) in _LITERALS
 
 
-def shorten(path: str, limit: int = 160) -> str:
-    """Abbreviate a very long path (a deep chain) for display, keeping both ends."""
-    if len(path) <= limit:
-        return path
-    keep = limit // 2 - 4
-    return f"{path[:keep]} … {path[-keep:]}"
+_KEY = r"\[((?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\]'\"])*)\]"
+_TOKEN = re.compile(r"\.([A-Za-z_]\w*)|" + _KEY)
+_INDEX = re.compile(_KEY)
 
 
-_TOKEN = re.compile(r"\.([A-Za-z_]\w*)|\[((?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\]'\"])*)\]")
+def wildcard(path: str) -> str:
+    """`path` with every index and key written `[*]`: the paths of like
+    objects that differ only in indexes and keys share it."""
+    return _INDEX.sub("[*]", path)
+
+
+def pattern(paths: Sequence[str]) -> str:
+    """The paths (of one `wildcard`) written once, `[*]` where their indexes or keys
+    differ: `model['items'][0].lk`, `model['items'][1].lk` -> `model['items'][*].lk`."""
+    pieces = [_INDEX.split(path) for path in paths]  # text, key, text, key, ..., text
+    return "".join(
+        piece if i % 2 == 0 else f"[{piece}]" if all(p[i] == piece for p in pieces) else "[*]"
+        for i, piece in enumerate(pieces[0])
+    )
 
 
 def follow(root: Any, path: str) -> Any:

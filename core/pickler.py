@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import pickle
 import sys
 import types
@@ -106,6 +107,8 @@ class RewrapPickler(pickle.Pickler):
         self._nulled: set[int] = set()
         self.notes: dict[int, str] = {}
         """Remarks known only while saving, by object id (what a weak container kept)."""
+        self.loggers: dict[int, Any] = {}
+        """The loggers written (by name, as pickle does): their handlers are not saved."""
 
     def dump(self, obj: Any) -> None:
         self._root = obj
@@ -136,6 +139,8 @@ class RewrapPickler(pickle.Pickler):
     def _handler_for(self, cls: type) -> _Handler | None:
         if issubclass(cls, type) or cls in _BY_REFERENCE:
             return self._by_reference
+        if issubclass(cls, logging.Logger):
+            return self._logger
         if catalog.handled_by_copyreg(cls):
             return None
         if self._tensors is not None and cls in self._tensor_types:
@@ -181,6 +186,10 @@ class RewrapPickler(pickle.Pickler):
         # pickle writes the singleton types as type(None) etc.: the global is `type`
         self._referenced[id(obj)] = (type if obj in _SINGLETON_TYPES else obj, name)
         return name
+
+    def _logger(self, obj: Any) -> Any:
+        self.loggers[id(obj)] = obj
+        return NotImplemented
 
     def _by_name(self, obj: Any) -> Any:
         """Objects pickle writes as a global (Ellipsis, torch.float32): record the name."""

@@ -31,6 +31,7 @@ from typing import Any
 from . import catalog
 from .catalog import Action, Kind
 from .graph import ATOMS, PROTOCOL, Children, Unpicklable, decompose
+from .notices import logger_notices, logger_types
 from .paths import Edge, format_path
 from .pickler import Tap, memo_size
 from .target import resolve
@@ -93,6 +94,8 @@ class ScanReport:
     objects: int
     findings: tuple[Finding, ...]
     seconds: float
+    notices: tuple[str, ...] = ()
+    """What plain pickle handles but does not carry over (a logger's handlers): no findings."""
 
     @property
     def severity(self) -> Severity:
@@ -129,18 +132,22 @@ def scan_object(obj: Any, target: str = "") -> ScanReport:
     walker.run(obj)
     findings = tuple(walker.findings())
     objects = walker.objects + len(walker.objs)
-    return ScanReport(target, qualified_name(type(obj)), objects, findings, time.perf_counter() - started)
+    return ScanReport(target, qualified_name(type(obj)), objects, findings, time.perf_counter() - started,
+                      logger_notices(walker.loggers.values()))
 
 
 def _discard(buffer: pickle.PickleBuffer) -> bool:
     return False  # out of band: the array's bytes are never copied
 
 
-def pickle_error(obj: Any) -> tuple[BaseException | None, int]:
-    """Try the C pickler on `obj`: (the exception or None, objects memoized)."""
+def pickle_error(obj: Any, loggers: dict[int, Any] | None = None) -> tuple[BaseException | None, int]:
+    """Try the C pickler on `obj`: (the exception or None, objects memoized);
+    the loggers it pickles (by name) go into `loggers`."""
     tap = Tap()
     pickler = pickle.Pickler(tap, PROTOCOL, buffer_callback=_discard)
     table = _dispatch_table()
+    if loggers is not None:
+        table = {**(table or copyreg.dispatch_table), **dict.fromkeys(logger_types(), _noting(loggers))}
     if table is not None:
         pickler.dispatch_table = table
     try:
@@ -154,6 +161,16 @@ def pickle_error(obj: Any) -> tuple[BaseException | None, int]:
         # benchmark's object-heavy model (issue 15). The verdict is the exception alone.
         return exc.with_traceback(None), 0
     return None, memo_size(pickler, tap)
+
+
+def _noting(loggers: dict[int, Any]) -> Any:
+    """A reducer that records each logger and reduces it as pickle would (by name)."""
+
+    def reduce(logger: Any) -> Any:
+        loggers[id(logger)] = logger
+        return logger.__reduce__()
+
+    return reduce
 
 
 def _dispatch_table() -> dict[type, Any] | None:
@@ -187,9 +204,10 @@ class _Walker:
         self.events = 0  # findings and references to failing nodes: "something below failed"
         self.also: dict[int, list[tuple[int, Edge]]] = {}
         self.objects = 0  # memoized by the C pickler in clean subtrees (walked nodes come on top)
+        self.loggers: dict[int, Any] = {}  # met in the pickle attempts: saved by name
 
     def run(self, root: Any) -> None:
-        error, count = pickle_error(root)
+        error, count = pickle_error(root, self.loggers)
         self.objects += count
         if error is None:
             return
@@ -270,7 +288,7 @@ class _Walker:
 
     def _check(self, objs: list[Any]) -> BaseException | None:
         """Pickle `objs` together; remember them as clean if that works."""
-        error, count = pickle_error(objs[0] if len(objs) == 1 else tuple(objs))
+        error, count = pickle_error(objs[0] if len(objs) == 1 else tuple(objs), self.loggers)
         if error is None:
             self.objects += count
             self.clean.update(map(id, objs))

@@ -154,9 +154,13 @@ def _call_factory(factory: Any, target: Target) -> Any:
     except ValueError:
         pass  # no signature available (some builtins): just try the call
     try:
-        return factory()
+        built = factory()
     except Exception as exc:
         raise TargetCallError(f"factory {target.text!r} raised {_describe(exc)}", exc) from None
+    if built is None:  # a factory that forgot `return`: scanning None would report it clean
+        raise TargetError(f"factory {target.text!r} returned None",
+                          hint="does it end with `return model`? (a module attribute that is None is scanned as None)")
+    return built
 
 
 def _describe(exc: BaseException) -> str:

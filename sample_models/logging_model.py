@@ -3,7 +3,7 @@ keeps its handlers to close them later.
 
 A Logger itself pickles by name (`logging.getLogger(name)` on load), so it is
 not a finding: the loaded model gets the loading process's logger, with the
-handlers configured there. The handlers the model keeps are findings: each is
+handlers configured there (scan and save print a note saying so). The handlers the model keeps are findings: each is
 rewrapped (file handlers reopen lazily in append mode, stderr ones rebind).
 """
 

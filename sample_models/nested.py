@@ -134,3 +134,40 @@ def deep(depth: int = 100_000) -> Node:
         node.children.append(child)
         node = child
     return root
+
+
+class Key:
+    """A dict key with no literal spelling (its repr names its address)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def keyed() -> dict[str, Any]:
+    """Locks under dict keys that are objects: their paths go by the key's position."""
+    return {"pools": {Key("a"): [1], Key("b"): {"lock": threading.Lock()}, Key("c"): threading.RLock()}}
+
+
+class Item:
+    def __init__(self) -> None:
+        self.lk = threading.Lock()
+
+
+def many(n: int = 1000) -> dict[str, Any]:
+    """`n` findings of one kind whose paths differ only in an index: one row in a report."""
+    return {"items": [Item() for _ in range(n)], "lock": threading.Lock()}
+
+
+class Store:
+    """One lock under two names and a Condition on it that signals updates:
+    the three must stay one lock after a load."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.updated = threading.Condition(self.lock)
+        self.guard = self.lock
+        self.data: list[int] = []
+
+
+def store() -> Store:
+    return Store()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,52 @@ def test_suggested_code_fixes_the_class(run_ckpt: RunCkpt) -> None:
     assert restored.pool.submit(sum, [1, 2]).result(5) == 3
     restored.pool.shutdown()
     original.pool.shutdown()
+
+
+def test_suggested_code_keeps_a_shared_lock_shared_between_real_threads(run_ckpt: RunCkpt) -> None:
+    """`self.updated = Condition(self.lock)`, `self.guard = self.lock`: after the
+    suggested round trip, holding `lock` still excludes `updated`'s users, and
+    a thread waiting on `updated` is woken by one that holds `lock`."""
+    result = run_ckpt("scan", "sample_models.nested:store", "--suggest", "--format", "json")
+    [suggestion] = result.json()["suggestions"]
+    namespace: dict = {}
+    exec("import threading\n" + suggestion["code"], namespace)
+    from sample_models import nested
+
+    class FixedStore(nested.Store):
+        __getstate__ = namespace["__getstate__"]
+        __setstate__ = namespace["__setstate__"]
+
+    FixedStore.__module__, FixedStore.__qualname__ = __name__, "FixedStore"
+    globals()["FixedStore"] = FixedStore
+    restored = pickle.loads(pickle.dumps(FixedStore()))
+    assert restored.guard is restored.lock
+    tried: list[bool] = []
+    with restored.lock:
+        other = threading.Thread(target=lambda: tried.append(restored.updated.acquire(timeout=0.2)))
+        other.start()
+        other.join()
+    assert tried == [False]  # the Condition's lock is the held one
+    woken: list[bool] = []
+
+    def waiter() -> None:
+        with restored.updated:
+            woken.append(bool(restored.updated.wait_for(lambda: restored.data, timeout=10)))
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    while not restored.updated._waiters:  # the waiter is waiting (and has released the lock)
+        time.sleep(0.01)
+    with restored.guard:
+        restored.data.append(1)
+        restored.updated.notify_all()  # RuntimeError unless guard is the Condition's lock
+    thread.join(10)
+    assert woken == [True]
+
+
+def test_suggest_says_when_a_rebuilt_lock_was_shared_with_another_object(run_ckpt: RunCkpt) -> None:
+    result = run_ckpt("scan", "sample_models.nested:shared_lock", "--suggest")
+    assert "self.lock = threading.Lock()  # shared with model['second'].lock: rebuilt here, it no longer is" in result.out
 
 
 def test_suggest_text_is_plain_python(run_ckpt: RunCkpt) -> None:

@@ -71,10 +71,20 @@ def test_checkpoint_patterns_match_relative_to_the_files_directory(tmp_path: Pat
     }
 
 
+def test_an_unknown_key_is_an_error_when_strict_and_a_warning_otherwise(tmp_path: Path) -> None:
+    path = write(tmp_path, '[tool.ckpt]\ntargets = ["a:b"]\ntarget = ["a:b"]\nzzz = 1\n')
+    with pytest.raises(ConfigError, match=r"unknown key 'target' in \[tool.ckpt\]; did you mean 'targets'\?"):
+        config.load(path, strict=True)
+    loaded = config.load(path)
+    assert loaded.targets == ("a:b",) and loaded.unknown == ("target", "zzz")
+    assert loaded.warnings == (f"{path}: unknown key 'target' in [tool.ckpt]; did you mean 'targets'? (ignored)",
+                               f"{path}: unknown key 'zzz' in [tool.ckpt]; known keys: checkpoints, fail-on, "
+                               "strip, targets, trust (ignored)")
+
+
 @pytest.mark.parametrize(
     ("table", "fragments"),
     [
-        ('targets = ["a:b"]\ntarget = ["a:b"]', ["unknown key 'target'", "known keys"]),
         ('targets = "mypkg.model:build"', ["targets must be a list of non-empty strings"]),
         ("targets = [1]", ["targets must be a list of non-empty strings"]),
         ('targets = [""]', ["targets must be a list of non-empty strings"]),
