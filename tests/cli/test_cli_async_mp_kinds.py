@@ -346,10 +346,15 @@ def test_async_service_sample(run_ckpt: RunCkpt, tmp_path: Path) -> None:
     script = ("import sys, ckpt.core as ckpt\nfrom sample_models import async_service\n"
               "service = ckpt.load(sys.argv[1], trust=['sample_models'])\n"
               "print(async_service.run_after_load(service))\n")
+    assert printed_by(script, path) == "{'results': [-2.0, -1.5], 'served': 5, 'ready': True}"
+
+
+def printed_by(script: str, path: Path) -> str:
+    """What `script`, run in a fresh interpreter on the checkpoint at `path`, prints."""
     proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "{'results': [-2.0, -1.5], 'served': 5, 'ready': True}"
+    return proc.stdout.strip()
 
 
 def test_mp_service_sample_serves_through_spawned_workers(run_ckpt: RunCkpt, tmp_path: Path) -> None:
@@ -364,10 +369,7 @@ def test_mp_service_sample_serves_through_spawned_workers(run_ckpt: RunCkpt, tmp
               "if __name__ == '__main__':\n"
               "    model = ckpt.load(sys.argv[1], trust=['sample_models'])\n"
               "    print(mp_service.serve(model, [[1.0, 2.0, 3.0], [0.0, 0.0, 1.0]]))\n")
-    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "{'results': [2.0, 4.25], 'served': 5, 'exit codes': [0, 0]}"
+    assert printed_by(script, path) == "{'results': [2.0, 4.25], 'served': 5, 'exit codes': [0, 0]}"
 
 
 IMPORTS = ("import asyncio, asyncio.locks, asyncio.queues, multiprocessing, multiprocessing.queues, "

@@ -119,23 +119,29 @@ def test_usage_errors_are_one_line(run_ckpt: RunCkpt, args: list[str], fragments
     assert_one_line_error(run_ckpt(*args), 2, *fragments)
 
 
+def fixed_by_suggestion(run_ckpt: RunCkpt, target: str, base: type, imports: str) -> type:
+    """`base` with the `--suggest` methods for `target` pasted in, as a user
+    would, at module level here so that plain pickle can name it."""
+    result = run_ckpt("scan", target, "--suggest", "--format", "json")
+    [suggestion] = result.json()["suggestions"]
+    assert suggestion["class"] == f"{base.__module__}.{base.__qualname__}"
+    namespace: dict = {}
+    exec(f"import {imports}\n" + suggestion["code"], namespace)
+    fixed = type(f"Fixed{base.__name__}", (base,), {"__getstate__": namespace["__getstate__"],
+                                                     "__setstate__": namespace["__setstate__"]})
+    fixed.__module__ = __name__
+    globals()[fixed.__qualname__] = fixed
+    return fixed
+
+
 def test_suggested_code_fixes_the_class(run_ckpt: RunCkpt) -> None:
     """Paste the generated methods into the class: plain pickle then works,
     and the round trip gives working primitives and the queue's items."""
-    result = run_ckpt("scan", "sample_models.service:build", "--suggest", "--format", "json")
-    [suggestion] = result.json()["suggestions"]
-    assert suggestion["class"] == "sample_models.service.InferenceService"
-    namespace: dict = {}
-    exec("import threading, queue, logging, concurrent.futures\n" + suggestion["code"], namespace)
     from sample_models import service
 
-    class Fixed(service.InferenceService):
-        __getstate__ = namespace["__getstate__"]
-        __setstate__ = namespace["__setstate__"]
-
-    Fixed.__module__, Fixed.__qualname__ = __name__, "Fixed"
-    globals()["Fixed"] = Fixed
-    original = Fixed()
+    fixed = fixed_by_suggestion(run_ckpt, "sample_models.service:build", service.InferenceService,
+                                "threading, queue, logging, concurrent.futures")
+    original = fixed()
     original.requests.put("pending")
     restored = pickle.loads(pickle.dumps(original))
     assert restored.requests.get_nowait() == "pending"
@@ -150,19 +156,10 @@ def test_suggested_code_keeps_a_shared_lock_shared_between_real_threads(run_ckpt
     """`self.updated = Condition(self.lock)`, `self.guard = self.lock`: after the
     suggested round trip, holding `lock` still excludes `updated`'s users, and
     a thread waiting on `updated` is woken by one that holds `lock`."""
-    result = run_ckpt("scan", "sample_models.nested:store", "--suggest", "--format", "json")
-    [suggestion] = result.json()["suggestions"]
-    namespace: dict = {}
-    exec("import threading\n" + suggestion["code"], namespace)
     from sample_models import nested
 
-    class FixedStore(nested.Store):
-        __getstate__ = namespace["__getstate__"]
-        __setstate__ = namespace["__setstate__"]
-
-    FixedStore.__module__, FixedStore.__qualname__ = __name__, "FixedStore"
-    globals()["FixedStore"] = FixedStore
-    restored = pickle.loads(pickle.dumps(FixedStore()))
+    fixed = fixed_by_suggestion(run_ckpt, "sample_models.nested:store", nested.Store, "threading")
+    restored = pickle.loads(pickle.dumps(fixed()))
     assert restored.guard is restored.lock
     tried: list[bool] = []
     with restored.lock:
