@@ -103,6 +103,11 @@ class CkptPickle:
         except CheckpointError as exc:  # a stream the analysis finds malformed is pickle's UnpicklingError
             raise exc.__context__ or pickle.UnpicklingError(str(exc)) from None
 
+    def subTest(self, *message: Any, **params: Any) -> Any:  # noqa: N802 (unittest's name)
+        """The suite's subtests name classes and objects: their reports carry
+        them as text, so that pytest-xdist can send them between processes."""
+        return super().subTest(*message, **{key: repr(value) for key, value in params.items()})  # type: ignore[misc]
+
 
 def _with_skips(cls: type) -> type:
     for name, reason in SKIPS.items():
