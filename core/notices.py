@@ -25,7 +25,8 @@ def logger_notices(loggers: Iterable[Any]) -> tuple[str, ...]:
         handlers = list(logger.handlers)
         if handlers:
             kinds = ", ".join(sorted({type(h).__name__ for h in handlers}))
-            count = f"{len(handlers)} handler{'' if len(handlers) == 1 else 's'}"
+            one = len(handlers) == 1
+            count, verb, copula = ("1 handler", "belongs", "is") if one else (f"{len(handlers)} handlers", "belong", "are")
             lines.append(f"logger {logger.name!r} is restored by name (the loading process's logger of that name): "
-                         f"its {count} ({kinds}) belong to this process and are not saved")
+                         f"its {count} ({kinds}) {verb} to this process and {copula} not saved")
     return tuple(lines)
