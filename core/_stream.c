@@ -316,19 +316,26 @@ width_of(const unsigned char *raw, Py_ssize_t start, Py_ssize_t end, unsigned ch
     return start + fixed > end ? -1 : fixed;
 }
 
-/* The digits of a memo index in text (GET, PUT): the index, or -1 for anything else (Python reads it). */
-static long
-text_index(const unsigned char *p, Py_ssize_t length)
+/* 1 to `most` decimal digits and nothing else: their value, or -1 (the Python side reads anything else). */
+static long long
+digits(const unsigned char *p, Py_ssize_t length, Py_ssize_t most)
 {
-    if (length < 1 || length > 9)
+    if (length < 1 || length > most)
         return -1;
-    long index = 0;
+    long long value = 0;
     for (Py_ssize_t k = 0; k < length; k++) {
         if (p[k] < '0' || p[k] > '9')
             return -1;
-        index = index * 10 + (p[k] - '0');
+        value = value * 10 + (p[k] - '0');
     }
-    return index;
+    return value;
+}
+
+/* The digits of a memo index in text (GET, PUT): the index, or -1. */
+static long
+text_index(const unsigned char *p, Py_ssize_t length)
+{
+    return (long)digits(p, length, 9);
 }
 
 /* INT / LONG text of at most 18 digits (too small to collide, stream._count_integer): 1 and its value. */
@@ -338,15 +345,9 @@ small_integer_text(const unsigned char *p, Py_ssize_t length, int long_suffix, l
     if (long_suffix && length > 0 && p[length - 1] == 'L')
         length--;
     int negative = length > 0 && p[0] == '-';
-    Py_ssize_t k = negative;
-    if (length - k < 1 || length - k > 18)
+    long long value = digits(p + negative, length - negative, 18);
+    if (value < 0)
         return 0;
-    long long value = 0;
-    for (; k < length; k++) {
-        if (p[k] < '0' || p[k] > '9')
-            return 0;
-        value = value * 10 + (p[k] - '0');
-    }
     *number = negative ? -value : value;
     return 1;
 }
@@ -689,16 +690,8 @@ memo_key(const unsigned char *arg, Py_ssize_t width, int text)
 {
     if (!text)
         return PyLong_FromUnsignedLongLong(little_endian(arg, (int)width));
-    long long key = 0;
-    Py_ssize_t length = width - 1;
-    if (length < 1 || length > 18)
-        return NULL;
-    for (Py_ssize_t k = 0; k < length; k++) {
-        if (arg[k] < '0' || arg[k] > '9')
-            return NULL;
-        key = key * 10 + (arg[k] - '0');
-    }
-    return PyLong_FromLongLong(key);
+    long long key = digits(arg, width - 1, 18);
+    return key < 0 ? NULL : PyLong_FromLongLong(key);
 }
 
 /* memo[key] = depth, keeping only the entries that hold a tuple (a missing entry reads as 0). */

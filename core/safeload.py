@@ -26,7 +26,6 @@ hashing deeply nested tuples cannot crash the interpreter (`audit.crash_proof`).
 
 from __future__ import annotations
 
-import gc
 import io
 import pickle
 import sys
@@ -39,7 +38,7 @@ from .errors import CheckpointError, one_line
 from .guards import GUARDS, Context
 from .policy import Judgement, Trust, judge
 from .reviewed import CLASS
-from .stream import StreamFacts, analyse
+from .stream import StreamFacts, analyse, collector_paused
 
 
 class _Unpickler(pickle.Unpickler):
@@ -102,14 +101,11 @@ def _watched(work: Callable[[], Any], data: bytes) -> Callable[[], Any]:
 
     def run() -> Any:
         _loading.data, _loading.violation = data, None
-        collecting = gc.isenabled()
-        gc.disable()  # what a load builds is new and reachable: collecting meanwhile only costs (a third of a load)
         try:
-            result = work()
+            with collector_paused():  # what a load builds is new and reachable
+                result = work()
         finally:
             violation, _loading.data = _loading.violation, None
-            if collecting:
-                gc.enable()
         if violation:  # raised inside a class's own code, which may have swallowed it
             raise CheckpointError(f"data.pkl: {violation}; ckpt refuses it")
         return result
