@@ -95,8 +95,17 @@ class Kind:
 
 
 def _held(lock: Any) -> str:
-    locked = lock.locked() if hasattr(lock, "locked") else repr(lock).startswith("<locked")
-    return "held at save time: restored unlocked" if locked else ""
+    return "held at save time: restored unlocked" if _locked(lock) else ""
+
+
+def _locked(lock: Any) -> bool:
+    """Held, for every kind of lock: threading's and asyncio's say so, an
+    RLock only in its repr, a multiprocessing one by its semaphore at zero."""
+    if hasattr(lock, "locked"):
+        return bool(lock.locked())
+    if hasattr(lock, "_semlock"):
+        return bool(lock._semlock._is_zero())
+    return repr(lock).startswith("<locked")
 
 
 def _queue_note(q: Any) -> str:
@@ -140,10 +149,6 @@ _ASYNC_EMITS = ("collections.deque",)
 _UNLINKED = "its link to other processes: restored as a fresh local one"
 _PASS_ON = "pass it to the child processes that need it after load"
 _MP_EMITS = ("functools.partial", "multiprocessing.context.ForkContext", "multiprocessing.context.SpawnContext")
-
-
-def _mp_held(lock: Any) -> str:
-    return "held at save time: restored unlocked" if lock._semlock._is_zero() else ""
 
 
 def _mp_semaphore_note(sem: Any) -> str:
@@ -450,7 +455,7 @@ KINDS: tuple[Kind, ...] = (
                   "    {target}.put_nowait(item)"),
     # --- multiprocessing primitives: rewrapped as fresh local ones ---------
     Kind("mp-lock", ("multiprocessing.synchronize.Lock", "multiprocessing.synchronize.RLock"), Action.REWRAP,
-         f"{_UNLINKED}, unlocked", _PASS_ON, reduce=rewrap.reduce_mp_lock, payload=_nothing, note=_mp_held,
+         f"{_UNLINKED}, unlocked", _PASS_ON, reduce=rewrap.reduce_mp_lock, payload=_nothing, note=_held,
          emits=_MP_EMITS, for_files=True, probe=probes.probe_lock,
          recreate="{target} = {type}(ctx=multiprocessing.get_context())"),
     Kind("mp-semaphore", ("multiprocessing.synchronize.Semaphore", "multiprocessing.synchronize.BoundedSemaphore"),
