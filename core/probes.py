@@ -97,10 +97,14 @@ def probe_condition(cond: threading.Condition) -> None:
 
 def probe_semaphore(sem: threading.Semaphore) -> None:
     """Counts: when it has a free slot, another thread can take and return it."""
-    value = sem._value  # type: ignore[attr-defined]
+    _free_slot_taken(sem, sem._value)  # type: ignore[attr-defined]
+    probe_condition(sem._cond)  # type: ignore[attr-defined]
+
+
+def _free_slot_taken(sem: Any, value: int) -> None:
+    """With `value` free slots, another thread can take one and return it."""
     if value > 0 and not _in_thread(lambda: _acquire_release(sem)):
         raise ProbeFailed(f"the semaphore has value {value} but no thread could acquire it")
-    probe_condition(sem._cond)  # type: ignore[attr-defined]
 
 
 def probe_event(event: threading.Event) -> None:
@@ -268,8 +272,7 @@ def probe_listener(listener: Any) -> None:
 def probe_mp_semaphore(sem: Any) -> None:
     """Counts like probe_semaphore's, through multiprocessing's own methods."""
     value = sem.get_value()
-    if value > 0 and not _in_thread(lambda: _acquire_release(sem)):
-        raise ProbeFailed(f"the semaphore has value {value} but no thread could acquire it")
+    _free_slot_taken(sem, value)
     if sem.get_value() != value:
         raise ProbeFailed(f"the semaphore's value changed from {value} to {sem.get_value()}")
 
