@@ -161,7 +161,9 @@ class ArchiveWriter:
         self._hashing.add(hasher)
 
     def finish(self, manifest: Manifest) -> None:
-        self._zip.writestr(_info(MANIFEST), json.dumps(manifest.to_dict(), indent=2))
+        # One line: json's C encoder does not indent, and its Python one took
+        # 37 ms for the 1,000 substitutions of the object-heavy benchmark (issue 15).
+        self._zip.writestr(_info(MANIFEST), json.dumps(manifest.to_dict()) + "\n")
         self._zip.close()
 
 
