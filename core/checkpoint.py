@@ -99,7 +99,7 @@ def save(
         _refuse_unsaveable(report, stripped)
     replaced = is_path(path) and Path(path).exists()
     notices: list[str] = []
-    with _writing(path, overwrite) as file, ArchiveWriter(file) as writer, collector_paused():
+    with _writing(path, overwrite) as file, ArchiveWriter(file, durable=is_path(path)) as writer, collector_paused():
         pickler, data = _pickle_into(writer, obj, stripped, progress, target)
         if report is None and pickler.rewrapped:
             report = _locate(obj, target, pickler, data, notices)

@@ -139,11 +139,12 @@ class RewrapPickler(pickle.Pickler):
         return NotImplemented
 
     def reducer_for(self, cls: type) -> _Handler | None:
-        """How objects of `cls` are written; None for a class of classes (pickle writes those by name)."""
+        """How objects of `cls` are written; None for a class of classes
+        that copyreg does not reduce (pickle writes those by name)."""
         if cls in _BY_REFERENCE:
             return self._by_reference
         if issubclass(cls, type):
-            return None
+            return copyreg.dispatch_table.get(cls)
         if issubclass(cls, logging.Logger):
             return functools.partial(self._logger, _default_reducer(cls))
         if catalog.handled_by_copyreg(cls):
