@@ -291,7 +291,7 @@ def _unloadable(judgement: Judgement, obj: Any) -> SaveError:
 
 def _pickle_into(
     writer: ArchiveWriter, obj: Any, stripped: dict[int, Finding], progress: Progress | None, target: str
-) -> tuple[RewrapPickler, bytes]:
+) -> tuple[RewrapPickler, bytearray]:
     with writer.stream(DATA) as stream:
         out = _Tee(stream)
         report = (lambda written: progress("pickling", written, 0)) if progress else None
@@ -308,10 +308,10 @@ def _pickle_into(
                 f"pickling failed: {type(exc).__name__}: {exc}; nothing was written",
                 hint="a reducer raised, or the object changed while it was saved; run ckpt scan",
             ) from None
-    return pickler, bytes(out.kept)
+    return pickler, out.kept
 
 
-def _locate(obj: Any, target: str, pickler: RewrapPickler, data: bytes, notices: list[str]) -> ScanReport:
+def _locate(obj: Any, target: str, pickler: RewrapPickler, data: bytearray, notices: list[str]) -> ScanReport:
     """Where each object the pickler substituted sits, for the manifest: the
     scan's own walk (so the same paths, in the same order), asking the
     stream just written which objects lead to one (`reach.StreamOracle`)

@@ -93,7 +93,7 @@ class Replay:
         node = self._memo[index] if 0 <= index < len(self._memo) else -1
         return node >= 0 and self._bits[node] == 1
 
-    def feed(self, raw: bytes) -> bool:
+    def feed(self, raw: bytes | bytearray) -> bool:
         """Replay complete pickles (one or more, each ending in STOP);
         whether the value of the last one leads to a substituted object."""
         self._fed += len(raw)
@@ -171,7 +171,7 @@ class Replay:
         self._memo[index] = stack[-1]
 
 
-def _argument(raw: bytes, i: int, code: int) -> tuple[int, int]:
+def _argument(raw: bytes | bytearray, i: int, code: int) -> tuple[int, int]:
     """Where opcode `code` at `i` has its argument, and where the next opcode starts."""
     entry = WIDTHS[code]
     if entry is None:
@@ -196,7 +196,7 @@ def _argument(raw: bytes, i: int, code: int) -> tuple[int, int]:
     return start, after
 
 
-def _index(raw: bytes, start: int, end: int, code: int) -> int:
+def _index(raw: bytes | bytearray, start: int, end: int, code: int) -> int:
     """A memo index: little-endian binary (BINPUT, LONG_BINGET, ...), or decimal text and a newline (PUT, GET)."""
     if WIDTHS[code][1] >= 0:  # type: ignore[index]
         return int.from_bytes(raw[start:end], "little")
@@ -238,7 +238,7 @@ class StreamOracle:
     substituted object. `pickler` is save's RewrapPickler, its memo intact;
     `data` is what it wrote."""
 
-    def __init__(self, pickler: Any, data: bytes) -> None:
+    def __init__(self, pickler: Any, data: bytes | bytearray) -> None:
         self._pickler = pickler
         self.substituted = list(pickler.substituted)
         chosen = self._pickle(tuple(self.substituted))
@@ -274,7 +274,7 @@ class StreamOracle:
             tap.captured = None
             pickler.buffers = kept
 
-    def _feed(self, raw: bytes) -> bool:
+    def _feed(self, raw: bytes | bytearray) -> bool:
         try:
             return bool(self._replay.feed(raw))
         except ReplayError as exc:

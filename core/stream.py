@@ -207,7 +207,7 @@ class _State:
 def analyse(data: bytes | bytearray | memoryview) -> StreamFacts:
     """Every global the pickle names, how it uses each, and its problems."""
     state = _State()
-    raw = bytes(data)
+    raw = data if type(data) in (bytes, bytearray) else bytes(data)  # save's data.pkl: not copied again
     try:
         with collector_paused():  # the analysis makes no cycles, and a million tags would run it a thousand times
             _run(raw, state)
