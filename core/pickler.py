@@ -100,7 +100,7 @@ class RewrapPickler(pickle.Pickler):
         self.dispatch_table = _Reducers(self)  # read by Pickler.__init__, as reducer_override is
         self._strip = frozenset(strip_ids)
         if self._strip:
-            self.reducer_override = self._stripping
+            self.reducer_override = self._stripping  # type: ignore[method-assign]  # read by Pickler.__init__
         super().__init__(self.tap, PROTOCOL, buffer_callback=self._take_buffer if out_of_band else None)
         self.buffers: list[pickle.PickleBuffer] = []
         self.substituted: list[Any] = []

@@ -6,7 +6,7 @@ already encodes that: every list, dict, instance and call result in a pickle
 is built from values written before it. Replaying the opcodes with one bit
 per value -- does this value hold, or lead to, a substituted object? --
 marks every memo entry on a path to one, in one pass over the bytes. The
-scan's walk then goes down only into marked objects (`scan.StreamOracle`),
+scan's walk then goes down only into marked objects (`StreamOracle`, below),
 where the plain scan re-pickles halves of the model to find them (issue 15:
 5,000 pickler runs on the object-heavy benchmark).
 
@@ -270,6 +270,8 @@ class StreamOracle:
         try:
             pickler.dump(obj)
             return tap.captured
+        except Exception as exc:  # it pickled a moment ago: the object changed, or pickles differently each time
+            raise Disagreement(f"pickling an object again raised {type(exc).__name__}: {exc}") from None
         finally:
             tap.captured = None
             pickler.buffers = kept
@@ -296,7 +298,7 @@ def memo_gets(raw: bytes, count: int) -> list[int]:
         i += 9
     if count > 3:
         i += raw[i : i + 1] == b"("
-    indexes = []
+    indexes: list[int] = []
     while len(indexes) < count and (width := _GET_WIDTHS.get(raw[i] if i < len(raw) else -1)):
         indexes.append(int.from_bytes(raw[i + 1 : i + 1 + width], "little"))
         i += 1 + width

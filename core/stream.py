@@ -207,7 +207,7 @@ class _State:
 def analyse(data: bytes | bytearray | memoryview) -> StreamFacts:
     """Every global the pickle names, how it uses each, and its problems."""
     state = _State()
-    raw = data if type(data) in (bytes, bytearray) else bytes(data)  # save's data.pkl: not copied again
+    raw = data if isinstance(data, (bytes, bytearray)) else bytes(data)  # save's data.pkl: not copied again
     try:
         with collector_paused():  # the analysis makes no cycles, and a million tags would run it a thousand times
             _run(raw, state)
@@ -284,7 +284,7 @@ def _hooks(state: _State) -> tuple[Any, ...]:
     )
 
 
-def _run(raw: bytes, state: _State) -> None:
+def _run(raw: bytes | bytearray, state: _State) -> None:
     """The opcode loop, written for speed (it reads every opcode of
     object-heavy pickles, millions of them): the frequent opcodes inline,
     the others in `_apply`; with the compiled fast path, the frequent ones in C."""
@@ -370,7 +370,7 @@ def _run(raw: bytes, state: _State) -> None:
                 return
             else:
                 state.opcodes = count
-                _apply(entry[0], raw[start:i], state)
+                _apply(entry[0], bytes(raw[start:i]), state)
     except (IndexError, KeyError) as exc:
         state.position = here
         what = "a memo index that was never stored" if isinstance(exc, KeyError) else "stack underflow"

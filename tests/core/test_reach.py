@@ -164,3 +164,27 @@ def test_when_the_stream_and_the_walk_disagree_the_plain_scan_decides_and_the_re
     assert any("second scan of the model" in n for n in report.notices), report.notices
     assert [s.path for s in report.manifest.substitutions] == [f.path for f in scan_object(model).findings]
     assert "model['lock']" in [s.path for s in report.manifest.substitutions]
+
+
+class SecondTimeFails:
+    """Pickles once, then raises: the walk's second look cannot be answered from the stream."""
+
+    calls = 0
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def __reduce__(self) -> Any:
+        SecondTimeFails.calls += 1
+        if SecondTimeFails.calls > 1:
+            raise RuntimeError("not twice")
+        return (SecondTimeFails, (), {"lock": self.lock})
+
+
+def test_an_object_that_reduces_differently_the_second_time_falls_back_to_the_scan(tmp_path: Path) -> None:
+    """The stream leads into it (its lock was rewrapped), but taking it apart again fails: the scan decides."""
+    model = {"odd": [SecondTimeFails()], "lock": threading.Lock()}
+    report = ckpt.save(model, tmp_path / "m.ckpt")
+    assert any("second scan of the model (the stream leads to model['odd'][0]" in n for n in report.notices), \
+        report.notices
+    assert [s.path for s in report.manifest.substitutions] == ["model['odd'][0]", "model['lock']"]
