@@ -259,11 +259,9 @@ def stream_treatment(handler: logging.Handler) -> str:
     stream = getattr(handler, "stream", None)
     if isinstance(handler, logging.FileHandler):
         return "reopen"
-    if stream is None:
-        return "keep"
-    if std_stream_name(stream):  # even one that is no file: Ray's workers wrap sys.stderr
+    if stream is not None and std_stream_name(stream):  # even one that is no file: Ray's workers wrap sys.stderr
         return "std"
-    if not isinstance(stream, io.IOBase) or isinstance(stream, (io.StringIO, io.BytesIO)):
+    if stream is None or not isinstance(stream, io.IOBase) or isinstance(stream, (io.StringIO, io.BytesIO)):
         return "keep"
     return "strip"
 

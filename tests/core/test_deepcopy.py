@@ -57,6 +57,16 @@ def test_every_covered_kind_deep_copies_to_a_working_one(kind: catalog.Kind) -> 
     kind.probe(twin.value)
 
 
+def test_weak_references_keep_referring_to_the_originals() -> None:
+    """Python's own rule for them, which register() leaves alone."""
+    ref, container = sample("weakref").value, sample("weak-container").value
+    with ckpt.registered():
+        twin_ref, twin_container = copy.deepcopy([ref, container])
+    assert twin_ref() is ref() is not None
+    assert twin_container is not container and list(twin_container.values()) == list(container.values())
+    assert all(a is b for a, b in zip(twin_container.values(), container.values()))
+
+
 @pytest.mark.parametrize("kind", [k for k in catalog.KINDS if k.for_files], ids=lambda kind: kind.name)
 def test_multiprocessing_primitives_are_still_refused(kind: catalog.Kind) -> None:
     """multiprocessing refuses to copy its own: register() leaves them to it."""
