@@ -27,6 +27,7 @@ from .errors import (  # noqa: E402
     CheckpointError, CkptError, ConfigError, MissingFileError, SaveError, TargetError, UnsafeCheckpointError, WriteError,
 )
 from .register import register, registered, unregister  # noqa: E402
+from .clusters import ray_runtime_env, register_workers  # noqa: E402
 from .scan import Finding, ScanReport, scan  # noqa: E402
 from .target import TargetCallError, resolve  # noqa: E402
 from .serial import dumps, loads  # noqa: E402
@@ -36,5 +37,5 @@ __all__ = [
     "CheckpointError", "CkptError", "ConfigError", "Finding", "Inspection", "LoadReport", "MissingFileError",
     "SaveError", "SaveReport", "ScanReport", "TargetCallError", "TargetError", "UnsafeCheckpointError",
     "VerifyReport", "WriteError", "__version__", "dumps", "inspect", "load", "load_checkpoint", "loads",
-    "register", "registered", "resolve", "save", "scan", "unregister", "verify",
+    "ray_runtime_env", "register", "register_workers", "registered", "resolve", "save", "scan", "unregister", "verify",
 ]

@@ -134,12 +134,16 @@ def reduce_future(future: Any) -> tuple[Any, ...]:
 def reduce_handler(handler: logging.Handler) -> tuple[Any, ...]:
     """A handler keeps its configuration; its lock is rewrapped by the RLock
     reducer; its stream is handled by `stream_treatment` (a standard stream
-    is kept: the std-stream row rebinds it)."""
+    is written as the std-stream row writes one: whatever wraps it, and
+    past cloudpickle, whose own reducer for files comes before copyreg's)."""
     treatment = stream_treatment(handler)
     if treatment == "reopen":
         return _reopening_file_handler(handler)  # type: ignore[arg-type]
     if treatment == "strip":
         return default_reduce(handler, stream=None)
+    if treatment == "std":
+        rebind, args = reduce_std_stream(handler.stream)  # type: ignore[attr-defined]
+        return default_reduce(handler, stream=Call(rebind, *args))
     return default_reduce(handler)
 
 
@@ -255,9 +259,11 @@ def stream_treatment(handler: logging.Handler) -> str:
     stream = getattr(handler, "stream", None)
     if isinstance(handler, logging.FileHandler):
         return "reopen"
+    if stream is not None and std_stream_name(stream):  # even one that is no file: Ray's workers wrap sys.stderr
+        return "std"
     if stream is None or not isinstance(stream, io.IOBase) or isinstance(stream, (io.StringIO, io.BytesIO)):
         return "keep"
-    return "std" if std_stream_name(stream) else "strip"
+    return "strip"
 
 
 # --- standard streams ---------------------------------------------------------

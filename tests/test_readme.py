@@ -25,6 +25,13 @@ def section(title: str) -> str:
     return README[start : end if end != -1 else None]
 
 
+def subsection(title: str) -> str:
+    """A `###` subsection, up to the next heading of its level or above."""
+    start = README.index(f"### {title}")
+    end = min((i for i in (README.find("\n### ", start + 1), README.find("\n## ", start + 1)) if i != -1), default=None)
+    return README[start:end]
+
+
 def test_kinds_table_is_generated_from_the_catalog() -> None:
     assert f"{kinds_table.START}\n{kinds_table.render()}\n{kinds_table.END}" in README
 
@@ -60,6 +67,12 @@ def test_python_examples_run_as_written(tmp_path: Path) -> None:
     assert "model._stats_lock lock rewrap" in proc.stdout
     assert "pass trust=['sample_models.service:InferenceService']" in proc.stdout
     assert "already exists (pass overwrite=True" in proc.stdout and "no such checkpoint: 'absent.ckpt'" in proc.stdout
+
+
+def test_deepcopy_example_runs_as_written() -> None:
+    [block] = [b for b in code_blocks(("python",)) if b in subsection("Copies: `copy.deepcopy`")]
+    proc = subprocess.run([sys.executable, "-c", block], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
 
 
 def code_blocks(languages: tuple[str, ...]) -> list[str]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import copyreg
+import logging
 import multiprocessing
 import pickle
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +87,30 @@ def test_save_still_lists_rewraps_while_registered(model, tmp_path) -> None:
         report = ckpt.save(model, tmp_path / "m.ckpt")
         assert [f.path for f in ckpt.scan(model).findings]
     assert {s.path for s in report.manifest.substitutions} >= {"model._stats_lock", "model.requests"}
+
+
+class Unbuffered:
+    """What Ray's workers put in sys.stderr: a wrapper around a log file, no file itself."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, data: str) -> None:
+        self.stream.write(data)
+        self.stream.flush()
+
+
+def test_a_handler_on_a_wrapped_standard_stream_is_rebound(monkeypatch, tmp_path: Path) -> None:
+    """A handler a Ray worker builds writes to such a wrapper: it comes back
+    on the loading process's stderr, through ckpt's pickler and through
+    cloudpickle (whose own reducer for files refuses the log file inside)."""
+    cloudpickle = pytest.importorskip("cloudpickle")
+    with open(tmp_path / "worker.err", "a") as log:
+        monkeypatch.setattr(sys, "stderr", Unbuffered(log))
+        handler = logging.StreamHandler()
+        with ckpt.registered():
+            shipped = cloudpickle.dumps(handler)
+        saved = ckpt.dumps(handler)
+        monkeypatch.undo()
+    assert pickle.loads(shipped).stream is sys.stderr
+    assert ckpt.loads(saved).stream is sys.stderr
