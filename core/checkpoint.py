@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import importlib.util
 import io
 import os
@@ -34,7 +35,7 @@ from .errors import Argument, CheckpointError, CkptError, SaveError, UnsafeCheck
 from .manifest import Manifest, Substitution
 from .notices import logger_notices
 from .pickler import RewrapPickler, memo_size
-from . import reviewed
+from . import remote, reviewed
 from .policy import Judgement, Trust, judge, loaded_class, narrowest
 from .safeload import unpickle
 from .scan import Finding, ScanReport, qualified_name, scan_object
@@ -44,7 +45,12 @@ Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): bytes done of total (total 0 when unknown)."""
 
 File = str | os.PathLike[str] | BinaryIO
-"""Where save writes and load reads: a path, or an open binary file object."""
+"""Where save writes and load reads: a path, an fsspec URL (`s3://bucket/key`),
+or an open binary file object."""
+
+StorageOptions = dict[str, Any] | None
+"""Options for the fsspec filesystem of a URL (`endpoint_url`, `anon`, ...),
+over fsspec's configuration and the backend's environment variables."""
 
 
 def signing_key(key: bytes | str | None = None) -> bytes | None:
@@ -75,6 +81,7 @@ def save(
     overwrite: bool = True,
     key: bytes | str | None = None,
     progress: Progress | None = None,
+    storage_options: StorageOptions = None,
 ) -> SaveReport:
     """Write `obj` as a checkpoint; thread kinds rewrapped, `strip` paths saved as None.
 
@@ -82,7 +89,7 @@ def save(
     An existing `path` is replaced atomically, as torch.save and joblib.dump
     replace it, but never half-overwritten; `overwrite=False` refuses it
     (WriteError) instead. A binary file object receives the archive once it
-    is complete (see `_writing`).
+    is complete, and so does a URL, as one object (see `_writing`).
     """
     started = time.perf_counter()
     strip = tuple(strip)
@@ -93,8 +100,8 @@ def save(
     stripped = _resolve_strips(report, strip) if report else {}
     if report:
         _refuse_unsaveable(report, stripped)
-    replaced = is_path(path) and Path(path).exists()
-    with _writing(path, overwrite) as file, ArchiveWriter(file) as writer:
+    replaced = _exists(path, storage_options)
+    with _writing(path, overwrite, storage_options, progress) as file, ArchiveWriter(file) as writer:
         pickler, data = _pickle_into(writer, obj, stripped, progress, target)
         facts = analyse(data)
         trust = required_trust(facts, obj)
@@ -124,11 +131,26 @@ def is_path(file: object) -> TypeGuard[str | os.PathLike[str]]:
     return isinstance(file, (str, os.PathLike))
 
 
+def _exists(path: File, storage_options: StorageOptions) -> bool:
+    if remote.is_url(path):
+        return remote.Remote(path, storage_options).exists()
+    _local_only(path, storage_options)
+    return is_path(path) and Path(remote.local_path(path)).exists()
+
+
+def _local_only(path: object, storage_options: StorageOptions) -> None:
+    """storage_options are for a URL's filesystem: given for anything else, they would be silently ignored."""
+    if storage_options:
+        raise TypeError(f"storage_options apply to URLs (s3://, gs://, ...), not to {_name(path)}")
+
+
 def _name(file: object) -> str:
     """How reports and messages name a path or a file object: its `name`
     when it has a path for one (open() gives it), else its type."""
     if is_path(file):
         return str(file)
+    if isinstance(file, Archive):
+        return str(file.path)
     name = getattr(file, "name", None)
     return name if isinstance(name, str) else f"<{type(file).__name__}>"
 
@@ -145,33 +167,67 @@ def _binary_file(file: Any, method: str) -> BinaryIO:
 
 
 @contextlib.contextmanager
-def _writing(path: File, overwrite: bool) -> Iterator[BinaryIO]:
-    """Where save builds the archive. A path: an atomic write. A file object
-    (seekable or not, at its current position): a temporary file, copied into
-    it only once the archive is complete, so a refused or failed save writes
-    nothing to it; `overwrite` does not apply."""
-    if is_path(path):
-        with atomic_write(Path(path), overwrite=overwrite) as file:
+def _writing(path: File, overwrite: bool, storage_options: StorageOptions,
+             progress: Progress | None) -> Iterator[BinaryIO]:
+    """Where save builds the archive. A path: an atomic write. A URL or a
+    file object (seekable or not, at its current position): a temporary
+    file, uploaded or copied only once the archive is complete, so a refused
+    or failed save writes nothing there. A URL's object appears whole or not
+    at all (`remote.Remote.upload`); for a file object `overwrite` does not
+    apply."""
+    if remote.is_url(path):
+        destination = remote.Remote(path, storage_options, private=True)
+        if not overwrite:
+            destination.refuse_existing()  # before the work; the store checks again as the upload completes
+        deliver = functools.partial(destination.upload, overwrite=overwrite, progress=progress)
+    elif is_path(path):
+        with atomic_write(Path(remote.local_path(path)), overwrite=overwrite) as file:
             yield file
         return
-    destination = _binary_file(path, "write")
+    else:
+        deliver = functools.partial(_copy_into, _binary_file(path, "write"), _name(path))
     with tempfile.TemporaryFile() as spool:
         yield spool
         spool.seek(0)
-        try:
-            shutil.copyfileobj(spool, destination)
-        except OSError as exc:
-            raise WriteError(f"cannot write {_name(path)}: {exc.strerror or exc}; part of the checkpoint may "
-                             "have been written to it") from None
+        deliver(spool)
+
+
+def _copy_into(destination: BinaryIO, name: str, spool: BinaryIO) -> None:
+    try:
+        shutil.copyfileobj(spool, destination)
+    except OSError as exc:
+        raise WriteError(f"cannot write {name}: {exc.strerror or exc}; part of the checkpoint may "
+                         "have been written to it") from None
+
+
+Readable = File | Archive
+"""What load, inspect and verify read: a File, or an archive `opened` already
+(so that a load and a verify of one URL download it once)."""
 
 
 @contextlib.contextmanager
-def _reading(path: File) -> Iterator[Archive]:
-    """The opened archive at a path, or in a readable binary file object:
-    read from its current position to its end into a temporary file first,
-    since the archive is read out of order and a pipe cannot seek."""
+def opened(path: Readable, storage_options: StorageOptions = None, progress: Progress | None = None, *,
+           mmap: bool = False) -> Iterator[Archive]:
+    """The opened archive at a path or URL, or in a readable binary file
+    object: read from its current position to its end into a temporary file
+    first, since the archive is read out of order and a pipe cannot seek. A
+    URL's object is downloaded into one (`remote.Remote.download`), unless
+    the caller means to `mmap` it, which needs a local file. An Archive is
+    handed back as it is (its opener closes it)."""
+    if isinstance(path, Archive):
+        yield path
+        return
+    if remote.is_url(path):
+        if mmap:
+            local = Argument("mmap", True)
+            raise CkptError(f"{local} maps a local file, and {path} is remote (load it without {local}, or "
+                            "download it and map the local copy)", arguments=[local])
+        with remote.Remote(path, storage_options).download(progress) as spool, read_archive(spool, path) as archive:
+            yield archive
+        return
+    _local_only(path, storage_options)
     if is_path(path):
-        with open_archive(path) as archive:
+        with open_archive(remote.local_path(path)) as archive:
             yield archive
         return
     source = _binary_file(path, "read")
@@ -391,7 +447,7 @@ class LoadReport:
 
 
 def load_checkpoint(
-    path: File,
+    path: Readable,
     *,
     trust: Iterable[str] = (),
     mmap: bool = False,
@@ -399,6 +455,7 @@ def load_checkpoint(
     key: bytes | str | None = None,
     allow_unsigned: bool = False,
     progress: Progress | None = None,
+    storage_options: StorageOptions = None,
 ) -> LoadReport:
     """Load a checkpoint through the safe loader, with what a caller should know.
 
@@ -408,12 +465,13 @@ def load_checkpoint(
     set, an unsigned checkpoint is refused unless `allow_unsigned`.
     With `mmap`, array buffers are mapped copy-on-write from the file instead
     of read, and their hashes are checked only by `verify` (data.pkl is always hashed).
-    `path` may be a readable binary file object (see `_reading`).
+    `path` may be a URL or a readable binary file object (see `opened`);
+    `mmap` needs a local file.
     """
     started = time.perf_counter()
     given = Trust.parse(trust)
     what = _name(path)
-    with _reading(path) as archive:
+    with opened(path, storage_options, progress, mmap=mmap) as archive:
         _require_modules(archive.manifest, what)
         signed, trusted = _trust(archive.manifest, given, signing_key(key), allow_unsigned, what)
         data = archive.read(DATA)
@@ -428,10 +486,11 @@ def load_checkpoint(
                           signed, tuple(warnings), obj, facts)
 
 
-def load(path: File, *, trust: Iterable[str] = (), mmap: bool = False,
-         key: bytes | str | None = None, allow_unsigned: bool = False) -> Any:
+def load(path: File, *, trust: Iterable[str] = (), mmap: bool = False, key: bytes | str | None = None,
+         allow_unsigned: bool = False, storage_options: StorageOptions = None) -> Any:
     """Load a checkpoint and return the object (see `load_checkpoint`)."""
-    return load_checkpoint(path, trust=trust, mmap=mmap, key=key, allow_unsigned=allow_unsigned).obj
+    return load_checkpoint(path, trust=trust, mmap=mmap, key=key, allow_unsigned=allow_unsigned,
+                           storage_options=storage_options).obj
 
 
 def _require_modules(manifest: Manifest, what: str) -> None:
@@ -529,12 +588,12 @@ class Inspection:
         return 1 if self.problems else 0
 
 
-def inspect(path: File, *, trust: Iterable[str] = ()) -> Inspection:
-    """Describe a checkpoint (at a path, or in a file object, as `load`
-    reads one), and what loading it under `trust` would admit, without
-    running anything in it: the loader's own analysis, nothing from the
-    file is built."""
-    with _reading(path) as archive:
+def inspect(path: Readable, *, trust: Iterable[str] = (), storage_options: StorageOptions = None) -> Inspection:
+    """Describe a checkpoint (at a path or URL, or in a file object, as
+    `load` reads one), and what loading it under `trust` would admit,
+    without running anything in it: the loader's own analysis, nothing
+    from the file is built."""
+    with opened(path, storage_options) as archive:
         problems = archive.hash_failures()
         data = bytes(archive.mapped(DATA))  # as stored: inspect shows damaged files too
         facts = analyse(data)
