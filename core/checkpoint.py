@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard
 
-from .atomic import DEVICE_ERRORS, atomic_write
+from .atomic import DEVICE_ERRORS, atomic_write, exists_error
 from .audit import nesting_problem
 from .catalog import Action
 from .culprit import culprits
@@ -100,8 +100,7 @@ def save(
     stripped = _resolve_strips(report, strip) if report else {}
     if report:
         _refuse_unsaveable(report, stripped)
-    replaced = _exists(path, storage_options)
-    with _writing(path, overwrite, storage_options, progress) as file, ArchiveWriter(file) as writer:
+    with _writing(path, overwrite, storage_options, progress) as (file, replaced), ArchiveWriter(file) as writer:
         pickler, data = _pickle_into(writer, obj, stripped, progress, target)
         facts = analyse(data)
         trust = required_trust(facts, obj)
@@ -129,13 +128,6 @@ def save(
 def is_path(file: object) -> TypeGuard[str | os.PathLike[str]]:
     """A path (str or os.PathLike), as opposed to a file object."""
     return isinstance(file, (str, os.PathLike))
-
-
-def _exists(path: File, storage_options: StorageOptions) -> bool:
-    if remote.is_url(path):
-        return remote.Remote(path, storage_options).exists()
-    _local_only(path, storage_options)
-    return is_path(path) and Path(remote.local_path(path)).exists()
 
 
 def _local_only(path: object, storage_options: StorageOptions) -> None:
@@ -168,26 +160,31 @@ def _binary_file(file: Any, method: str) -> BinaryIO:
 
 @contextlib.contextmanager
 def _writing(path: File, overwrite: bool, storage_options: StorageOptions,
-             progress: Progress | None) -> Iterator[BinaryIO]:
-    """Where save builds the archive. A path: an atomic write. A URL or a
-    file object (seekable or not, at its current position): a temporary
-    file, uploaded or copied only once the archive is complete, so a refused
-    or failed save writes nothing there. A URL's object appears whole or not
-    at all (`remote.Remote.upload`); for a file object `overwrite` does not
-    apply."""
+             progress: Progress | None) -> Iterator[tuple[BinaryIO, bool]]:
+    """Where save builds the archive, and whether it replaces a checkpoint.
+    A path: an atomic write. A URL or a file object (seekable or not, at its
+    current position): a temporary file, uploaded or copied only once the
+    archive is complete, so a refused or failed save writes nothing there.
+    A URL's object appears whole or not at all (`remote.Remote.upload`); for
+    a file object `overwrite` does not apply."""
     if remote.is_url(path):
         destination = remote.Remote(path, storage_options, private=True)
-        if not overwrite:
-            destination.refuse_existing()  # before the work; the store checks again as the upload completes
+        replaced = destination.exists()
+        if replaced and not overwrite:
+            raise exists_error(path, "object")  # before the work; the store checks again as the upload completes
         deliver = functools.partial(destination.upload, overwrite=overwrite, progress=progress)
     elif is_path(path):
-        with atomic_write(Path(remote.local_path(path)), overwrite=overwrite) as file:
-            yield file
+        _local_only(path, storage_options)
+        local = Path(remote.local_path(path))
+        replaced = local.exists()
+        with atomic_write(local, overwrite=overwrite) as file:
+            yield file, replaced
         return
     else:
-        deliver = functools.partial(_copy_into, _binary_file(path, "write"), _name(path))
+        _local_only(path, storage_options)
+        deliver, replaced = functools.partial(_copy_into, _binary_file(path, "write"), _name(path)), False
     with tempfile.TemporaryFile() as spool:
-        yield spool
+        yield spool, replaced
         spool.seek(0)
         deliver(spool)
 

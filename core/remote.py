@@ -66,11 +66,8 @@ class Remote:
         self.fs, self.path = _filesystem(url, storage_options or {}, private)
 
     def exists(self) -> bool:
-        return bool(self._call("read", lambda: self.fs.exists(self.path)))
-
-    def refuse_existing(self) -> None:
-        if self.exists():
-            raise _exists(self.url)
+        """Whether the object exists (asked before writing it)."""
+        return bool(self._call("write", lambda: self.fs.exists(self.path)))
 
     def upload(self, spool: BinaryIO, *, overwrite: bool, progress: Progress | None = None) -> None:
         """Write the complete archive in `spool` as the object, visible only
@@ -111,7 +108,7 @@ class Remote:
         except CkptError:
             raise
         except FileExistsError:
-            raise _exists(self.url) from None
+            raise exists_error(self.url, "object") from None
         except FileNotFoundError as exc:
             if action == "read":
                 raise MissingFileError(f"no such checkpoint: {self.url!r}", self.url) from None
@@ -131,10 +128,6 @@ def _error(action: str, message: str) -> CkptError:
 
 def _reason(exc: BaseException) -> str:
     return one_line(str(exc)) or type(exc).__name__
-
-
-def _exists(url: str) -> WriteError:
-    return exists_error(url, "object")
 
 
 def _copy(source: Any, destination: Any, total: int, stage: str, progress: Progress | None) -> None:
