@@ -89,7 +89,9 @@ def save(
     An existing `path` is replaced atomically, as torch.save and joblib.dump
     replace it, but never half-overwritten; `overwrite=False` refuses it
     (WriteError) instead. A binary file object receives the archive once it
-    is complete, and so does a URL, as one object (see `_writing`).
+    is complete, and so does a URL (`s3://bucket/key`, with its fsspec
+    `storage_options`), as one object that appears whole or not at all
+    (see `_writing`).
     """
     started = time.perf_counter()
     strip = tuple(strip)
@@ -462,8 +464,9 @@ def load_checkpoint(
     set, an unsigned checkpoint is refused unless `allow_unsigned`.
     With `mmap`, array buffers are mapped copy-on-write from the file instead
     of read, and their hashes are checked only by `verify` (data.pkl is always hashed).
-    `path` may be a URL or a readable binary file object (see `opened`);
-    `mmap` needs a local file.
+    `path` may be a URL (with its fsspec `storage_options`), a readable
+    binary file object, or an archive `opened` already; `mmap` needs a
+    local file.
     """
     started = time.perf_counter()
     given = Trust.parse(trust)

@@ -94,6 +94,7 @@ class Remote:
         and seeks, as the archive reader needs)."""
         with tempfile.TemporaryFile() as spool:
             def fetch() -> None:
+                self.fs.invalidate_cache(self.path)  # a listing cached before a save would name the old object
                 with self.fs.open(self.path, "rb") as source:
                     _copy(source, spool, source.size or 0, "downloading", progress)
 

@@ -5,6 +5,7 @@ intact after any failure, and the multipart upload aborted."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -154,6 +155,17 @@ def test_missing_object_and_bucket_are_one_line(s3: S3Server) -> None:
         ckpt.save({"v": 1}, "s3://no-such-bucket-here/m.ckpt", storage_options=s3.options)
     assert ckpt.verify(f"s3://{bucket}/absent.ckpt", storage_options=s3.options).failures[0].detail == (
         f"no such checkpoint: 's3://{bucket}/absent.ckpt'")
+
+
+def test_no_credentials_is_one_line(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.setenv(name, os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with pytest.raises(ckpt.CkptError) as raised:
+        ckpt.load(f"s3://{s3.bucket()}/m.ckpt", storage_options={"endpoint_url": s3.endpoint})
+    assert str(raised.value).endswith("/m.ckpt': NoCredentialsError: Unable to locate credentials")
 
 
 def test_mmap_is_for_local_files(s3: S3Server) -> None:
