@@ -186,6 +186,23 @@ def test_memory_and_file_urls_round_trip(tmp_path: Path) -> None:
     assert (tmp_path / "local.ckpt").is_file() and ckpt.load(url, trust=TRUST, mmap=True).requests.qsize() == 2
 
 
+def test_memory_url_keeps_the_old_object_when_interrupted_mid_upload() -> None:
+    """fsspec's memory filesystem makes a file visible as it opens it, unless
+    in a transaction: the save's own filesystem instance is in one."""
+    fsspec = pytest.importorskip("fsspec")
+    url = "memory://ckpt-tests/interrupted.ckpt"
+    ckpt.save(big_model(1), url)
+    before = fsspec.filesystem("memory").cat_file(url)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "uploading" and done < total:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save(big_model(2), url, progress=progress)
+    assert fsspec.filesystem("memory").cat_file(url) == before
+
+
 def test_storage_options_are_for_urls(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="storage_options apply to URLs"):
         ckpt.save({"v": 1}, tmp_path / "m.ckpt", storage_options={"anon": True})
