@@ -2,35 +2,25 @@
 through the installed command, against a real S3 server (moto's, on
 127.0.0.1) reached as a user reaches one: AWS_ENDPOINT_URL and credentials
 in the environment, or storage options in [tool.ckpt] and on the command
-line. Interrupted and killed uploads never leave a visible partial object."""
+line. (Interrupted and killed uploads: tests/reliability/test_remote_uploads.py.)"""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import ckpt.core as ckpt
 from conftest import REPO, Result, RunCkpt, S3Server, assert_one_line_error
-from harness import installed_ckpt
 from sample_models import service
 
 pytest.importorskip("s3fs")
 
 SERVICE = "sample_models.service:build"
 TRUST = "sample_models.service:InferenceService"
-BIG_MODEL = '''
-import threading
-import numpy as np
-
-def build():
-    return {"lock": threading.Lock(), "weights": np.ones(64 << 17)}  # 64 MB: eight parts of 8 MB
-'''
 SMALL_PARTS = ["--storage-option", f"default_block_size={5 << 20}"]
 
 
@@ -93,56 +83,3 @@ def test_a_missing_backend_names_the_extra_to_install(tmp_path: Path, blocked: s
                                      "installed (pip install 'ckpt[s3]')")
     if blocked == "fsspec":
         assert run("save", SERVICE, "-o", str(tmp_path / "local.ckpt")).code == 0
-
-
-# --- interrupting and killing an upload ----------------------------------------------
-
-
-def uploading(s3: S3Server, bucket: str, tmp_path: Path) -> subprocess.Popen[str]:
-    """`ckpt save --force` of a 64 MB model over s3://bucket/model.ckpt,
-    returned once the server holds the first part of its upload (the
-    remaining seven take a second or more)."""
-    (tmp_path / "big.py").write_text(BIG_MODEL)
-    proc = subprocess.Popen([installed_ckpt(), "save", f"{tmp_path / 'big.py'}:build", "-o",
-                             f"s3://{bucket}/model.ckpt", "--force", *SMALL_PARTS],
-                            cwd=REPO, env={**os.environ, **s3.env, "NO_COLOR": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not any(parts for _, parts in s3.unfinished_uploads(bucket)):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.01)
-    return proc
-
-
-@pytest.fixture
-def old_object(s3: S3Server) -> tuple[str, bytes]:
-    bucket = s3.bucket()
-    ckpt.save({"version": 1}, f"s3://{bucket}/model.ckpt", storage_options=s3.options)
-    return bucket, s3.read(bucket, "model.ckpt")
-
-
-def test_ctrl_c_mid_upload_aborts_it_and_keeps_the_old_object(s3: S3Server, old_object: tuple[str, bytes],
-                                                              tmp_path: Path) -> None:
-    bucket, before = old_object
-    proc = uploading(s3, bucket, tmp_path)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert_one_line_error(Result(subprocess.CompletedProcess(proc.args, proc.returncode, out, err)), 130,
-                          "interrupted")
-    assert s3.read(bucket, "model.ckpt") == before
-    assert s3.unfinished_uploads(bucket) == []  # aborted, parts and all
-
-
-def test_kill_9_mid_upload_keeps_the_old_object(s3: S3Server, old_object: tuple[str, bytes],
-                                                tmp_path: Path) -> None:
-    """A killed process cannot abort its upload: the parts it stored stay
-    (invisible to every reader, reclaimed by an AbortIncompleteMultipartUpload
-    lifecycle rule), and the key still holds the old object."""
-    bucket, before = old_object
-    proc = uploading(s3, bucket, tmp_path)
-    proc.kill()
-    proc.communicate(timeout=60)
-    assert s3.keys(bucket) == ["model.ckpt"] and s3.read(bucket, "model.ckpt") == before
-    [(key, parts)] = s3.unfinished_uploads(bucket)
-    assert key == "model.ckpt" and parts >= 1
-    assert ckpt.load(f"s3://{bucket}/model.ckpt", storage_options=s3.options) == {"version": 1}
