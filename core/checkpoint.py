@@ -28,18 +28,21 @@ from typing import Any, BinaryIO, TypeGuard
 
 from .atomic import DEVICE_ERRORS, atomic_write, exists_error
 from .audit import nesting_problem
+from . import catalog
 from .catalog import Action
 from .culprit import culprits
 from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive, read_archive
 from .errors import Argument, CheckpointError, CkptError, SaveError, UnsafeCheckpointError, WriteError
 from .manifest import Manifest, Substitution
 from .notices import logger_notices
-from .pickler import RewrapPickler, memo_size
+from .pickler import RewrapPickler
 from . import remote, reviewed
 from .policy import Judgement, Trust, judge, loaded_class, narrowest
 from .safeload import unpickle
-from .scan import Finding, ScanReport, qualified_name, scan_object
-from .stream import StreamFacts, analyse
+from .paths import follow
+from .reach import Disagreement, StreamOracle
+from .scan import Finding, Oracle, ScanReport, qualified_name, scan_object
+from .stream import StreamFacts, analyse, collector_paused
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): bytes done of total (total 0 when unknown)."""
@@ -69,7 +72,8 @@ class SaveReport:
     seconds: float
     replaced: bool
     notices: tuple[str, ...] = ()
-    """What was saved by name and left behind (a logger's handlers)."""
+    """What was saved by name and left behind (a logger's handlers), and
+    anything unusual about how the save went."""
 
 
 def save(
@@ -102,13 +106,17 @@ def save(
     stripped = _resolve_strips(report, strip) if report else {}
     if report:
         _refuse_unsaveable(report, stripped)
-    with _writing(path, overwrite, storage_options, progress) as (file, replaced), ArchiveWriter(file) as writer:
+    notices: list[str] = []
+    durable = is_path(path) and not remote.is_url(path)  # a local file, fsynced once complete
+    with (_writing(path, overwrite, storage_options, progress) as (file, replaced),
+          ArchiveWriter(file, durable=durable) as writer, collector_paused()):
         pickler, data = _pickle_into(writer, obj, stripped, progress, target)
+        if report is None and pickler.rewrapped:
+            report = _locate(obj, target, pickler, data, notices)
+        pickler.clear_memo()  # free it before the analysis builds its own
         facts = analyse(data)
         trust = required_trust(facts, obj)
         del data
-        if report is None and pickler.rewrapped:
-            report = _scan(obj, target)
         total = sum(b.raw().nbytes for b in pickler.buffers)
         done = 0
         for index, buffer in enumerate(pickler.buffers):
@@ -124,7 +132,7 @@ def save(
         writer.finish(manifest)
         size = file.tell()
     return SaveReport(_name(path), manifest, size, time.perf_counter() - started, replaced,
-                      logger_notices(pickler.loggers.values()))
+                      (*logger_notices(pickler.loggers.values()), *notices))
 
 
 def is_path(file: object) -> TypeGuard[str | os.PathLike[str]]:
@@ -236,11 +244,11 @@ def opened(path: Readable, storage_options: StorageOptions = None, progress: Pro
             yield archive
 
 
-def _scan(obj: Any, target: str) -> ScanReport:
+def _scan(obj: Any, target: str, oracle: Oracle | None = None) -> ScanReport:
     """`scan`, for save: a dict another thread resizes while it is walked
     stops the walk, as it stops pickle; that is the object's doing, said so."""
     try:
-        return scan_object(obj, target=target)
+        return scan_object(obj, target=target, oracle=oracle)
     except RuntimeError as exc:
         raise SaveError(
             f"the object changed while it was saved ({exc}); nothing was written",
@@ -340,7 +348,7 @@ def _unloadable(judgement: Judgement, obj: Any) -> SaveError:
 
 def _pickle_into(
     writer: ArchiveWriter, obj: Any, stripped: dict[int, Finding], progress: Progress | None, target: str
-) -> tuple[RewrapPickler, bytes]:
+) -> tuple[RewrapPickler, bytearray]:
     with writer.stream(DATA) as stream:
         out = _Tee(stream)
         report = (lambda written: progress("pickling", written, 0)) if progress else None
@@ -357,9 +365,52 @@ def _pickle_into(
                 f"pickling failed: {type(exc).__name__}: {exc}; nothing was written",
                 hint="a reducer raised, or the object changed while it was saved; run ckpt scan",
             ) from None
-    pickler.objects = memo_size(pickler, pickler.tap)
-    pickler.clear_memo()  # free it before a scan builds its own
-    return pickler, bytes(out.kept)
+    return pickler, out.kept
+
+
+def _locate(obj: Any, target: str, pickler: RewrapPickler, data: bytearray, notices: list[str]) -> ScanReport:
+    """Where each object the pickler substituted sits, for the manifest: the
+    scan's own walk (so the same paths, in the same order), asking the
+    stream just written which objects lead to one (`reach.StreamOracle`)
+    instead of pickling halves of the model again. Checked against what the
+    pickler recorded; where the two disagree, the plain scan decides, and
+    the report says so."""
+    try:
+        oracle = StreamOracle(pickler, data)
+        report = _scan(obj, target, oracle)
+        disagreement = _disagreement(obj, report, oracle.substituted)
+    except Disagreement as exc:
+        disagreement = str(exc)
+    if disagreement is None:
+        return report
+    notices.append(f"the paths of the substituted objects came from a second scan of the model ({disagreement})")
+    return _scan(obj, target)
+
+
+def _disagreement(obj: Any, report: ScanReport, substituted: list[Any]) -> str | None:
+    """Why the walk's findings are not the objects the pickler substituted,
+    each at its path, or None. The pickler also substitutes what a found
+    object's own reduction holds (a Condition's lock), which the scan does
+    not list: those must be what pickling the found objects substitutes."""
+    unexplained = [f.path for f in report.findings if f.kind == catalog.UNPICKLABLE.name]
+    if unexplained:
+        return f"the stream leads to {unexplained[0]} but nothing there was substituted"
+    found = {id(f.obj) for f in report.findings}
+    recorded = {id(o) for o in substituted}
+    if not found <= recorded:
+        return f"the walk found {len(found - recorded)} object(s) the pickler did not substitute"
+    inner = RewrapPickler(None)  # writes nowhere
+    inner.dump(tuple(f.obj for f in report.findings))
+    if not recorded <= found | {id(o) for o in inner.substituted}:
+        return f"the walk missed {len(recorded - found - {id(o) for o in inner.substituted})} substituted object(s)"
+    for finding in report.findings:
+        for where in finding.paths:
+            try:
+                if follow(obj, where) is not finding.obj:
+                    return f"{where} is not the object found there"
+            except LookupError:
+                continue  # a path `follow` cannot evaluate without running code (list(...)[i], __getstate__())
+    return None
 
 
 def _manifest(
@@ -385,7 +436,7 @@ def _manifest(
                             for f in findings),
         globals=tuple(facts.globals),
         modules=module_versions(facts.globals),
-        objects=pickler.objects,
+        objects=facts.memo,
         trust=trust,
     )
 

@@ -87,9 +87,26 @@ class _Hashing:
         while len(self._pending) > 2:
             self._done(self._pending.popleft())
 
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending)
+
     def settle(self) -> None:
         while self._pending:
             self._done(self._pending.popleft())
+
+
+@contextlib.contextmanager
+def _syncing(file: BinaryIO | None) -> Iterator[None]:
+    """fsync what `file` holds so far, in a thread, while the block runs (nothing is written meanwhile)."""
+    if file is None:
+        yield
+        return
+    file.flush()
+    with ThreadPoolExecutor(1, thread_name_prefix="ckpt-fsync") as pool:
+        synced = pool.submit(os.fsync, file.fileno())
+        yield
+        synced.result()
 
 
 # --- writing ------------------------------------------------------------------
@@ -116,16 +133,23 @@ class ArchiveWriter:
     context manager: on an error the half-written archive is abandoned (the
     atomic write removes the file), never finalized."""
 
-    def __init__(self, file: BinaryIO) -> None:
+    def __init__(self, file: BinaryIO, *, durable: bool = False) -> None:
         self._zip = zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
         self._file = file
+        self._durable = durable
         self._members: dict[str, Member] = {}
         self._hashing = _Hashing(lambda h: self._members.__setitem__(h.name, Member(h.hexdigest(), h.size)))
 
     @property
     def members(self) -> dict[str, Member]:
-        """Every member written so far, with its sha256 (waiting for the last ones)."""
-        self._hashing.settle()
+        """Every member written so far, with its sha256 (waiting for the last
+        ones). For a `durable` file (the caller fsyncs it once complete), the
+        bytes written so far are fsynced meanwhile: the disk flushes the
+        arrays while the last member is hashed, and the final fsync has only
+        the manifest left (issue 15: save of 500 MB of arrays 1.5-1.9x plain
+        pickle with the two in turn)."""
+        with _syncing(self._file if self._durable and self._hashing.pending else None):
+            self._hashing.settle()
         return self._members
 
     def __enter__(self) -> ArchiveWriter:
@@ -161,7 +185,9 @@ class ArchiveWriter:
         self._hashing.add(hasher)
 
     def finish(self, manifest: Manifest) -> None:
-        self._zip.writestr(_info(MANIFEST), json.dumps(manifest.to_dict(), indent=2))
+        # One line: json's C encoder does not indent, and its Python one took
+        # 37 ms for the 1,000 substitutions of the object-heavy benchmark (issue 15).
+        self._zip.writestr(_info(MANIFEST), json.dumps(manifest.to_dict()) + "\n")
         self._zip.close()
 
 

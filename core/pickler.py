@@ -1,11 +1,16 @@
 """The C pickler, taught the catalog: rewrap thread kinds, strip on request.
 
 `RewrapPickler` is `pickle.Pickler` (the C implementation) with a
-`reducer_override` that looks up each object's type once: catalog kinds are
-written with their row's reducer (plain stdlib constructors, so the pickle
-loads without ckpt), objects the user asked to strip are written as None,
-and classes and functions are recorded as the globals the pickle references.
-Everything else returns NotImplemented and is pickled by C as usual.
+type-keyed `dispatch_table` (`_Reducers`) that decides each type once, the
+first time the pickler meets it: catalog kinds are written with their row's
+reducer (plain stdlib constructors, so the pickle loads without ckpt), and
+`substituted` records each object so written, in order, for the manifest;
+every other type gets copyreg's reducer or `__reduce_ex__` itself, called
+from C. A `reducer_override` would cost a Python call for every object
+(issue 15: 302,005 calls, 1.18x plain pickle on the object-heavy benchmark
+against 0.99x for the table); only a save with strips installs one, since
+those are chosen by identity. Types created while pickling are decided when
+met, like the others.
 
 Weak references and containers keep what the checkpoint holds anyway: the
 first one met runs a pre-pass (the same pickler, writing nowhere, weak
@@ -19,9 +24,11 @@ aligned members.
 
 from __future__ import annotations
 
+import copyreg
 import functools
 import io
 import logging
+import operator
 import pickle
 import sys
 import types
@@ -29,15 +36,15 @@ from collections.abc import Callable, Collection
 from typing import Any, BinaryIO
 
 from . import catalog, rewrap
-from .graph import PROTOCOL, global_error, global_name
+from .graph import PROTOCOL, global_error
 from .tensors import TensorReducer, tensor_types
 
 OUT_OF_BAND_MIN = 64 * 1024
 """Buffers smaller than this stay inside data.pkl: one member per small array would cost more than it saves."""
 
-_BY_REFERENCE = (types.FunctionType, types.BuiltinFunctionType, types.MethodDescriptorType,
-                 types.WrapperDescriptorType, types.ClassMethodDescriptorType)
-_SINGLETON_TYPES = (type(None), type(NotImplemented), type(...))
+_BY_REFERENCE = frozenset({types.BuiltinFunctionType, types.MethodDescriptorType, types.WrapperDescriptorType,
+                           types.ClassMethodDescriptorType})
+"""Written by name where pickle would write a call (`plain_global`); classes and functions C writes by name itself."""
 _Handler = Callable[[Any], Any]
 
 
@@ -90,15 +97,15 @@ class RewrapPickler(pickle.Pickler):
         saved: Collection[int] | None = None,
     ) -> None:
         self.tap = Tap(file, progress)
+        self.dispatch_table = _Reducers(self)  # read by Pickler.__init__, as reducer_override is
+        self._strip = frozenset(strip_ids)
+        if self._strip:
+            self.reducer_override = self._stripping  # type: ignore[method-assign]  # read by Pickler.__init__
         super().__init__(self.tap, PROTOCOL, buffer_callback=self._take_buffer if out_of_band else None)
         self.buffers: list[pickle.PickleBuffer] = []
-        self._strip = frozenset(strip_ids)
-        self._handlers: dict[type, _Handler | None] = {}
-        self._referenced: dict[int, Any] = {}
-        self.rewrapped = False
-        """Whether any catalog kind was rewrapped or stripped (then save lists them)."""
-        self.objects = 0
-        """How many objects the pickle memoized (set by save once it is written)."""
+        self.substituted: list[Any] = []
+        """The objects of catalog kinds written (by their row's reducer, or by
+        pickle with their parts rewrapped), in the order the pickler met them."""
         self._tensor_types = tensor_types()
         self._tensors = TensorReducer() if self._tensor_types else None
         self._root: Any = None
@@ -110,6 +117,11 @@ class RewrapPickler(pickle.Pickler):
         self.loggers: dict[int, Any] = {}
         """The loggers written (by name, as pickle does): their handlers are not saved."""
 
+    @property
+    def rewrapped(self) -> bool:
+        """Whether any catalog kind was rewrapped or stripped (then save lists them)."""
+        return bool(self.substituted)
+
     def dump(self, obj: Any) -> None:
         self._root = obj
         try:
@@ -119,46 +131,40 @@ class RewrapPickler(pickle.Pickler):
             if isinstance(self._saved, dict):
                 self._saved = None  # the pre-pass's memo: it keeps every object alive
 
-    @property
-    def globals(self) -> list[str]:
-        """module.qualname of every class and function written by reference."""
-        names = {global_name(obj, None if name is NotImplemented else name) for obj, name in self._referenced.values()}
-        return sorted(name for name in names if name)
-
-    def reducer_override(self, obj: Any) -> Any:
-        if self._strip and id(obj) in self._strip:
+    def _stripping(self, obj: Any) -> Any:
+        if id(obj) in self._strip:
             self._nulled.add(id(obj))
+            self.substituted.append(obj)
             return rewrap.NONE_REDUCE
-        cls = type(obj)
-        try:
-            handler = self._handlers[cls]
-        except KeyError:
-            handler = self._handlers[cls] = self._handler_for(cls)
-        return NotImplemented if handler is None else handler(obj)
+        return NotImplemented
 
-    def _handler_for(self, cls: type) -> _Handler | None:
-        if issubclass(cls, type) or cls in _BY_REFERENCE:
+    def reducer_for(self, cls: type) -> _Handler | None:
+        """How objects of `cls` are written; None for a class of classes
+        that copyreg does not reduce (pickle writes those by name)."""
+        if cls in _BY_REFERENCE:
             return self._by_reference
+        if issubclass(cls, type):
+            return copyreg.dispatch_table.get(cls)
         if issubclass(cls, logging.Logger):
-            return self._logger
+            return functools.partial(self._logger, _default_reducer(cls))
         if catalog.handled_by_copyreg(cls):
-            return None
+            return _default_reducer(cls)
         if self._tensors is not None and cls in self._tensor_types:
             return self._tensors
-        if cls in _named_instance_types():
-            return self._by_name
         kinds = catalog.kinds_of_type(cls)
-        if any(kind.reduce is not None for kind in kinds):
-            return functools.partial(self._rewrap, kinds)
+        if kinds:
+            return functools.partial(self._rewrap, kinds, _default_reducer(cls))
         if isinstance(getattr(cls, "__reduce__", None), types.FunctionType):
             return _through_descriptor
-        return None
+        return _default_reducer(cls)
 
-    def _rewrap(self, kinds: tuple[catalog.Kind, ...], obj: Any) -> Any:
+    def _rewrap(self, kinds: tuple[catalog.Kind, ...], default: _Handler, obj: Any) -> Any:
         kind = catalog.applying(kinds, obj)
-        if kind is None or kind.reduce is None:
-            return NotImplemented
-        self.rewrapped = True
+        if kind is None:
+            return default(obj)
+        self.substituted.append(obj)
+        if kind.reduce is None:  # written as pickle writes it: its parts are rewrapped (an Event's Condition)
+            return default(obj)
         if not kind.weak:
             value = kind.reduce(obj)
             if value is rewrap.NONE_REDUCE:
@@ -176,6 +182,7 @@ class RewrapPickler(pickle.Pickler):
             pre = RewrapPickler(None, strip_ids=self._strip, saved=_PRE_PASS)  # writes nowhere
             pre.dump(self._root)
             memo = pre.memo.copy()
+            pre.clear_memo()
             for oid in pre._nulled:
                 memo.pop(oid, None)
             self._saved = memo
@@ -183,26 +190,44 @@ class RewrapPickler(pickle.Pickler):
 
     def _by_reference(self, obj: Any) -> Any:
         name = plain_global(obj)
-        # pickle writes the singleton types as type(None) etc.: the global is `type`
-        self._referenced[id(obj)] = (type if obj in _SINGLETON_TYPES else obj, name)
-        return name
+        return _default(obj) if name is NotImplemented else name
 
-    def _logger(self, obj: Any) -> Any:
+    def _logger(self, default: _Handler, obj: Any) -> Any:
         self.loggers[id(obj)] = obj
-        return NotImplemented
-
-    def _by_name(self, obj: Any) -> Any:
-        """Objects pickle writes as a global (Ellipsis, torch.float32): record the name."""
-        name = obj.__reduce_ex__(PROTOCOL)
-        if isinstance(name, str):
-            self._referenced[id(obj)] = (obj, name)
-        return NotImplemented
+        return default(obj)
 
     def _take_buffer(self, buffer: pickle.PickleBuffer) -> bool:
         if buffer.raw().nbytes < OUT_OF_BAND_MIN:
             return True  # in band
         self.buffers.append(buffer)
         return False
+
+
+class _Reducers(dict[type, _Handler]):
+    """The pickler's dispatch table: filled as types are met (`__missing__`
+    runs once per type), then read by C. A class of classes is left out
+    (KeyError), so that pickle writes its instances by name."""
+
+    def __init__(self, pickler: RewrapPickler) -> None:
+        super().__init__()
+        self._pickler = pickler
+
+    def __missing__(self, cls: type) -> _Handler:
+        reducer = self._pickler.reducer_for(cls)
+        if reducer is None:
+            raise KeyError(cls)
+        self[cls] = reducer
+        return reducer
+
+
+_default = operator.methodcaller("__reduce_ex__", PROTOCOL)
+"""What the C pickler calls when no table has the type, called from C too."""
+
+
+def _default_reducer(cls: type) -> _Handler:
+    """copyreg's reducer for `cls` (someone's registration, or ckpt's own
+    `register()`), else `__reduce_ex__`: what pickle would do without ckpt."""
+    return copyreg.dispatch_table.get(cls, _default)
 
 
 _PRE_PASS: Collection[int] = frozenset()
@@ -226,12 +251,6 @@ def _through_descriptor(obj: Any) -> Any:
                     if attribute is descriptor:
                         return getattr, (owner, name)
     return value
-
-
-def _named_instance_types() -> tuple[type, ...]:
-    torch = sys.modules.get("torch")
-    extra = (torch.dtype, torch.layout, torch.memory_format) if torch is not None else ()
-    return (type(...), type(NotImplemented), *extra)
 
 
 def plain_global(obj: Any) -> Any:

@@ -25,6 +25,7 @@ import copyreg
 import enum
 import pickle
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,11 +125,18 @@ def scan(obj: Any, target: str = "") -> ScanReport:
     return scan_object(obj, target)
 
 
-def scan_object(obj: Any, target: str = "") -> ScanReport:
+Oracle = Callable[[Any], tuple[BaseException | None, int]]
+"""What the walk asks of an object (or a tuple of objects): what stops
+pickling it (None if nothing does), and how many objects that memoized.
+`pickle_error` asks the C pickler; save asks the stream it just wrote
+(`reach.StreamOracle`), which answers for the objects it substituted."""
+
+
+def scan_object(obj: Any, target: str = "", oracle: Oracle | None = None) -> ScanReport:
     """Scan `obj` itself, a str too: for callers that hold the object (save,
     verify, a resolved target), whose str is data, never a target."""
     started = time.perf_counter()
-    walker = _Walker()
+    walker = _Walker(oracle)
     walker.run(obj)
     findings = tuple(walker.findings())
     objects = walker.objects + len(walker.objs)
@@ -192,7 +200,8 @@ _EXIT = object()
 
 
 class _Walker:
-    def __init__(self) -> None:
+    def __init__(self, oracle: Oracle | None = None) -> None:
+        self._oracle = oracle or (lambda obj: pickle_error(obj, self.loggers))
         self.objs: list[Any] = []  # keeps every walked object (and its id) alive
         self.parents: list[int] = []
         self.edges: list[Edge] = []
@@ -207,7 +216,7 @@ class _Walker:
         self.loggers: dict[int, Any] = {}  # met in the pickle attempts: saved by name
 
     def run(self, root: Any) -> None:
-        error, count = pickle_error(root, self.loggers)
+        error, count = self._oracle(root)
         self.objects += count
         if error is None:
             return
@@ -262,33 +271,44 @@ class _Walker:
         return entries
 
     def _failing(self, children: Children) -> list[tuple[Edge, Any, BaseException | None]]:
-        """The children pickle fails on, found by pickling halves. The whole
-        list is not tried first: its parent just failed, so it would fail too."""
+        """The children pickle fails on: asked of the oracle for each at once
+        when it can answer so (`verdicts`, save's stream oracle), else found
+        by pickling halves. The whole list is not tried first: its parent
+        just failed, so it would fail too."""
         out: list[tuple[Edge, Any, BaseException | None]] = []
+        verdicts = getattr(self._oracle, "verdicts", None)
+        if verdicts is not None:
+            for (edge, child), error in zip(children, verdicts([c for _, c in children])):
+                if error is not None:
+                    self._leaf(edge, child, out, error)
+            return out
         half = len(children) // 2
         todo = [(half, len(children)), (0, half)] if half else [(0, len(children))]
         while todo:
             lo, hi = todo.pop()
             if hi - lo == 1:
-                edge, child = children[lo]
-                if id(child) in self.clean:
-                    continue
-                if id(child) in self.visited or catalog.kind_for(child) is not None:
-                    out.append((edge, child, None))
-                    continue
-                error = self._check([child])
-                if error is not None:
-                    out.append((edge, child, error))
-                continue
-            if self._check([c for _, c in children[lo:hi]]) is None:
-                continue
-            mid = (lo + hi) // 2
-            todo += [(mid, hi), (lo, mid)]
+                self._leaf(*children[lo], out)
+            elif self._check([c for _, c in children[lo:hi]]) is not None:
+                mid = (lo + hi) // 2
+                todo += [(mid, hi), (lo, mid)]
         return out
+
+    def _leaf(self, edge: Edge, child: Any, out: list[tuple[Edge, Any, BaseException | None]],
+              error: BaseException | None = None) -> None:
+        """One child of a failing object: walked if it fails (`error`, when
+        the oracle already said so), or is a catalog kind, or was walked before."""
+        if id(child) in self.clean:
+            return
+        if id(child) in self.visited or catalog.kind_for(child) is not None:
+            out.append((edge, child, None))
+            return
+        error = error or self._check([child])
+        if error is not None:
+            out.append((edge, child, error))
 
     def _check(self, objs: list[Any]) -> BaseException | None:
         """Pickle `objs` together; remember them as clean if that works."""
-        error, count = pickle_error(objs[0] if len(objs) == 1 else tuple(objs), self.loggers)
+        error, count = self._oracle(objs[0] if len(objs) == 1 else tuple(objs))
         if error is None:
             self.objects += count
             self.clean.update(map(id, objs))

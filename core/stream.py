@@ -207,7 +207,7 @@ class _State:
 def analyse(data: bytes | bytearray | memoryview) -> StreamFacts:
     """Every global the pickle names, how it uses each, and its problems."""
     state = _State()
-    raw = bytes(data)
+    raw = data if isinstance(data, (bytes, bytearray)) else bytes(data)  # save's data.pkl: not copied again
     try:
         with collector_paused():  # the analysis makes no cycles, and a million tags would run it a thousand times
             _run(raw, state)
@@ -233,7 +233,7 @@ def collector_paused() -> Iterator[None]:
 
 _LENGTHS = {pickletools.TAKEN_FROM_ARGUMENT1: 1, pickletools.TAKEN_FROM_ARGUMENT4: 4,
             pickletools.TAKEN_FROM_ARGUMENT4U: 4, pickletools.TAKEN_FROM_ARGUMENT8U: 8}
-_WIDTHS: list[tuple[str, int] | None] = [None] * 256
+WIDTHS: list[tuple[str, int] | None] = [None] * 256
 """By opcode byte: its name and its argument's width (>= 0 fixed; -1/-4/-8 a
 length of that many bytes first; -2 up to a newline; -3 two lines)."""
 for _op in pickletools.opcodes:
@@ -242,7 +242,7 @@ for _op in pickletools.opcodes:
         _n = -3 if _op.name in ("GLOBAL", "INST") else -2
     elif _n < 0:
         _n = -_LENGTHS[_n]
-    _WIDTHS[_op.code.encode("latin-1")[0]] = (_op.name, _n)
+    WIDTHS[_op.code.encode("latin-1")[0]] = (_op.name, _n)
 _HOT_DATA = frozenset(b"}]N")  # EMPTY_DICT EMPTY_LIST NONE
 _TEXT_OPS = frozenset(b"\x8cX\x8d")  # SHORT_BINUNICODE BINUNICODE BINUNICODE8
 
@@ -284,13 +284,13 @@ def _hooks(state: _State) -> tuple[Any, ...]:
     )
 
 
-def _run(raw: bytes, state: _State) -> None:
+def _run(raw: bytes | bytearray, state: _State) -> None:
     """The opcode loop, written for speed (it reads every opcode of
     object-heavy pickles, millions of them): the frequent opcodes inline,
     the others in `_apply`; with the compiled fast path, the frequent ones in C."""
     stack, marks, uses = state.stack, state.marks, state.uses
     push, value = stack.append, state.value
-    widths = _WIDTHS
+    widths = WIDTHS
     i, end, count = 0, len(raw), 0
     fast = _fast_path()
     tags = (_NONE, _EMPTY, _New, _Global, _Result, _Tuple, _Partial, (GETATTR, TYPE, PARTIAL, *_VALUE_TYPES),
@@ -370,7 +370,7 @@ def _run(raw: bytes, state: _State) -> None:
                 return
             else:
                 state.opcodes = count
-                _apply(entry[0], raw[start:i], state)
+                _apply(entry[0], bytes(raw[start:i]), state)
     except (IndexError, KeyError) as exc:
         state.position = here
         what = "a memo index that was never stored" if isinstance(exc, KeyError) else "stack underflow"

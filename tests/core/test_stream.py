@@ -157,3 +157,13 @@ def test_a_class_instantiated_with_arguments_is_marked_so() -> None:
     Point.__qualname__ = "Point"
     facts = analyse(dumps(Point(1, 2)))
     assert facts.globals[f"{__name__}:Point"] == NEW_ARGS
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_a_bytearray_is_read_as_its_bytes(data: st.DataObject) -> None:
+    """Save analyses the data.pkl it kept as a bytearray (not copied again): the same facts as from bytes."""
+    original = bytearray(data.draw(st.sampled_from(list(samples()))))
+    for _ in range(data.draw(st.integers(0, 3))):
+        original[data.draw(st.integers(0, len(original) - 1))] = data.draw(st.integers(0, 255))
+    assert analyse(original) == analyse(bytes(original))

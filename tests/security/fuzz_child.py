@@ -8,7 +8,8 @@ Two passes, each for a share of the time budget:
   bytes flipped, dropped, inserted, duplicated or cut.
 
 The property: `ckpt.core.loads` and `stream.analyse` return or raise a
-CkptError, never anything else, and never crash or hang (the parent kills a
+CkptError, never anything else, save's replay (`reach`) answers alike in C
+and in Python, and never crash or hang (the parent kills a
 child that overruns its budget; each example is written to `--current`
 first, so the one that hung or crashed is known).
 
@@ -27,6 +28,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 
 import ckpt.core as ckpt
+from ckpt.core import reach
 from ckpt.core.errors import CkptError
 from ckpt.core.stream import analyse
 
@@ -36,10 +38,23 @@ from opcodes import streams  # noqa: E402
 def check(data: bytes, current: Path) -> None:
     current.write_bytes(data)
     analyse(data)  # never raises: problems are data
+    replayed(data)
     try:
         ckpt.loads(data)
     except CkptError:
         pass
+
+
+def replayed(data: bytes) -> None:
+    """Save's replay of a stream (core/_reach.c and its Python twin): the
+    same answer or both a ReplayError, never a crash."""
+    answers: list[Any] = []
+    for replay in (reach.replay([0, 3]), reach.Replay([0, 3])):
+        try:
+            answers.append((replay.feed(data), replay.memo_size))
+        except reach.ReplayError:
+            answers.append("refused")
+    assert answers[0] == answers[1], f"core/_reach.c and core/reach.py disagree: {answers}"
 
 
 def samples() -> list[bytes]:

@@ -1,0 +1,307 @@
+"""Which values of a pickle stream lead to the objects save substituted.
+
+Save knows *which* objects it rewrapped (its reducers record them) but the
+manifest must say *where* each sits, by path. The stream it just wrote
+already encodes that: every list, dict, instance and call result in a pickle
+is built from values written before it. Replaying the opcodes with one bit
+per value -- does this value hold, or lead to, a substituted object? --
+marks every memo entry on a path to one, in one pass over the bytes. The
+scan's walk then goes down only into marked objects (`StreamOracle`, below),
+where the plain scan re-pickles halves of the model to find them (issue 15:
+5,000 pickler runs on the object-heavy benchmark).
+
+`Replay` is fed the pickler's output: the main pickle, then, for each object
+the walk asks about, that object pickled again by the same pickler (a memo
+GET when it was written before, else its new opcodes, which continue the
+same memo). Nothing is built and nothing is imported: a value is a node
+number and a bit.
+
+core/_reach.c does exactly this at C speed; this is its twin, used when
+the extension was not built (or CKPT_PURE_PYTHON is set), and the
+reference the tests fuzz it against.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+from typing import Any
+
+from .stream import WIDTHS
+
+
+class ReplayError(ValueError):
+    """The bytes are not a pickle this replay can follow (truncated, malformed)."""
+
+
+def _codes(*names: str) -> list[int]:
+    by_name = {entry[0]: code for code, entry in enumerate(WIDTHS) if entry is not None}
+    return [by_name[name] for name in names]
+
+
+(UNKNOWN, ATOM, EMPTY, FROM_MARK, FROM_TOP_1, FROM_TOP_2, FROM_TOP_3, INTO_TOP_1, INTO_TOP_2, INTO_TOP_MARK, PUT, GET,
+ SKIP, MARK, POP, POP_MARK, DUP, STOP) = range(18)
+"""What an opcode does to the replay's stack (one table for both twins)."""
+
+EFFECTS = bytearray(256)
+for _effect, _names in (
+    # values that hold nothing: node 0, whose bit is never set
+    (ATOM, ("INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "STRING", "BINSTRING",
+            "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "UNICODE", "SHORT_BINUNICODE",
+            "BINUNICODE", "BINUNICODE8", "FLOAT", "BINFLOAT", "NONE", "NEWTRUE", "NEWFALSE", "EMPTY_TUPLE",
+            "BYTEARRAY8", "NEXT_BUFFER", "GLOBAL", "EXT1", "EXT2", "EXT4", "PERSID")),
+    # containers filled later (APPENDS, SETITEMS, ADDITEMS): a node of their own
+    (EMPTY, ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET")),
+    # a new value built from everything above the last mark, or from the top n values
+    (FROM_MARK, ("TUPLE", "LIST", "DICT", "FROZENSET", "OBJ", "INST")),
+    (FROM_TOP_1, ("TUPLE1", "BINPERSID")),
+    (FROM_TOP_2, ("TUPLE2", "REDUCE", "NEWOBJ", "STACK_GLOBAL")),
+    (FROM_TOP_3, ("TUPLE3", "NEWOBJ_EX")),
+    # values given to the value below them
+    (INTO_TOP_1, ("APPEND", "BUILD")),
+    (INTO_TOP_2, ("SETITEM",)),
+    (INTO_TOP_MARK, ("APPENDS", "SETITEMS", "ADDITEMS")),
+    (PUT, ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE")),
+    (GET, ("GET", "BINGET", "LONG_BINGET")),
+    (SKIP, ("PROTO", "FRAME", "READONLY_BUFFER")),
+    (MARK, ("MARK",)), (POP, ("POP",)), (POP_MARK, ("POP_MARK",)), (DUP, ("DUP",)), (STOP, ("STOP",)),
+):
+    for _code in _codes(*_names):
+        EFFECTS[_code] = _effect
+MAX_DIGITS = 10
+"""The longest decimal memo index PUT and GET may spell."""
+
+
+class Replay:
+    """The replay's state across the pickles one pickler writes (its memo
+    carries over from one `feed` to the next, as the pickler's does).
+
+    `targets` are the memo indexes of the substituted objects."""
+
+    def __init__(self, targets: Collection[int]) -> None:
+        self._targets = frozenset(targets)
+        self._bits = bytearray(1)  # node 0: atoms
+        self._memo: list[int] = []  # memo index -> node; -1 for an index never stored
+        self._fed = 0
+
+    @property
+    def memo_size(self) -> int:
+        return len(self._memo)
+
+    def leads(self, index: int) -> bool:
+        """Whether memo entry `index` is, holds or leads to a substituted object."""
+        node = self._memo[index] if 0 <= index < len(self._memo) else -1
+        return node >= 0 and self._bits[node] == 1
+
+    def feed(self, raw: bytes | bytearray) -> bool:
+        """Replay complete pickles (one or more, each ending in STOP);
+        whether the value of the last one leads to a substituted object."""
+        self._fed += len(raw)
+        bits, memo = self._bits, self._memo
+        stack: list[int] = []
+        marks: list[int] = []
+        result: bool | None = None
+        i, end = 0, len(raw)
+        try:
+            while i < end:
+                code = raw[i]
+                start, i = _argument(raw, i, code)
+                effect = EFFECTS[code]
+                if effect == ATOM:
+                    stack.append(0)
+                elif effect == GET:
+                    index = _index(raw, start, i, code)
+                    if not 0 <= index < len(memo) or memo[index] < 0:
+                        raise ReplayError(f"a memo index that was never stored, at position {start - 1}")
+                    stack.append(memo[index])
+                elif effect == PUT:
+                    self._put(len(memo) if start == i else _index(raw, start, i, code), stack, marks)
+                elif effect == EMPTY:
+                    stack.append(self._node(False))
+                elif FROM_MARK <= effect <= FROM_TOP_3:
+                    cut = marks.pop() if effect == FROM_MARK else len(stack) - (effect - FROM_MARK)
+                    if cut < (marks[-1] if marks else 0):
+                        raise IndexError
+                    stack[cut:] = [self._node(any(bits[n] for n in stack[cut:]))]
+                elif INTO_TOP_1 <= effect <= INTO_TOP_MARK:
+                    cut = marks.pop() if effect == INTO_TOP_MARK else len(stack) - (effect - INTO_TOP_1 + 1)
+                    if cut < (marks[-1] if marks else 0) + 1:
+                        raise IndexError
+                    if any(bits[n] for n in stack[cut:]):
+                        bits[stack[cut - 1]] = 1
+                    del stack[cut:]
+                elif effect == MARK:
+                    marks.append(len(stack))
+                elif effect == POP:
+                    if len(stack) > (marks[-1] if marks else 0):
+                        stack.pop()
+                    else:
+                        marks.pop()
+                elif effect == POP_MARK:
+                    del stack[marks.pop():]
+                elif effect == DUP:
+                    if len(stack) <= (marks[-1] if marks else 0):
+                        raise IndexError
+                    stack.append(stack[-1])
+                elif effect == STOP:
+                    if len(stack) != 1 or marks:
+                        raise ReplayError(f"STOP with {len(stack)} values and {len(marks)} marks, at position {i - 1}")
+                    result = bits[stack.pop()] == 1
+                elif effect != SKIP:
+                    raise ReplayError(f"opcode {code:#04x} at position {i - 1} is not one a pickler writes")
+        except IndexError:
+            raise ReplayError(f"stack underflow, at position {i - 1}") from None
+        if result is None or stack or marks:
+            raise ReplayError("the stream does not end with a complete pickle")
+        return result
+
+    def _node(self, lead: bool) -> int:
+        self._bits.append(1 if lead else 0)
+        return len(self._bits) - 1
+
+    def _put(self, index: int, stack: list[int], marks: list[int]) -> None:
+        if len(stack) <= (marks[-1] if marks else 0):
+            raise IndexError
+        if index > len(self._memo) + self._fed:
+            raise ReplayError(f"memo index {index} is beyond anything this stream could have stored")
+        if index in self._targets:
+            stack[-1] = self._node(True)  # a substituted object: a node of its own, marked
+        if index >= len(self._memo):
+            self._memo.extend([-1] * (index + 1 - len(self._memo)))
+        self._memo[index] = stack[-1]
+
+
+def _argument(raw: bytes | bytearray, i: int, code: int) -> tuple[int, int]:
+    """Where opcode `code` at `i` has its argument, and where the next opcode starts."""
+    entry = WIDTHS[code]
+    if entry is None:
+        raise ReplayError(f"unknown opcode {code:#04x} at position {i}")
+    width, start = entry[1], i + 1
+    if width >= 0:
+        after = start + width
+    elif width in (-1, -4, -8):  # a length of that many bytes, then the argument
+        if start - width > len(raw):
+            raise ReplayError(f"{entry[0]} at position {i} runs past the end of the stream")
+        length = int.from_bytes(raw[start : start - width], "little")
+        start -= width
+        after = start + length
+    else:  # one line (-2) or two (-3)
+        after = raw.find(b"\n", start) + 1
+        if after and width == -3:
+            after = raw.find(b"\n", after) + 1
+        if not after:
+            raise ReplayError(f"{entry[0]} at position {i} runs past the end of the stream")
+    if after > len(raw):
+        raise ReplayError(f"{entry[0]} at position {i} runs past the end of the stream")
+    return start, after
+
+
+def _index(raw: bytes | bytearray, start: int, end: int, code: int) -> int:
+    """A memo index: little-endian binary (BINPUT, LONG_BINGET, ...), or decimal text and a newline (PUT, GET)."""
+    if WIDTHS[code][1] >= 0:  # type: ignore[index]
+        return int.from_bytes(raw[start:end], "little")
+    text = raw[start : end - 1]
+    if not 0 < len(text) <= MAX_DIGITS or not text.isdigit():
+        raise ReplayError(f"memo index {text!r} at position {start - 1} is not a decimal number")
+    return int(text)
+
+
+def replay(targets: Collection[int]) -> Any:
+    """A Replay: core/_reach.c's, unless it was not built or CKPT_PURE_PYTHON is set."""
+    if not os.environ.get("CKPT_PURE_PYTHON"):
+        try:
+            from . import _reach  # type: ignore[attr-defined]
+        except ImportError:
+            pass
+        else:
+            return _reach.Replay(targets, _TABLE)
+    return Replay(targets)
+
+
+_TABLE = bytes((127 if entry is None else entry[1]) & 0xFF for entry in WIDTHS) + bytes(EFFECTS)
+"""WIDTHS and EFFECTS for core/_reach.c: a signed width (127: no opcode), then the effect, per opcode."""
+
+
+class Disagreement(Exception):
+    """The stream and the walk do not tell the same story: save scans instead."""
+
+
+class _Leads(Exception):
+    """What the oracle answers for an object that leads to a substituted one
+    (the scan walks into it, as into an object pickle fails on)."""
+
+
+class StreamOracle:
+    """The scan's oracle (`scan.Oracle`) for the model save just pickled:
+    an object fails if pickling it again with the same pickler -- a memo GET
+    for anything already written -- replays to a value that leads to a
+    substituted object. `pickler` is save's RewrapPickler, its memo intact;
+    `data` is what it wrote."""
+
+    def __init__(self, pickler: Any, data: bytes | bytearray) -> None:
+        self._pickler = pickler
+        self.substituted = list(pickler.substituted)
+        chosen = self._pickle(tuple(self.substituted))
+        indexes = memo_gets(chosen, len(self.substituted))
+        self._replay = replay(indexes)
+        self._feed(data)
+        self._feed(chosen)
+
+    def __call__(self, obj: Any) -> tuple[BaseException | None, int]:
+        return (_Leads() if self._feed(self._pickle(obj)) else None), 0
+
+    def verdicts(self, objs: list[Any]) -> list[BaseException | None]:
+        """The verdict for each of `objs`, from one pickling of them all when
+        each was written before (a memo GET each), else one at a time."""
+        raw = self._pickle(tuple(objs))
+        self._feed(raw)
+        try:
+            indexes = memo_gets(raw, len(objs))
+        except Disagreement:
+            return [self(obj)[0] for obj in objs]
+        return [_Leads() if self._replay.leads(index) else None for index in indexes]
+
+    def _pickle(self, obj: Any) -> bytes:
+        """`obj` pickled again, its new array buffers kept out of the checkpoint's."""
+        pickler, tap = self._pickler, self._pickler.tap
+        kept = pickler.buffers
+        pickler.buffers = []
+        tap.captured = b""
+        try:
+            pickler.dump(obj)
+            return tap.captured
+        except Exception as exc:  # it pickled a moment ago: the object changed, or pickles differently each time
+            raise Disagreement(f"pickling an object again raised {type(exc).__name__}: {exc}") from None
+        finally:
+            tap.captured = None
+            pickler.buffers = kept
+
+    def _feed(self, raw: bytes | bytearray) -> bool:
+        try:
+            return bool(self._replay.feed(raw))
+        except ReplayError as exc:
+            raise Disagreement(f"the stream could not be replayed: {exc}") from None
+
+
+_GET_WIDTHS = {0x68: 1, 0x6A: 4}  # BINGET, LONG_BINGET
+_TUPLE_ENDS = {0: b").", 1: b"\x85\x94.", 2: b"\x86\x94.", 3: b"\x87\x94."}  # EMPTY_TUPLE; TUPLE1-3, MEMOIZE; STOP
+_LONG_TUPLE_END = b"t\x94."  # TUPLE, MEMOIZE, STOP
+
+
+def memo_gets(raw: bytes, count: int) -> list[int]:
+    """The memo indexes of the `count` items of a tuple of memoized objects,
+    as a pickler writes it again: MARK (for more than three), one GET each,
+    then the tuple opcode, MEMOIZE and STOP -- exactly; anything else means
+    an item was not in the memo (Disagreement)."""
+    i = 2  # PROTO
+    if raw[i : i + 1] == b"\x95":  # FRAME and its 8-byte length
+        i += 9
+    if count > 3:
+        i += raw[i : i + 1] == b"("
+    indexes: list[int] = []
+    while len(indexes) < count and (width := _GET_WIDTHS.get(raw[i] if i < len(raw) else -1)):
+        indexes.append(int.from_bytes(raw[i + 1 : i + 1 + width], "little"))
+        i += 1 + width
+    if len(indexes) != count or raw[i:] != _TUPLE_ENDS.get(count, _LONG_TUPLE_END):
+        raise Disagreement("an object was not in the pickler's memo")
+    return indexes
