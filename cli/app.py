@@ -3,6 +3,7 @@ renders the result; exit codes come from the result, never from here."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +15,10 @@ from ckpt.core import __version__
 from ckpt.core import config as config_module
 from ckpt.core.check import check as run_checks
 from ckpt.core.checkpoint import inspect as inspect_checkpoint
-from ckpt.core.checkpoint import load_checkpoint
+from ckpt.core.checkpoint import load_checkpoint, opened
 from ckpt.core.checkpoint import save as save_object
 from ckpt.core.config import Config
+from ckpt.core.remote import is_url, protocol
 from ckpt.core.scan import scan_object
 from ckpt.core.suggest import suggest as suggest_fixes
 from ckpt.core.target import importable_cwd, resolve
@@ -179,6 +181,33 @@ _TRUST = click.option(
 )
 
 
+_STORAGE_OPTION = click.option(
+    "--storage-option", "storage_option", multiple=True, metavar="KEY=VALUE",
+    help="An fsspec option for a URL's filesystem (repeatable; over [tool.ckpt.storage-options.SCHEME], fsspec's "
+    "config and the backend's environment variables): endpoint_url=http://..., anon=true. VALUE is read as JSON "
+    "where it parses (true, 5, {...}), else as text.",
+)
+
+
+def _storage_options(url: str, given: tuple[str, ...], config: Config) -> dict[str, Any] | None:
+    """The fsspec options for `url`: [tool.ckpt]'s for its scheme, then --storage-option."""
+    if not is_url(url):
+        if given:
+            raise click.BadParameter(f"applies to URLs (s3://, gs://, ...), not to {url!r}",
+                                     param_hint="'--storage-option'")
+        return None
+    options = dict(config.storage_options.get(protocol(url), {}))
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="'--storage-option'")
+        try:
+            options[key.strip()] = json.loads(value)
+        except ValueError:
+            options[key.strip()] = value
+    return options
+
+
 def _not_stdout(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """A checkpoint is a zip archive renamed into place once complete: it needs
     a file, and `-o -` would otherwise write one named `-`."""
@@ -190,31 +219,37 @@ def _not_stdout(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @cli.command()
 @click.argument("target")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False), callback=_not_stdout,
-              help="Checkpoint file to write (a file: `-` for stdout is refused).")
+              help="Checkpoint file or URL (s3://bucket/key.ckpt, any fsspec URL) to write; `-` (stdout) is refused.")
 @click.option("--strip", "strip", multiple=True, metavar="PATH",
               help="Save the object at PATH (as ckpt scan prints it) as None and record it. Repeatable.")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists (atomically: the old file stays intact until the new one is complete).")
+@_STORAGE_OPTION
 @_ALL
 @_NO_PROGRESS
 @common()
 @click.pass_context
-def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], force: bool, every: bool,
-         no_progress: bool, fmt: str) -> None:
+def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], force: bool,
+         storage_option: tuple[str, ...], every: bool, no_progress: bool, fmt: str) -> None:
     """Write TARGET as a checkpoint file.
 
     Thread primitives are rewrapped (a new lock on load, the queue's items
     kept, the semaphore's value kept), threads are stripped, and anything
     else pickle refuses is an error naming its path, unless you --strip it.
     The file is written to a temporary file, fsynced and renamed into place:
-    OUTPUT is never left half-written. With CKPT_KEY set, the manifest is
-    signed (HMAC-SHA256). Strips listed for TARGET in [tool.ckpt] apply too.
+    OUTPUT is never left half-written. A URL's object is uploaded once the
+    archive is complete and appears whole or not at all (on S3, a multipart
+    upload completed last, aborted on any failure). With CKPT_KEY set, the
+    manifest is signed (HMAC-SHA256). Strips listed for TARGET in [tool.ckpt]
+    apply too.
 
     Exit 0 saved, 1 the object cannot be saved, 2 bad input.
     """
     config = configuration()
     strips = (*config.strip.get(target, ()), *strip)
+    options = _storage_options(output, storage_option, config)
     with progress_bar(no_progress) as progress:
-        report = save_object(resolve(target), output, strip=strips, target=target, overwrite=force, progress=progress)
+        report = save_object(resolve(target), output, strip=strips, target=target, overwrite=force, progress=progress,
+                             storage_options=options)
     render(fmt, lambda out: views.save_text(out, report, every), lambda: views.save_json(report))
     ctx.exit(0)
 
@@ -228,30 +263,37 @@ def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], f
 @click.option("--allow-unsigned", is_flag=True,
               help="With CKPT_KEY set, load an unsigned checkpoint anyway (under the trust you give).")
 @_TRUST
+@_STORAGE_OPTION
 @_ALL
 @_NO_PROGRESS
 @common()
 @click.pass_context
 def load(ctx: click.Context, file: str, verify: bool, against: str | None, use_mmap: bool, strict: bool,
-         allow_unsigned: bool, trust: tuple[str, ...], every: bool, no_progress: bool, fmt: str) -> None:
+         allow_unsigned: bool, trust: tuple[str, ...], storage_option: tuple[str, ...], every: bool,
+         no_progress: bool, fmt: str) -> None:
     """Load FILE through the safe loader and summarize it.
 
     Every member is hashed and compared with the manifest before anything
     is unpickled; only allowed and trusted globals are loaded. --verify
-    exits 1 if any check fails.
+    exits 1 if any check fails. FILE may be a URL (s3://bucket/key.ckpt):
+    it is downloaded once, into a temporary file, and checked as a file.
 
     Exit 0 loaded (and verified), 1 refused or a check failed, 2 bad input.
     """
-    trusted = _trust(trust, configuration())
+    config = configuration()
+    trusted = _trust(trust, config)
+    options = _storage_options(file, storage_option, config)
     importable_cwd()
-    with progress_bar(no_progress) as progress:
-        report = load_checkpoint(file, trust=trusted, mmap=use_mmap, strict=strict, allow_unsigned=allow_unsigned,
-                                 progress=progress)
-    checks = None
-    if verify or against:
-        fresh = resolve(against) if against else None
-        checks = verify_checkpoint(file, trust=trusted, against=fresh, strict=strict, loaded=report,
-                                   allow_unsigned=allow_unsigned)
+    with contextlib.ExitStack() as opening:  # one download of a URL serves the load and the verify
+        with progress_bar(no_progress) as progress:
+            archive = opening.enter_context(opened(file, options, progress, mmap=use_mmap))
+            report = load_checkpoint(archive, trust=trusted, mmap=use_mmap, strict=strict,
+                                     allow_unsigned=allow_unsigned, progress=progress)
+        checks = None
+        if verify or against:
+            fresh = resolve(against) if against else None
+            checks = verify_checkpoint(archive, trust=trusted, against=fresh, strict=strict, loaded=report,
+                                       allow_unsigned=allow_unsigned)
     render(fmt, lambda out: views.load_text(out, report, checks, every), lambda: views.load_json(report, checks))
     ctx.exit(checks.exit_code if checks else 0)
 
@@ -259,10 +301,12 @@ def load(ctx: click.Context, file: str, verify: bool, against: str | None, use_m
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @_TRUST
+@_STORAGE_OPTION
 @_ALL
 @common()
 @click.pass_context
-def inspect(ctx: click.Context, file: str, trust: tuple[str, ...], every: bool, fmt: str) -> None:
+def inspect(ctx: click.Context, file: str, trust: tuple[str, ...], storage_option: tuple[str, ...], every: bool,
+            fmt: str) -> None:
     """Show what FILE holds without running anything in it.
 
     The manifest, members, substitutions, and every global the pickle would
@@ -272,7 +316,9 @@ def inspect(ctx: click.Context, file: str, trust: tuple[str, ...], every: bool, 
 
     Exit 0 intact, 1 damaged or asking for what ckpt never loads, 2 unreadable.
     """
-    result = inspect_checkpoint(file, trust=_trust(trust, configuration()))
+    config = configuration()
+    result = inspect_checkpoint(file, trust=_trust(trust, config),
+                                storage_options=_storage_options(file, storage_option, config))
     render(fmt, lambda out: views.inspect_text(out, result, every), lambda: views.inspect_json(result))
     ctx.exit(result.exit_code)
 

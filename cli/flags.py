@@ -16,6 +16,7 @@ FLAGS = {
     "trust": "--trust",
     "strict": "--strict",
     "allow_unsigned": "--allow-unsigned",
+    "mmap": "--mmap",
 }
 """Keyword argument of the library -> the flag of ckpt's commands that passes it."""
 

@@ -61,12 +61,17 @@ def _check_destination(path: Path, directory: Path, overwrite: bool) -> None:
     if path.is_dir():
         raise WriteError(f"cannot write {str(path)!r}: it is a directory", hint="give a file name")
     if path.exists() and not overwrite:
-        replace = Argument("overwrite", True)
-        raise WriteError(
-            f"{str(path)!r} already exists",
-            hint=f"pass {replace} to replace it; the old file stays intact until the new one is complete",
-            arguments=[replace],
-        )
+        raise exists_error(str(path), "file")
+
+
+def exists_error(name: str, what: str) -> WriteError:
+    """An existing destination, which save replaces only with overwrite=True."""
+    replace = Argument("overwrite", True)
+    return WriteError(
+        f"{name!r} already exists",
+        hint=f"pass {replace} to replace it; the old {what} stays intact until the new one is complete",
+        arguments=[replace],
+    )
 
 
 DEVICE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import importlib.util
 import io
 import os
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard
 
-from .atomic import DEVICE_ERRORS, atomic_write
+from .atomic import DEVICE_ERRORS, atomic_write, exists_error
 from .audit import nesting_problem
 from . import catalog
 from .catalog import Action
@@ -35,7 +36,7 @@ from .errors import Argument, CheckpointError, CkptError, SaveError, UnsafeCheck
 from .manifest import Manifest, Substitution
 from .notices import logger_notices
 from .pickler import RewrapPickler
-from . import reviewed
+from . import remote, reviewed
 from .policy import Judgement, Trust, judge, loaded_class, narrowest
 from .safeload import unpickle
 from .paths import follow
@@ -47,7 +48,12 @@ Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): bytes done of total (total 0 when unknown)."""
 
 File = str | os.PathLike[str] | BinaryIO
-"""Where save writes and load reads: a path, or an open binary file object."""
+"""Where save writes and load reads: a path, an fsspec URL (`s3://bucket/key`),
+or an open binary file object."""
+
+StorageOptions = dict[str, Any] | None
+"""Options for the fsspec filesystem of a URL (`endpoint_url`, `anon`, ...),
+over fsspec's configuration and the backend's environment variables."""
 
 
 def signing_key(key: bytes | str | None = None) -> bytes | None:
@@ -79,6 +85,7 @@ def save(
     overwrite: bool = True,
     key: bytes | str | None = None,
     progress: Progress | None = None,
+    storage_options: StorageOptions = None,
 ) -> SaveReport:
     """Write `obj` as a checkpoint; thread kinds rewrapped, `strip` paths saved as None.
 
@@ -86,7 +93,9 @@ def save(
     An existing `path` is replaced atomically, as torch.save and joblib.dump
     replace it, but never half-overwritten; `overwrite=False` refuses it
     (WriteError) instead. A binary file object receives the archive once it
-    is complete (see `_writing`).
+    is complete, and so does a URL (`s3://bucket/key`, with its fsspec
+    `storage_options`), as one object that appears whole or not at all
+    (see `_writing`).
     """
     started = time.perf_counter()
     strip = tuple(strip)
@@ -97,9 +106,10 @@ def save(
     stripped = _resolve_strips(report, strip) if report else {}
     if report:
         _refuse_unsaveable(report, stripped)
-    replaced = is_path(path) and Path(path).exists()
     notices: list[str] = []
-    with _writing(path, overwrite) as file, ArchiveWriter(file, durable=is_path(path)) as writer, collector_paused():
+    durable = is_path(path) and not remote.is_url(path)  # a local file, fsynced once complete
+    with (_writing(path, overwrite, storage_options, progress) as (file, replaced),
+          ArchiveWriter(file, durable=durable) as writer, collector_paused()):
         pickler, data = _pickle_into(writer, obj, stripped, progress, target)
         if report is None and pickler.rewrapped:
             report = _locate(obj, target, pickler, data, notices)
@@ -130,11 +140,19 @@ def is_path(file: object) -> TypeGuard[str | os.PathLike[str]]:
     return isinstance(file, (str, os.PathLike))
 
 
+def _local_only(path: object, storage_options: StorageOptions) -> None:
+    """storage_options are for a URL's filesystem: given for anything else, they would be silently ignored."""
+    if storage_options:
+        raise TypeError(f"storage_options apply to URLs (s3://, gs://, ...), not to {_name(path)}")
+
+
 def _name(file: object) -> str:
     """How reports and messages name a path or a file object: its `name`
     when it has a path for one (open() gives it), else its type."""
     if is_path(file):
         return str(file)
+    if isinstance(file, Archive):
+        return str(file.path)
     name = getattr(file, "name", None)
     return name if isinstance(name, str) else f"<{type(file).__name__}>"
 
@@ -151,33 +169,72 @@ def _binary_file(file: Any, method: str) -> BinaryIO:
 
 
 @contextlib.contextmanager
-def _writing(path: File, overwrite: bool) -> Iterator[BinaryIO]:
-    """Where save builds the archive. A path: an atomic write. A file object
-    (seekable or not, at its current position): a temporary file, copied into
-    it only once the archive is complete, so a refused or failed save writes
-    nothing to it; `overwrite` does not apply."""
-    if is_path(path):
-        with atomic_write(Path(path), overwrite=overwrite) as file:
-            yield file
+def _writing(path: File, overwrite: bool, storage_options: StorageOptions,
+             progress: Progress | None) -> Iterator[tuple[BinaryIO, bool]]:
+    """Where save builds the archive, and whether it replaces a checkpoint.
+    A path: an atomic write. A URL or a file object (seekable or not, at its
+    current position): a temporary file, uploaded or copied only once the
+    archive is complete, so a refused or failed save writes nothing there.
+    A URL's object appears whole or not at all (`remote.Remote.upload`); for
+    a file object `overwrite` does not apply."""
+    if remote.is_url(path):
+        destination = remote.Remote(path, storage_options, private=True)
+        replaced = destination.exists()
+        if replaced and not overwrite:
+            raise exists_error(path, "object")  # before the work; the store checks again as the upload completes
+        deliver = functools.partial(destination.upload, overwrite=overwrite, progress=progress)
+    elif is_path(path):
+        _local_only(path, storage_options)
+        local = Path(remote.local_path(path))
+        replaced = local.exists()
+        with atomic_write(local, overwrite=overwrite) as file:
+            yield file, replaced
         return
-    destination = _binary_file(path, "write")
+    else:
+        _local_only(path, storage_options)
+        deliver, replaced = functools.partial(_copy_into, _binary_file(path, "write"), _name(path)), False
     with tempfile.TemporaryFile() as spool:
-        yield spool
+        yield spool, replaced
         spool.seek(0)
-        try:
-            shutil.copyfileobj(spool, destination)
-        except OSError as exc:
-            raise WriteError(f"cannot write {_name(path)}: {exc.strerror or exc}; part of the checkpoint may "
-                             "have been written to it") from None
+        deliver(spool)
+
+
+def _copy_into(destination: BinaryIO, name: str, spool: BinaryIO) -> None:
+    try:
+        shutil.copyfileobj(spool, destination)
+    except OSError as exc:
+        raise WriteError(f"cannot write {name}: {exc.strerror or exc}; part of the checkpoint may "
+                         "have been written to it") from None
+
+
+Readable = File | Archive
+"""What load, inspect and verify read: a File, or an archive `opened` already
+(so that a load and a verify of one URL download it once)."""
 
 
 @contextlib.contextmanager
-def _reading(path: File) -> Iterator[Archive]:
-    """The opened archive at a path, or in a readable binary file object:
-    read from its current position to its end into a temporary file first,
-    since the archive is read out of order and a pipe cannot seek."""
+def opened(path: Readable, storage_options: StorageOptions = None, progress: Progress | None = None, *,
+           mmap: bool = False) -> Iterator[Archive]:
+    """The opened archive at a path or URL, or in a readable binary file
+    object: read from its current position to its end into a temporary file
+    first, since the archive is read out of order and a pipe cannot seek. A
+    URL's object is downloaded into one (`remote.Remote.download`), unless
+    the caller means to `mmap` it, which needs a local file. An Archive is
+    handed back as it is (its opener closes it)."""
+    if isinstance(path, Archive):
+        yield path
+        return
+    if remote.is_url(path):
+        if mmap:
+            local = Argument("mmap", True)
+            raise CkptError(f"{local} maps a local file, and {path} is remote (load it without {local}, or "
+                            "download it and map the local copy)", arguments=[local])
+        with remote.Remote(path, storage_options).download(progress) as spool, read_archive(spool, path) as archive:
+            yield archive
+        return
+    _local_only(path, storage_options)
     if is_path(path):
-        with open_archive(path) as archive:
+        with open_archive(remote.local_path(path)) as archive:
             yield archive
         return
     source = _binary_file(path, "read")
@@ -440,7 +497,7 @@ class LoadReport:
 
 
 def load_checkpoint(
-    path: File,
+    path: Readable,
     *,
     trust: Iterable[str] = (),
     mmap: bool = False,
@@ -448,6 +505,7 @@ def load_checkpoint(
     key: bytes | str | None = None,
     allow_unsigned: bool = False,
     progress: Progress | None = None,
+    storage_options: StorageOptions = None,
 ) -> LoadReport:
     """Load a checkpoint through the safe loader, with what a caller should know.
 
@@ -457,12 +515,14 @@ def load_checkpoint(
     set, an unsigned checkpoint is refused unless `allow_unsigned`.
     With `mmap`, array buffers are mapped copy-on-write from the file instead
     of read, and their hashes are checked only by `verify` (data.pkl is always hashed).
-    `path` may be a readable binary file object (see `_reading`).
+    `path` may be a URL (with its fsspec `storage_options`), a readable
+    binary file object, or an archive `opened` already; `mmap` needs a
+    local file.
     """
     started = time.perf_counter()
     given = Trust.parse(trust)
     what = _name(path)
-    with _reading(path) as archive:
+    with opened(path, storage_options, progress, mmap=mmap) as archive:
         _require_modules(archive.manifest, what)
         signed, trusted = _trust(archive.manifest, given, signing_key(key), allow_unsigned, what)
         data = archive.read(DATA)
@@ -477,10 +537,11 @@ def load_checkpoint(
                           signed, tuple(warnings), obj, facts)
 
 
-def load(path: File, *, trust: Iterable[str] = (), mmap: bool = False,
-         key: bytes | str | None = None, allow_unsigned: bool = False) -> Any:
+def load(path: File, *, trust: Iterable[str] = (), mmap: bool = False, key: bytes | str | None = None,
+         allow_unsigned: bool = False, storage_options: StorageOptions = None) -> Any:
     """Load a checkpoint and return the object (see `load_checkpoint`)."""
-    return load_checkpoint(path, trust=trust, mmap=mmap, key=key, allow_unsigned=allow_unsigned).obj
+    return load_checkpoint(path, trust=trust, mmap=mmap, key=key, allow_unsigned=allow_unsigned,
+                           storage_options=storage_options).obj
 
 
 def _require_modules(manifest: Manifest, what: str) -> None:
@@ -578,12 +639,12 @@ class Inspection:
         return 1 if self.problems else 0
 
 
-def inspect(path: File, *, trust: Iterable[str] = ()) -> Inspection:
-    """Describe a checkpoint (at a path, or in a file object, as `load`
-    reads one), and what loading it under `trust` would admit, without
-    running anything in it: the loader's own analysis, nothing from the
-    file is built."""
-    with _reading(path) as archive:
+def inspect(path: Readable, *, trust: Iterable[str] = (), storage_options: StorageOptions = None) -> Inspection:
+    """Describe a checkpoint (at a path or URL, or in a file object, as
+    `load` reads one), and what loading it under `trust` would admit,
+    without running anything in it: the loader's own analysis, nothing
+    from the file is built."""
+    with opened(path, storage_options) as archive:
         problems = archive.hash_failures()
         data = bytes(archive.mapped(DATA))  # as stored: inspect shows damaged files too
         facts = analyse(data)

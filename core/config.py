@@ -7,6 +7,9 @@
     strip = ["mypkg.model:build=model.log_file"]   # allowed strips, per target
     fail-on = "error"                        # or "any": every finding fails
 
+    [tool.ckpt.storage-options.s3]           # fsspec options per URL scheme, for save, load and inspect
+    endpoint_url = "http://127.0.0.1:9000"
+
 The nearest pyproject.toml from the current directory upward is used
 (`--config PATH` overrides). Wrong types and malformed strip entries are
 configuration errors naming the key and the file. An unknown key (a typo, or
@@ -27,7 +30,7 @@ from .errors import ConfigError
 from .policy import Trust
 
 FAIL_ON = ("error", "any")
-_KEYS = {"targets", "checkpoints", "trust", "strip", "fail-on"}
+_KEYS = {"targets", "checkpoints", "trust", "strip", "fail-on", "storage-options"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Config:
     trust: tuple[str, ...] = ()
     strip: dict[str, tuple[str, ...]] = field(default_factory=dict)
     fail_on: str = "error"
+    storage_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """URL scheme (`s3`) -> the fsspec options for its filesystem."""
     unknown: tuple[str, ...] = ()
     """Keys of [tool.ckpt] that ckpt does not know (ignored)."""
 
@@ -107,6 +112,7 @@ def _parse(path: Path, section: dict[str, Any], strict: bool) -> Config:
         trust=_trust(path, _strings(path, section, "trust")),
         strip=_strips(path, _strings(path, section, "strip")),
         fail_on=fail_on,
+        storage_options=_storage_options(path, section.get("storage-options", {})),
         unknown=unknown,
     )
 
@@ -146,3 +152,11 @@ def _strips(path: Path, entries: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
             )
         strips.setdefault(target.strip(), []).append(object_path.strip())
     return {target: tuple(paths) for target, paths in strips.items()}
+
+
+def _storage_options(path: Path, value: Any) -> dict[str, dict[str, Any]]:
+    """A table of tables: `[tool.ckpt.storage-options.s3]` holds the options for s3:// URLs."""
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ConfigError(f"{path}: [tool.ckpt] storage-options must be a table of tables, one per URL scheme",
+                          hint='e.g. [tool.ckpt.storage-options.s3] with endpoint_url = "http://127.0.0.1:9000"')
+    return {scheme.lower(): dict(options) for scheme, options in value.items()}

@@ -215,7 +215,8 @@ class Archive:
     """An opened checkpoint whose structure has been checked. Members are
     read (and hashed) or mapped on demand."""
 
-    def __init__(self, path: Path, file: io.BufferedReader, manifest: Manifest, spans: dict[str, _Span], size: int) -> None:
+    def __init__(self, path: Path | str, file: io.BufferedReader, manifest: Manifest, spans: dict[str, _Span],
+                 size: int) -> None:
         self.path = path
         self.manifest = manifest
         self.size = size
@@ -348,16 +349,17 @@ def open_archive(path: str | os.PathLike[str]) -> Archive:
 
 def read_archive(file: BinaryIO, name: str) -> Archive:
     """Check the structure of the checkpoint in `file` (seekable, with a
-    file descriptor: a temporary copy of a stream); the Archive owns it."""
+    file descriptor: a temporary copy of a stream or of a URL's object,
+    which `name` names); the Archive owns it."""
     file.seek(0)
-    return _open(Path(name), file)  # type: ignore[arg-type]
+    return _open(name, file)  # type: ignore[arg-type]
 
 
 def _usage(message: str) -> CkptError:
     return CkptError(message)  # exit 2: the input is unreadable, not a failed check
 
 
-def _open(path: Path, file: io.BufferedReader) -> Archive:
+def _open(path: Path | str, file: io.BufferedReader) -> Archive:
     size = os.fstat(file.fileno()).st_size
     if file.read(4) != b"PK\x03\x04":
         raise CheckpointError(f"{path}: not a ckpt checkpoint (not a zip archive)")
@@ -387,12 +389,12 @@ def _open(path: Path, file: io.BufferedReader) -> Archive:
     return Archive(path, file, manifest, spans, size)
 
 
-def _check_name(path: Path, name: str) -> None:
+def _check_name(path: Path | str, name: str) -> None:
     if name not in (DATA, MANIFEST) and not _BUFFER_NAME.match(name):
         raise CheckpointError(f"{path}: unexpected archive member {name!r} (refusing a file ckpt did not write)")
 
 
-def _span(path: Path, file: BinaryIO, info: zipfile.ZipInfo, size: int) -> _Span:
+def _span(path: Path | str, file: BinaryIO, info: zipfile.ZipInfo, size: int) -> _Span:
     if info.compress_type != zipfile.ZIP_STORED or info.compress_size != info.file_size:
         raise CheckpointError(
             f"{path}: member {info.filename!r} is compressed; ckpt stores members uncompressed (was it re-zipped?)"
@@ -417,7 +419,7 @@ def _span(path: Path, file: BinaryIO, info: zipfile.ZipInfo, size: int) -> _Span
     return _Span(offset, info.file_size)
 
 
-def _check_disjoint(path: Path, infos: list[zipfile.ZipInfo], spans: dict[str, _Span], directory: int) -> None:
+def _check_disjoint(path: Path | str, infos: list[zipfile.ZipInfo], spans: dict[str, _Span], directory: int) -> None:
     """Members may not share bytes (nor with the central directory): overlapping
     entries are how a small zip declares a huge total size (a zip bomb)."""
     end = 0
@@ -429,7 +431,7 @@ def _check_disjoint(path: Path, infos: list[zipfile.ZipInfo], spans: dict[str, _
         raise CheckpointError(f"{path}: archive members overlap the central directory (a zip bomb, or a damaged file)")
 
 
-def _check_members(path: Path, manifest: Manifest, spans: dict[str, _Span]) -> None:
+def _check_members(path: Path | str, manifest: Manifest, spans: dict[str, _Span]) -> None:
     missing = sorted(repr(name) for name in manifest.members.keys() - spans.keys())
     extra = sorted(spans.keys() - manifest.members.keys())
     if missing:

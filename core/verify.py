@@ -10,6 +10,7 @@ comparison with a fresh object), so one run tells the whole story.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterable
@@ -18,9 +19,9 @@ from typing import Any
 
 from . import catalog
 from .catalog import Action
-from .checkpoint import LoadReport, is_path, load_checkpoint, signing_key, version_warnings
+from .checkpoint import LoadReport, StorageOptions, is_path, load_checkpoint, opened, signing_key, version_warnings
 from .compare import differences
-from .container import DATA, open_archive
+from .container import DATA, Archive
 from .errors import CheckpointError, CkptError
 from .paths import follow
 from .probes import ProbeFailed
@@ -57,7 +58,7 @@ class VerifyReport:
 
 
 def verify(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | Archive,
     *,
     trust: Iterable[str] = (),
     against: Any = None,
@@ -65,23 +66,36 @@ def verify(
     key: bytes | str | None = None,
     allow_unsigned: bool = False,
     loaded: LoadReport | None = None,
+    storage_options: StorageOptions = None,
 ) -> VerifyReport:
     """Run every check on the checkpoint at `path` (optionally on an
-    already-loaded report of it, and against a fresh object). A path only:
-    the checks read the file more than once, and a stream reads once."""
-    if not is_path(path):
-        raise TypeError(f"verify takes the path of a checkpoint, not {type(path).__name__} (it reads the file "
-                        "more than once); load_checkpoint and inspect take file objects")
+    already-loaded report of it, and against a fresh object). A path or URL
+    (downloaded once), or an archive `opened` already; not a stream: the
+    checks read the file more than once, and a stream reads once."""
+    if not (is_path(path) or isinstance(path, Archive)):
+        raise TypeError(f"verify takes the path or URL of a checkpoint, not {type(path).__name__} (it reads the "
+                        "file more than once); load_checkpoint and inspect take file objects")
+    with contextlib.ExitStack() as stack:
+        try:
+            archive = stack.enter_context(opened(path, storage_options))
+        except CkptError as exc:
+            return VerifyReport(str(path), (Check("structure", False, str(exc)),))
+        name = str(archive.path if isinstance(path, Archive) else path)
+        return _verify(archive, name, trust, against, strict, key, allow_unsigned, loaded)
+
+
+def _verify(archive: Archive, path: str, trust: Iterable[str], against: Any, strict: bool, key: bytes | str | None,
+            allow_unsigned: bool, loaded: LoadReport | None) -> VerifyReport:
     checks: list[Check] = []
     try:
-        structural = _structural_checks(path, key, loaded)
+        structural = _structural_checks(archive, key, loaded)
     except CkptError as exc:
-        return VerifyReport(str(path), (Check("structure", False, str(exc)),))
+        return VerifyReport(path, (Check("structure", False, str(exc)),))
     checks += structural
     if any(c.name == "nesting" and c.ok is False for c in checks):
         return VerifyReport(str(path), tuple(checks))  # comparing or scanning it could crash Python
     try:
-        report = loaded or load_checkpoint(path, trust=trust, key=key, allow_unsigned=allow_unsigned)
+        report = loaded or load_checkpoint(archive, trust=trust, key=key, allow_unsigned=allow_unsigned)
     except CkptError as exc:
         checks.append(Check("safe load", False, str(exc)))
         return VerifyReport(str(path), tuple(checks))
@@ -97,21 +111,19 @@ def verify(
     return VerifyReport(str(path), tuple(checks))
 
 
-def _structural_checks(path: str | os.PathLike[str], key: bytes | str | None,
-                       loaded: LoadReport | None) -> list[Check]:
+def _structural_checks(archive: Archive, key: bytes | str | None, loaded: LoadReport | None) -> list[Check]:
     """Structure, hashes, signature, globals and nesting: everything that
     needs no object built. A load that read (not mapped) every member has
     already compared each hash, so they are not hashed twice; its analysis
     of data.pkl (whose hash it checked) is not run twice either."""
     hashed_by_load = loaded is not None and not loaded.mapped
-    with open_archive(path) as archive:
-        manifest = archive.manifest
-        checks = [Check("structure", True, f"{len(manifest.members)} member(s), format {manifest.format_version}")]
-        bad = [] if hashed_by_load else archive.hash_failures()
-        detail = "; ".join(bad) or f"{len(manifest.members)} sha256 match" + (" (checked by the load)" if hashed_by_load else "")
-        checks.append(Check("hashes", not bad, detail))
-        checks.append(_signature_check(manifest, signing_key(key)))
-        data = archive.read(DATA) if not bad else None
+    manifest = archive.manifest
+    checks = [Check("structure", True, f"{len(manifest.members)} member(s), format {manifest.format_version}")]
+    bad = [] if hashed_by_load else archive.hash_failures()
+    detail = "; ".join(bad) or f"{len(manifest.members)} sha256 match" + (" (checked by the load)" if hashed_by_load else "")
+    checks.append(Check("hashes", not bad, detail))
+    checks.append(_signature_check(manifest, signing_key(key)))
+    data = archive.read(DATA) if not bad else None
     if data is not None:
         checks.append(_globals_check(manifest, loaded.facts if loaded and loaded.facts else analyse(data)))
         nesting = nesting_problem(data)

@@ -134,3 +134,58 @@ def unwritable_directory(tmp_path: Path) -> Iterator[Path]:
     directory.mkdir()
     with unwritable(directory):
         yield directory
+
+
+class S3Server:
+    """A real S3-compatible server (moto's) on 127.0.0.1, for remote checkpoints.
+
+    `env` is what a child `ckpt` needs to reach it (AWS_ENDPOINT_URL and
+    dummy credentials, as a user's environment would hold them); `options`
+    is the same as `storage_options=` for the API in this process."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
+                    "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+        self.options: dict[str, Any] = {"endpoint_url": endpoint, "key": "testing", "secret": "testing",
+                                        "client_kwargs": {"region_name": "us-east-1"}}
+        import boto3
+
+        self.client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
+                                   aws_secret_access_key="testing", region_name="us-east-1")
+
+    def bucket(self, name: str | None = None) -> str:
+        """A new, empty bucket (each test its own: the server lives for the session)."""
+        import uuid
+
+        name = name or f"ckpt-{uuid.uuid4().hex[:16]}"
+        self.client.create_bucket(Bucket=name)
+        return name
+
+    def read(self, bucket: str, key: str) -> bytes:
+        return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
+
+    def keys(self, bucket: str) -> list[str]:
+        return [o["Key"] for o in self.client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+    def unfinished_uploads(self, bucket: str) -> list[tuple[str, int]]:
+        """Multipart uploads begun and neither completed nor aborted: (key, parts stored)."""
+        uploads = self.client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        return [(u["Key"], len(self.client.list_parts(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"])
+                               .get("Parts", []))) for u in uploads]
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """moto's standalone server, as s3fs's own test suite runs it; one per
+    test process, started only by the tests that ask for it."""
+    server_module = pytest.importorskip("moto.server")
+    pytest.importorskip("s3fs")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield S3Server(f"http://{host}:{port}")
+    finally:
+        server.stop()

@@ -135,7 +135,7 @@ def test_inspect_reads_a_stream_and_verify_asks_for_a_path() -> None:
     buffer.seek(0)
     info = ckpt.inspect(buffer)
     assert info.path == "<BytesIO>" and info.untrusted == ("sample_models.service:InferenceService",)
-    with pytest.raises(TypeError, match="verify takes the path of a checkpoint, not BytesIO"):
+    with pytest.raises(TypeError, match="verify takes the path or URL of a checkpoint, not BytesIO"):
         ckpt.verify(buffer)
 
 

@@ -79,7 +79,16 @@ def test_an_unknown_key_is_an_error_when_strict_and_a_warning_otherwise(tmp_path
     assert loaded.targets == ("a:b",) and loaded.unknown == ("target", "zzz")
     assert loaded.warnings == (f"{path}: unknown key 'target' in [tool.ckpt]; did you mean 'targets'? (ignored)",
                                f"{path}: unknown key 'zzz' in [tool.ckpt]; known keys: checkpoints, fail-on, "
-                               "strip, targets, trust (ignored)")
+                               "storage-options, strip, targets, trust (ignored)")
+
+
+def test_storage_options_are_a_table_per_url_scheme(tmp_path: Path) -> None:
+    path = write(tmp_path, '[tool.ckpt.storage-options.S3]\nendpoint_url = "http://127.0.0.1:9000"\nanon = true\n')
+    assert config.load(path, strict=True).storage_options == {"s3": {"endpoint_url": "http://127.0.0.1:9000",
+                                                                     "anon": True}}
+    flat = write(tmp_path, '[tool.ckpt.storage-options]\nendpoint_url = "http://127.0.0.1:9000"\n')
+    with pytest.raises(ConfigError, match=r"storage-options must be a table of tables, one per URL scheme"):
+        config.load(flat)
 
 
 @pytest.mark.parametrize(
