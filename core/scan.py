@@ -35,6 +35,7 @@ from .graph import ATOMS, PROTOCOL, Children, Unpicklable, decompose
 from .notices import logger_notices, logger_types
 from .paths import Edge, format_path
 from .pickler import Tap, memo_size
+from .stream import collector_paused
 from .target import resolve
 from .tensors import TensorReducer, tensor_types
 
@@ -137,7 +138,10 @@ def scan_object(obj: Any, target: str = "", oracle: Oracle | None = None) -> Sca
     verify, a resolved target), whose str is data, never a target."""
     started = time.perf_counter()
     walker = _Walker(oracle)
-    walker.run(obj)
+    # Paused: a collection started deep in the C pickler's recursion (a deep
+    # chain) runs other objects' finalizers there, which then fail for want of stack.
+    with collector_paused():
+        walker.run(obj)
     findings = tuple(walker.findings())
     objects = walker.objects + len(walker.objs)
     return ScanReport(target, qualified_name(type(obj)), objects, findings, time.perf_counter() - started,

@@ -25,7 +25,7 @@ from ckpt.core.pickler import RewrapPickler
 from ckpt.core.reach import Replay, ReplayError, StreamOracle
 from ckpt.core.scan import scan_object
 from opcodes import streams
-from test_stream import samples
+from test_stream import mutated, samples
 
 compiled = pytest.mark.skipif(reach.replay([]).__class__ is Replay, reason="core/_reach.c is not built here")
 
@@ -58,18 +58,9 @@ def test_the_twins_agree_on_real_pickles(index: int) -> None:
 
 @compiled
 @settings(max_examples=300, deadline=None)
-@given(st.data())
-def test_they_agree_on_mutated_and_truncated_pickles(data: st.DataObject) -> None:
-    original = data.draw(st.sampled_from(list(samples())))
-    position = data.draw(st.integers(0, len(original) - 1))
-    value = data.draw(st.integers(0, 255))
-    mutated = data.draw(st.sampled_from([
-        original[:position] + bytes([value]) + original[position + 1:],
-        original[:position] + original[position + 1:],
-        original[:position] + bytes([value]) + original[position:],
-        original[:position],
-    ]))
-    agree([mutated], data.draw(st.lists(st.integers(0, 60), max_size=5)))
+@given(mutated(), st.lists(st.integers(0, 60), max_size=5))
+def test_they_agree_on_mutated_and_truncated_pickles(data: bytes, targets: list[int]) -> None:
+    agree([data], targets)
 
 
 @compiled
