@@ -175,3 +175,59 @@ def test_interrupt_during_pickling_keeps_the_previous_checkpoint(tmp_path: Path)
         ckpt.save(model, path, overwrite=True)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.ckpt"]
+
+
+def _through_zipfile(path: Path, members: list[tuple[str, bytes]]) -> None:
+    """The same members written by zipfile's own member writer (how ckpt wrote them before issue 15)."""
+    import struct
+
+    from ckpt.core.container import ALIGN, _PADDING_ID, _info
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, data in members:
+            info = _info(name)
+            info.file_size = len(data)
+            zip64 = len(data) * 1.05 > zipfile.ZIP64_LIMIT
+            pad = (-(archive.start_dir + 30 + len(name) + (20 if zip64 else 0) + 4)) % ALIGN
+            info.extra = struct.pack("<HH", _PADDING_ID, pad) + b"\0" * pad
+            with archive.open(info, "w") as raw:
+                raw.write(data)
+
+
+@pytest.mark.parametrize("zip64_limit", [zipfile.ZIP64_LIMIT, 1 << 20], ids=["plain", "zip64"])
+def test_buffer_members_are_the_bytes_zipfile_writes_zip64_included(tmp_path: Path, zip64_limit: int,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """ckpt writes buffer members itself (their CRC-32 computed beside the
+    sha256): byte for byte what zipfile writes, and, past the zip64 limit
+    (lowered here: members over 4 GiB take the same branch), still a zip
+    that zipfile reads and checks, and ckpt loads."""
+    from ckpt.core.container import ArchiveWriter
+
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", zip64_limit)
+    members = [(f"buffers/{i}", os.urandom(size)) for i, size in enumerate((3 << 20, 100_003, 2 << 20))]
+    ours, theirs = tmp_path / "ours.zip", tmp_path / "theirs.zip"
+    with open(ours, "wb") as file:
+        writer = ArchiveWriter(file)
+        for name, data in members:
+            writer.buffer(name, memoryview(data))
+        assert set(writer.members) == {name for name, _ in members}
+        writer._zip.close()
+    _through_zipfile(theirs, members)
+    assert ours.read_bytes() == theirs.read_bytes()
+    monkeypatch.undo()
+    with zipfile.ZipFile(ours) as archive:
+        assert archive.testzip() is None  # every CRC-32 right
+        zip64 = [info.extract_version >= 45 for info in archive.infolist()]
+        assert all(zip64) == (zip64_limit < 1 << 30) and [archive.read(n) for n, _ in members] == [d for _, d in members]
+
+
+def test_a_checkpoint_past_the_zip64_limit_loads_and_verifies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    np = pytest.importorskip("numpy")
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 1 << 20)
+    weights = np.arange(1 << 19, dtype=np.float64)  # 4 MiB: a zip64 member at this limit
+    ckpt.save({"w": weights}, tmp_path / "m.ckpt")
+    monkeypatch.undo()
+    with zipfile.ZipFile(tmp_path / "m.ckpt") as archive:
+        assert archive.testzip() is None and archive.getinfo("buffers/0").extract_version >= 45
+    assert (ckpt.load(tmp_path / "m.ckpt")["w"] == weights).all()
+    assert ckpt.verify(tmp_path / "m.ckpt").ok
