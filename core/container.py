@@ -212,7 +212,7 @@ class ArchiveWriter:
         info.CRC = 0  # until the hashing thread has it
         zip64 = data.nbytes * 1.05 > zipfile.ZIP64_LIMIT  # zipfile's own rule for a member of known size
         header = 30 + len(name.encode()) + (20 if zip64 else 0)
-        fp = self._zip.fp
+        fp = self._file  # the zip's own file: seekable (an atomic temporary file, or a spool)
         info.header_offset = fp.tell()
         pad = (-(info.header_offset + header + 4)) % ALIGN
         info.extra = struct.pack("<HH", _PADDING_ID, pad) + b"\0" * pad
@@ -238,7 +238,7 @@ class ArchiveWriter:
         info = self._crc_later.pop(hasher.name, None)
         if info is not None:
             info.CRC = hasher.crc
-            fp = self._zip.fp
+            fp = self._file
             end = fp.tell()
             fp.seek(info.header_offset + 14)
             fp.write(struct.pack("<L", info.CRC))
