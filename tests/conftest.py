@@ -189,3 +189,10 @@ def s3() -> Iterator[S3Server]:
         yield S3Server(f"http://{host}:{port}")
     finally:
         server.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests pinned to one xdist worker (the real Dask and Ray clusters,
+    about 45 s) go first, so the other worker runs the rest meanwhile
+    instead of waiting for them at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
