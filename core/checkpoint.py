@@ -401,8 +401,9 @@ def _disagreement(obj: Any, report: ScanReport, substituted: list[Any]) -> str |
         return f"the walk found {len(found - recorded)} object(s) the pickler did not substitute"
     inner = RewrapPickler(None)  # writes nowhere
     inner.dump(tuple(f.obj for f in report.findings))
-    if not recorded <= found | {id(o) for o in inner.substituted}:
-        return f"the walk missed {len(recorded - found - {id(o) for o in inner.substituted})} substituted object(s)"
+    missed = recorded - found - {id(o) for o in inner.substituted}
+    if missed:
+        return f"the walk missed {len(missed)} substituted object(s)"
     for finding in report.findings:
         for where in finding.paths:
             try:

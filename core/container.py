@@ -96,10 +96,6 @@ class _Hashing:
         while len(self._pending) > 2:
             self._done(self._pending.popleft())
 
-    @property
-    def pending(self) -> bool:
-        return bool(self._pending)
-
     def settle(self) -> None:
         while self._pending:
             self._done(self._pending.popleft())

@@ -79,11 +79,35 @@ def memo_size(pickler: pickle.Pickler, tap: Tap) -> int:
     tap.captured = b""
     pickler.dump(marker)
     tap.captured = b""
-    pickler.dump(marker)
-    tail = tap.captured.removeprefix(b"\x80\x05")
-    if tail[:1] == b"\x95":  # FRAME and its 8-byte length
-        tail = tail[9:]
-    return tail[1] if tail[:1] == b"h" else int.from_bytes(tail[1:5], "little")
+    pickler.dump((marker,))
+    indexes = memo_indexes(tap.captured, 1)
+    if indexes is None:  # a pickler writes a memoized object as a GET: never
+        raise RuntimeError("the pickler wrote its marker again instead of a memo GET")
+    return indexes[0]
+
+
+_GET_WIDTHS = {0x68: 1, 0x6A: 4}  # BINGET, LONG_BINGET
+_TUPLE_ENDS = {0: b").", 1: b"\x85\x94.", 2: b"\x86\x94.", 3: b"\x87\x94."}  # EMPTY_TUPLE; TUPLE1-3, MEMOIZE; STOP
+_LONG_TUPLE_END = b"t\x94."  # TUPLE, MEMOIZE, STOP
+
+
+def memo_indexes(raw: bytes, count: int) -> list[int] | None:
+    """The memo indexes of the `count` items of a tuple of memoized objects,
+    from the pickle a pickler writes of that tuple: MARK (for more than
+    three), one GET each, then the tuple opcode, MEMOIZE and STOP -- exactly;
+    None for anything else (an item that was not in the memo)."""
+    i = 2  # PROTO
+    if raw[i : i + 1] == b"\x95":  # FRAME and its 8-byte length
+        i += 9
+    if count > 3:
+        i += raw[i : i + 1] == b"("
+    indexes: list[int] = []
+    while len(indexes) < count and (width := _GET_WIDTHS.get(raw[i] if i < len(raw) else -1)):
+        indexes.append(int.from_bytes(raw[i + 1 : i + 1 + width], "little"))
+        i += 1 + width
+    if len(indexes) != count or raw[i:] != _TUPLE_ENDS.get(count, _LONG_TUPLE_END):
+        return None
+    return indexes
 
 
 class RewrapPickler(pickle.Pickler):
@@ -97,7 +121,7 @@ class RewrapPickler(pickle.Pickler):
         saved: Collection[int] | None = None,
     ) -> None:
         self.tap = Tap(file, progress)
-        self.dispatch_table = _Reducers(self)  # read by Pickler.__init__, as reducer_override is
+        self.dispatch_table = _Reducers(self.reducer_for)  # read by Pickler.__init__, as reducer_override is
         self._strip = frozenset(strip_ids)
         if self._strip:
             self.reducer_override = self._stripping  # type: ignore[method-assign]  # read by Pickler.__init__
@@ -205,15 +229,16 @@ class RewrapPickler(pickle.Pickler):
 
 class _Reducers(dict[type, _Handler]):
     """The pickler's dispatch table: filled as types are met (`__missing__`
-    runs once per type), then read by C. A class of classes is left out
-    (KeyError), so that pickle writes its instances by name."""
+    runs once per type, asking `decide`), then read by C. A class of classes
+    `decide` gives no reducer is left out (KeyError), so that pickle writes
+    its instances by name."""
 
-    def __init__(self, pickler: RewrapPickler) -> None:
+    def __init__(self, decide: Callable[[type], _Handler | None]) -> None:
         super().__init__()
-        self._pickler = pickler
+        self._decide = decide
 
     def __missing__(self, cls: type) -> _Handler:
-        reducer = self._pickler.reducer_for(cls)
+        reducer = self._decide(cls)
         if reducer is None:
             raise KeyError(cls)
         self[cls] = reducer

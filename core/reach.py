@@ -27,6 +27,7 @@ import os
 from collections.abc import Collection
 from typing import Any
 
+from .pickler import memo_indexes
 from .stream import WIDTHS
 
 
@@ -242,7 +243,9 @@ class StreamOracle:
         self._pickler = pickler
         self.substituted = list(pickler.substituted)
         chosen = self._pickle(tuple(self.substituted))
-        indexes = memo_gets(chosen, len(self.substituted))
+        indexes = memo_indexes(chosen, len(self.substituted))
+        if indexes is None:
+            raise Disagreement("an object save substituted was not in the pickler's memo")
         self._replay = replay(indexes)
         self._feed(data)
         self._feed(chosen)
@@ -255,9 +258,8 @@ class StreamOracle:
         each was written before (a memo GET each), else one at a time."""
         raw = self._pickle(tuple(objs))
         self._feed(raw)
-        try:
-            indexes = memo_gets(raw, len(objs))
-        except Disagreement:
+        indexes = memo_indexes(raw, len(objs))
+        if indexes is None:
             return [self(obj)[0] for obj in objs]
         return [_Leads() if self._replay.leads(index) else None for index in indexes]
 
@@ -281,27 +283,3 @@ class StreamOracle:
             return bool(self._replay.feed(raw))
         except ReplayError as exc:
             raise Disagreement(f"the stream could not be replayed: {exc}") from None
-
-
-_GET_WIDTHS = {0x68: 1, 0x6A: 4}  # BINGET, LONG_BINGET
-_TUPLE_ENDS = {0: b").", 1: b"\x85\x94.", 2: b"\x86\x94.", 3: b"\x87\x94."}  # EMPTY_TUPLE; TUPLE1-3, MEMOIZE; STOP
-_LONG_TUPLE_END = b"t\x94."  # TUPLE, MEMOIZE, STOP
-
-
-def memo_gets(raw: bytes, count: int) -> list[int]:
-    """The memo indexes of the `count` items of a tuple of memoized objects,
-    as a pickler writes it again: MARK (for more than three), one GET each,
-    then the tuple opcode, MEMOIZE and STOP -- exactly; anything else means
-    an item was not in the memo (Disagreement)."""
-    i = 2  # PROTO
-    if raw[i : i + 1] == b"\x95":  # FRAME and its 8-byte length
-        i += 9
-    if count > 3:
-        i += raw[i : i + 1] == b"("
-    indexes: list[int] = []
-    while len(indexes) < count and (width := _GET_WIDTHS.get(raw[i] if i < len(raw) else -1)):
-        indexes.append(int.from_bytes(raw[i + 1 : i + 1 + width], "little"))
-        i += 1 + width
-    if len(indexes) != count or raw[i:] != _TUPLE_ENDS.get(count, _LONG_TUPLE_END):
-        raise Disagreement("an object was not in the pickler's memo")
-    return indexes
