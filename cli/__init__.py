@@ -8,6 +8,7 @@ line (a bug in ckpt); `--traceback` shows the full one.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = cli.main(args=argv, prog_name="ckpt", standalone_mode=False)
     except click.exceptions.Abort:
-        return _fail("interrupted", INTERRUPTED)
+        return _interrupted()
     except click.exceptions.NoArgsIsHelpError as exc:
         exc.show()  # `ckpt` alone: the help is the answer
         return exc.exit_code
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         _show_cause(exc)
         return _fail(f"error: {flags.message(exc)}", exc.exit_code)
     except KeyboardInterrupt:
-        return _fail("interrupted", INTERRUPTED)
+        return _interrupted()
     except ReaderGone:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
         return 0
@@ -53,6 +54,15 @@ def main(argv: list[str] | None = None) -> int:
             USAGE,
         )
     return code or 0
+
+
+def _interrupted() -> int:
+    """Exit 130 in one line. What Ctrl-C abandoned mid-request (an upload's
+    open connection) is reported through asyncio's logger when it is
+    collected at exit, on stderr after that line: quieted, as nothing is
+    left to do about it."""
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    return _fail("interrupted", INTERRUPTED)
 
 
 def _fail(message: str, code: int) -> int:

@@ -99,3 +99,22 @@ def test_an_unknown_config_key_warns_in_save_and_load_and_fails_check(run_ckpt: 
     assert loaded.code == 0 and warning in loaded.err, loaded
     assert run_ckpt("load", "m.ckpt", "-q", cwd=tmp_path).err == ""
     assert_one_line_error(run_ckpt("check", cwd=tmp_path), 2, "unknown key 'trsut'", "did you mean 'trust'?")
+
+
+def test_ctrl_c_is_one_line_even_when_abandoned_connections_are_reported_at_exit(run_ckpt, tmp_path) -> None:
+    """An upload interrupted mid-request leaves a connection that aiohttp
+    reports through asyncio's logger when it is collected at exit: the
+    interrupt is still one line."""
+    (tmp_path / "abandoning.py").write_text(
+        "import asyncio\n"
+        "loop = asyncio.new_event_loop()\n"
+        "class Connection:\n"
+        "    def __del__(self):\n"
+        "        loop.call_exception_handler({'message': 'Unclosed connection', 'client_connection': self})\n"
+        "held = Connection()\n"
+        "def build():\n"
+        "    raise KeyboardInterrupt\n"
+    )
+    result = run_ckpt("save", "abandoning:build", "-o", str(tmp_path / "m.ckpt"), cwd=tmp_path)
+    assert result.code == 130 and result.err.strip() == "ckpt: interrupted", result
+    assert not (tmp_path / "m.ckpt").exists()
