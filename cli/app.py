@@ -5,24 +5,27 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ckpt.core import __version__
+from ckpt.core import __version__, keys
 from ckpt.core import config as config_module
 from ckpt.core.check import check as run_checks
 from ckpt.core.checkpoint import inspect as inspect_checkpoint
 from ckpt.core.checkpoint import load_checkpoint, opened
 from ckpt.core.checkpoint import save as save_object
 from ckpt.core.config import Config
+from ckpt.core.keys import fingerprint
 from ckpt.core.remote import is_url, protocol
 from ckpt.core.scan import scan_object
 from ckpt.core.suggest import suggest as suggest_fixes
 from ckpt.core.target import importable_cwd, resolve
 from ckpt.core.verify import verify as verify_checkpoint
+from ckpt.core.vouch import vouch
 
 from . import sarif, views
 from .progress import ProgressBar
@@ -175,10 +178,20 @@ _TRUST = click.option(
     "--trust",
     multiple=True,
     metavar="NAME",
-    help="Trust more than ckpt's reviewed table (repeatable; also `trust` in [tool.ckpt]): a PACKAGE admits the "
-    "public classes defined in it and its subpackages (never its functions); package.module:Name admits that one "
-    "class or function. `ckpt save` prints what a file needs.",
+    help="For a file that loads as data only (not signed by a key you trust): admit more than ckpt's reviewed "
+    "table (repeatable; also `trust` in [tool.ckpt]). A PACKAGE admits the public classes defined in it and its "
+    "subpackages (never its functions); package.module:Name admits that one class or function.",
 )
+
+_TRUSTED_KEY = click.option(
+    "--trusted-key", "trusted_key", multiple=True, metavar="FILE",
+    help="Also trust files signed by this public key (a .pub file as `ckpt key export` prints it; repeatable; "
+    "also `trusted-keys` in [tool.ckpt]): they load whole. Your own key is always trusted.",
+)
+
+
+def _keys(given: tuple[str, ...], config: Config) -> tuple[str, ...]:
+    return (*config.trusted_keys, *given)
 
 
 _STORAGE_OPTION = click.option(
@@ -238,9 +251,10 @@ def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], f
     The file is written to a temporary file, fsynced and renamed into place:
     OUTPUT is never left half-written. A URL's object is uploaded once the
     archive is complete and appears whole or not at all (on S3, a multipart
-    upload completed last, aborted on any failure). With CKPT_KEY set, the
-    manifest is signed (HMAC-SHA256). Strips listed for TARGET in [tool.ckpt]
-    apply too.
+    upload completed last, aborted on any failure). The manifest is signed
+    with your own key (made on the first save; CKPT_SIGNING_KEY overrides),
+    so the file loads whole for you and for whoever trusts your key. Strips
+    listed for TARGET in [tool.ckpt] apply too.
 
     Exit 0 saved, 1 the object cannot be saved, 2 bad input.
     """
@@ -260,8 +274,7 @@ def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], f
 @click.option("--against", metavar="TARGET", help="With --verify: compare the loaded object with a fresh one from TARGET.")
 @click.option("--mmap", "use_mmap", is_flag=True, help="Map array buffers copy-on-write instead of reading them (hashed only by --verify).")
 @click.option("--strict", is_flag=True, help="Fail when an installed module's version differs from the one saved.")
-@click.option("--allow-unsigned", is_flag=True,
-              help="With CKPT_KEY set, load an unsigned checkpoint anyway (under the trust you give).")
+@_TRUSTED_KEY
 @_TRUST
 @_STORAGE_OPTION
 @_ALL
@@ -269,55 +282,61 @@ def save(ctx: click.Context, target: str, output: str, strip: tuple[str, ...], f
 @common()
 @click.pass_context
 def load(ctx: click.Context, file: str, verify: bool, against: str | None, use_mmap: bool, strict: bool,
-         allow_unsigned: bool, trust: tuple[str, ...], storage_option: tuple[str, ...], every: bool,
+         trusted_key: tuple[str, ...], trust: tuple[str, ...], storage_option: tuple[str, ...], every: bool,
          no_progress: bool, fmt: str) -> None:
-    """Load FILE through the safe loader and summarize it.
+    """Load FILE and summarize it.
 
     Every member is hashed and compared with the manifest before anything
-    is unpickled; only allowed and trusted globals are loaded. --verify
-    exits 1 if any check fails. FILE may be a URL (s3://bucket/key.ckpt):
-    it is downloaded once, into a temporary file, and checked as a file.
+    is unpickled. Who signed it decides how it loads: a file signed by your
+    own key or a key you trust loads whole; anything else loads as data
+    only, admitting nothing beyond ckpt's reviewed table but what --trust
+    names. --verify exits 1 if any check fails. FILE may be a URL
+    (s3://bucket/key.ckpt): it is downloaded once, into a temporary file,
+    and checked as a file.
 
     Exit 0 loaded (and verified), 1 refused or a check failed, 2 bad input.
     """
     config = configuration()
     trusted = _trust(trust, config)
+    keys = _keys(trusted_key, config)
     options = _storage_options(file, storage_option, config)
     importable_cwd()
     with contextlib.ExitStack() as opening:  # one download of a URL serves the load and the verify
         with progress_bar(no_progress) as progress:
             archive = opening.enter_context(opened(file, options, progress, mmap=use_mmap))
-            report = load_checkpoint(archive, trust=trusted, mmap=use_mmap, strict=strict,
-                                     allow_unsigned=allow_unsigned, progress=progress)
+            report = load_checkpoint(archive, trust=trusted, trusted_keys=keys, mmap=use_mmap, strict=strict,
+                                     progress=progress)
         checks = None
         if verify or against:
             fresh = resolve(against) if against else None
-            checks = verify_checkpoint(archive, trust=trusted, against=fresh, strict=strict, loaded=report,
-                                       allow_unsigned=allow_unsigned)
+            checks = verify_checkpoint(archive, trust=trusted, trusted_keys=keys, against=fresh, strict=strict,
+                                       loaded=report)
     render(fmt, lambda out: views.load_text(out, report, checks, every), lambda: views.load_json(report, checks))
     ctx.exit(checks.exit_code if checks else 0)
 
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
+@_TRUSTED_KEY
 @_TRUST
 @_STORAGE_OPTION
 @_ALL
 @common()
 @click.pass_context
-def inspect(ctx: click.Context, file: str, trust: tuple[str, ...], storage_option: tuple[str, ...], every: bool,
-            fmt: str) -> None:
+def inspect(ctx: click.Context, file: str, trusted_key: tuple[str, ...], trust: tuple[str, ...],
+            storage_option: tuple[str, ...], every: bool, fmt: str) -> None:
     """Show what FILE holds without running anything in it.
 
-    The manifest, members, substitutions, and every global the pickle would
-    ask for (read from its opcodes: nothing from the file is built or
-    called), each with how the file uses it and what the loader would do
-    about it under the trust given: the loader's own analysis.
+    Who signed it (and so whether it would load whole or as data only), the
+    manifest, members, substitutions, and every global the pickle would ask
+    for (read from its opcodes: nothing from the file is built, called or
+    imported), each with how the file uses it and what the data-only loader
+    would do about it under the trust given.
 
     Exit 0 intact, 1 damaged or asking for what ckpt never loads, 2 unreadable.
     """
     config = configuration()
-    result = inspect_checkpoint(file, trust=_trust(trust, config),
+    result = inspect_checkpoint(file, trust=_trust(trust, config), trusted_keys=_keys(trusted_key, config),
                                 storage_options=_storage_options(file, storage_option, config))
     render(fmt, lambda out: views.inspect_text(out, result, every), lambda: views.inspect_json(result))
     ctx.exit(result.exit_code)
@@ -327,21 +346,116 @@ def inspect(ctx: click.Context, file: str, trust: tuple[str, ...], storage_optio
 @click.argument("files", nargs=-1)
 @click.option("--config", "config_path", metavar="PATH",
               help="The pyproject.toml to read [tool.ckpt] from (default: the nearest one from here upward).")
+@_TRUSTED_KEY
 @common(("text", "json", "sarif"))
 @click.pass_context
-def check(ctx: click.Context, files: tuple[str, ...], config_path: str | None, fmt: str) -> None:
+def check(ctx: click.Context, files: tuple[str, ...], config_path: str | None, trusted_key: tuple[str, ...],
+          fmt: str) -> None:
     """Check what [tool.ckpt] in pyproject.toml asks for: for CI and pre-commit.
 
     Scans every configured target (it passes if `ckpt save` can write it:
     under fail-on = "error" every finding is rewrapped, stripped, or listed
     in `strip`; under "any" every finding fails) and verifies every
-    configured checkpoint. Targets resolve from the configuration file's
+    configured checkpoint: intact, signed by a key you or [tool.ckpt]
+    `trusted-keys` trust (public keys only: nothing secret in CI), and
+    loading with its restored objects working. Targets resolve from the configuration file's
     directory. Given FILES, verifies the .ckpt files among them and scans
     only the targets whose module file is among them.
 
     Exit 0 all passed, 1 something failed, 2 configuration or usage error.
     """
-    report = run_checks(config_module.load(Path(config_path) if config_path else None, strict=True), files)
+    report = run_checks(config_module.load(Path(config_path) if config_path else None, strict=True), files,
+                        trusted_key)
     render(fmt, lambda out: views.check_report_text(out, report), lambda: views.check_report_json(report),
            lambda: sarif.check_log(report))
     ctx.exit(report.exit_code)
+
+
+@cli.group()
+def key() -> None:
+    """Your signing key, and the public keys you trust.
+
+    Every `ckpt save` signs its file with your own key (made on the first
+    save, private, under $CKPT_HOME or ~/.config/ckpt; CKPT_SIGNING_KEY
+    supplies one instead, for CI and clusters). A file signed by your key,
+    or by a key you trust, loads whole; any other file loads as data only.
+    Share your public key (`ckpt key export`) with whoever should load your
+    files whole; they run `ckpt key trust` on it.
+    """
+
+
+@key.command("export")
+def key_export() -> None:
+    """Print your public key (one OpenSSH line; nothing secret).
+
+    Made now if you have none yet. Give it to teammates (`ckpt key trust
+    FILE`) or list it in `trusted-keys` of [tool.ckpt], so CI verifies your
+    checkpoints with no secret.
+    """
+    existing = keys.own_key()
+    signing = existing or keys.own_key(create=True)
+    if existing is None and not _state["quiet"]:
+        click.echo(f"ckpt: made your signing key in {keys.home()}", err=True)
+    click.echo(signing.public.text())  # type: ignore[union-attr]
+
+
+@key.command("trust")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--name", metavar="NAME", help="What to call the key in reports (default: its own comment, e.g. alice@laptop).")
+def key_trust(file: str, name: str | None) -> None:
+    """Trust files signed by the public key in FILE: they load whole from now on.
+
+    FILE is a public key as `ckpt key export` prints it (ssh-ed25519 AAAA...
+    name). It is kept under your ckpt home; `ckpt key untrust` removes it.
+    """
+    public, where = keys.trust(file, name)
+    if not _state["quiet"]:
+        click.echo(f"ckpt: trusting {public.describe()}: files it signs load whole (kept in {where})")
+
+
+@key.command("untrust")
+@click.argument("which", metavar="FINGERPRINT_OR_NAME")
+def key_untrust(which: str) -> None:
+    """Stop trusting a key `ckpt key trust` added (by its fingerprint or name)."""
+    for public in keys.untrust(which):
+        if not _state["quiet"]:
+            click.echo(f"ckpt: no longer trusting {public.describe()}")
+
+
+@key.command("list")
+@common()
+def key_list(fmt: str) -> None:
+    """Show your own key and every key you trust."""
+    own = keys.own_key()
+    stored = keys.trusted_keys()
+    rows = ([("own", own.public.describe(), own.source)] if own else []) + [
+        ("trusted", public.describe(), where) for public, where in stored.others]
+    render(fmt, lambda out: views.keys_text(out, rows, keys.home()), lambda: views.keys_json(rows, keys.home()))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-y", "--yes", is_flag=True, help="Do not ask: sign (for scripts).")
+@click.pass_context
+def sign(ctx: click.Context, file: str, yes: bool) -> None:
+    """Vouch for FILE: sign it with your own key, so it loads whole.
+
+    For a checkpoint written before ckpt signed files, or by someone whose
+    key you do not hold, once `ckpt inspect FILE` has shown you what it
+    names: loading it whole runs what it names, as plain pickle would. The
+    file is rewritten atomically with the same members and a manifest
+    signed by you. Refused for a damaged file.
+
+    Exit 0 signed, 1 refused or declined, 2 bad input.
+    """
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("signing runs nothing, but loads FILE whole from then on: confirm with --yes "
+                                   "(no terminal to ask on)")
+        if not click.confirm(f"Loading {file} whole runs whatever it names (see `ckpt inspect {file}`). Sign it "
+                             "with your key?", default=False):
+            ctx.exit(1)
+    done = vouch(file)
+    if not _state["quiet"]:
+        click.echo(f"ckpt sign: {file} was {done.before.describe()}; now signed by you "
+                   f"({fingerprint(done.manifest.signature.public_key)}): it loads whole")  # type: ignore[union-attr]

@@ -15,7 +15,6 @@ FLAGS = {
     "strip": "--strip",
     "trust": "--trust",
     "strict": "--strict",
-    "allow_unsigned": "--allow-unsigned",
     "mmap": "--mmap",
 }
 """Keyword argument of the library -> the flag of ckpt's commands that passes it."""

@@ -13,6 +13,8 @@ from ckpt.core.check import CheckReport, Item
 from ckpt.core.checkpoint import GlobalVerdict, Inspection, LoadReport, SaveReport
 from ckpt.core.manifest import Substitution
 from ckpt.core.groups import GROUP_AT, Group, group
+from ckpt.core.keys import fingerprint
+from ckpt.core.provenance import Provenance
 from ckpt.core.scan import Finding, ScanReport
 from ckpt.core.suggest import Suggestion
 from ckpt.core.verify import VerifyReport
@@ -182,17 +184,28 @@ def _counts(substitutions: tuple[Substitution, ...]) -> str:
     return f"{rewrapped:,} rewrapped, {stripped:,} stripped"
 
 
-def load_command(report: SaveReport) -> str:
-    """The command that loads what was saved: the trust it needs, or none when signed."""
-    flags = "" if report.manifest.signature else "".join(f" --trust {t}" for t in report.manifest.trust)
-    return f"ckpt load {report.path}{flags}" + (" (signed: no --trust needed with this CKPT_KEY)"
-                                               if report.manifest.signature and report.manifest.trust else "")
+def provenance_json(origin: Provenance) -> dict[str, Any]:
+    return {
+        "origin": origin.origin.value,
+        "loads": "whole" if origin.whole else "data only",
+        "signer": origin.signer.fingerprint if origin.signer else None,
+        "signer_name": origin.signer.name if origin.signer and origin.whole else None,
+        "trusted_by": origin.trusted_by or None,
+        "description": origin.describe(),
+    }
+
+
+def _loads_as(origin: Provenance) -> str:
+    if origin.whole:
+        return "whole, as plain pickle would (its signer is trusted here)"
+    return "as data only: nothing it names runs (trust its signer to load it whole)"
 
 
 def save_json(report: SaveReport) -> dict[str, Any]:
+    signature = report.manifest.signature
     return {
         "path": report.path,
-        "trust": list(report.manifest.trust),
+        "signer": fingerprint(signature.public_key) if signature else None,
         "size": report.size,
         "seconds": round(report.seconds, 4),
         "replaced": report.replaced,
@@ -209,8 +222,9 @@ def save_text(out: TextOutput, report: SaveReport, every: bool = False) -> None:
         ("root", m.root_type),
         ("members", f"{len(m.members)} ({sum(x.size for x in m.members.values()):,} bytes)"),
         ("substitutions", _counts(m.substitutions)),
-        ("signed", "yes (HMAC-SHA256, CKPT_KEY)" if m.signature else "no (set CKPT_KEY to sign)"),
-        ("load with", load_command(report)),
+        ("signed", f"by you ({fingerprint(m.signature.public_key)}): it loads whole for you and for whoever "
+                   "trusts your key (ckpt key export)" if m.signature else "no"),
+        ("load with", f"ckpt load {report.path}"),
     ])
     _substitutions_text(out, m.substitutions, every)
     notices_text(out, report.notices)
@@ -231,7 +245,7 @@ def load_json(report: LoadReport, checks: VerifyReport | None) -> dict[str, Any]
         "size": report.size,
         "seconds": round(report.seconds, 4),
         "mapped": report.mapped,
-        "signature": report.signed,
+        "provenance": provenance_json(report.provenance),
         "warnings": list(report.warnings),
         "substitutions": [substitution_json(s) for s in report.manifest.substitutions],
     }
@@ -248,7 +262,8 @@ def load_text(out: TextOutput, report: LoadReport, checks: VerifyReport | None, 
         ("substitutions", _counts(m.substitutions) + " (restored as listed)"),
         ("size", human_size(report.size) + (" (arrays memory-mapped)" if report.mapped else "")),
         ("time", f"{report.seconds:.2f} s"),
-        ("signature", report.signed),
+        ("signature", report.provenance.describe()),
+        ("loaded", _loads_as(report.provenance).replace("as data only: nothing it names runs", "as data only")),
         ("saved", f"{m.created} by ckpt {m.ckpt_version}, Python {m.python}" + (f", from {m.target}" if m.target else "")),
     ])
     for warning in report.warnings:
@@ -279,6 +294,7 @@ def inspect_json(inspection: Inspection) -> dict[str, Any]:
     return {
         "path": inspection.path,
         "size": inspection.size,
+        "provenance": provenance_json(inspection.provenance),
         "manifest": inspection.manifest.to_dict(),
         "globals": [{"name": v.name, "uses": list(v.uses), "admitted": v.admitted, "why": v.why, "trust": v.trust,
                      "verdict": _verdict(v)} for v in inspection.globals],
@@ -295,21 +311,23 @@ def inspect_text(out: TextOutput, inspection: Inspection, every: bool = False) -
         ("created", f"{m.created} by ckpt {m.ckpt_version}, Python {m.python}"),
         ("target", m.target or "(none)"),
         ("root", m.root_type),
-        ("signed", "yes (HMAC-SHA256)" if m.signature else "no"),
+        ("signed", inspection.provenance.describe()),
+        ("would load", _loads_as(inspection.provenance)),
         ("modules", ", ".join(f"{k} {v}" for k, v in m.modules.items()) or "(standard library only)"),
-        ("needs", " ".join(f"--trust {t}" for t in m.trust) or "no --trust (ckpt's reviewed table covers it)"),
     ])
     out.table(["member", "size", "sha256"], [[n, f"{x.size:,}", x.sha256] for n, x in m.members.items()],
               whole=(0, 2), title="members (each checked against its sha256 in the manifest)")
     _substitutions_text(out, m.substitutions, every)
-    out.table(["global", "used as", "loader"], [[v.name, ", ".join(v.uses) or "-", _verdict(v)] for v in inspection.globals],
-              title="globals data.pkl refers to (read from its opcodes)")
+    out.table(["global", "used as", "as data"], [[v.name, ", ".join(v.uses) or "-", _verdict(v)]
+                                                 for v in inspection.globals],
+              title="globals data.pkl refers to (read from its opcodes), judged as the data-only loader would")
     if inspection.analysis_failed:
         out.line(f"cannot analyse data.pkl: it {inspection.analysis_failed}", "fail")
     for problem in inspection.problems:
         out.line(f"problem: {problem}", "fail")
     if not inspection.problems:
-        out.line("intact: every member matches the manifest, and nothing in data.pkl is refused outright", "ok")
+        out.line("intact: every member matches the manifest" + ("" if inspection.provenance.whole else
+                 ", and nothing in data.pkl is refused outright"), "ok")
 
 
 def check_report_json(report: CheckReport) -> dict[str, Any]:
@@ -342,3 +360,15 @@ def check_report_text(out: TextOutput, report: CheckReport) -> None:
     failed = len(report.failures)
     verdict = "all passed" if not failed else f"{failed} failed"
     out.line(f"ckpt check: {plural(len(report.items), 'check')}, {verdict}", "ok" if not failed else "fail")
+
+
+def keys_json(rows: list[tuple[str, str, str]], home: Any) -> dict[str, Any]:
+    return {"home": str(home), "keys": [{"role": role, "key": key, "from": where} for role, key, where in rows]}
+
+
+def keys_text(out: TextOutput, rows: list[tuple[str, str, str]], home: Any) -> None:
+    out.heading(f"ckpt keys ({home})")
+    if not rows:
+        out.line("no key yet: the first `ckpt save` (or `ckpt key export`) makes yours")
+        return
+    out.table(["role", "key", "from"], [list(row) for row in rows], whole=(1,))

@@ -5,8 +5,8 @@ dataclasses) and raises `CkptError`s; the command line renders them.
 
     >>> import ckpt.core as ckpt
     >>> report = ckpt.scan(model)                    # where would pickle fail? (or a "pkg.mod:build" target)
-    >>> ckpt.save(model, "model.ckpt")               # rewrap and write, atomically (replacing, like torch.save)
-    >>> model = ckpt.load("model.ckpt", trust=["mypkg"])   # a path, or an open binary file / io.BytesIO
+    >>> ckpt.save(model, "model.ckpt")               # rewrap, sign with your key, write atomically (replacing)
+    >>> model = ckpt.load("model.ckpt")              # yours (or a trusted signer's): whole; anyone else's: data only
     >>> ckpt.verify("model.ckpt").ok
 
 Every error raised on purpose is a `CkptError` (exported here with each of
@@ -24,8 +24,11 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 from .checkpoint import Inspection, LoadReport, SaveReport, inspect, load, load_checkpoint, save  # noqa: E402
 from .errors import (  # noqa: E402
-    CheckpointError, CkptError, ConfigError, MissingFileError, SaveError, TargetError, UnsafeCheckpointError, WriteError,
+    CheckpointError, CkptError, ConfigError, MissingFileError, SaveError, SigningKeyError, TargetError,
+    UnsafeCheckpointError, WriteError,
 )
+from .keys import PublicKey  # noqa: E402
+from .provenance import Origin, Provenance  # noqa: E402
 from .register import register, registered, unregister  # noqa: E402
 from .clusters import ray_runtime_env, register_workers  # noqa: E402
 from .scan import Finding, ScanReport, scan  # noqa: E402
@@ -35,7 +38,8 @@ from .verify import VerifyReport, verify  # noqa: E402
 
 __all__ = [
     "CheckpointError", "CkptError", "ConfigError", "Finding", "Inspection", "LoadReport", "MissingFileError",
-    "SaveError", "SaveReport", "ScanReport", "TargetCallError", "TargetError", "UnsafeCheckpointError",
+    "Origin", "Provenance", "PublicKey", "SaveError", "SaveReport", "ScanReport", "SigningKeyError",
+    "TargetCallError", "TargetError", "UnsafeCheckpointError",
     "VerifyReport", "WriteError", "__version__", "dumps", "inspect", "load", "load_checkpoint", "loads",
     "ray_runtime_env", "register", "register_workers", "registered", "resolve", "save", "scan", "unregister", "verify",
 ]

@@ -18,6 +18,7 @@ because nothing was looked at.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,9 +82,13 @@ class TargetConfigError(ConfigError):
         self.cause = cause
 
 
-def check(config: Config, files: Sequence[str | Path] = ()) -> CheckReport:
+def check(config: Config, files: Sequence[str | Path] = (), trusted_keys: Sequence[str] = ()) -> CheckReport:
     """Scan the configured targets and verify the configured checkpoints, or,
-    given files, only those that concern the files."""
+    given files, only those that concern the files. Checkpoints verify when
+    signed by a key the configuration (`trusted-keys`), `trusted_keys` or
+    the user trusts."""
+    if trusted_keys:
+        config = dataclasses.replace(config, trusted_keys=(*config.trusted_keys, *trusted_keys))
     root = config.root.resolve()
     _importable(root)
     if files:
@@ -186,7 +191,7 @@ def _configured_checkpoints(config: Config) -> list[Item]:
 
 
 def _checkpoint(file: Path, config: Config) -> Item:
-    report = verify(file, trust=config.trust)
+    report = verify(file, trust=config.trust, trusted_keys=config.trusted_keys)
     if report.ok:
         why = f"{sum(c.ok is True for c in report.checks)} checks passed"
     else:

@@ -1,10 +1,12 @@
 """Save, load and inspect checkpoint files: the pieces put together.
 
-save:    scan -> refuse what cannot be saved -> rewrap-pickle streamed into
-         an atomic, hashed archive -> manifest (signed with CKPT_KEY) last.
-load:    open and check the archive -> read and hash each member once ->
-         unpickle only those bytes under the safe policy.
-inspect: open and check the archive -> static walk of data.pkl; nothing runs.
+save:    rewrap-pickle streamed into an atomic, hashed archive (a scan only
+         to resolve strips, list rewraps or name what pickle refused) ->
+         manifest last, signed with the user's own key.
+load:    open and check the archive -> who signed it (`provenance`) ->
+         read and hash each member once -> a signer the user trusts: plain
+         pickle of those bytes; anyone else: the data-only unpickler.
+inspect: open and check the archive -> the stream analysis; nothing runs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import functools
 import importlib.util
 import io
 import os
+import pickle
 import platform
 import shutil
 import sys
@@ -26,20 +29,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard
 
+from . import catalog, remote, safeload
 from .atomic import DEVICE_ERRORS, atomic_write, exists_error
-from .audit import nesting_problem
-from . import catalog
 from .catalog import Action
-from .culprit import culprits
 from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive, read_archive
-from .errors import Argument, CheckpointError, CkptError, SaveError, UnsafeCheckpointError, WriteError
+from .errors import Argument, CheckpointError, CkptError, SaveError, WriteError, one_line
+from .keys import PublicKey, TrustedKeys, own_key, trusted_keys
 from .manifest import Manifest, Substitution
 from .notices import logger_notices
-from .pickler import RewrapPickler
-from . import remote, reviewed
-from .policy import Judgement, Trust, judge, loaded_class, narrowest
-from .safeload import unpickle
 from .paths import follow
+from .pickler import RewrapPickler, memo_size
+from .policy import Judgement, Trust, judge
+from .provenance import Provenance, provenance
 from .reach import Disagreement, StreamOracle
 from .scan import Finding, Oracle, ScanReport, qualified_name, scan_object
 from .stream import StreamFacts, analyse, collector_paused
@@ -56,12 +57,8 @@ StorageOptions = dict[str, Any] | None
 over fsspec's configuration and the backend's environment variables."""
 
 
-def signing_key(key: bytes | str | None = None) -> bytes | None:
-    """The HMAC key: the argument, else the CKPT_KEY environment variable."""
-    value = key if key is not None else os.environ.get("CKPT_KEY")
-    if value is None or value == "":
-        return None
-    return value.encode() if isinstance(value, str) else value
+TrustedKey = str | os.PathLike[str] | PublicKey
+"""A public key a load trusts: the path of its file, its OpenSSH line, or a PublicKey."""
 
 
 @dataclass(frozen=True)
@@ -83,13 +80,15 @@ def save(
     strip: Iterable[str] = (),
     target: str = "",
     overwrite: bool = True,
-    key: bytes | str | None = None,
     progress: Progress | None = None,
     storage_options: StorageOptions = None,
 ) -> SaveReport:
     """Write `obj` as a checkpoint; thread kinds rewrapped, `strip` paths saved as None.
 
     Refuses (SaveError, nothing written) if anything else is unpicklable.
+    The manifest is signed with the user's own key (`keys.own_key`: made on
+    the first save), so the file loads whole for them and for whoever
+    trusts their public key.
     An existing `path` is replaced atomically, as torch.save and joblib.dump
     replace it, but never half-overwritten; `overwrite=False` refuses it
     (WriteError) instead. A binary file object receives the archive once it
@@ -108,15 +107,15 @@ def save(
         _refuse_unsaveable(report, stripped)
     notices: list[str] = []
     durable = is_path(path) and not remote.is_url(path)  # a local file, fsynced once complete
+    signing = own_key(create=True)
     with (_writing(path, overwrite, storage_options, progress) as (file, replaced),
           ArchiveWriter(file, durable=durable) as writer, collector_paused()):
         pickler, data = _pickle_into(writer, obj, stripped, progress, target)
         if report is None and pickler.rewrapped:
             report = _locate(obj, target, pickler, data, notices)
-        pickler.clear_memo()  # free it before the analysis builds its own
-        facts = analyse(data)
-        trust = required_trust(facts, obj)
         del data
+        objects = memo_size(pickler, pickler.tap)
+        pickler.clear_memo()
         total = sum(b.raw().nbytes for b in pickler.buffers)
         done = 0
         for index, buffer in enumerate(pickler.buffers):
@@ -125,10 +124,7 @@ def save(
             if progress:
                 progress("writing arrays", done, total)
         findings = report.findings if report else ()
-        manifest = _manifest(obj, target, writer, findings, stripped, pickler, facts, trust)
-        signing = signing_key(key)
-        if signing is not None:
-            manifest = manifest.sign(signing)
+        manifest = _manifest(obj, target, writer, findings, stripped, pickler, objects).signed(signing)
         writer.finish(manifest)
         size = file.tell()
     return SaveReport(_name(path), manifest, size, time.perf_counter() - started, replaced,
@@ -286,7 +282,7 @@ def _refuse_unsaveable(report: ScanReport, stripped: dict[int, Finding]) -> None
 
 
 class _Tee:
-    """data.pkl on its way into the archive, kept for the load policy's analysis."""
+    """data.pkl on its way into the archive, kept for the replay that locates substitutions."""
 
     def __init__(self, out: Any) -> None:
         self.out = out
@@ -295,55 +291,6 @@ class _Tee:
     def write(self, data: Any) -> int:
         self.kept += data
         return self.out.write(data)  # type: ignore[no-any-return]
-
-
-def required_trust(facts: StreamFacts, obj: Any = None) -> tuple[str, ...]:
-    """What save knows load will need: the trust entries beyond the reviewed
-    table, several classes of one package folded into the package, and exact
-    names where the package's trust does not cover a use. A global no trust
-    could admit is a SaveError: ckpt never writes a file its own load refuses."""
-    judgement = judge(facts, Trust())
-    if judgement.problems or not all(r.trust for r in judgement.refusals):
-        raise _unloadable(judgement, obj)
-    _refuse_state_runners(facts, obj)
-    needed = set(narrowest(r.trust for r in judgement.refusals if r.trust))
-    while True:
-        remaining = judge(facts, Trust.parse(needed))
-        if remaining.ok:
-            return tuple(sorted(needed))
-        more = {r.trust for r in remaining.refusals if r.trust} - needed
-        if remaining.problems or not more:
-            raise _unloadable(remaining, obj)
-        needed |= more
-
-
-def _refuse_state_runners(facts: StreamFacts, obj: Any) -> None:
-    """A class whose unpickling compiles code from its state loads under no
-    trust (the load's audit hook refuses it): refuse it here, by its path."""
-    for name in facts.globals:
-        cls = loaded_class(name)
-        for base, why in reviewed.RUNS_ITS_STATE.items():
-            runner = loaded_class(base)
-            if cls is not None and runner is not None and issubclass(cls, runner):
-                where = culprits(obj, instances_of=(cls,)) if obj is not None else []
-                raise SaveError(
-                    f"cannot save: {', '.join(where) + ': ' if where else ''}{name}: {why}, which ckpt refuses "
-                    "at load; nothing was written",
-                    hint="save what rebuilds it instead (for a distribution: its name and arguments)",
-                )
-
-
-def _unloadable(judgement: Judgement, obj: Any) -> SaveError:
-    reasons = [f"its pickle {p}" for p in judgement.problems]
-    reasons += [f"its pickle needs {r.name}, which {r.why}" for r in judgement.refusals if not r.trust]
-    where = culprits(obj, (r.name for r in judgement.refusals if not r.trust)) if obj is not None else []
-    at = f"{', '.join(where)}: " if where else ""
-    return SaveError(
-        f"cannot save: {at}{reasons[0]}" + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else "")
-        + "; ckpt would refuse to load that, so nothing was written",
-        hint="give that object's class a __reduce__ or __getstate__ that uses only classes, functions and "
-             "public methods importable by name",
-    )
 
 
 def _pickle_into(
@@ -421,8 +368,7 @@ def _manifest(
     findings: tuple[Finding, ...],
     stripped: dict[int, Finding],
     pickler: RewrapPickler,
-    facts: StreamFacts,
-    trust: tuple[str, ...],
+    objects: int,
 ) -> Manifest:
     from . import __version__
 
@@ -435,10 +381,8 @@ def _manifest(
         members=dict(writer.members),
         substitutions=tuple(_substitution(f, f.object_id in stripped, pickler.notes.get(f.object_id))
                             for f in findings),
-        globals=tuple(facts.globals),
-        modules=module_versions(facts.globals),
-        objects=facts.memo,
-        trust=trust,
+        modules=module_versions({*pickler.modules(), type(obj).__module__}),
+        objects=objects,
     )
 
 
@@ -452,10 +396,10 @@ def _substitution(finding: Finding, user_stripped: bool, saved_note: str | None)
                         finding.also_at)
 
 
-def module_versions(globals_: Iterable[str]) -> dict[str, str]:
-    """Version of each top-level package the pickle names (not the standard library)."""
+def module_versions(modules: Iterable[str]) -> dict[str, str]:
+    """Version of each top-level package of `modules` (not the standard library)."""
     versions = {}
-    for top in sorted({name.split(":")[0].split(".")[0] for name in globals_}):
+    for top in sorted({name.split(".")[0] for name in modules}):
         if top in sys.stdlib_module_names or top.startswith("_"):
             continue
         version = installed_version(top)
@@ -489,31 +433,30 @@ class LoadReport:
     size: int
     seconds: float
     mapped: bool
-    signed: str
-    """"verified", "unsigned", "not checked" (signed, but no CKPT_KEY here)."""
+    provenance: Provenance
+    """Who signed the file: it loaded whole if its signer is trusted, as data only otherwise."""
     warnings: tuple[str, ...] = ()
     obj: Any = field(default=None, compare=False, repr=False)
-    facts: StreamFacts | None = field(default=None, compare=False, repr=False)
-    """The analysis of the data.pkl that was loaded (verify reads it rather than analyse it again)."""
 
 
 def load_checkpoint(
     path: Readable,
     *,
     trust: Iterable[str] = (),
+    trusted_keys: Iterable[TrustedKey] = (),
     mmap: bool = False,
     strict: bool = False,
-    key: bytes | str | None = None,
-    allow_unsigned: bool = False,
     progress: Progress | None = None,
     storage_options: StorageOptions = None,
 ) -> LoadReport:
-    """Load a checkpoint through the safe loader, with what a caller should know.
+    """Load a checkpoint, with what a caller should know.
 
-    `trust` entries are packages (their classes) or exact `module:qualname`
-    names (one class or function). A checkpoint signed with the key (`key`
-    or CKPT_KEY) is trusted for what its manifest says it needs; with a key
-    set, an unsigned checkpoint is refused unless `allow_unsigned`.
+    Who signed it decides how (`provenance`): your own key, or a public key
+    you trust (`ckpt key trust`, or `trusted_keys`: paths of public-key
+    files or OpenSSH lines), loads it whole, as plain pickle would; anything
+    else loads as data only (`safeload`), admitting beyond ckpt's reviewed
+    table only what `trust` names: packages (their public classes) or exact
+    `module:qualname` names. Every member's hash is checked first, either way.
     With `mmap`, array buffers are mapped copy-on-write from the file instead
     of read, and their hashes are checked only by `verify` (data.pkl is always hashed).
     `path` may be a URL (with its fsspec `storage_options`), a readable
@@ -522,27 +465,51 @@ def load_checkpoint(
     """
     started = time.perf_counter()
     given = Trust.parse(trust)
+    keys = load_trusted_keys(trusted_keys)
     what = _name(path)
     with opened(path, storage_options, progress, mmap=mmap) as archive:
         _require_modules(archive.manifest, what)
-        signed, trusted = _trust(archive.manifest, given, signing_key(key), allow_unsigned, what)
+        origin = provenance(archive.manifest, keys)
         data = archive.read(DATA)
-        buffers = _buffers(archive, mmap, progress)
-        facts = analyse(data)
-        obj = unpickle(data, trust=trusted, buffers=buffers, what=what, facts=facts)
         warnings = version_warnings(archive.manifest)
         if strict and warnings:
             refuse = Argument("strict", True)
             raise CheckpointError(f"{what}: {warnings[0]} ({refuse})", arguments=[refuse])
+        if origin.whole:
+            obj = load_whole(data, _buffers(archive, mmap, progress), what)
+        else:
+            plan = safeload.audit(data, given, origin, what)  # refused before any array is read
+            loaded = plan.construct(_buffers(archive, mmap, progress))
+            obj, warnings = loaded.obj, [*warnings, *loaded.warnings]
         return LoadReport(what, archive.manifest, archive.size, time.perf_counter() - started, mmap,
-                          signed, tuple(warnings), obj, facts)
+                          origin, tuple(warnings), obj)
 
 
-def load(path: File, *, trust: Iterable[str] = (), mmap: bool = False, key: bytes | str | None = None,
-         allow_unsigned: bool = False, storage_options: StorageOptions = None) -> Any:
+def load(path: File, *, trust: Iterable[str] = (), trusted_keys: Iterable[TrustedKey] = (), mmap: bool = False,
+         storage_options: StorageOptions = None) -> Any:
     """Load a checkpoint and return the object (see `load_checkpoint`)."""
-    return load_checkpoint(path, trust=trust, mmap=mmap, key=key, allow_unsigned=allow_unsigned,
+    return load_checkpoint(path, trust=trust, trusted_keys=trusted_keys, mmap=mmap,
                            storage_options=storage_options).obj
+
+
+def load_whole(data: Any, buffers: list[Any], what: str) -> Any:
+    """Plain pickle of a file whose signer is trusted: what it wrote, it gets back."""
+    try:
+        with collector_paused():  # what a load builds is new and reachable: collections would find nothing
+            return pickle.Unpickler(io.BytesIO(data), buffers=buffers).load()
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except RecursionError:
+        raise CheckpointError(f"cannot load {what}: it is nested too deeply for this interpreter's stack") from None
+    except Exception as exc:
+        raise CheckpointError(f"cannot load {what}: {type(exc).__name__}: {one_line(str(exc))}",
+                              hint="the file is signed by a key you trust, so this is the saved objects' own "
+                              "unpickling failing here (a missing or changed class?); run with --traceback") from None
+
+
+def load_trusted_keys(given: Iterable[TrustedKey]) -> TrustedKeys:
+    """Your own key, the keys `ckpt key trust` stored, and the `given` ones."""
+    return trusted_keys(given)
 
 
 def _require_modules(manifest: Manifest, what: str) -> None:
@@ -554,28 +521,6 @@ def _require_modules(manifest: Manifest, what: str) -> None:
                 f"cannot load {what}: it needs {module} (saved with version {version}), which is not installed here",
                 hint=f"pip install '{module}=={version}'",
             )
-
-
-def _trust(manifest: Manifest, given: Trust, key: bytes | None, allow_unsigned: bool,
-           what: str) -> tuple[str, Trust]:
-    """The signature status, and what the load trusts: the caller's trust,
-    plus the manifest's recorded needs when its signature verifies."""
-    if manifest.signature is None:
-        if key is not None and not allow_unsigned:
-            allow = Argument("allow_unsigned", True)
-            raise UnsafeCheckpointError(
-                f"refusing {what}: it is not signed, and CKPT_KEY is set (a checkpoint you wrote would be signed)",
-                hint=f"pass {allow} to load it under the trust you give",
-                arguments=[allow],
-            )
-        return "unsigned", given
-    if key is None:
-        return "not checked", given
-    if not manifest.signature_valid(key):
-        raise UnsafeCheckpointError(
-            f"refusing {what}: its manifest signature does not match CKPT_KEY (edited, or signed with another key)"
-        )
-    return "verified", given + Trust.parse(manifest.trust)
 
 
 def _buffers(archive: Archive, mmap: bool, progress: Progress | None) -> list[Any]:
@@ -627,11 +572,15 @@ class Inspection:
     path: str
     size: int
     manifest: Manifest
+    provenance: Provenance
     globals: tuple[GlobalVerdict, ...]
+    """What data.pkl names, each judged as the data-only unpickler would (a
+    file from a trusted signer loads whole, and its verdicts are only advice)."""
     problems: tuple[str, ...]
-    """Integrity problems, what no pickle of ordinary objects does, and globals ckpt would never load."""
+    """Integrity problems; for a file that would load as data only, also what
+    no pickle of ordinary objects does and globals ckpt would never load."""
     untrusted: tuple[str, ...]
-    """Globals that need --trust."""
+    """Globals that need --trust to load as data."""
     analysis_failed: str | None = None
     """Why data.pkl could not be read opcode by opcode (then nothing about it is known for sure)."""
 
@@ -640,27 +589,27 @@ class Inspection:
         return 1 if self.problems else 0
 
 
-def inspect(path: Readable, *, trust: Iterable[str] = (), storage_options: StorageOptions = None) -> Inspection:
+def inspect(path: Readable, *, trust: Iterable[str] = (), trusted_keys: Iterable[TrustedKey] = (),
+            storage_options: StorageOptions = None) -> Inspection:
     """Describe a checkpoint (at a path or URL, or in a file object, as
-    `load` reads one), and what loading it under `trust` would admit,
-    without running anything in it: the loader's own analysis, nothing
-    from the file is built."""
+    `load` reads one): who signed it, so how it would load, and what
+    loading it as data under `trust` would admit, without running anything
+    in it: the data-only loader's own analysis; nothing from the file is
+    built or imported."""
     with opened(path, storage_options) as archive:
         problems = archive.hash_failures()
+        origin = provenance(archive.manifest, load_trusted_keys(trusted_keys))
         data = bytes(archive.mapped(DATA))  # as stored: inspect shows damaged files too
         facts = analyse(data)
-        judgement = judge(facts, Trust.parse(trust))
-        verdicts = _verdicts(facts, judgement)
-        problems += list(facts.problems)
-        problems += [f"{v.name} {v.why}, and ckpt never loads it" for v in verdicts if not v.admitted and not v.trust]
-        if (nesting := nesting_problem(data)) is not None:
-            problems.append(nesting)
+        verdicts = _verdicts(facts, judge(facts, Trust.parse(trust), imports=False))
+        if facts.malformed:
+            problems.append(f"data.pkl {facts.malformed}")
+        elif not origin.whole:
+            problems += [f"data.pkl {p}" for p in facts.problems]
+            problems += [f"{v.name} {v.why}, and ckpt never loads it as data" for v in verdicts
+                         if not v.admitted and not v.trust]
         untrusted = tuple(v.name for v in verdicts if v.trust)
-        undeclared = judge(facts, Trust.parse((*trust, *archive.manifest.trust))).required()
-        if undeclared:
-            problems.append(f"data.pkl needs --trust {', --trust '.join(undeclared)}, which its manifest does not "
-                            "declare (the manifest does not describe this pickle)")
-        return Inspection(_name(path), archive.size, archive.manifest, verdicts, tuple(problems), untrusted,
+        return Inspection(_name(path), archive.size, archive.manifest, origin, verdicts, tuple(problems), untrusted,
                           facts.malformed)
 
 

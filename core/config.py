@@ -3,7 +3,8 @@
     [tool.ckpt]
     targets = ["mypkg.model:build"]          # must be checkpointable
     checkpoints = ["models/*.ckpt"]          # must verify (globs, relative to this file)
-    trust = ["mypkg"]                        # packages (their classes) or module:Name trusted on load
+    trust = ["mypkg"]                        # packages (their classes) or module:Name, for files loaded as data
+    trusted-keys = ["keys/alice.pub"]        # public keys whose signed files load whole (paths, or OpenSSH lines)
     strip = ["mypkg.model:build=model.log_file"]   # allowed strips, per target
     fail-on = "error"                        # or "any": every finding fails
 
@@ -30,7 +31,7 @@ from .errors import ConfigError
 from .policy import Trust
 
 FAIL_ON = ("error", "any")
-_KEYS = {"targets", "checkpoints", "trust", "strip", "fail-on", "storage-options"}
+_KEYS = {"targets", "checkpoints", "trust", "trusted-keys", "strip", "fail-on", "storage-options"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class Config:
     targets: tuple[str, ...] = ()
     checkpoints: tuple[str, ...] = ()
     trust: tuple[str, ...] = ()
+    trusted_keys: tuple[str, ...] = ()
+    """Public keys (OpenSSH lines, or paths made absolute from the file's directory)."""
     strip: dict[str, tuple[str, ...]] = field(default_factory=dict)
     fail_on: str = "error"
     storage_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -110,6 +113,7 @@ def _parse(path: Path, section: dict[str, Any], strict: bool) -> Config:
         targets=_strings(path, section, "targets"),
         checkpoints=_patterns(path, _strings(path, section, "checkpoints")),
         trust=_trust(path, _strings(path, section, "trust")),
+        trusted_keys=_keys(path, _strings(path, section, "trusted-keys")),
         strip=_strips(path, _strings(path, section, "strip")),
         fail_on=fail_on,
         storage_options=_storage_options(path, section.get("storage-options", {})),
@@ -139,6 +143,11 @@ def _trust(path: Path, entries: tuple[str, ...]) -> tuple[str, ...]:
     except ConfigError as exc:
         raise ConfigError(f"{path}: [tool.ckpt] {exc.message}", hint="write mypkg or mypkg.module:Name") from None
     return entries
+
+
+def _keys(path: Path, entries: tuple[str, ...]) -> tuple[str, ...]:
+    """Each entry an OpenSSH public-key line as it is, or a file relative to the configuration's directory."""
+    return tuple(entry if entry.lstrip().startswith("ssh-") else str(path.parent / entry) for entry in entries)
 
 
 def _strips(path: Path, entries: tuple[str, ...]) -> dict[str, tuple[str, ...]]:

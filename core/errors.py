@@ -85,6 +85,10 @@ class SaveError(CkptError):
     exit_code = FAILED
 
 
+class SigningKeyError(CkptError):
+    """A signing key or public key that cannot be read, made or used."""
+
+
 class WriteError(CkptError):
     """The destination cannot be written (permissions, disk full)."""
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import copyreg
 import functools
-import importlib
 import pickle
 import sys
 import types

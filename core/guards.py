@@ -12,7 +12,6 @@ classes it instantiates or stores.
 
 from __future__ import annotations
 
-import ctypes
 import inspect
 import logging
 import operator
@@ -23,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import rewrap
 from .errors import CheckpointError
 from .flood import MAX_COLLISIONS, Floods
 
@@ -38,6 +36,8 @@ class Context:
     """ids of the classes this load admitted."""
     floods: Floods = field(default_factory=Floods)
     """Numbers built by guards: a flood of distinct ones sharing a hash is refused."""
+    warnings: list[str] = field(default_factory=list)
+    """What a guard changed about what it built, for the load's report."""
 
     def counted(self, number: Any) -> Any:
         """`number`, after checking it is not one too many of distinct numbers sharing one hash."""
@@ -93,26 +93,6 @@ def _sized(obj: Any, load: Context) -> Callable[..., Any]:
     return build
 
 
-def _items_only(obj: Any, load: Context) -> Callable[..., Any]:
-    """multiprocessing's Array(typecode, n) allocates n items of shared
-    memory: only the list of items the file holds is accepted (as the
-    mp-array rewrap writes it), never a count, with a typecode by name."""
-
-    def build(typecode: Any, items: Any, **kwargs: Any) -> Any:
-        from multiprocessing import sharedctypes
-
-        if type(items) is not list:
-            raise refused(f"builds a {_name(obj)} from something other than a list of its items")
-        if not (typecode in sharedctypes.typecode_to_type  # type: ignore[attr-defined]
-                or isinstance(typecode, type) and issubclass(typecode, ctypes._SimpleCData)):
-            raise refused(f"builds a {_name(obj)} of a type other than a typecode or a simple ctypes type")
-        if set(kwargs) - {"lock"}:
-            raise refused(f"builds a {_name(obj)} with keywords {sorted(kwargs)}")
-        return obj(typecode, items, **kwargs)
-
-    return build
-
-
 MAX_NUMBER_BITS = 100_000
 """Integers a Fraction is built from, at most (30,000 digits): its gcd is
 quadratic in their size, and no model's fraction comes near."""
@@ -144,6 +124,46 @@ def _decimal_text(obj: Any, load: Context) -> Callable[..., Any]:
             raise refused(f"builds a Decimal from something other than its text (of at most {MAX_DECIMAL_TEXT:,} "
                           "characters)")
         return load.counted(obj(args[0]))
+
+    return build
+
+
+def _existing_logger(obj: Any, load: Context) -> Callable[..., Any]:
+    """Pickle writes a logger as `getLogger(name)`: the process's logger of
+    that name. One the process does not have would be created and
+    registered for good: a load changes no process state, so it comes back
+    detached instead (named, its records going to the root logger's
+    handlers), and the load says so."""
+
+    def lookup(*args: Any) -> Any:
+        if not args:
+            return obj()
+        if len(args) != 1 or type(args[0]) is not str:
+            raise refused("looks a logger up by something other than its name")
+        name = args[0]
+        existing = logging.Logger.manager.loggerDict.get(name)
+        if isinstance(existing, logging.Logger) or name == "root":
+            return obj(name)
+        detached = logging.Logger(name)
+        detached.parent = obj()
+        load.warnings.append(f"logger {name!r} does not exist in this process: restored detached (not registered "
+                             "with logging; its records go to the root logger's handlers)")
+        return detached
+
+    return lookup
+
+
+SINGLETON_TYPES = (type(None), type(NotImplemented), type(Ellipsis))
+
+
+def _singleton_type(obj: Any, load: Context) -> Callable[..., Any]:
+    """type(x) is written by pickle only for the types of None, NotImplemented
+    and Ellipsis (which have no name to import): nothing else."""
+
+    def build(*args: Any) -> Any:
+        if len(args) != 1 or type(args[0]) not in SINGLETON_TYPES:
+            raise refused("calls type() on something other than None, NotImplemented or Ellipsis")
+        return obj(args[0])
 
     return build
 
@@ -326,35 +346,6 @@ def _enum_lookup(obj: Any, load: Context) -> Callable[..., Any]:
     return lookup
 
 
-
-BAR_KEYWORDS = frozenset(rewrap.BAR_SETTINGS) | {"initial", "ncols", "file", "delay"}
-"""What the progress-bar rewrap passes to a tqdm class."""
-
-
-def _progress_bar(obj: Any, load: Context) -> Callable[..., Any]:
-    """A tqdm bar is written as `cls(**settings)`. tqdm also takes objects it
-    calls or writes to (lock_args, postfix, a file, an iterable): only the
-    rewrap's keywords are accepted, each a plain value, a file only when it
-    is this process's stdout or stderr, and delay > 0 so building the bar
-    prints nothing."""
-
-    def build(*args: Any, **kwargs: Any) -> Any:
-        other = sorted(kwargs.keys() - BAR_KEYWORDS) + (["positional arguments"] if args else [])
-        if other:
-            raise refused(f"builds a {_name(obj)} with {', '.join(other)} (only {', '.join(sorted(BAR_KEYWORDS))})")
-        if "file" in kwargs and rewrap.std_stream_name(kwargs["file"]) not in ("stdout", "stderr"):
-            raise refused(f"builds a {_name(obj)} writing to something other than stdout or stderr")
-        odd = sorted(name for name, value in kwargs.items() if name != "file" and type(value) not in rewrap.PLAIN)
-        if odd:
-            raise refused(f"builds a {_name(obj)} with {', '.join(odd)} other than a number, text, bool or None")
-        delay = kwargs.get("delay", 0)  # tqdm's default
-        if not (type(delay) in (int, float) and delay > 0):  # NaN is not above 0 either
-            raise refused(f"builds a {_name(obj)} that prints at load (delay {delay!r} is not above 0)")
-        return obj(**kwargs)
-
-    return build
-
-
 GUARDS: dict[str, Guard] = {
     "sized": _sized, "one_argument": _one_argument, "queue_refill": _queue_refill,
     "integers_only": _integers_only, "no_debug_flag": _no_debug_flag, "delayed_open": delayed_open,
@@ -362,23 +353,13 @@ GUARDS: dict[str, Guard] = {
     "bounded_empty": _bounded_empty, "tensor_rebuild": _tensor_rebuild, "dtype_copy": _dtype_copy,
     "bit_generator": _bit_generator, "admitted_class_argument": _admitted_class_argument,
     "cython_reconstructor": _admitted_class_argument, "enum_lookup": _enum_lookup, "decimal_text": _decimal_text,
-    "flat_slice": _flat_slice, "items_only": _items_only, "progress_bar": _progress_bar,
+    "flat_slice": _flat_slice, "singleton_type": _singleton_type, "existing_logger": _existing_logger,
 }
 
 
 def guard_name(obj: Any, named: str | None) -> str | None:
     """The guard for an admitted object: its entry's, or by what it is (every
-    file handler class, whoever admitted it, opens nothing at load; every
-    tqdm bar class, tqdm's own or a trusted subclass, is built as the
-    progress-bar rewrap builds it)."""
+    file handler class, whoever admitted it, opens nothing at load)."""
     if isinstance(obj, type) and issubclass(obj, logging.FileHandler):
         return "delayed_open"
-    if isinstance(obj, type) and _is_progress_bar_class(obj):
-        return "progress_bar"
     return named
-
-
-def _is_progress_bar_class(cls: type) -> bool:
-    """tqdm.std.tqdm or a subclass (without importing tqdm: unimported, nothing can subclass it)."""
-    std = sys.modules.get("tqdm.std")
-    return std is not None and issubclass(cls, std.tqdm)

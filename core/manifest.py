@@ -1,26 +1,32 @@
 """manifest.json: the checkpoint's description of itself, parsed strictly.
 
 Versions, target and root type, the sha256 and size of every member, what
-save did not write as it was (substitutions), the globals the pickle names,
-the module versions, the object count, and an optional HMAC-SHA256
-signature over all of it (docs/FORMAT.md). Every problem in a manifest read
-from a file is a one-line CheckpointError.
+save did not write as it was (substitutions), the versions of the packages
+the pickled objects come from, the object count, and the Ed25519 signature
+over all of it that says who wrote the file (`provenance`; docs/FORMAT.md).
+Every problem in a manifest read from a file is a one-line CheckpointError.
+
+Format 2 signs with Ed25519; format 1 (read, never written) signed with an
+HMAC of a shared secret and listed the globals and trust the pickle needed.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
-import hashlib
-import hmac
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import CheckpointError
+from .errors import CheckpointError, printable
+
+if TYPE_CHECKING:
+    from .keys import SigningKey
 
 FORMAT = "ckpt"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,17 @@ class Substitution:
 
 
 @dataclass(frozen=True)
+class Signature:
+    """Who signed the manifest: their public key (an OpenSSH line) and the
+    signature of `Manifest.canonical()`, base64. `alg` "hmac-sha256" is a
+    format-1 signature, kept only to be reported."""
+
+    public_key: str
+    value: str
+    alg: str = "ed25519"
+
+
+@dataclass(frozen=True)
 class Manifest:
     created: str
     ckpt_version: str
@@ -50,13 +67,10 @@ class Manifest:
     root_type: str
     members: dict[str, Member]
     substitutions: tuple[Substitution, ...] = ()
-    globals: tuple[str, ...] = ()
     modules: dict[str, str] = field(default_factory=dict)
     objects: int = 0
     """Objects in data.pkl's memo: what `load` reports without counting again."""
-    trust: tuple[str, ...] = ()
-    """The --trust entries loading needs beyond ckpt's reviewed table (what save found)."""
-    signature: str | None = None
+    signature: Signature | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -75,28 +89,23 @@ class Manifest:
                  "also_at": list(s.also_at)}
                 for s in self.substitutions
             ],
-            "globals": list(self.globals),
             "modules": dict(self.modules),
             "objects": self.objects,
-            "trust": list(self.trust),
         }
         if signed and self.signature is not None:
-            data["signature"] = {"alg": "hmac-sha256", "value": self.signature}
+            data["signature"] = {"alg": self.signature.alg, "public_key": self.signature.public_key,
+                                 "value": self.signature.value}
         return data
 
     def canonical(self) -> bytes:
         """The bytes a signature covers: the manifest without its signature."""
         return json.dumps(self.to_dict(signed=False), sort_keys=True, separators=(",", ":")).encode()
 
-    def sign(self, key: bytes) -> Manifest:
-        digest = hmac.new(key, self.canonical(), hashlib.sha256).hexdigest()
-        return dataclasses.replace(self, signature=digest)
-
-    def signature_valid(self, key: bytes) -> bool:
-        if self.signature is None:
-            return False
-        expected = hmac.new(key, self.canonical(), hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, self.signature)
+    def signed(self, key: SigningKey) -> Manifest:
+        """This manifest with `key`'s signature (of everything but the signature)."""
+        unsigned = dataclasses.replace(self, signature=None, format_version=FORMAT_VERSION)
+        value = base64.b64encode(key.sign(unsigned.canonical())).decode()
+        return dataclasses.replace(unsigned, signature=Signature(key.public.line, value))
 
 
 def parse_manifest(raw: bytes) -> Manifest:
@@ -110,7 +119,7 @@ def parse_manifest(raw: bytes) -> Manifest:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError("manifest.json does not describe a ckpt checkpoint (format is not 'ckpt')")
     version = data.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise CheckpointError(
             f"checkpoint format_version {version!r} is not supported (this ckpt reads version {FORMAT_VERSION})",
             hint="upgrade ckpt" if isinstance(version, int) and version > FORMAT_VERSION else None,
@@ -128,11 +137,6 @@ def parse_manifest(raw: bytes) -> Manifest:
             )
             for s in _typed(data.get("substitutions", []), list, "substitutions")
         )
-        signature = data.get("signature")
-        if signature is not None:
-            if _typed(signature, dict, "signature").get("alg") != "hmac-sha256":
-                raise CheckpointError("manifest.json: unknown signature algorithm")
-            signature = _hex(signature.get("value"))
         return Manifest(
             created=_text(data["created"], "created"),
             ckpt_version=_text(data["ckpt_version"], "ckpt_version"),
@@ -141,12 +145,11 @@ def parse_manifest(raw: bytes) -> Manifest:
             root_type=_text(data["root_type"], "root_type"),
             members=members,
             substitutions=substitutions,
-            globals=tuple(_text(g, "global") for g in _typed(data.get("globals", []), list, "globals")),
             modules={_text(k, "module"): _text(v, "version") for k, v in
                      _typed(data.get("modules", {}), dict, "modules").items()},
             objects=_int(data.get("objects", 0)),
-            trust=tuple(_trust_entry(t) for t in _typed(data.get("trust", []), list, "trust")),
-            signature=signature,
+            signature=_signature(data.get("signature")),
+            format_version=version,
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"manifest.json is missing or mistypes a field ({exc})") from None
@@ -162,10 +165,15 @@ def _text(value: Any, what: str) -> str:
     return _typed(value, str, what)
 
 
-def _trust_entry(value: Any) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][\w.]*(:[A-Za-z_][\w.]*)?", value):
-        raise TypeError("trust entries should be package or module:qualname names")
-    return value
+def _signature(value: Any) -> Signature | None:
+    if value is None:
+        return None
+    alg = _typed(value, dict, "signature").get("alg")
+    if alg == "hmac-sha256":
+        return Signature("", _hex(value.get("value")), alg)
+    if alg != "ed25519":
+        raise CheckpointError(f"manifest.json: unknown signature algorithm {printable(str(alg))!r}")
+    return Signature(_text(value.get("public_key"), "public_key"), _text(value.get("value"), "signature"))
 
 
 def _int(value: Any) -> int:

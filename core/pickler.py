@@ -141,6 +141,11 @@ class RewrapPickler(pickle.Pickler):
         self.loggers: dict[int, Any] = {}
         """The loggers written (by name, as pickle does): their handlers are not saved."""
 
+    def modules(self) -> set[str]:
+        """The modules of the types the pickler wrote by reduction (the types
+        it looked up in its table): where the manifest's package versions come from."""
+        return {getattr(cls, "__module__", None) or "" for cls in self.dispatch_table}
+
     @property
     def rewrapped(self) -> bool:
         """Whether any catalog kind was rewrapped or stripped (then save lists them)."""

@@ -5,8 +5,10 @@ A global is `module:qualname`. It is admitted by
 - the reviewed table (`reviewed`): exact names and a few rules, no trust needed;
 - `--trust PACKAGE` (or `trust = [...]`): the public *classes* defined in
   that package and its subpackages, never its functions;
-- `--trust package.module:qualname`: that one class or function;
-- a signed manifest: the trust entries it records, when its HMAC verifies.
+- `--trust package.module:qualname`: that one class or function.
+
+This is the data-only tier's policy: a file signed by a key the user trusts
+never reaches it (`provenance`).
 
 Nothing is imported before the name is admitted. An admitted name is then
 resolved: `module` imported, `qualname` walked through classes only (never
@@ -30,17 +32,20 @@ all come from it.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
+import importlib.util
 import sys
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import reviewed
 from .guards import guard_name
-from .errors import Argument, CheckpointError, ConfigError, UnsafeCheckpointError, printable
+from .errors import ConfigError, printable
 from .reviewed import CLASS, FUNCTION, Entry
 from .stream import CALL, INSTANCE_CALLED, NEW, NEW_ARGS, RESULT_USED, USE_NAMES, VALUE, StreamFacts
 
@@ -125,19 +130,17 @@ class Judgement:
         return not self.refusals and not self.problems
 
     def required(self) -> tuple[str, ...]:
-        """The trust entries a file needs beyond the reviewed table (for save and the manifest)."""
+        """The trust entries a file needs beyond the reviewed table."""
         return narrowest(r.trust for r in self.refusals if r.trust)
 
-    def refusal(self, what: str) -> CheckpointError:
-        return refuse(self, what)
 
-
-def judge(facts: StreamFacts, trust: Trust = Trust(), *, complete: bool = True) -> Judgement:
+def judge(facts: StreamFacts, trust: Trust = Trust(), *, complete: bool = True, imports: bool = True) -> Judgement:
     """Admit or refuse every global of the stream for every use it makes of it.
 
     Not `complete` (a load): when some name is refused by name alone, only
     the names whose modules are imported already are resolved besides, so a
-    file that will be refused imports nothing new."""
+    file that will be refused imports nothing new. Not `imports` (inspect):
+    a name whose module is not imported yet is judged by its name alone."""
     admissions: dict[str, Admission] = {}
     refusals: list[Refusal] = []
     names = facts.globals
@@ -147,7 +150,7 @@ def judge(facts: StreamFacts, trust: Trust = Trust(), *, complete: bool = True) 
         names = {name: uses for name, uses in names.items()
                  if not admissible(name, trust) or name.partition(":")[0] in sys.modules}
     for name, uses in names.items():
-        found = admit(name, trust)
+        found = admit(name, trust) if imports or name.partition(":")[0] in sys.modules else _by_name(name, trust)
         if isinstance(found, Refusal):
             role = ", ".join(facts.uses(name)) or "named"
             why = f"({role}) {found.why}"
@@ -188,6 +191,10 @@ def admit(name: str, trust: Trust) -> Admission | Refusal:
     cython = reviewed.cython_class(qualname)
     if not admissible(name, trust):
         return Refusal(name, "is not trusted", name)
+    if (package and not exact and entry is None and cython is None and not reviewed.rule_modules(module)
+            and module not in sys.modules and not defines(module, qualname.partition(".")[0])):
+        return Refusal(name, f"is not defined in the source of {module}, which ckpt does not import just to look "
+                       "(importing a module runs it)", None)
     try:
         obj = resolve(module, qualname)
     except LookupError as exc:
@@ -205,6 +212,54 @@ def admit(name: str, trust: Trust) -> Admission | Refusal:
     if package and isinstance(obj, type) and not _private(qualname):
         return _package_class(name, obj, package)
     return Refusal(name, f"is not trusted ({_role(obj, qualname)})", name)
+
+
+def defines(module: str, name: str) -> bool:
+    """Whether `module`'s source defines `name` at its top level (a class,
+    a function, an assignment), read without importing the module itself:
+    a module imported only for its side effects (sklearn's
+    `enable_iterative_imputer`) defines nothing a pickle can name. A module
+    with no source to read (compiled) is given the benefit of the doubt."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return True  # `resolve` says what is missing
+    origin = spec.origin if spec is not None else None
+    if not origin or not origin.endswith(".py"):
+        return True
+    try:
+        tree = ast.parse(Path(origin).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return True
+    return name in _bound(tree.body)
+
+
+def _bound(body: list[ast.stmt]) -> set[str]:
+    """Names a module body defines (imports are not definitions)."""
+    names: set[str] = set()
+    for node in body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            for part in ("body", "orelse", "finalbody"):
+                names |= _bound(getattr(node, part, []))
+            for handler in getattr(node, "handlers", []):
+                names |= _bound(handler.body)
+    return names
+
+
+def _by_name(name: str, trust: Trust) -> Admission | Refusal:
+    """What `admit` would say, judged without importing the name's module."""
+    if not admissible(name, trust):
+        return Refusal(name, "is not trusted" if _dotted(name.partition(":")[0]) else "is not a name ckpt ever loads",
+                       name)
+    entry = reviewed.BY_NAME.get(name)
+    source = f"reviewed: {entry.reason}" if entry else f"--trust {name if name in trust.names else trust.package_of(name.partition(':')[0])}"
+    return Admission(name, None, entry.kind if entry else CLASS, ~0, True, None,
+                     f"{source} (by name: {name.partition(':')[0]} is not imported, so not checked further)")
 
 
 def _dunder(module: str, qualname: str) -> bool:
@@ -343,7 +398,9 @@ def _not_for(found: Admission, denied: int) -> Refusal:
 
 
 def narrowest(entries: Iterable[str]) -> tuple[str, ...]:
-    """Trust entries, with several classes of one package folded into the package."""
+    """Trust entries, with several classes of one package folded into the
+    package; never the standard library's (trusting `logging` would admit
+    handlers that write files and connect)."""
     names = sorted(set(entries))
     by_top: dict[str, list[str]] = {}
     for name in names:
@@ -351,7 +408,7 @@ def narrowest(entries: Iterable[str]) -> tuple[str, ...]:
     result = []
     for top, group in sorted(by_top.items()):
         classes = [n for n in group if _looks_like_class(n)]
-        if len(classes) > 1 and top != "builtins":
+        if len(classes) > 1 and top not in sys.stdlib_module_names:
             result.append(top)
             result += [n for n in group if n not in classes]
         else:
@@ -375,26 +432,3 @@ def loaded_class(name: str) -> type | None:
 def _looks_like_class(name: str) -> bool:
     """A name whose object is a public class (checked when it is imported already, as at save)."""
     return not _private(name.partition(":")[2]) and loaded_class(name) is not None
-
-
-def refuse(judgement: Judgement, what: str) -> CheckpointError:
-    """One line: every problem and every refused global, with the --trust that admits each."""
-    if judgement.malformed:
-        return CheckpointError(f"cannot load {what}: data.pkl {judgement.malformed} (damaged, or not a pickle)")
-    if judgement.problems:
-        return UnsafeCheckpointError(
-            f"refusing to load {what}: data.pkl {judgement.problems[0]}"
-            + (f" (and {len(judgement.problems) - 1} more problem(s))" if len(judgement.problems) > 1 else "")
-            + "; no pickle of ordinary objects does that (the file was not written by ckpt, or was edited)"
-        )
-    refused = sorted(judgement.refusals, key=lambda r: r.name)
-    listed = "; ".join(f"{printable(r.name)} {r.why}" for r in refused)
-    flags = narrowest(r.trust for r in refused if r.trust)
-    untrustable = [r for r in refused if not r.trust]
-    trust = Argument("trust", list(flags))
-    hint = None
-    if flags and not untrustable:
-        hint = f"if you trust where this file came from, pass {trust}, or list them under trust in [tool.ckpt]"
-    return UnsafeCheckpointError(f"refusing to load {what}: {len(refused)} global(s) not admitted: {listed}",
-                                 hint=hint, arguments=[trust] if hint else ())
-

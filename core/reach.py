@@ -28,7 +28,7 @@ from collections.abc import Collection
 from typing import Any
 
 from .pickler import memo_indexes
-from .stream import WIDTHS
+from .opcodes import WIDTHS
 
 
 class ReplayError(ValueError):

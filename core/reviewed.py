@@ -12,8 +12,9 @@ What an entry permits (bits from `stream`):
 - a class: stored as a value and instantiated (`cls.__new__(cls)`, then its
   own `__setstate__` or attribute update) by default; `call` adds
   `cls(*args)` (its own `__init__`), `new_args` adds `cls.__new__(cls, *args)`;
-- a function: stored and called; `fresh` says whether what it returns is a
-  new object (which may then receive state or items);
+- a function: called (never stored, unless `value`: a function harmless to
+  call with any data, such as a clock); `fresh` says whether what it
+  returns is a new object (which may then receive state or items);
 - a constant: stored as a value only.
 `guard` names a check of the call's arguments (`guards`), applied by identity.
 Nothing here is callable because of its name alone: `policy` resolves each
@@ -40,13 +41,15 @@ class Entry:
     new_args: bool = False
     fresh: bool = True
     guard: str | None = None
+    value: bool = False
+    """A function that may also be stored as data (see the module docstring)."""
 
     @property
     def allowed(self) -> int:
         if self.kind == CONSTANT:
             return VALUE
         if self.kind == FUNCTION:
-            return VALUE | CALL | (RESULT_USED if self.fresh else 0)
+            return CALL | (RESULT_USED if self.fresh else 0) | (VALUE if self.value else 0)
         bits = VALUE | NEW | RESULT_USED
         return bits | (CALL if self.call else 0) | (NEW_ARGS if self.new_args else 0)
 
@@ -77,30 +80,21 @@ ENTRIES: tuple[Entry, ...] = (
     *_classes("builtins", "bytes bytearray", "a builtin data type; its size is bounded by the file", call=True,
               guard="sized"),
     Entry("builtins:type", CLASS, "only as pickle writes NoneType, NotImplementedType and ellipsis: "
-          "type(None) (the stream analysis refuses any other call)"),
+          "type(None); the guard refuses any other call", call=True, fresh=False, guard="singleton_type"),
     Entry("builtins:NotImplemented", CONSTANT, "a singleton"),
     Entry("builtins:Ellipsis", CONSTANT, "a singleton"),
-    Entry("builtins:getattr", CONSTANT, "only as pickle writes a bound method: getattr(instance this load made, "
-          "public name), or a class's method judged by its own name (the stream analysis checks every call)"),
     Entry("builtins:iter", FUNCTION, "the SimpleQueue rewrap's expression; one argument only", fresh=False,
           guard="one_argument"),
     Entry("builtins:next", FUNCTION, "the SimpleQueue rewrap's expression", fresh=False),
     Entry("builtins:any", FUNCTION, "the SimpleQueue rewrap's expression", fresh=False),
     Entry("builtins:map", CLASS, "the SimpleQueue rewrap's expression; maps SimpleQueue.put only", call=True,
           fresh=False, guard="queue_refill"),
-    *_functions("builtins", "abs all ascii bin callable chr divmod hash hex isinstance issubclass len max min oct ord "
-                "repr round sorted sum", "a builtin function without side effects (a sort key, a filter, a "
-                "partial's function)", fresh=False),
-    *(Entry(f"builtins:{name}", CONSTANT, "a builtin function, as a value only: called with the file's arguments "
-            "it could compute without bound") for name in ("pow", "format")),
-    *(Entry(f"_operator:{name}", CONSTANT, "an operator, as a value: never called by the file")
-      for name in "eq ne lt le gt ge not_ truth is_ is_not contains add sub mul truediv floordiv mod neg pos and_ or_ "
-      "xor getitem index".split()),
     # --- collections, functools, types, io --------------------------------
     *_classes("collections", "OrderedDict defaultdict deque Counter ChainMap UserDict UserList UserString",
               "a container; its constructor stores what it is given", call=True),
-    Entry("functools:partial", CLASS, "a function with arguments bound; calling it counts as calling its "
-          "function, which needs its own permission (the stream analysis tracks it)", call=True),
+    Entry("functools:partial", CLASS, "a call to come, as ckpt writes keyword arguments (a file handler, a tensor's "
+          "dtype): the data-only unpickler keeps it as the call it spells, of an admitted function, and no "
+          "partial reaches the loaded object", call=True),
     Entry("types:SimpleNamespace", CLASS, "an attribute bag", call=True),
     *_classes("_io", "StringIO BytesIO", "an in-memory buffer; its state is its text or bytes"),
     # --- dates, numbers, identifiers, paths ---------------------------------
@@ -123,18 +117,18 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("zoneinfo:ZoneInfo", CLASS, "a time zone, looked up by key", call=True),
     Entry("zoneinfo:ZoneInfo._unpickle", FUNCTION, "looks up a time zone by key", fresh=False),
     *_functions("time", "monotonic monotonic_ns time time_ns perf_counter perf_counter_ns process_time",
-                "a clock, read (cachetools' TTLCache keeps one as its timer)", fresh=False),
-    *_functions("json", "dumps loads", "JSON text to and from plain data (structlog's JSONRenderer keeps dumps)"),
+                "a clock, also as a value: called with any data it reads the time or raises (cachetools' TTLCache "
+                "keeps one as its timer)", fresh=False, value=True),
     # --- http.cookiejar: every requests.Session and httpx.Client holds one ---
     *_classes("http.cookiejar", "Cookie CookieJar FileCookieJar MozillaCookieJar LWPCookieJar DefaultCookiePolicy",
               "cookies and the policy for them: data (a jar's lock is rewrapped)"),
     # --- logging ------------------------------------------------------------
-    Entry("logging:getLogger", FUNCTION, "the loading process's logger of that name (pickle's own spelling)",
-          fresh=False),
+    Entry("logging:getLogger", FUNCTION, "the loading process's logger of that name (pickle's own spelling); one it "
+          "does not have comes back detached, never registered", fresh=False, guard="existing_logger"),
     *_classes("logging", "Formatter Filter PercentStyle StrFormatStyle StringTemplateStyle LogRecord",
               "logging configuration data"),
-    *_classes("logging", "Handler NullHandler StreamHandler", "a handler writing to a stream the file cannot open",
-              call=True),
+    *_classes("logging", "Handler NullHandler StreamHandler", "a handler writing to a stream the file cannot open "
+              "(built from its state: constructing one would register it with the process's logging)"),
     *_classes("logging.handlers", "QueueHandler MemoryHandler BufferingHandler",
               "a handler forwarding records in memory"),
     # --- the catalog's rewraps (core/rewrap.py) -------------------------------
@@ -151,6 +145,8 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("concurrent.futures.thread:ThreadPoolExecutor", CLASS, "a fresh executor with the saved settings",
           call=True),
     Entry("concurrent.futures._base:Future", CLASS, "a finished or cancelled future's result"),
+    *(Entry(f"sys:{name}", CONSTANT, "the loading process's standard stream of that name (the std-stream rewrap)")
+      for name in ("stdin", "stdout", "stderr")),
     Entry("cmd:Cmd", CLASS, "the std-stream rewrap reads the loading process's stdin and stdout from a fresh one "
           "(its constructor only stores them)", call=True),
     Entry("weakref:ReferenceType", CLASS, "a weak reference (the weakref rewrap); of one argument, never a "
@@ -177,24 +173,6 @@ ENTRIES: tuple[Entry, ...] = (
           "rewrap)", call=True),
     *_classes("asyncio.queues", "Queue PriorityQueue LifoQueue",
               "an asyncio queue, bound to no event loop: maxsize and items (the async-queue rewrap)"),
-    *_classes("multiprocessing.synchronize", "Lock RLock Semaphore BoundedSemaphore Condition Barrier",
-              "a fresh multiprocessing primitive of the saved settings (the mp rewraps; made through "
-              "functools.partial for its ctx)", call=True),
-    Entry("multiprocessing.synchronize:Event", CLASS, "a multiprocessing event: its condition and flag, each "
-          "rewrapped"),
-    *_classes("multiprocessing.queues", "Queue JoinableQueue SimpleQueue", "a fresh, empty multiprocessing queue of "
-              "the saved maxsize (the mp-queue rewraps)", call=True),
-    *_classes("multiprocessing.context", "ForkContext SpawnContext", "the start method a fresh multiprocessing "
-              "primitive is made for, as its ctx argument (instantiated with no state; never called)"),
-    Entry("multiprocessing.sharedctypes:Value", FUNCTION, "fresh shared memory of one ctypes value, its size fixed "
-          "by its type (the mp-value rewrap)", fresh=False),
-    Entry("multiprocessing.sharedctypes:Array", FUNCTION, "fresh shared memory holding the items the file holds "
-          "(the mp-array rewrap); never of a count, which would allocate without bound", fresh=False,
-          guard="items_only"),
-    Entry("ctypes:c_bool", CONSTANT, "the type of a shared boolean (multiprocessing.Value(ctypes.c_bool)), as a value"),
-    *(Entry(name, CLASS, "a fresh tqdm progress bar of plain settings, quiet at load (the progress-bar rewrap; "
-            "the guard admits no other argument)", call=True, guard="progress_bar")
-      for name in ("tqdm.std:tqdm", "tqdm.asyncio:tqdm_asyncio")),
     # --- numpy ----------------------------------------------------------------
     *_numpy_core("multiarray:_reconstruct", FUNCTION, "an empty array of a shape and dtype, within the file's size",
                  guard="bounded_reconstruct"),

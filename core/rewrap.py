@@ -142,8 +142,10 @@ def reduce_handler(handler: logging.Handler) -> tuple[Any, ...]:
     if treatment == "strip":
         return default_reduce(handler, stream=None)
     if treatment == "std":
-        rebind, args = reduce_std_stream(handler.stream)  # type: ignore[attr-defined]
-        return default_reduce(handler, stream=Call(rebind, *args))
+        rebind = reduce_std_stream(handler.stream)  # type: ignore[attr-defined]
+        if isinstance(rebind, str):
+            return default_reduce(handler)  # its stream is written by the std-stream row, as a global
+        return default_reduce(handler, stream=Call(rebind[0], *rebind[1]))
     return default_reduce(handler)
 
 
@@ -280,13 +282,18 @@ def std_stream_name(obj: Any) -> str | None:
     return None
 
 
-def reduce_std_stream(stream: Any) -> tuple[Any, ...]:
-    """The loading process's stream of the same name, read from an object
-    whose constructor picks it up: `logging.StreamHandler().stream` is
-    `sys.stderr` (as for a handler on stderr), `cmd.Cmd().stdout` and
-    `.stdin` are `sys.stdout` and `sys.stdin`. Both constructors only
-    store; a global `sys.stdout` cannot be written for `sys.__stdout__`."""
+def reduce_std_stream(stream: Any) -> str | tuple[Any, ...]:
+    """The loading process's stream of the same name: the global
+    `sys.stdout` (stdin, stderr) when `stream` is that stream now. The C
+    pickler writes a global only for the object it names, so
+    `sys.__stdout__` while `sys.stdout` is redirected (pytest's capture)
+    is read from an object whose constructor picks it up instead:
+    `logging.StreamHandler().stream` is `sys.stderr`, `cmd.Cmd().stdout`
+    and `.stdin` are `sys.stdout` and `sys.stdin` (that spelling loads
+    only whole: the data-only loader calls no handler's constructor)."""
     name = std_stream_name(stream)
+    if name is not None and stream is getattr(sys, name):
+        return name
     if name == "stderr":
         return getattr, (Call(logging.StreamHandler), "stream")
     return getattr, (Call(cmd.Cmd), name)

@@ -1,71 +1,127 @@
-"""Turn checkpoint bytes into objects without running code nobody trusted.
+"""Loading a file from anyone but a trusted signer: as data only.
 
-Loading is parse -> audit -> construct (as in skops): the container has
-already checked every member's hash; then
+parse -> audit -> construct, as in skops:
 
 1. parse: `stream.analyse` reads data.pkl's opcodes and lists every global
    with each use the stream makes of it, and anything no ordinary pickle
-   does (state given to a global, calls of computed objects, ...);
-2. audit: `policy.judge` resolves each global by exact identity and checks
-   every use against its role; any refusal or problem stops the load here,
-   before anything from the file is built, naming every refused global and
-   the narrowest --trust that admits it;
-3. construct: the C unpickler runs with a `find_class` that hands out exactly
-   the objects the audit resolved (or their argument guards, `guards`).
+   does (state given to a global, a call of a computed object, ...);
+2. audit: `policy.judge` resolves each global by exact identity against
+   the reviewed table and the user's `trust`; a refusal stops the load
+   here, before any array is read, naming every refused global at once,
+   why the file is not trusted whole, and both ways forward (trust its
+   signer, or trust these exact names);
+3. construct: the data-only unpickler (`unpickler`) runs the stream itself,
+   checking each call, state and item as it happens, with an audit hook
+   armed that refuses, in the loading thread, what no data load does.
 
-Nothing is undone afterwards because nothing unsafe is done: state only
-reaches instances the load creates, and the code that runs is an admitted
-class's own `__new__`, `__init__` or `__setstate__` and the reviewed
-reconstructors. Trusting a class trusts that code, but not the file's: while
-the unpickler runs, an audit hook (`sys.addaudithook`) refuses compiling text
-that comes from the file (scipy's distributions exec source kept in their
-state), starting processes, opening network connections and loading native
-libraries, whoever asks. The unpickler runs on a stack deep enough that
-hashing deeply nested tuples cannot crash the interpreter (`audit.crash_proof`).
+The analysis is the plan and the unpickler the check: where the two could
+disagree (the analysis predicts; the unpickler has the real objects), the
+unpickler decides, so nothing rests on the prediction being complete.
 """
 
 from __future__ import annotations
 
-import io
-import pickle
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from .audit import crash_proof, fresh_extension_cache
-from .errors import CheckpointError, one_line
-from .guards import GUARDS, Context
-from .policy import Judgement, Trust, judge
+from .errors import Argument, CheckpointError, UnsafeCheckpointError, one_line, printable
+from .guards import Context
+from .policy import Judgement, Trust, judge, narrowest
+from .provenance import Origin, Provenance
 from .reviewed import CLASS
 from .stream import StreamFacts, analyse, collector_paused
+from .unpickler import DataUnpickler
 
 
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: Any, handed: dict[str, Any], buffers: Iterable[Any] | None) -> None:
-        super().__init__(file, buffers=buffers)
-        self.handed = handed
+@dataclass(frozen=True)
+class Loaded:
+    obj: Any
+    warnings: tuple[str, ...] = ()
+    """What the file held that did not come back (a function it named, restored as None)."""
 
-    def find_class(self, module: str, name: str) -> Any:
+
+@dataclass(frozen=True)
+class Plan:
+    """An audited data.pkl, ready to be built."""
+
+    data: Any
+    judgement: Judgement
+    trust: Trust
+    what: str
+
+    def construct(self, buffers: Iterable[Any] | None = None) -> Loaded:
+        buffers = list(buffers) if buffers is not None else None
+        limit = max(len(memoryview(self.data)), 1) * 8 + sum(memoryview(b).nbytes for b in (buffers or ()))
+        admitted = {id(a.obj) for a in self.judgement.admissions.values() if a.kind == CLASS}
+        unpickler = DataUnpickler(self.data, self.judgement.admissions, self.trust, Context(limit, admitted), buffers)
         try:
-            return self.handed[f"{module}:{name}"]
-        except KeyError:  # the analysis saw every global: a stream that disagrees with it is refused
-            raise CheckpointError(f"data.pkl asks for {module}:{name}, which its analysis did not find") from None
+            obj = _watched(unpickler.load, bytes(self.data))()
+        except CheckpointError as exc:
+            raise type(exc)(f"cannot load {self.what} as data: {exc.message}", hint=exc.hint,
+                            arguments=exc.arguments) from None
+        except RecursionError:
+            raise CheckpointError(f"cannot load {self.what}: it is nested too deeply") from None
+        except MemoryError:
+            raise CheckpointError(f"cannot load {self.what}: it needs more memory than is available") from None
+        except Exception as exc:
+            raise CheckpointError(f"cannot load {self.what} as data: {type(exc).__name__}: "
+                                  f"{one_line(str(exc))}") from None
+        return Loaded(obj, tuple(unpickler.warnings))
 
-    def persistent_load(self, pid: Any) -> Any:
-        raise CheckpointError("data.pkl uses a persistent id; ckpt never resolves them")
 
+def audit(data: Any, trust: Trust, origin: Provenance, what: str, facts: StreamFacts | None = None) -> Plan:
+    """Parse and audit `data` for a data-only load; UnsafeCheckpointError
+    (or CheckpointError, for a malformed stream) naming everything refused."""
+    judgement = judge(facts or analyse(data), trust, complete=False)
+    if not judgement.ok:
+        raise refusal(judgement, what, origin)
+    return Plan(data, judgement, trust, what)
+
+
+def unpickle(data: Any, *, trust: Trust, buffers: Iterable[Any] | None = None, what: str = "the pickle") -> Any:
+    """A pickle that comes with no signature (`loads`), as data only."""
+    return audit(data, trust, Provenance(Origin.UNSIGNED), what).construct(buffers).obj
+
+
+def refusal(judgement: Judgement, what: str, origin: Provenance) -> CheckpointError:
+    """One line: why the file loads as data only, every refused global, and the ways forward."""
+    if judgement.malformed:
+        return CheckpointError(f"cannot load {what}: data.pkl {judgement.malformed} (damaged, or not a pickle)")
+    why = f"refusing to load {what}: it is {origin.describe()}, so it loads as data only"
+    whole = f"to load it whole, if you trust whoever wrote it: {origin.way_forward(what)}"
+    if judgement.problems:
+        more = f" (and {len(judgement.problems) - 1} more)" if len(judgement.problems) > 1 else ""
+        return UnsafeCheckpointError(f"{why}, and data.pkl {judgement.problems[0]}{more}", hint=whole)
+    refused = sorted(judgement.refusals, key=lambda r: r.name)
+    listed = "; ".join(f"{printable(r.name)} {r.why}" for r in refused)
+    flags = narrowest(r.trust for r in refused if r.trust)
+    trust = Argument("trust", list(flags))
+    names = f"; or, as data, trust just these names: {trust}" if flags else ""
+    return UnsafeCheckpointError(f"{why}, and data.pkl needs {len(refused)} global(s) ckpt does not load as data: "
+                                 f"{listed}", hint=whole + names, arguments=[trust] if flags else ())
+
+
+# --- the audit hook ------------------------------------------------------------
 
 FORBIDDEN_EVENTS = frozenset({
-    "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "os.kill", "subprocess.Popen",
-    "pty.spawn", "socket.connect", "socket.sendto", "socket.sendmsg", "socket.bind", "socket.getaddrinfo",
-    "urllib.Request", "http.client.connect", "ftplib.connect", "smtplib.connect", "imaplib.open", "poplib.connect",
-    "nntplib.connect", "telnetlib.Telnet.open", "webbrowser.open",
+    "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "os.kill", "os.killpg",
+    "subprocess.Popen", "pty.spawn", "socket.connect", "socket.sendto", "socket.sendmsg", "socket.bind",
+    "socket.getaddrinfo", "urllib.Request", "http.client.connect", "ftplib.connect", "smtplib.connect",
+    "imaplib.open", "poplib.connect", "nntplib.connect", "telnetlib.Telnet.open", "webbrowser.open",
+    "os.remove", "os.rmdir", "os.rename", "os.mkdir", "os.symlink", "os.link", "os.truncate", "os.chmod",
+    "os.chown", "os.utime", "os.putenv", "os.unsetenv", "os.chdir", "shutil.rmtree", "shutil.copyfile",
+    "shutil.copytree", "shutil.move", "shutil.chown", "shutil.make_archive", "shutil.unpack_archive",
+    "sqlite3.connect", "ctypes.dlopen", "mmap.__new__", "sys.settrace", "sys.setprofile",
 })
-"""Audit events refused while a checkpoint's objects are built: no object's
-own pickling starts a process or opens a connection. (ctypes is allowed:
-lightgbm and xgboost rebuild their boosters through their own ctypes bindings.)"""
+"""Audit events refused while a file's objects are built as data: nothing
+starts a process, connects, writes, deletes or changes files, loads a
+native library or changes the process's environment."""
 
+_WRITING = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _loading = threading.local()
 
 
@@ -75,11 +131,21 @@ def _watch(event: str, args: tuple[Any, ...]) -> None:
         return
     if event in FORBIDDEN_EVENTS:
         _loading.violation = f"{event} was called while its objects were built"
+    elif event == "open" and _writes(args):
+        _loading.violation = f"a file was opened for writing ({printable(str(args[0]))!r}) while its objects were built"
     elif event == "compile" and _from_file(args[0], data):
         _loading.violation = "code from the file itself was compiled while its objects were built"
     else:
         return
     raise CheckpointError(f"data.pkl: {_loading.violation}; ckpt refuses it")
+
+
+def _writes(args: tuple[Any, ...]) -> bool:
+    """An `open` event for writing: a mode with w, a, x or +, or os.open's flags."""
+    mode, flags = (args + (None, None))[1:3]
+    if isinstance(mode, str):
+        return any(c in mode for c in "wax+")
+    return isinstance(flags, int) and bool(flags & _WRITING)
 
 
 def _from_file(source: Any, data: bytes) -> bool:
@@ -94,7 +160,7 @@ _hooked: list[bool] = []
 
 
 def _watched(work: Callable[[], Any], data: bytes) -> Callable[[], Any]:
-    """`work`, run with the audit hook armed for `data` (in whatever thread runs it)."""
+    """`work`, run with the audit hook armed for `data` in this thread."""
     if not _hooked:
         sys.addaudithook(_watch)
         _hooked.append(True)
@@ -111,35 +177,3 @@ def _watched(work: Callable[[], Any], data: bytes) -> Callable[[], Any]:
         return result
 
     return run
-
-
-def audited(data: Any, trust: Trust, facts: StreamFacts | None = None) -> Judgement:
-    """Parse and audit: what loading `data` under `trust` would admit and
-    refuse (a file that is refused anyway imports nothing more to say so).
-    `facts`: the analysis of `data`, if the caller has it already."""
-    return judge(facts or analyse(data), trust, complete=False)
-
-
-def unpickle(data: Any, *, trust: Trust, buffers: Iterable[Any] | None = None, what: str = "data.pkl",
-             facts: StreamFacts | None = None) -> Any:
-    """Unpickle `data` under `trust`; raises UnsafeCheckpointError or CheckpointError."""
-    judgement = audited(data, trust, facts)
-    if not judgement.ok:
-        raise judgement.refusal(what)
-    buffers = list(buffers) if buffers is not None else None
-    limit = max(len(memoryview(data)), 1) * 8 + sum(memoryview(b).nbytes for b in (buffers or ()))
-    context = Context(limit, {id(a.obj) for a in judgement.admissions.values() if a.kind == CLASS})
-    handed = {name: GUARDS[a.handed](a.obj, context) if a.handed else a.obj
-              for name, a in judgement.admissions.items()}
-    unpickler = _Unpickler(io.BytesIO(data), handed, buffers)
-    try:
-        with fresh_extension_cache():
-            return crash_proof(_watched(unpickler.load, bytes(data)), data)
-    except CheckpointError:
-        raise
-    except RecursionError:
-        raise CheckpointError(f"cannot load {what}: it is nested too deeply") from None
-    except MemoryError:
-        raise CheckpointError(f"cannot load {what}: it needs more memory than is available") from None
-    except Exception as exc:
-        raise CheckpointError(f"cannot load {what}: {type(exc).__name__}: {one_line(str(exc))}") from None

@@ -1,8 +1,9 @@
 """`dumps` / `loads`: the rewrapped pickle as bytes, without a container.
 
 For shipping an object over a wire or a queue: the same rewrap as `save`,
-the same restricted loader as `load`, but no manifest, hashes or buffers
-(everything in band). `loads` of untrusted bytes is as safe as `load`.
+but no manifest, hashes, buffers (everything in band) or signature, so
+`loads` is the data-only loader `load` uses for a file from anyone else.
+Between processes of your own, `register()` and plain pickle carry more.
 """
 
 from __future__ import annotations
@@ -30,5 +31,5 @@ def dumps(obj: Any) -> bytes:
 
 
 def loads(data: bytes | bytearray | memoryview, *, trust: Iterable[str] = ()) -> Any:
-    """Unpickle bytes from `dumps` through the restricted loader."""
+    """Unpickle bytes as data only (see `load`): nothing they name runs."""
     return unpickle(data, trust=Trust.parse(trust), what="the pickle")

@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import pickletools
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from typing import Any
 
 from .errors import printable
 from .flood import MAX_COLLISIONS, Floods
+from .opcodes import WIDTHS
 
 VALUE, CALL, NEW, NEW_ARGS, RESULT_USED, INSTANCE_CALLED = 1, 2, 4, 8, 16, 32
 USE_NAMES = {VALUE: "stored as a value", CALL: "called", NEW: "instantiated", NEW_ARGS: "instantiated with arguments",
@@ -231,18 +231,6 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-_LENGTHS = {pickletools.TAKEN_FROM_ARGUMENT1: 1, pickletools.TAKEN_FROM_ARGUMENT4: 4,
-            pickletools.TAKEN_FROM_ARGUMENT4U: 4, pickletools.TAKEN_FROM_ARGUMENT8U: 8}
-WIDTHS: list[tuple[str, int] | None] = [None] * 256
-"""By opcode byte: its name and its argument's width (>= 0 fixed; -1/-4/-8 a
-length of that many bytes first; -2 up to a newline; -3 two lines)."""
-for _op in pickletools.opcodes:
-    _n = _op.arg.n if _op.arg is not None else 0
-    if _n == pickletools.UP_TO_NEWLINE:
-        _n = -3 if _op.name in ("GLOBAL", "INST") else -2
-    elif _n < 0:
-        _n = -_LENGTHS[_n]
-    WIDTHS[_op.code.encode("latin-1")[0]] = (_op.name, _n)
 _HOT_DATA = frozenset(b"}]N")  # EMPTY_DICT EMPTY_LIST NONE
 _TEXT_OPS = frozenset(b"\x8cX\x8d")  # SHORT_BINUNICODE BINUNICODE BINUNICODE8
 

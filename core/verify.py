@@ -1,11 +1,10 @@
 """Every check a checkpoint can pass, as a list of named results.
 
 `verify(path)` never stops at the first failure: it reports each check
-(structure, hashes of every member, signature, globals the pickle really
-references against the manifest, the safe load, each restored primitive
-exercised across threads, stripped objects restored as None, substitutions
-against what came back, module versions, and optionally a structural
-comparison with a fresh object), so one run tells the whole story.
+(structure, hashes of every member, who signed it, the load, each restored
+primitive exercised across threads, stripped objects restored as None,
+substitutions against what came back, module versions, and optionally a
+structural comparison with a fresh object), so one run tells the whole story.
 """
 
 from __future__ import annotations
@@ -19,15 +18,14 @@ from typing import Any
 
 from . import catalog
 from .catalog import Action
-from .checkpoint import LoadReport, StorageOptions, is_path, load_checkpoint, opened, signing_key, version_warnings
+from .checkpoint import (LoadReport, StorageOptions, TrustedKey, is_path, load_checkpoint, load_trusted_keys, opened,
+                         version_warnings)
 from .compare import differences
-from .container import DATA, Archive
-from .errors import CheckpointError, CkptError
+from .container import Archive
+from .errors import CkptError
 from .paths import follow
 from .probes import ProbeFailed
-from .audit import MAX_TUPLE_DEPTH, nesting_problem
-from .policy import Trust, judge
-from .stream import StreamFacts, analyse
+from .provenance import Provenance, provenance
 from .scan import scan_object
 
 
@@ -61,10 +59,9 @@ def verify(
     path: str | os.PathLike[str] | Archive,
     *,
     trust: Iterable[str] = (),
+    trusted_keys: Iterable[TrustedKey] = (),
     against: Any = None,
     strict: bool = False,
-    key: bytes | str | None = None,
-    allow_unsigned: bool = False,
     loaded: LoadReport | None = None,
     storage_options: StorageOptions = None,
 ) -> VerifyReport:
@@ -81,25 +78,24 @@ def verify(
         except CkptError as exc:
             return VerifyReport(str(path), (Check("structure", False, str(exc)),))
         name = str(archive.path if isinstance(path, Archive) else path)
-        return _verify(archive, name, trust, against, strict, key, allow_unsigned, loaded)
+        return _verify(archive, name, trust, tuple(trusted_keys), against, strict, loaded)
 
 
-def _verify(archive: Archive, path: str, trust: Iterable[str], against: Any, strict: bool, key: bytes | str | None,
-            allow_unsigned: bool, loaded: LoadReport | None) -> VerifyReport:
+def _verify(archive: Archive, path: str, trust: Iterable[str], trusted_keys: tuple[TrustedKey, ...], against: Any,
+            strict: bool, loaded: LoadReport | None) -> VerifyReport:
     checks: list[Check] = []
     try:
-        structural = _structural_checks(archive, key, loaded)
+        origin = loaded.provenance if loaded else provenance(archive.manifest, load_trusted_keys(trusted_keys))
+        checks += _structural_checks(archive, origin, loaded)
     except CkptError as exc:
         return VerifyReport(path, (Check("structure", False, str(exc)),))
-    checks += structural
-    if any(c.name == "nesting" and c.ok is False for c in checks):
-        return VerifyReport(str(path), tuple(checks))  # comparing or scanning it could crash Python
     try:
-        report = loaded or load_checkpoint(archive, trust=trust, key=key, allow_unsigned=allow_unsigned)
+        report = loaded or load_checkpoint(archive, trust=trust, trusted_keys=trusted_keys)
     except CkptError as exc:
-        checks.append(Check("safe load", False, str(exc)))
+        checks.append(Check("load", False, str(exc)))
         return VerifyReport(str(path), tuple(checks))
-    checks.append(Check("safe load", True, f"{report.manifest.root_type} loaded"))
+    how = "whole" if report.provenance.whole else "as data only"
+    checks.append(Check("load", True, f"{report.manifest.root_type} loaded {how}"))
     checks += _restored_checks(report)
     warnings = version_warnings(report.manifest)
     checks.append(Check("module versions", not (strict and warnings), "; ".join(warnings) or "as saved"))
@@ -111,45 +107,18 @@ def _verify(archive: Archive, path: str, trust: Iterable[str], against: Any, str
     return VerifyReport(str(path), tuple(checks))
 
 
-def _structural_checks(archive: Archive, key: bytes | str | None, loaded: LoadReport | None) -> list[Check]:
-    """Structure, hashes, signature, globals and nesting: everything that
-    needs no object built. A load that read (not mapped) every member has
-    already compared each hash, so they are not hashed twice; its analysis
-    of data.pkl (whose hash it checked) is not run twice either."""
+def _structural_checks(archive: Archive, origin: Provenance, loaded: LoadReport | None) -> list[Check]:
+    """Structure, hashes and signature: everything that needs no object
+    built. A load that read (not mapped) every member has already compared
+    each hash, so they are not hashed twice."""
     hashed_by_load = loaded is not None and not loaded.mapped
     manifest = archive.manifest
     checks = [Check("structure", True, f"{len(manifest.members)} member(s), format {manifest.format_version}")]
     bad = [] if hashed_by_load else archive.hash_failures()
     detail = "; ".join(bad) or f"{len(manifest.members)} sha256 match" + (" (checked by the load)" if hashed_by_load else "")
     checks.append(Check("hashes", not bad, detail))
-    checks.append(_signature_check(manifest, signing_key(key)))
-    data = archive.read(DATA) if not bad else None
-    if data is not None:
-        checks.append(_globals_check(manifest, loaded.facts if loaded and loaded.facts else analyse(data)))
-        nesting = nesting_problem(data)
-        checks.append(Check("nesting", nesting is None, nesting or f"tuples nest at most {MAX_TUPLE_DEPTH:,} deep"))
+    checks.append(Check("signature", origin.whole, origin.describe()))
     return checks
-
-
-def _globals_check(manifest: Any, facts: StreamFacts) -> Check:
-    """The globals data.pkl really asks for are the ones the manifest lists,
-    and the stream does nothing an ordinary pickle does not."""
-    unlisted = sorted(set(facts.globals) - set(manifest.globals))
-    undeclared = judge(facts, Trust.parse(manifest.trust)).required()
-    details = [f"not in the manifest: {', '.join(unlisted)}"] if unlisted else []
-    details += [f"needs trust the manifest does not declare: {', '.join(undeclared)}"] if undeclared else []
-    detail = "; ".join(details) or f"{len(facts.globals)} global(s), all listed, needing " + (
-        ", ".join(f"--trust {t}" for t in manifest.trust) or "no --trust")
-    return Check("globals", not details and not facts.problems, "; ".join([detail, *facts.problems]))
-
-
-def _signature_check(manifest: Any, key: bytes | None) -> Check:
-    if manifest.signature is None:
-        return Check("signature", None if key is None else False, "not signed")
-    if key is None:
-        return Check("signature", None, "signed, but CKPT_KEY is not set here: not checked")
-    valid = manifest.signature_valid(key)
-    return Check("signature", valid, "HMAC-SHA256 matches CKPT_KEY" if valid else "does not match CKPT_KEY")
 
 
 def _stable(path: str) -> str:
