@@ -16,6 +16,23 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def ckpt_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The suite's own ckpt home (its signing key, its trusted keys): saves
+    sign with a key of the test session's, never the user's, and every child
+    `ckpt` inherits it. A test that needs another user sets CKPT_HOME itself."""
+    home = tmp_path_factory.mktemp("ckpt-home")
+    saved = {name: os.environ.get(name) for name in ("CKPT_HOME", "CKPT_SIGNING_KEY")}
+    os.environ["CKPT_HOME"] = str(home)
+    os.environ.pop("CKPT_SIGNING_KEY", None)
+    yield home
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def sample(kind: str) -> Any:
     """The sample model of a catalog kind (sample_models.kinds), skipped
     where the optional library it needs is not installed."""
