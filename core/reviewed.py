@@ -141,7 +141,8 @@ ENTRIES: tuple[Entry, ...] = (
     *_classes("queue", "Queue LifoQueue PriorityQueue", "a queue rebuilt from its state (maxsize, items)"),
     *_classes("queue", "SimpleQueue", "a fresh SimpleQueue, refilled by the rewrap", call=True),
     *_classes("_queue", "SimpleQueue", "a fresh SimpleQueue, refilled by the rewrap", call=True),
-    Entry("_queue:SimpleQueue.put", FUNCTION, "refills a SimpleQueue the load created"),
+    Entry("_queue:SimpleQueue.put", FUNCTION, "refills a SimpleQueue the load created; as a value (map's "
+          "argument), calling it puts data in a queue", value=True),
     Entry("concurrent.futures.thread:ThreadPoolExecutor", CLASS, "a fresh executor with the saved settings",
           call=True),
     Entry("concurrent.futures._base:Future", CLASS, "a finished or cancelled future's result"),
