@@ -133,14 +133,20 @@ def reduce_future(future: Any) -> tuple[Any, ...]:
 
 def reduce_handler(handler: logging.Handler) -> tuple[Any, ...]:
     """A handler keeps its configuration; its lock is rewrapped by the RLock
-    reducer; its stream is handled by `stream_treatment` (a standard stream
-    is written as the std-stream row writes one: whatever wraps it, and
-    past cloudpickle, whose own reducer for files comes before copyreg's)."""
+    reducer; its stream is handled by `stream_treatment`. A plain
+    `StreamHandler` on stderr (logging's default) is rebuilt by its own
+    constructor, which picks up the loading process's stderr: no global of
+    `sys` (which the model hubs' scanners flag) and no `getattr`. Another
+    standard stream is written as the std-stream row writes one (whatever
+    wraps it, and past cloudpickle, whose own reducer for files comes
+    before copyreg's)."""
     treatment = stream_treatment(handler)
     if treatment == "reopen":
         return _reopening_file_handler(handler)  # type: ignore[arg-type]
     if treatment == "strip":
         return default_reduce(handler, stream=None)
+    if treatment == "std" and type(handler) is logging.StreamHandler and std_stream_name(handler.stream) == "stderr":
+        return logging.StreamHandler, (), {k: v for k, v in vars(handler).items() if k not in ("stream", "lock")}
     if treatment == "std":
         rebind = reduce_std_stream(handler.stream)  # type: ignore[attr-defined]
         if isinstance(rebind, str):
