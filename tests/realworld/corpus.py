@@ -42,10 +42,12 @@ from services import CachedLookup, Service, Worker
 class Gap:
     """What ckpt cannot do yet for a case: the first step that fails
     ("save" or "load": a load that raises, a check, or the exercise after
-    it) and why, naming what is missing."""
+    it), why, naming what is missing, and a fragment of the error that
+    step gives (any other failure is a failure of the test)."""
 
     step: str
     reason: str
+    shows: str
 
 
 @dataclass(frozen=True)
@@ -62,19 +64,23 @@ class Case:
     unsupported: Callable[[], str] | None = None
     """Why this environment cannot test ckpt with the case ("" when it can):
     the library's own objects refuse plain pickle even without the lock."""
+    dispose: Callable[[Any], None] | None = None
+    """Releases what a built object that is saved but not exercised holds
+    and does not release when dropped (an aiohttp session is closed on its loop)."""
 
 
 CASES: dict[str, Case] = {}
 
 
 def case(name: str, library: str, checks: str, build: Callable[[], Any], *, gap: Gap | None = None,
-         unsupported: Callable[[], str] | None = None) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+         unsupported: Callable[[], str] | None = None, dispose: Callable[[Any], None] | None = None,
+         ) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
     """Register `name`: decorate its exercise function."""
 
     def register(exercise: Callable[[Any], None]) -> Callable[[Any], None]:
         assert name not in CASES, name
         assert gap is None or gap.step in ("save", "load"), gap
-        CASES[name] = Case(name, library, checks, build, exercise, gap, unsupported)
+        CASES[name] = Case(name, library, checks, build, exercise, gap, unsupported, dispose)
         return exercise
 
     return register
@@ -1572,7 +1578,7 @@ def _sqlalchemy_engine() -> Service:
       _sqlalchemy_engine,
       gap=Gap("save", "the pool's creator is a closure local to create_engine (create_engine.<locals>.connect) "
                       "over the DBAPI module: an engine needs connection-pool handling (rebuilt from its URL), "
-                      "not built yet"))
+                      "not built yet", "create_engine.<locals>.connect"))
 def _(svc: Any) -> None:
     import sqlalchemy as sa
 
@@ -1619,7 +1625,7 @@ def _boto3_client() -> Service:
       _boto3_client,
       gap=Gap("save", "a botocore client's class is made at run time (botocore.client.S3 is no module attribute) and "
                       "its event hooks hold local functions and weak proxies: needs a catalog kind that rebuilds a "
-                      "client from its service name, endpoint and config"))
+                      "client from its service name, endpoint and config", "not found as botocore.client.S3"))
 def _(svc: Any) -> None:
     import uuid
 
@@ -1716,7 +1722,8 @@ def _pymongo_client() -> Service:
       _pymongo_client,
       gap=Gap("save", "pymongo's background executors (_kill_cursors_executor, and each server's monitors once "
                       "used) keep a local function as their target (MongoClient._init_background.<locals>.target) "
-                      "and a weak proxy to their thread: needs a catalog kind that restarts them on load"))
+                      "and a weak proxy to their thread: needs a catalog kind that restarts them on load",
+              "MongoClient._init_background.<locals>.target"))
 def _(svc: Any) -> None:
     import pymongo.errors
 
@@ -1749,7 +1756,7 @@ def _werkzeug_routing() -> Service:
       gap=Gap("load", "a werkzeug Rule keeps the builder functions it compiles at run time (named "
                       "\"<builder:'/'>\") as bound methods in its __dict__; pickle writes each as getattr(rule, "
                       "\"<builder:'/'>\"), which no rule has at load: needs a catalog kind that recompiles a rule's "
-                      "builders instead of saving them"))
+                      "builders instead of saving them", "'Rule' object has no attribute '<builder:"))
 def _(svc: Any) -> None:
     from werkzeug.routing import Rule
 
@@ -1786,11 +1793,15 @@ def _aiohttp_session() -> Service:
     return Service("aiohttp_session", session=event_loop().run(open_session()))
 
 
+def _close_session(svc: Any) -> None:
+    event_loop().run(svc.session.close())
+
+
 @case("aiohttp_session", "aiohttp", "the ClientSession GETs and POSTs to loopback with its default headers, then closes",
-      _aiohttp_session,
+      _aiohttp_session, dispose=_close_session,
       gap=Gap("save", "aiohttp's ClientSession keeps a lambda (its _resolve_charset default) and is bound, with its "
                       "connector, to the event loop that made it: needs a catalog kind that rebinds a session to "
-                      "the loading process's loop"))
+                      "the loading process's loop", "ClientSession.<lambda>"))
 def _(svc: Any) -> None:
     check_lock(svc.lock)
 
@@ -1820,10 +1831,11 @@ def _fastapi_factory_app() -> Service:
     return Service("fastapi_factory_app", app=fastapi_app.create_app())
 
 
-_FASTAPI_GAP = Gap("save", "Starlette keeps each route's ASGI handler and the app's lifespan as closures made when "
-                           "the app is built (request_response.<locals>.app, _merge_lifespan_context.<locals>."
-                           "merged_lifespan): needs a catalog kind that writes an app by reference to its module "
-                           "global, or rebuilds it through its factory")
+_FASTAPI_GAP = Gap("save", "Starlette keeps each route's ASGI handler, FastAPI its docs endpoints and the app its "
+                           "lifespan as closures made when the app is built (request_response.<locals>.app, "
+                           "FastAPI.setup.<locals>.openapi, _merge_lifespan_context.<locals>.merged_lifespan): "
+                           "needs a catalog kind that writes an app by reference to its module global, or rebuilds "
+                           "it through its factory", "request_response.<locals>.app")
 
 
 def _exercise_fastapi(svc: Any) -> None:
@@ -1858,7 +1870,7 @@ def _process_pool() -> Service:
       gap=Gap("load", "a ProcessPoolExecutor is written as its parts (its call queue rewrapped as a fresh "
                       "multiprocessing queue of its private _SafeQueue class, whose constructor needs the pool's "
                       "own arguments): the load raises; needs a catalog kind that restores a fresh pool with the "
-                      "same max_workers and initializer"))
+                      "same max_workers and initializer", "_SafeQueue.__init__() missing"))
 def _(svc: Any) -> None:
     check_lock(svc.lock)
     try:
