@@ -1,14 +1,15 @@
 """The real-world corpus (issue 11): a user's own checkpoints load whole,
 with no flags, and work.
 
-Every case is built and saved in a child process (signed with the suite's
-key, as a user's save is with theirs), and built again there to prove its
-exercise on an original; then a fresh process loads the file with no
-flags, checks that it loaded whole, verifies it and exercises the copy
-(`run_cases.py`). Cases run in batches, one child per batch and step (one
-batch per heavy library, the light libraries' cases several to a batch),
-two batches at a time. A case ckpt cannot yet handle says at which step it
-fails and why (`corpus.Gap`): its tests are strict xfails on that failure.
+Every case is built and saved in a child process, signed with the key of
+the user who owns the corpus (a ckpt home of its own), and built again
+there to prove its exercise on an original; then a fresh process of the
+same user loads the file with no flags, checks that it loaded whole,
+verifies it and exercises the copy (`run_cases.py`). Cases run in batches,
+one child per batch and step (one batch per heavy library, the light
+libraries' cases several to a batch), two batches at a time. A case ckpt
+cannot yet handle says at which step it fails and why (`corpus.Gap`): its
+tests are strict xfails on that failure.
 
 Another user (another CKPT_HOME) gets copies of a few files: refused, as
 data only, until they trust the first user's exported public key, by
@@ -17,6 +18,7 @@ data only, until they trust the first user's exported public key, by
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import os
@@ -50,7 +52,7 @@ LIGHT_BATCH = 10
 """Cases of light libraries per batch: a child costs ~0.4 s before it loads anything."""
 
 pytestmark = pytest.mark.xdist_group("realworld")
-"""One xdist worker runs the module, so the corpus is saved and loaded once."""
+"""One xdist worker for the module (see `runs`)."""
 
 
 def available(case: corpus.Case) -> bool:
@@ -110,8 +112,24 @@ def run_child(step: str, folder: Path, names: list[str], *options: str, **env: s
 @dataclass
 class Corpus:
     folder: Path
+    """The checkpoints, the cases' files, and the home of the user who saved them."""
     saved: dict[str, Result]
     loaded: dict[str, Result]
+
+    @property
+    def owner(self) -> dict[str, str]:
+        """The environment of the user who saved the corpus (their ckpt home, their key)."""
+        return {"CKPT_HOME": str(self.folder / "home")}
+
+    def write(self, path: Path) -> None:
+        steps = {"saved": self.saved, "loaded": self.loaded}
+        path.write_text(json.dumps({step: {n: r.facts for n, r in results.items()} for step, results in steps.items()}))
+
+    @classmethod
+    def read(cls, path: Path) -> Corpus:
+        steps = json.loads(path.read_text())
+        saved, loaded = ({n: Result(facts) for n, facts in steps[step].items()} for step in ("saved", "loaded"))
+        return cls(path.parent, saved, loaded)
 
 
 def batches(names: list[str]) -> list[list[str]]:
@@ -133,17 +151,34 @@ def batches(names: list[str]) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     """Every available case saved in one child per batch, then loaded in a
-    fresh one; two batches at a time."""
-    folder = tmp_path_factory.mktemp("realworld")
-    (folder / "files").mkdir()
+    fresh one; two batches at a time; saved and loaded by a user of their
+    own (`Corpus.owner`). Once per test run: under xdist the first worker
+    to get here runs the corpus, in a folder every worker of the run
+    shares, and the others read its results (the xdist_group mark should
+    keep the module on one worker, but pytest-xdist 3.8 groups by setting
+    `item._nodeid`, which pytest 9 no longer reads)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    folder = tmp_path_factory.getbasetemp().parent / "realworld" if worker else tmp_path_factory.mktemp("realworld")
+    (folder / "files").mkdir(parents=True, exist_ok=True)
+    done = folder / "results.json"
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            return Corpus.read(done)
+        result = run_corpus(folder)
+        result.write(done)
+        return result
+
+
+def run_corpus(folder: Path) -> Corpus:
     names = [name for name, case in corpus.CASES.items() if available(case)]
+    result = Corpus(folder, {}, {})
 
     def save_then_load(batch: list[str]) -> tuple[dict[str, Result], dict[str, Result]]:
-        saved = run_child("save", folder, batch)
+        saved = run_child("save", folder, batch, **result.owner)
         to_load = [name for name in batch if "failed" not in saved[name].facts and "skip" not in saved[name].facts]
-        return saved, run_child("load", folder, to_load) if to_load else {}
+        return saved, run_child("load", folder, to_load, **result.owner) if to_load else {}
 
-    result = Corpus(folder, {}, {})
     with ThreadPoolExecutor(2) as pool:
         for saved, loaded in pool.map(save_then_load, batches(names)):
             result.saved.update(saved)
@@ -233,7 +268,7 @@ CLI_CASES = ["requests_session", "numpy_random", "private_bound_methods"]
 def test_cli_loads_whole_and_verifies_with_no_flags(run_ckpt: RunCkpt, runs: Corpus, name: str) -> None:
     require(name, runs)
     loaded = run_ckpt("load", str(runs.folder / f"{name}.ckpt"), "--verify", "--format", "json", cwd=HERE,
-                      env={"PYTHONPATH": child_env()["PYTHONPATH"]})
+                      env={"PYTHONPATH": child_env()["PYTHONPATH"], **runs.owner})
     assert loaded.code == 0, loaded
     assert loaded.json()["provenance"]["origin"] == "own", loaded
 
@@ -254,10 +289,10 @@ OTHER_USER = list(REFUSED_AS_DATA)
 
 
 @pytest.fixture(scope="module")
-def exported_key(ckpt_exe: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The first user's public key, as `ckpt key export` prints it (the suite's home is theirs)."""
-    exported = subprocess.run([ckpt_exe, "key", "export"], capture_output=True, text=True, env=child_env(),
-                              timeout=60)
+def exported_key(ckpt_exe: str, runs: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The public key of the user who saved the corpus, as `ckpt key export` prints it."""
+    exported = subprocess.run([ckpt_exe, "key", "export"], capture_output=True, text=True,
+                              env=child_env(**runs.owner), timeout=60)
     assert exported.returncode == 0, exported.stderr
     path = tmp_path_factory.mktemp("keys") / "first-user.pub"
     path.write_text(exported.stdout)
