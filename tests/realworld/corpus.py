@@ -67,6 +67,8 @@ class Case:
     dispose: Callable[[Any], None] | None = None
     """Releases what a built object that is saved but not exercised holds
     and does not release when dropped (an aiohttp session is closed on its loop)."""
+    needs: tuple[str, ...] = ()
+    """Other top-level modules the case needs besides `library` (the boto3 client's moto server)."""
 
 
 CASES: dict[str, Case] = {}
@@ -74,13 +76,13 @@ CASES: dict[str, Case] = {}
 
 def case(name: str, library: str, checks: str, build: Callable[[], Any], *, gap: Gap | None = None,
          unsupported: Callable[[], str] | None = None, dispose: Callable[[Any], None] | None = None,
-         ) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+         needs: tuple[str, ...] = ()) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
     """Register `name`: decorate its exercise function."""
 
     def register(exercise: Callable[[Any], None]) -> Callable[[Any], None]:
         assert name not in CASES, name
         assert gap is None or gap.step in ("save", "load"), gap
-        CASES[name] = Case(name, library, checks, build, exercise, gap, unsupported, dispose)
+        CASES[name] = Case(name, library, checks, build, exercise, gap, unsupported, dispose, needs)
         return exercise
 
     return register
@@ -1622,7 +1624,7 @@ def _boto3_client() -> Service:
 
 
 @case("boto3_client", "boto3", "the S3 client creates a bucket, puts and lists an object on a moto server on 127.0.0.1",
-      _boto3_client,
+      _boto3_client, needs=("moto", "flask"),
       gap=Gap("save", "a botocore client's class is made at run time (botocore.client.S3 is no module attribute) and "
                       "its event hooks hold local functions and weak proxies: needs a catalog kind that rebuilds a "
                       "client from its service name, endpoint and config", "not found as botocore.client.S3"))

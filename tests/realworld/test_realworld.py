@@ -56,8 +56,9 @@ pytestmark = pytest.mark.xdist_group("realworld")
 
 
 def available(case: corpus.Case) -> bool:
+    """Whether what the case imports is installed (asked without importing it)."""
     try:
-        return importlib.util.find_spec(case.library) is not None
+        return all(importlib.util.find_spec(module) is not None for module in (case.library, *case.needs))
     except ImportError:
         return False
 
@@ -191,7 +192,7 @@ def require(name: str, runs: Corpus | None = None) -> corpus.Case:
     save child) this environment cannot test ckpt with it."""
     case = corpus.CASES[name]
     if not available(case):
-        pytest.skip(f"{case.library} is not installed")
+        pytest.skip(f"needs {', '.join((case.library, *case.needs))}: not all installed")
     if runs is not None and runs.saved[name].facts.get("skip"):
         pytest.skip(runs.saved[name].facts["skip"])
     return case
