@@ -297,6 +297,11 @@ def _nothing(obj: Any) -> tuple[()]:
     return ()
 
 
+def _local_arguments(local: Any) -> list[tuple[Edge, Any]]:
+    """What a thread-local's rewrap carries: its class's required `__init__` arguments."""
+    return [(("attr", name), value) for name, value in rewrap.local_arguments(local).items()]
+
+
 def _closure(fn: types.FunctionType) -> Iterator[tuple[Edge, Any]]:
     for i, cell in enumerate(fn.__closure__ or ()):
         try:
@@ -369,8 +374,8 @@ KINDS: tuple[Kind, ...] = (
          reduce=rewrap.reduce_future, emits=("concurrent.futures._base.Future",), internal=frozenset({"_condition", "_waiters", "_done_callbacks"}),
          note=_future_note, probe=probes.probe_future),
     Kind("thread-local", ("_thread._local",), Action.REWRAP, "every thread's attributes (restored empty)",
-         "set the attributes again after load", reduce=rewrap.reduce_local, payload=_nothing,
-         emits=("threading.local",),
+         "set the attributes again after load", reduce=rewrap.reduce_local, payload=_local_arguments,
+         emits=("threading.local", "functools.partial"),
          probe=probes.probe_local, recreate="{target} = threading.local()"),
     Kind("log-handler", ("logging.Handler",), Action.REWRAP,
          "an open stream (files reopen lazily in append mode; standard streams are rebound; others stripped)",

@@ -187,6 +187,8 @@ class RewrapPickler(pickle.Pickler):
         that copyreg does not reduce (pickle writes those by name)."""
         if cls in _BY_REFERENCE:
             return self._by_reference
+        if cls is types.MethodType:
+            return reduce_method
         if issubclass(cls, type):
             return copyreg.dispatch_table.get(cls)
         if issubclass(cls, logging.Logger):
@@ -296,6 +298,20 @@ def _through_descriptor(obj: Any) -> Any:
                     if attribute is descriptor:
                         return getattr, (owner, name)
     return value
+
+
+def reduce_method(method: types.MethodType) -> Any:
+    """A bound method, as pickle writes it (`getattr(its object, name)`),
+    except that a private one (`self.__on_item`) is named by the attribute
+    it is, `_Owner__on_item`: pickle uses the function's `__name__`, which
+    no object has after load."""
+    name = getattr(method.__func__, "__name__", "")
+    if isinstance(name, str) and name.startswith("__") and not name.endswith("__"):
+        owner = getattr(method.__func__, "__qualname__", "").rpartition(".")[0].rpartition(".")[2]
+        mangled = f"_{owner.lstrip('_')}{name}"
+        if owner.lstrip("_") and getattr(method.__self__, mangled, None) == method:
+            return getattr, (method.__self__, mangled)
+    return _default(method)
 
 
 def plain_global(obj: Any) -> Any:

@@ -120,7 +120,30 @@ def reduce_thread_pool(pool: Any) -> tuple[Any, ...]:
 
 
 def reduce_local(local: threading.local) -> tuple[Any, ...]:
+    """A fresh thread-local of the same class, empty in every thread; a
+    subclass whose `__init__` requires arguments (rich's dataclass
+    `ConsoleThreadLocals(theme_stack=...)`) gets them from this thread's
+    attributes of the same names, since `threading.local` calls `__init__`
+    again, with the arguments it was made with, in each thread that uses it."""
+    arguments = local_arguments(local)
+    if arguments:
+        return functools.partial(type(local), **arguments), ()
     return type(local), ()
+
+
+def local_arguments(local: threading.local) -> dict[str, Any]:
+    """The arguments without a default that the `__init__` of `local`'s class
+    takes by keyword, from this thread's attributes of those names (a
+    required one it has no attribute for is left out: the call fails at load
+    as it would have at construction)."""
+    init = type(local).__init__
+    if not isinstance(init, types.FunctionType):  # threading.local's own: it takes none
+        return {}
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    state = vars(local)
+    required = [p.name for p in list(inspect.signature(init).parameters.values())[1:]
+                if p.default is p.empty and p.kind in keyword]
+    return {name: state[name] for name in required if name in state}
 
 
 def reduce_future(future: Any) -> tuple[Any, ...]:
