@@ -93,16 +93,16 @@ def refusal(judgement: Judgement, what: str, origin: Provenance) -> CheckpointEr
         return CheckpointError(f"cannot load {what}: data.pkl {judgement.malformed} (damaged, or not a pickle)")
     why = f"refusing to load {what}: it is {origin.describe()}, so it loads as data only"
     whole = f"to load it whole, if you trust whoever wrote it: {origin.way_forward(what)}"
-    if judgement.problems:
-        more = f" (and {len(judgement.problems) - 1} more)" if len(judgement.problems) > 1 else ""
-        return UnsafeCheckpointError(f"{why}, and data.pkl {judgement.problems[0]}{more}", hint=whole)
     refused = sorted(judgement.refusals, key=lambda r: r.name)
-    listed = "; ".join(f"{printable(r.name)} {r.why}" for r in refused)
+    reasons = [f"data.pkl {p}" for p in judgement.problems]
+    if refused:
+        reasons.append(f"data.pkl needs {len(refused)} global(s) ckpt does not load as data: "
+                       + "; ".join(f"{printable(r.name)} {r.why}" for r in refused))
     flags = narrowest(r.trust for r in refused if r.trust)
     trust = Argument("trust", list(flags))
-    names = f"; or, as data, trust just these names: {trust}" if flags else ""
-    return UnsafeCheckpointError(f"{why}, and data.pkl needs {len(refused)} global(s) ckpt does not load as data: "
-                                 f"{listed}", hint=whole + names, arguments=[trust] if flags else ())
+    names = f"; or, as data, trust just these names: {trust}" if flags and not judgement.problems else ""
+    return UnsafeCheckpointError(f"{why}, and " + "; and ".join(reasons), hint=whole + names,
+                                 arguments=[trust] if names else ())
 
 
 # --- the audit hook ------------------------------------------------------------
