@@ -127,48 +127,37 @@ def _stable(path: str) -> str:
     return re.sub(r" at 0x[0-9a-fA-F]+", " at 0x…", path)
 
 
-def _picklable_restorations(report: LoadReport) -> tuple[list[tuple[str, Any, catalog.Kind]], set[str]]:
-    """Rewrapped objects that plain pickle handles once restored (an asyncio
-    lock no longer bound to a loop, a stopped QueueListener), so a scan of
-    the loaded object does not find them: found at their saved paths instead.
-    Also returns the paths that cannot be followed (behind a custom state)."""
-    found, unreachable = [], set()
-    for sub in report.manifest.substitutions:
+def _restored_checks(report: LoadReport) -> list[Check]:
+    """Restored primitives work, strips came back as None, and what came
+    back agrees with the manifest's substitutions. Each is found at the path
+    the manifest gives, as a user would reach it: no second scan of the
+    model. Only a path that cannot be followed without running code (behind
+    a custom `__getstate__`) is looked for by a scan, and only if there is one."""
+    rewraps = [s for s in report.manifest.substitutions if s.action == Action.REWRAP.value]
+    restored, missing, unreachable = [], [], []
+    for sub in rewraps:
         kind = catalog.BY_NAME.get(sub.kind)
-        if sub.action != Action.REWRAP.value or kind is None or kind.applies is None:
-            continue
         try:
             obj = follow(report.obj, sub.path)
         except LookupError:
-            unreachable.add(_stable(sub.path))
+            unreachable.append(sub.path)
             continue
-        if kind in catalog.kinds_of_type(type(obj)):
-            found.append((sub.path, obj, kind))
-    return found, unreachable
-
-
-def _restored_checks(report: LoadReport) -> list[Check]:
-    """Restored primitives work, strips came back as None, and what came
-    back agrees with the manifest's substitutions."""
-    rewrapped = {_stable(s.path) for s in report.manifest.substitutions if s.action == Action.REWRAP.value}
-    found = scan_object(report.obj).findings
-    restored = {id(f.obj): (f.path, f.obj, catalog.BY_NAME[f.kind]) for f in found}
-    by_path, unreachable = _picklable_restorations(report)
-    restored.update((id(obj), (path, obj, kind)) for path, obj, kind in by_path)
+        if kind is None or kind not in catalog.kinds_of_type(type(obj)):
+            missing.append(sub.path)
+        else:
+            restored.append((sub.path, obj, kind))
+    restored += _found_by_scan(report.obj, unreachable)
     broken = []
-    for path, obj, kind in restored.values():
-        if kind.probe is None:
-            continue
+    for path, obj, kind in restored:
         try:
-            kind.probe(obj)
+            if kind.probe is not None:
+                kind.probe(obj)
         except ProbeFailed as exc:
             broken.append(f"{path}: {exc}")
-    present = {_stable(path) for path, _, kind in restored.values() if kind.action is Action.REWRAP} | unreachable
-    missing = sorted(rewrapped - present)
     checks = [
         Check("primitives work", not broken, "; ".join(broken) or f"{len(restored)} restored object(s) exercised"),
         Check("substitutions", not missing,
-              f"not found after load: {', '.join(missing)}" if missing else f"{len(rewrapped)} rewrap(s) accounted for"),
+              f"not found after load: {', '.join(missing)}" if missing else f"{len(rewraps)} rewrap(s) accounted for"),
     ]
     not_none = []
     for sub in report.manifest.substitutions:
@@ -183,3 +172,13 @@ def _restored_checks(report: LoadReport) -> list[Check]:
                         f"not None after load: {', '.join(not_none)}" if not_none else "stripped objects are None"))
     return checks
 
+
+def _found_by_scan(obj: Any, paths: list[str]) -> list[tuple[str, Any, catalog.Kind]]:
+    """The restored objects at `paths` that `follow` cannot reach, found by a
+    scan of the loaded model (which names them as save did), where it finds
+    them: a primitive plain pickle handles once restored is not a finding,
+    and goes unprobed."""
+    if not paths:
+        return []
+    wanted = {_stable(path) for path in paths}
+    return [(f.path, f.obj, catalog.BY_NAME[f.kind]) for f in scan_object(obj).findings if _stable(f.path) in wanted]
