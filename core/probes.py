@@ -10,12 +10,13 @@ unbound from that loop afterwards, as they were.
 
 from __future__ import annotations
 
+import pathlib
 import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from .rewrap import bar_stream
+from .rewrap import bar_stream, pooled_connections
 
 TIMEOUT = 2.0
 
@@ -240,25 +241,78 @@ def probe_ssl_context(ctx: Any) -> None:
         raise ProbeFailed("the restored SSL context did not start a handshake")
 
 
-def probe_sqlite(conn: Any) -> None:
+def probe_db_file(conn: Any) -> None:
     """Its database file opens read-only and reads (through a connection of
     the probe's own: a lazy connection stays unopened, the file unchanged)."""
-    import pathlib
-    import sqlite3
-
     path = getattr(conn, "database", None)
-    if path is None:
+    if path is None:  # a live sqlite3 connection: asked directly
         conn.execute("select count(*) from sqlite_master").fetchone()
         return
     if not pathlib.Path(path).exists():
         raise ProbeFailed(f"the database file {path} does not exist here")
+    try:
+        _READERS[conn.driver](path)
+    except Exception as exc:  # sqlite3.DatabaseError, duckdb.Error: each driver's own
+        raise ProbeFailed(f"{path} does not read as a {conn.driver} database ({exc})") from None
+
+
+def _read_sqlite(path: str) -> None:
+    import sqlite3
+
     probe = sqlite3.connect(f"{pathlib.Path(path).resolve().as_uri()}?mode=ro", uri=True)
     try:
         probe.execute("select count(*) from sqlite_master").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise ProbeFailed(f"{path} does not read as a sqlite database ({exc})") from None
     finally:
         probe.close()
+
+
+def _read_duckdb(path: str) -> None:
+    import duckdb
+
+    with duckdb.connect(path, read_only=True) as probe:
+        probe.execute("select count(*) from duckdb_tables()").fetchone()
+
+
+_READERS = {"sqlite3": _read_sqlite, "duckdb": _read_duckdb}
+
+
+def probe_read_file(file: Any) -> None:
+    """Its file is there and reads from the saved position (opened by the
+    probe itself: a lazy file stays unopened, at its position)."""
+    if file.opened:
+        return
+    try:
+        with open(file.path, file.mode, **file.options) as probe:
+            probe.seek(file.position)
+            probe.read(1)
+    except (OSError, ValueError) as exc:  # gone, unreadable, or not text in its encoding
+        raise ProbeFailed(f"{file.path} does not read from position {file.position} here ({exc})") from None
+
+
+def probe_connection_pool(pool: Any) -> None:
+    """It holds no connection of the saving process: the client connects again on first use."""
+    left = len(pooled_connections(pool))
+    if left:
+        raise ProbeFailed(f"the restored pool holds {left} connection(s) from the saving process")
+
+
+def probe_process_pool(pool: Any) -> None:
+    """Runs a job in a worker process and returns its result (a worker is
+    started for it: spawning one takes longer than a thread, hence the wait)."""
+    try:
+        result = pool.submit(abs, -3).result(TIMEOUT * 15)
+    except Exception as exc:  # a timeout, or BrokenProcessPool: a worker that could not start
+        raise ProbeFailed(f"the restored process pool did not run a job ({type(exc).__name__}: {exc})") from None
+    if result != 3:
+        raise ProbeFailed("the restored process pool ran a job but returned the wrong result")
+
+
+def probe_enqueued_handler(handler: Any) -> None:
+    """Its worker thread takes from its queue: a confirmation put through it
+    comes back (what `logger.complete()` waits for)."""
+    _in_thread(handler.complete_queue)
+
+
 def probe_listener(listener: Any) -> None:
     """Stopped, as restored; with nothing queued, its thread starts and stops
     (with records queued it is not started: that would emit them)."""
