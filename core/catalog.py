@@ -10,8 +10,8 @@ of its own pickling (defines `__reduce__`, `__reduce_ex__` or `__getstate__`)
 or `copyreg` has a reducer for it: then plain pickle succeeds on it and ckpt
 leaves it alone (no false positive). Several rows may match one type: the
 first whose `applies` accepts the object is its kind (the process's
-standard streams before other open files, a sqlite file before an
-in-memory database).
+standard streams, then files open for reading, before other open files; a
+sqlite file before an in-memory database).
 """
 
 from __future__ import annotations
@@ -508,7 +508,7 @@ KINDS: tuple[Kind, ...] = (
          "is logged after load; what was queued at save is written by the saving process)",
          "none needed", reduce=rewrap.reduce_enqueued_handler, applies=_enqueued, payload=_handler_payload,
          note=lambda handler: f"a new worker thread writes to {handler._name} after load",
-         probe=probes.probe_enqueued_handler, emits=("functools.partial",)),
+         probe=probes.probe_enqueued_handler, emits=("functools.partial",), for_files=True),
     Kind("log-file-sink", ("loguru._file_sink.FileSink",), Action.REWRAP,
          "the open file (reopened in append mode on the first message: path, rotation, retention and compression "
          "kept)", "none needed", reduce=rewrap.reduce_file_sink, applies=_sink_file_open,

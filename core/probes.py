@@ -242,8 +242,9 @@ def probe_ssl_context(ctx: Any) -> None:
 
 
 def probe_db_file(conn: Any) -> None:
-    """Its database file opens read-only and reads (through a connection of
-    the probe's own: a lazy connection stays unopened, the file unchanged)."""
+    """Its database file opens and reads, through a connection of the
+    probe's own (sqlite's read-only, duckdb's as the lazy one will open it):
+    a lazy connection stays unopened, the file unchanged."""
     path = getattr(conn, "database", None)
     if path is None:  # a live sqlite3 connection: asked directly
         conn.execute("select count(*) from sqlite_master").fetchone()
@@ -251,12 +252,12 @@ def probe_db_file(conn: Any) -> None:
     if not pathlib.Path(path).exists():
         raise ProbeFailed(f"the database file {path} does not exist here")
     try:
-        _READERS[conn.driver](path)
+        _READERS[conn.driver](path, conn.options)
     except Exception as exc:  # sqlite3.DatabaseError, duckdb.Error: each driver's own
         raise ProbeFailed(f"{path} does not read as a {conn.driver} database ({exc})") from None
 
 
-def _read_sqlite(path: str) -> None:
+def _read_sqlite(path: str, options: dict[str, Any]) -> None:
     import sqlite3
 
     probe = sqlite3.connect(f"{pathlib.Path(path).resolve().as_uri()}?mode=ro", uri=True)
@@ -266,10 +267,13 @@ def _read_sqlite(path: str) -> None:
         probe.close()
 
 
-def _read_duckdb(path: str) -> None:
+def _read_duckdb(path: str, options: dict[str, Any]) -> None:
+    """Opened as the lazy connection will open it: duckdb refuses one process
+    two connections to a file in different modes, and a read-only one while
+    another process holds it open for writing."""
     import duckdb
 
-    with duckdb.connect(path, read_only=True) as probe:
+    with duckdb.connect(path, **options) as probe:
         probe.execute("select count(*) from duckdb_tables()").fetchone()
 
 
