@@ -137,12 +137,12 @@ def _async_future_note(future: Any) -> str:
 
 def _started(listener: Any) -> bool:
     """A stopped QueueListener is plain data around its queue and handlers
-    (their own rows rewrap them): only a started one has a thread to lose."""
+    (their own rows rewrap them): only a started one has a thread to start again."""
     return listener._thread is not None
 
 
 def _listener_note(listener: Any) -> str:
-    return "started at save time: restored stopped, call start() after load"
+    return "started at save time: started again at load, on a new thread"
 
 
 _ASYNC_INTERNAL = frozenset({"_loop", "_waiters"})
@@ -515,7 +515,8 @@ KINDS: tuple[Kind, ...] = (
          internal=frozenset({"_file"}), note=lambda sink: f"reopens {sink._file_path} in append mode on the first message",
          emits=("copyreg.__newobj__",)),
     Kind("queue-listener", ("logging.handlers.QueueListener",), Action.REWRAP,
-         "its thread (restored stopped; queue and handlers kept)", "call listener.start() after load",
+         "its thread (started again at load on a new one; queue, items and handlers kept)",
+         "none needed; stop() it before saving if records queued then must not be handled again after load",
          reduce=rewrap.reduce_listener, applies=_started,
          internal=frozenset({"_thread"}), note=_listener_note, probe=probes.probe_listener,
          recreate="{target} = None  # rebuild it: logging.handlers.QueueListener(queue, *handlers), then start()"),

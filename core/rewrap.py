@@ -190,8 +190,15 @@ def _reopening_file_handler(handler: logging.FileHandler) -> tuple[Any, ...]:
 
 
 def reduce_listener(listener: Any) -> tuple[Any, ...]:
-    # Its thread is stripped: a QueueListener with no thread is a stopped one.
-    return default_reduce(listener, _thread=None)
+    """A started listener, started again: its state as saved (queue and
+    handlers) with no thread, then its own `start()` once it is built, which
+    gives it a new thread. Spelled like the SimpleQueue's refill,
+
+        next(iter([restored, QueueListener.start(restored)]))
+
+    which evaluates to the restored listener after starting it."""
+    restored = Rebuilt(type(listener), {**vars(listener), "_thread": None})
+    return next, (Call(iter, [restored, Call(type(listener).start, restored)]),)
 
 
 _ASYNC_WAITERS = ("_waiters", "_getters", "_putters")

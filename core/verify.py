@@ -129,7 +129,7 @@ def _stable(path: str) -> str:
 
 def _picklable_restorations(report: LoadReport) -> tuple[list[tuple[str, Any, catalog.Kind]], set[str]]:
     """Rewrapped objects that plain pickle handles once restored (an asyncio
-    lock no longer bound to a loop, a stopped QueueListener), so a scan of
+    lock no longer bound to a loop, a loguru file sink not reopened yet), so a scan of
     the loaded object does not find them: found at their saved paths instead.
     Also returns the paths that cannot be followed (behind a custom state)."""
     found, unreachable = [], set()

@@ -314,6 +314,40 @@ def exercise_loguru(model: Any, env: Env) -> None:
         assert log.read().splitlines()[-2:] == ["before save", "after load"]
 
 
+def _listened_path(env: Env) -> str:
+    return os.path.join(env.folder, "listened.log")
+
+
+def build_queue_listener(env: Env) -> Any:
+    """The standard library's own worker-backed queue: a QueueHandler feeding
+    a started QueueListener, which writes to a file."""
+    import logging.handlers
+    import queue
+
+    records: queue.Queue[logging.LogRecord] = queue.Queue()
+    to_file = logging.FileHandler(_listened_path(env), encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(message)s"))
+    listener = logging.handlers.QueueListener(records, to_file)
+    listener.start()
+    handler = logging.handlers.QueueHandler(records)
+    handler.handle(logging.makeLogRecord({"msg": "before save"}))
+    return Service(handler=handler, listener=listener)
+
+
+def exercise_queue_listener(model: Any, env: Env) -> None:
+    import logging
+
+    model.handler.handle(logging.makeLogRecord({"msg": "after load"}))
+    model.listener.stop()  # handles what is queued first: nothing if the listener has no thread
+    with open(_listened_path(env), encoding="utf-8") as log:
+        assert log.read().splitlines()[-1:] == ["after load"]
+
+
+def _stop_listener(model: Any) -> None:
+    model.listener.stop()
+    model.listener.handlers[0].close()
+
+
 def initialise_worker(tag: str) -> None:
     """A process pool's initializer: what each worker was told."""
     os.environ["RESTORED_WORKER_TAG"] = tag
@@ -384,6 +418,7 @@ CASES: dict[str, Case] = {
     "redis": Case("redis", build_redis, exercise_redis),
     "duckdb": Case("duckdb", build_duckdb, exercise_duckdb, release=lambda model: model.db.close()),
     "loguru": Case("loguru", build_loguru, exercise_loguru, release=lambda model: model.log.remove()),
+    "queue-listener": Case("logging", build_queue_listener, exercise_queue_listener, release=_stop_listener),
     "process-pool": Case("concurrent.futures", build_process_pool, exercise_process_pool,
                          release=lambda model: model.workers.shutdown()),
     "read-files": Case("io", build_read_files, exercise_read_files,
