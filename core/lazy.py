@@ -129,7 +129,7 @@ class LazyConnection(Lazy):
 
 
 READ_MODES = frozenset({"r", "rt", "rb"})
-TEXT_OPTIONS = {"encoding": (str, type(None)), "errors": (str, type(None))}
+TEXT_OPTIONS: dict[str, tuple[type, ...]] = {"encoding": (str, type(None)), "errors": (str, type(None))}
 
 
 class LazyFile(Lazy):

@@ -613,7 +613,8 @@ def reduce_process_pool(pool: Any) -> tuple[Any, ...]:
     settings = {"max_workers": pool._max_workers, "mp_context": Call(type(pool._mp_context)),
                 "initializer": pool._initializer, "initargs": pool._initargs,
                 "max_tasks_per_child": pool._max_tasks_per_child}
-    return functools.partial(type(pool), **settings), ()
+    cls: type = type(pool)
+    return functools.partial(cls, **settings), ()
 
 
 def handler_settings(handler: Any) -> dict[str, Any]:
@@ -629,7 +630,8 @@ def reduce_enqueued_handler(handler: Any) -> tuple[Any, ...]:
     child process that hands its messages to its parent's worker: loaded
     anywhere else, nothing takes them from the queue, and
     `logger.complete()` waits forever.)"""
-    return functools.partial(type(handler), **handler_settings(handler)), ()
+    cls: type = type(handler)
+    return functools.partial(cls, **handler_settings(handler)), ()
 
 
 def reduce_file_sink(sink: Any) -> tuple[Any, ...]:
