@@ -303,6 +303,12 @@ def _connections_note(pool: Any) -> str:
     return f"{dropped} open connection(s) dropped: the client connects again on first use" if dropped else ""
 
 
+def _pool_settings(pool: Any) -> list[tuple[Edge, Any]]:
+    """What the connection-pool rewrap writes as it is: the pool's attributes but its connections."""
+    emptied = rewrap.pooling(pool)
+    return [(("attr", name), value) for name, value in vars(pool).items() if name not in emptied]
+
+
 def _process_pool_note(pool: Any) -> str:
     workers, pending = len(pool._processes or ()), len(pool._pending_work_items)
     notes = [f"{workers} worker process(es) not carried (started again on first submit)"] if workers else []
@@ -493,8 +499,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("connection-pool", tuple(rewrap.POOLED), Action.REWRAP,
          "its open connections, with their sockets, TLS sessions and event-loop transports (the pool, its "
          "settings and limits kept, empty: the client connects again on first use)", "none needed",
-         reduce=rewrap.reduce_connection_pool, internal=frozenset(n for names in rewrap.POOLED.values() for n in names),
-         note=_connections_note, probe=probes.probe_connection_pool, emits=("copyreg.__newobj__",),
+         reduce=rewrap.reduce_connection_pool, payload=_pool_settings, note=_connections_note, probe=probes.probe_connection_pool, emits=("copyreg.__newobj__",),
          recreate="{target} = None  # make the pool again with the client's settings: its connections cannot be saved"),
     Kind("process-pool", ("concurrent.futures.process.ProcessPoolExecutor",), Action.REWRAP,
          "worker processes and pending work (max_workers, start method, initializer and max_tasks_per_child kept)",

@@ -557,14 +557,14 @@ openai's and anthropic's those of their forks, httpx2 and httpcore2;
 requests' adapters drop their urllib3 pools themselves.)"""
 
 
-def _pooling(pool: Any) -> list[str]:
+def pooling(pool: Any) -> list[str]:
     """The attributes of `pool` that hold or count its connections: those of
     the first class in its MRO that POOLED names (each library is imported:
     it made the pool)."""
     for cls in type(pool).__mro__:
         for dotted, names in POOLED.items():
-            module, _, name = dotted.rpartition(".")
-            if getattr(sys.modules.get(module), name, None) is cls:
+            module, _, qualname = dotted.rpartition(".")
+            if getattr(sys.modules.get(module), qualname, None) is cls:
                 return [name for name in names if name in vars(pool)]
     return []
 
@@ -572,7 +572,7 @@ def _pooling(pool: Any) -> list[str]:
 def pooled_connections(pool: Any) -> list[Any]:
     """The connections a pool holds (idle, in use, or requests waiting for one), each once."""
     found: dict[int, Any] = {}
-    for name in _pooling(pool):
+    for name in pooling(pool):
         value = getattr(pool, name)
         items = value.queue if isinstance(value, queue.Queue) else () if isinstance(value, int) else value
         found.update((id(item), item) for item in list(items) if item is not None)
@@ -597,7 +597,7 @@ def reduce_connection_pool(pool: Any) -> tuple[Any, ...]:
     connection in it: its sockets (and an async pool's event-loop transports)
     belong to the saving process, so the client opens a new connection on
     its first request after load."""
-    return default_reduce(pool, **{name: _emptied(getattr(pool, name)) for name in _pooling(pool)})
+    return default_reduce(pool, **{name: _emptied(getattr(pool, name)) for name in pooling(pool)})
 
 
 # --- worker-backed executors and queues: started again -------------------------
