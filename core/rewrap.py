@@ -31,6 +31,7 @@ import io
 import logging
 import os
 import queue
+import stat
 import sys
 import threading
 import types
@@ -512,18 +513,21 @@ def reduce_duckdb(conn: Any) -> tuple[Any, ...]:
 
 def read_mode(file: Any) -> str | None:
     """How a file of the read-file row was opened ("r" or "rb"), or None if it
-    does not qualify: open, for reading only, by the path of a regular file,
-    and able to say where it is (a text file read with next() cannot)."""
+    does not qualify: open, for reading only, by the path of a regular file
+    that is still the file it opened (not replaced, deleted, or relative to
+    another directory since), and able to say where it is (a text file read
+    with next() cannot)."""
     if isinstance(file, LazyFile):
         return file.mode
     name, mode = getattr(file, "name", None), getattr(file, "mode", None)
-    if not isinstance(name, str) or mode not in READ_MODES or file.closed or not os.path.isfile(name):
+    if not isinstance(name, str) or mode not in READ_MODES or file.closed:
         return None
     try:
+        opened, named = os.fstat(file.fileno()), os.stat(name)
         file.tell()
     except OSError:
         return None
-    return mode
+    return mode if stat.S_ISREG(opened.st_mode) and os.path.samestat(opened, named) else None
 
 
 def reduce_read_file(file: Any) -> tuple[Any, ...]:

@@ -318,6 +318,16 @@ def test_standard_streams_are_rebound_files_read_from_reopen_other_open_files_ar
                      "model['both']": ("open-file", Action.ERROR)}
 
 
+def test_a_file_read_from_is_reopened_only_while_its_path_names_it(tmp_path: Any) -> None:
+    """Replaced since it was opened: its path names another file now, which a reopen would read."""
+    path = tmp_path / "data.txt"
+    path.write_text("saved\n")
+    with open(path) as read:
+        path.unlink()
+        path.write_text("another file\n")
+        assert [(f.path, f.kind) for f in scan({"f": read}).findings] == [("model['f']", "open-file")]
+
+
 def test_sqlite_connection_to_a_file_is_rewrapped_in_memory_is_stripped(tmp_path: Any) -> None:
     import sqlite3
 
