@@ -319,9 +319,10 @@ def read_file() -> Holder:
 
 
 def duckdb_connection() -> Holder:
+    """A connection to a file of this process's own: duckdb lets one process at a time open a file to write."""
     import duckdb
 
-    return Holder(duckdb.connect(os.path.join(tempfile.mkdtemp(prefix="ckpt-sample-"), "sample.duckdb")))
+    return Holder(duckdb.connect(os.path.join(tempfile.gettempdir(), f"ckpt-sample-{os.getpid()}.duckdb")))
 
 
 def connection_pool() -> Holder:
