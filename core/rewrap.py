@@ -83,7 +83,7 @@ class Rebuilt:
         self.state = state
 
     @property  # type: ignore[misc]
-    def __class__(self) -> type:  # noqa: D105 - see the class docstring
+    def __class__(self) -> type:
         return self.cls
 
     def __reduce__(self) -> tuple[Any, ...]:
