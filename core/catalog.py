@@ -518,7 +518,7 @@ KINDS: tuple[Kind, ...] = (
          "the open file (reopened in append mode on the first message: path, rotation, retention and compression "
          "kept)", "none needed", reduce=rewrap.reduce_file_sink, applies=_sink_file_open,
          internal=frozenset({"_file"}), note=lambda sink: f"reopens {sink._file_path} in append mode on the first message",
-         emits=("copyreg.__newobj__",)),
+         probe=probes.probe_file_sink, emits=("copyreg.__newobj__",)),
     Kind("queue-listener", ("logging.handlers.QueueListener",), Action.REWRAP,
          "its thread (started again at load on a new one; queue, items and handlers kept)",
          "none needed; stop() it before saving if records queued then must not be handled again after load",

@@ -10,6 +10,7 @@ unbound from that loop afterwards, as they were.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import threading
 import weakref
@@ -309,6 +310,19 @@ def probe_process_pool(pool: Any) -> None:
         raise ProbeFailed(f"the restored process pool did not run a job ({type(exc).__name__}: {exc})") from None
     if result != 3:
         raise ProbeFailed("the restored process pool ran a job but returned the wrong result")
+
+
+def probe_file_sink(sink: Any) -> None:
+    """Not opened yet, in append mode (it opens its file on the first
+    message), and writable where it will open it, if that folder exists
+    (loguru makes a missing one). Nothing is written."""
+    if sink._file is not None:
+        raise ProbeFailed("the restored log file sink already holds an open file")
+    if "a" not in sink._kwargs["mode"]:
+        raise ProbeFailed(f"the restored log file sink would open its file in mode {sink._kwargs['mode']!r}, not append")
+    folder = os.path.dirname(os.path.abspath(sink._path))
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK):
+        raise ProbeFailed(f"the restored log file sink cannot write in {folder} here")
 
 
 def probe_enqueued_handler(handler: Any) -> None:

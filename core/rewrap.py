@@ -614,7 +614,7 @@ def reduce_process_pool(pool: Any) -> tuple[Any, ...]:
     saving run. Pickled as they are, those pipe ends would carry their file
     descriptor numbers, which name other files (or none) in the loading
     process, and close them when collected."""
-    settings = {"max_workers": pool._max_workers, "mp_context": Call(type(pool._mp_context)),
+    settings = {"max_workers": pool._max_workers, "mp_context": pool._mp_context,
                 "initializer": pool._initializer, "initargs": pool._initargs,
                 "max_tasks_per_child": pool._max_tasks_per_child}
     cls: type = type(pool)
