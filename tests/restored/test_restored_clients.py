@@ -259,9 +259,8 @@ def _notes(saved: Saved) -> dict[str, tuple[str, str]]:
 
 
 def test_the_save_report_says_what_was_dropped(saved: dict[str, Saved]) -> None:
-    require("openai")
-    require("loguru")
-    require("duckdb")
+    for name in ("openai", "httpx-async", "urllib3", "redis-pools", "loguru", "duckdb"):
+        require(name)
     dropped = ("connection-pool", "1 open connection(s) dropped: the client connects again on first use")
     assert _notes(saved["openai"])["model.llm._client._transport._pool"] == dropped
     assert _notes(saved["httpx-async"])["model.http._transport._pool"] == dropped
