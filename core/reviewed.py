@@ -168,7 +168,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("ssl:_ASN1Object", CLASS, "an OID by its text: the purpose of create_default_context (ssl.Purpose's "
           "members do not survive pickle)", call=True),
     Entry("logging.handlers:QueueListener", CLASS, "a queue listener, stopped: its queue and handlers (the "
-          "queue-listener rewrap)"),
+          "queue-listener rewrap also starts it, which is no data)"),
     *_classes("asyncio.locks", "Lock Event Semaphore BoundedSemaphore",
               "an asyncio primitive, bound to no event loop: its plain state (the async rewraps)"),
     Entry("asyncio.locks:Condition", CLASS, "a fresh asyncio condition around the saved lock (the async-condition "

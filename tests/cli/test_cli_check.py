@@ -65,7 +65,7 @@ def add_open_file(root: Path) -> int:
     model = root / "demopkg" / "model.py"
     lines = model.read_text().splitlines()
     at = next(i for i, line in enumerate(lines) if "self.lock =" in line) + 1
-    lines.insert(at, "        self.log_file = open(__file__)")
+    lines.insert(at, "        self.log_file = open(__file__ + '.log', 'a')")  # written to: read-only files reopen
     model.write_text("\n".join(lines) + "\n")
     return at + 1
 
