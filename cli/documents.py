@@ -1,0 +1,88 @@
+"""Machine output that stays valid: one JSON or SARIF document per run, and only it on stdout.
+
+With `--format json` or `--format sarif`, whatever the user's code prints
+while a target is imported or built (a banner, a progress line, a C
+library's chatter) would land in front of the document and break every
+parser. So for the whole run stdout is stderr, at the file-descriptor level
+too (child processes and C code included), and the command's document is
+kept instead of printed. At exit exactly one document goes to the real
+stdout: the report, or for an error (exit 2 too) an error object (JSON) or
+a SARIF run whose invocation carries the error as a tool execution
+notification, so a CI step that uploads the file always has one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any, TextIO
+
+MACHINE = ("json", "sarif")
+
+_kept: list[dict[str, Any]] = []
+
+
+def requested(args: Sequence[str]) -> str | None:
+    """The machine format the command line asks for (`--format json`,
+    `--format=sarif`), read before click parses it, so that even a usage
+    error is reported as a document. None for text or no `--format`."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--format" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--format="):
+            value = arg.partition("=")[2]
+        else:
+            continue
+        return value if value in MACHINE else None
+    return None
+
+
+def keep(document: dict[str, Any]) -> None:
+    """The command's document, written once the command has finished (`finish`)."""
+    _kept[:] = [document]
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[TextIO]:
+    """For the block, sys.stdout and file descriptor 1 write to stderr;
+    yields the real stdout, restored after the block."""
+    real = sys.stdout
+    _kept.clear()
+    real.flush()
+    try:
+        fd = real.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (an in-process caller's buffer)
+        fd = None
+    saved = os.dup(fd) if fd is not None else None
+    if fd is not None:
+        os.dup2(sys.stderr.fileno(), fd)
+    sys.stdout = sys.stderr
+    try:
+        yield real
+    finally:
+        sys.stderr.flush()
+        sys.stdout = real
+        if saved is not None:
+            os.dup2(saved, fd)  # type: ignore[arg-type]
+            os.close(saved)
+
+
+def finish(stdout: TextIO, fmt: str, code: int, error: str | None) -> None:
+    """Write the one document of this run: the command's, or the error's."""
+    from . import sarif
+    from .app import SCHEMA_VERSION
+
+    if error is not None or not _kept:
+        message = (error or f"ckpt exited with code {code} without a report").removeprefix("error: ")
+        document = sarif.error_log(message, code) if fmt == "sarif" else {
+            "schema_version": SCHEMA_VERSION, "error": {"message": message, "exit_code": code}}
+    else:
+        document = _kept[0]
+    _kept.clear()
+    stdout.write(json.dumps(document, indent=2, default=str, allow_nan=False) + "\n")
+    stdout.flush()
