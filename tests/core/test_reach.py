@@ -1,6 +1,6 @@
 """Save's replay of the stream it wrote (core/reach.py, core/_reach.c): the
-two twins agree on every stream, real, mutated, hostile or random, and
-never crash; the replay marks exactly the values that lead to a substituted
+two twins agree on every stream, real, mutated, hostile or random (looking
+for targets, and for out-of-band buffers), and never crash; the replay marks exactly the values that lead to a substituted
 object; and the manifest save builds from it is the one the plain scan
 gives, on every sample and benchmark model, compiled and in pure Python."""
 
@@ -43,8 +43,10 @@ def outcome(replay: Any, chunks: list[bytes]) -> list[Any]:
 
 
 def agree(chunks: list[bytes], targets: list[int]) -> list[Any]:
+    """Both twins, looking for targets and (the arrays' replay) for out-of-band buffers."""
     fast = outcome(reach.replay(targets), chunks)
     assert fast == outcome(Replay(targets), chunks)
+    assert outcome(reach.replay(targets, buffers=True), chunks) == outcome(Replay(targets, reach.BUFFER_EFFECTS), chunks)
     return fast
 
 
