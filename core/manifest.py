@@ -99,6 +99,9 @@ class Manifest:
     signature: Signature | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
+    as_read: bytes | None = field(default=None, compare=False, repr=False)
+    """`canonical()` of the manifest as a file holds it, fields this ckpt does
+    not know included (a newer ckpt's): what its signature covers."""
 
     def to_dict(self, *, signed: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -130,12 +133,13 @@ class Manifest:
         return data
 
     def canonical(self) -> bytes:
-        """The bytes a signature covers: the manifest without its signature."""
-        return json.dumps(self.to_dict(signed=False), sort_keys=True, separators=(",", ":")).encode()
+        """The bytes a signature covers: the manifest without its signature,
+        as read from a file (`as_read`), else as this ckpt writes it."""
+        return self.as_read if self.as_read is not None else _canonical(self.to_dict(signed=False))
 
     def signed(self, key: SigningKey) -> Manifest:
         """This manifest with `key`'s signature (of everything but the signature)."""
-        unsigned = dataclasses.replace(self, signature=None, format_version=FORMAT_VERSION)
+        unsigned = dataclasses.replace(self, signature=None, format_version=FORMAT_VERSION, as_read=None)
         value = base64.b64encode(key.sign(unsigned.canonical())).decode()
         return dataclasses.replace(unsigned, signature=Signature(key.public.line, value))
 
@@ -183,9 +187,15 @@ def parse_manifest(raw: bytes) -> Manifest:
             arrays=tuple(_array(a, members) for a in _typed(data.get("arrays", []), list, "arrays")),
             signature=_signature(data.get("signature")),
             format_version=version,
+            as_read=_canonical({key: value for key, value in data.items() if key != "signature"}),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"manifest.json is missing or mistypes a field ({exc})") from None
+
+
+def _canonical(data: dict[str, Any]) -> bytes:
+    """What a signature covers: JSON with sorted keys and no whitespace."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _typed(value: Any, kind: type, what: str) -> Any:

@@ -145,3 +145,24 @@ def test_a_malformed_entry_is_refused_in_one_line(tmp_path: Path, change: Any, m
         parse_manifest(json.dumps(manifest).encode())
     with pytest.raises(ckpt.CheckpointError, match=message):
         ckpt.inspect(path)
+
+
+def test_a_field_this_ckpt_does_not_know_is_signed_and_ignored(tmp_path: Path) -> None:
+    """A newer writer's field: the signature covers the manifest as the file
+    holds it, so the file verifies signed, and is altered if the field is
+    added after signing."""
+    import base64
+
+    from ckpt.core.keys import signing_key
+
+    path, _ = saved(tmp_path, model())
+    with zipfile.ZipFile(path) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    manifest["from_the_future"] = {"x": [1, 2]}
+    rewrite_member(path, "manifest.json", json.dumps(manifest).encode())
+    assert ckpt.inspect(path).provenance.origin is ckpt.Origin.ALTERED
+    unsigned = {k: v for k, v in manifest.items() if k != "signature"}
+    payload = json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode()
+    manifest["signature"]["value"] = base64.b64encode(signing_key().sign(payload)).decode()
+    rewrite_member(path, "manifest.json", json.dumps(manifest).encode())
+    assert ckpt.inspect(path).provenance.origin is ckpt.Origin.OWN and ckpt.load(path)["small"].shape == (10,)
