@@ -27,7 +27,7 @@ INTERRUPTED = 130
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     fmt = documents.requested(args)
-    if fmt is None:
+    if fmt is None or sys.stdout is None:  # text, or no stdout to write a document to
         return _run(args)[0]
     with documents.stdout_to_stderr() as stdout:  # the user's prints never reach the document's stream
         code, error = _run(args)

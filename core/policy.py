@@ -98,7 +98,7 @@ def require_installed(trust: Trust) -> None:
     it. Only `importlib.util.find_spec` of top-level names: nothing is imported."""
     for entry in (*trust.packages, *sorted(trust.names)):
         top = entry.partition(":")[0].partition(".")[0]
-        if not top.isidentifier() or top in sys.modules:
+        if not top.isidentifier() or top in sys.modules or top in MAIN_MODULES:
             continue
         try:
             found = importlib.util.find_spec(top) is not None
