@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)[0]
     with documents.stdout_to_stderr() as stdout:  # the user's prints never reach the document's stream
         code, error = _run(args)
+    if documents.quiet(args):
+        return code
     try:
         documents.finish(stdout, fmt, code, error)
     except BrokenPipeError:

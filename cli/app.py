@@ -65,8 +65,7 @@ def common(formats: tuple[str, ...] = ("text", "json")) -> Callable[[Callable[..
             is_flag=True,
             expose_value=False,
             callback=_set_state,
-            help="Print errors only (no text report, no warnings, no progress): the exit code says the rest. "
-            "A JSON or SARIF document is still written.",
+            help="Print errors only (no report, no warnings, no progress): the exit code says the rest.",
         )(fn)
         return click.option(
             "--format",
@@ -88,14 +87,15 @@ class ReaderGone(Exception):
 
 def render(fmt: str, text: Callable[[TextOutput], None], data: Callable[[], dict[str, Any]],
            log: Callable[[], dict[str, Any]] | None = None) -> None:
-    """The report as `fmt` asks: text (unless --quiet), or the document
-    main() writes once the command is done (JSON with its schema_version, or
-    the SARIF `log`), --quiet or not."""
+    """The report as `fmt` asks, unless --quiet: text, or the document main()
+    writes once the command is done (JSON with its schema_version, or the SARIF `log`)."""
+    if _state["quiet"]:
+        return
     if fmt == "json":
         documents.keep({"schema_version": SCHEMA_VERSION, **data()})
     elif fmt == "sarif" and log is not None:
         documents.keep(log())
-    elif not _state["quiet"]:
+    else:
         try:
             text(TextOutput())
         except BrokenPipeError as exc:

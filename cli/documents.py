@@ -8,7 +8,8 @@ too (child processes and C code included), and the command's document is
 kept instead of printed. At exit exactly one document goes to the real
 stdout: the report, or for an error (exit 2 too) an error object (JSON) or
 a SARIF run whose invocation carries the error as a tool execution
-notification, so a CI step that uploads the file always has one.
+notification, so a CI step that uploads the file always has one. Only
+`--quiet` prints none: the exit code and the error line say it all.
 """
 
 from __future__ import annotations
@@ -29,17 +30,24 @@ def requested(args: Sequence[str]) -> str | None:
     """The machine format the command line asks for (`--format json`,
     `--format=sarif`), read before click parses it, so that even a usage
     error is reported as a document. None for text or no `--format`."""
-    for i, arg in enumerate(args):
+    options = _options(args)
+    at = options.index("--format") + 1 if "--format" in options else len(options)
+    return options[at] if at < len(options) and options[at] in MACHINE else None
+
+
+def quiet(args: Sequence[str]) -> bool:
+    """`-q`/`--quiet`: no document either (the exit code says it all)."""
+    return bool({"-q", "--quiet"} & set(_options(args)))
+
+
+def _options(args: Sequence[str]) -> list[str]:
+    """The arguments before `--`, `--name=value` split in two."""
+    out: list[str] = []
+    for arg in args:
         if arg == "--":
             break
-        if arg == "--format" and i + 1 < len(args):
-            value = args[i + 1]
-        elif arg.startswith("--format="):
-            value = arg.partition("=")[2]
-        else:
-            continue
-        return value if value in MACHINE else None
-    return None
+        out += arg.split("=", 1) if arg.startswith("--") else [arg]
+    return out
 
 
 def keep(document: dict[str, Any]) -> None:
@@ -73,7 +81,8 @@ def stdout_to_stderr() -> Iterator[TextIO]:
 
 
 def finish(stdout: TextIO, fmt: str, code: int, error: str | None) -> None:
-    """Write the one document of this run: the command's, or the error's."""
+    """Write the one document of this run: the command's, or the error's
+    (the caller skips this under --quiet)."""
     from . import sarif
     from .app import SCHEMA_VERSION
 

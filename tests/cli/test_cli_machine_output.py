@@ -94,9 +94,10 @@ def test_an_error_is_a_sarif_run_with_a_tool_notification(run_ckpt: RunCkpt, noi
     assert notification["level"] == "error" and notification["message"]["text"] in error_line
 
 
-def test_quiet_keeps_the_document(run_ckpt: RunCkpt, noisy: Path) -> None:
-    result = run_ckpt("scan", "noisy:build", "--format", "json", "-q", cwd=noisy)
-    assert result.code == 1 and one_document(result.out)["findings"], result
+def test_quiet_prints_no_document_and_still_keeps_stdout_clean(run_ckpt: RunCkpt, noisy: Path) -> None:
+    for args in (["noisy:build", "--format", "json", "-q"], ["noisy:broken", "--quiet", "--format=sarif"]):
+        result = run_ckpt("scan", *args, cwd=noisy)
+        assert result.out == "" and "imported: hello on stdout" in result.err, result
 
 
 def test_sarif_levels_say_what_needs_fixing(run_ckpt: RunCkpt) -> None:
