@@ -29,12 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     fmt = documents.requested(args)
     if fmt is None or sys.stdout is None:  # text, or no stdout to write a document to
         return _run(args)[0]
-    with documents.stdout_to_stderr() as stdout:  # the user's prints never reach the document's stream
+    with documents.stdout_to_stderr():  # the user's prints never reach the document's stream
         code, error = _run(args)
     if documents.quiet(args):
         return code
     try:
-        documents.finish(stdout, fmt, code, error)
+        documents.finish(fmt, code, error)
     except BrokenPipeError:
         return _reader_gone()
     return code

@@ -19,7 +19,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any, TextIO
+from typing import Any
 
 MACHINE = ("json", "sarif")
 
@@ -56,31 +56,37 @@ def keep(document: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def stdout_to_stderr() -> Iterator[TextIO]:
-    """For the block, sys.stdout and file descriptor 1 write to stderr;
-    yields the real stdout, restored after the block."""
-    real = sys.stdout
+def stdout_to_stderr() -> Iterator[None]:
+    """For the block, file descriptor 1 is stderr's, so whatever writes to
+    stdout (through sys.stdout, C code or a child process) lands on stderr.
+    sys.stdout stays the same object: a model that keeps it (a logging
+    handler, a progress bar) is saved as it would be without --format."""
     _kept.clear()
-    real.flush()
+    fd = _stdout_fd()
+    if fd is None:  # not a real file (an in-process caller's buffer): nothing to redirect
+        yield
+        return
+    saved = os.dup(fd)
+    os.dup2(sys.stderr.fileno(), fd)
     try:
-        fd = real.fileno()
-    except (AttributeError, OSError, ValueError):  # not a real file (an in-process caller's buffer)
-        fd = None
-    saved = os.dup(fd) if fd is not None else None
-    if fd is not None:
-        os.dup2(sys.stderr.fileno(), fd)
-    sys.stdout = sys.stderr
-    try:
-        yield real
+        yield
     finally:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()  # what was printed is still stderr's
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+def _stdout_fd() -> int | None:
+    try:
+        sys.stdout.flush()
         sys.stderr.flush()
-        sys.stdout = real
-        if saved is not None:
-            os.dup2(saved, fd)  # type: ignore[arg-type]
-            os.close(saved)
+        return sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
-def finish(stdout: TextIO, fmt: str, code: int, error: str | None) -> None:
+def finish(fmt: str, code: int, error: str | None) -> None:
     """Write the one document of this run: the command's, or the error's
     (the caller skips this under --quiet)."""
     from . import sarif
@@ -93,5 +99,5 @@ def finish(stdout: TextIO, fmt: str, code: int, error: str | None) -> None:
     else:
         document = _kept[0]
     _kept.clear()
-    stdout.write(json.dumps(document, indent=2, default=str, allow_nan=False) + "\n")
-    stdout.flush()
+    sys.stdout.write(json.dumps(document, indent=2, default=str, allow_nan=False) + "\n")
+    sys.stdout.flush()
