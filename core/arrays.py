@@ -51,7 +51,7 @@ def listed(obj: Any, pickler: RewrapPickler, data: bytes | bytearray, notices: l
     placed: dict[str, list[Array]] = {}
     try:
         found = locate(obj, StreamOracle(pickler, data, [], buffers=True), lambda o: member_of(o) is not None)
-    except Disagreement:
+    except (Disagreement, RuntimeError):  # the stream cannot be followed, or another thread resized a dict
         found = []
     for candidate, path, also in found:
         member = member_of(candidate)

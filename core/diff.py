@@ -13,6 +13,7 @@ manifest lists no arrays (saved by an older ckpt) member by member.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 
 from .checkpoint import Readable, StorageOptions, opened
 from .container import DATA, Archive
-from .errors import CkptError
+from .errors import CheckpointError, CkptError
 from .keys import fingerprint
 from .manifest import Array, Manifest, Substitution
 
@@ -94,11 +95,14 @@ class Diff:
 def diff(a: Readable, b: Readable, *, storage_options: StorageOptions = None) -> Diff:
     """Compare the checkpoints `a` and `b` (paths, URLs or binary file
     objects) without unpickling either. A damaged file is a CkptError."""
-    with opened(a, storage_options) as first, opened(b, storage_options) as second:
-        for archive in (first, second):
-            damage = archive.hash_failures()
-            if damage:
-                raise CkptError(f"cannot compare: {damage[0]}", hint="only intact checkpoints are compared")
+    with contextlib.ExitStack() as stack:
+        try:
+            first, second = (stack.enter_context(opened(path, storage_options)) for path in (a, b))
+            damage = [*first.hash_failures(), *second.hash_failures()]
+        except CheckpointError as exc:
+            damage = [str(exc)]
+        if damage:  # bad input for a comparison (exit 2), where load would say the file failed (exit 1)
+            raise CkptError(f"cannot compare: {damage[0]}", hint="only intact checkpoints are compared")
         notes: list[str] = []
         arrays = _arrays(first, second, notes)
         return Diff(str(first.path), str(second.path), _changes(first.manifest, second.manifest),

@@ -130,6 +130,8 @@ def test_diff_refuses_damaged_and_missing_files_as_bad_input(run_ckpt: RunCkpt, 
     first, second = net
     flip_byte(second, "buffers/0")
     assert_one_line_error(run_ckpt("diff", str(first), str(second)), 2, "cannot compare", "buffers/0")
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    assert_one_line_error(run_ckpt("diff", str(tmp_path / "notes.ckpt"), str(first)), 2, "not a zip archive")
     missing = run_ckpt("diff", str(first), str(tmp_path / "absent.ckpt"), "--format", "json")
     assert_one_line_error(missing, 2, "no such checkpoint")
     assert missing.json()["error"]["exit_code"] == 2
