@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
+import subprocess
 import textwrap
 import zipfile
 from pathlib import Path
@@ -40,17 +42,24 @@ def build():
 """
 
 
-@pytest.fixture
-def net(tmp_path: Path, run_ckpt: RunCkpt) -> tuple[Path, Path]:
-    """Two checkpoints of one model, a training step apart: one weight moved by 0.5, one became NaN."""
-    (tmp_path / "netmod.py").write_text(textwrap.dedent(NET))
-    files = []
+@pytest.fixture(scope="module")
+def saved_net(tmp_path_factory: pytest.TempPathFactory, ckpt_exe: str) -> Path:
+    """Two checkpoints of one model, a training step apart (one weight moved by 0.5, one became NaN), saved once."""
+    folder = tmp_path_factory.mktemp("net")
+    (folder / "netmod.py").write_text(textwrap.dedent(NET))
     for step in ("0", "1"):
-        path = tmp_path / f"step{step}.ckpt"
-        saved = run_ckpt("save", "netmod:build", "-o", str(path), cwd=tmp_path, env={"STEP": step})
-        assert saved.code == 0, saved
-        files.append(path)
-    return files[0], files[1]
+        saved = subprocess.run([ckpt_exe, "save", "netmod:build", "-o", f"step{step}.ckpt"], cwd=folder,
+                               capture_output=True, text=True, env={**os.environ, "STEP": step}, timeout=120)
+        assert saved.returncode == 0, saved.stderr
+    return folder
+
+
+@pytest.fixture
+def net(saved_net: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The two checkpoints, and the model's module, in this test's own directory (tests damage them)."""
+    for name in ("netmod.py", "step0.ckpt", "step1.ckpt"):
+        shutil.copy(saved_net / name, tmp_path / name)
+    return tmp_path / "step0.ckpt", tmp_path / "step1.ckpt"
 
 
 def test_inspect_lists_each_array_by_path_like_a_safetensors_header(run_ckpt: RunCkpt, net: tuple[Path, Path]
