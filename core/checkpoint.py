@@ -1,7 +1,8 @@
 """Save, load and inspect checkpoint files: the pieces put together.
 
 save:    rewrap-pickle streamed into an atomic, hashed archive (a scan only
-         to resolve strips, list rewraps or name what pickle refused) ->
+         to resolve strips, list rewraps or name what pickle refused; a walk
+         of the branches that hold arrays, to list them by path) ->
          manifest last, signed with the user's own key.
 load:    open and check the archive -> who signed it (`provenance`) ->
          read and hash each member once -> a signer the user trusts: plain
@@ -30,16 +31,17 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard
 
 from . import catalog, remote, safeload
+from .arrays import listed as listed_arrays
 from .atomic import DEVICE_ERRORS, atomic_write, exists_error
 from .catalog import Action
 from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive, read_archive
 from .errors import Argument, CheckpointError, CkptError, SaveError, WriteError, one_line
 from .keys import PublicKey, TrustedKeys, signing_key, trusted_keys
-from .manifest import Manifest, Substitution
+from .manifest import Array, Manifest, Substitution
 from .notices import logger_notices
 from .paths import follow
 from .pickler import RewrapPickler, memo_size
-from .policy import Judgement, Trust, judge
+from .policy import Judgement, Trust, judge, require_installed
 from .provenance import Origin, Provenance, provenance
 from .reach import Disagreement, StreamOracle
 from .scan import Finding, Oracle, ScanReport, qualified_name, scan_object
@@ -111,10 +113,12 @@ def save(
     with (_writing(path, overwrite, storage_options, progress) as (file, replaced),
           ArchiveWriter(file, durable=durable) as writer, collector_paused()):
         pickler, data = _pickle_into(writer, obj, stripped, progress, target)
+        objects = memo_size(pickler, pickler.tap, data)  # before the walks pickle more; data takes what it wrote
+        modules = pickler.modules()
         if report is None and pickler.rewrapped:
             report = _locate(obj, target, pickler, data, notices)
+        arrays = listed_arrays(obj, pickler, data, notices)
         del data
-        objects = memo_size(pickler, pickler.tap)
         pickler.clear_memo()
         total = sum(b.raw().nbytes for b in pickler.buffers)
         done = 0
@@ -124,7 +128,7 @@ def save(
             if progress:
                 progress("writing arrays", done, total)
         findings = report.findings if report else ()
-        manifest = _manifest(obj, target, writer, findings, stripped, pickler, objects).signed(signing)
+        manifest = _manifest(obj, target, writer, findings, stripped, pickler, modules, objects, arrays).signed(signing)
         writer.finish(manifest)
         size = file.tell()
     return SaveReport(_name(path), manifest, size, time.perf_counter() - started, replaced,
@@ -323,9 +327,9 @@ def _locate(obj: Any, target: str, pickler: RewrapPickler, data: bytearray, noti
     pickler recorded; where the two disagree, the plain scan decides, and
     the report says so."""
     try:
-        oracle = StreamOracle(pickler, data)
+        oracle = StreamOracle(pickler, data, list(pickler.substituted))
         report = _scan(obj, target, oracle)
-        disagreement = _disagreement(obj, report, oracle.substituted)
+        disagreement = _disagreement(obj, report, oracle.targets)
     except Disagreement as exc:
         disagreement = str(exc)
     if disagreement is None:
@@ -368,7 +372,9 @@ def _manifest(
     findings: tuple[Finding, ...],
     stripped: dict[int, Finding],
     pickler: RewrapPickler,
+    modules: set[str],
     objects: int,
+    arrays: tuple[Array, ...],
 ) -> Manifest:
     from . import __version__
 
@@ -381,8 +387,9 @@ def _manifest(
         members=dict(writer.members),
         substitutions=tuple(_substitution(f, f.object_id in stripped, pickler.notes.get(f.object_id))
                             for f in findings),
-        modules=module_versions({*pickler.modules(), type(obj).__module__}),
+        modules=module_versions({*modules, type(obj).__module__}),
         objects=objects,
+        arrays=arrays,
     )
 
 
@@ -469,6 +476,7 @@ def load_checkpoint(
     what = _name(path)
     with opened(path, storage_options, progress, mmap=mmap) as archive:
         _require_modules(archive.manifest, what)
+        require_installed(given)  # after: a trusted package the file needs is named with its saved version
         origin = provenance(archive.manifest, keys)
         data = archive.read(DATA)
         warnings = version_warnings(archive.manifest)
@@ -596,6 +604,8 @@ def inspect(path: Readable, *, trust: Iterable[str] = (), trusted_keys: Iterable
     loading it as data under `trust` would admit, without running anything
     in it: the data-only loader's own analysis; nothing from the file is
     built or imported."""
+    given = Trust.parse(trust)
+    require_installed(given)
     with opened(path, storage_options) as archive:
         problems = archive.hash_failures()
         origin = provenance(archive.manifest, load_trusted_keys(trusted_keys))
@@ -603,7 +613,7 @@ def inspect(path: Readable, *, trust: Iterable[str] = (), trusted_keys: Iterable
             problems.append(f"it was {origin.describe()}")
         data = bytes(archive.mapped(DATA))  # as stored: inspect shows damaged files too
         facts = analyse(data)
-        verdicts = _verdicts(facts, judge(facts, Trust.parse(trust), imports=False))
+        verdicts = _verdicts(facts, judge(facts, given, imports=False))
         if facts.malformed:
             problems.append(f"data.pkl {facts.malformed}")
         elif not origin.whole:

@@ -71,15 +71,20 @@ class Tap:
         return n
 
 
-def memo_size(pickler: pickle.Pickler, tap: Tap) -> int:
+def memo_size(pickler: pickle.Pickler, tap: Tap, written: bytearray | None = None) -> int:
     """How many objects the pickler memoized, without copying its memo (that
     costs more than the pickling): a new object gets the next memo index, and
-    pickling it again writes that index as a memo GET. Ends the pickler's use."""
+    pickling it again writes that index as a memo GET. The two pickles this
+    writes are appended to `written` (what a replay of the pickler's output
+    must also be fed); nothing else should be pickled into the same file after."""
     marker: list[Any] = []
     tap.captured = b""
     pickler.dump(marker)
+    first = tap.captured
     tap.captured = b""
     pickler.dump((marker,))
+    if written is not None:
+        written += first + tap.captured
     indexes = memo_indexes(tap.captured, 1)
     if indexes is None:  # a pickler writes a memoized object as a GET: never
         raise RuntimeError("the pickler wrote its marker again instead of a memo GET")
@@ -160,6 +165,14 @@ class RewrapPickler(pickle.Pickler):
         """The modules of the types the pickler wrote by reduction (the types
         it looked up in its table): where the manifest's package versions come from."""
         return {getattr(cls, "__module__", None) or "" for cls in self.dispatch_table}
+
+    def tensor_bases(self) -> dict[int, Any]:
+        """The base written for each torch storage, by the id of its out-of-band buffer (`TensorReducer.bases`)."""
+        return self._tensors.bases() if self._tensors is not None else {}
+
+    def tensor_buffer(self, tensor: Any) -> pickle.PickleBuffer | None:
+        """The buffer of the storage `tensor` was written from (`TensorReducer.buffer_of`)."""
+        return self._tensors.buffer_of(tensor) if self._tensors is not None else None
 
     @property
     def rewrapped(self) -> bool:

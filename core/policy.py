@@ -34,8 +34,11 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import importlib
+import importlib.metadata
 import importlib.util
+import pkgutil
 import sys
 import types
 from collections.abc import Iterable
@@ -87,6 +90,34 @@ class Trust:
 
 def _dotted(text: str) -> bool:
     return bool(text) and all(part.isidentifier() for part in text.split("."))
+
+
+def require_installed(trust: Trust) -> None:
+    """Refuse (ConfigError) a trust entry whose top-level package is not
+    installed: a typo, most likely, named with the installed names nearest
+    it. Only `importlib.util.find_spec` of top-level names: nothing is imported."""
+    for entry in (*trust.packages, *sorted(trust.names)):
+        top = entry.partition(":")[0].partition(".")[0]
+        if not top.isidentifier() or top in sys.modules or top in MAIN_MODULES:
+            continue
+        try:
+            found = importlib.util.find_spec(top) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            names = _top_level_names()
+            near = [names[n] for n in difflib.get_close_matches(top.lower(), sorted(names), n=3)]
+            guess = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+            raise ConfigError(f"trust entry {printable(entry)!r}: no module or package {printable(top)!r} is "
+                              f"installed here{guess}")
+
+
+def _top_level_names() -> dict[str, str]:
+    """What can be imported at the top level here (installed distributions'
+    packages, modules on sys.path, the standard library), by lower-cased name."""
+    names = {*importlib.metadata.packages_distributions(), *(m.name for m in pkgutil.iter_modules()),
+             *sys.builtin_module_names, *sys.stdlib_module_names}
+    return {name.lower(): name for name in sorted(names) if not name.startswith("_")}
 
 
 @dataclass(frozen=True)

@@ -203,9 +203,22 @@ def _dispatch_table() -> dict[type, Any] | None:
 _EXIT = object()
 
 
+def locate(obj: Any, oracle: Oracle, stop: Callable[[Any], bool]) -> list[tuple[Any, str, tuple[str, ...]]]:
+    """Where each object `stop` picks sits under `obj`: (object, path, also_at).
+    The scan's own walk, going down only into what `oracle` says leads to
+    one (save's stream oracle for the arrays it wrote out of band), and never
+    into a picked object itself."""
+    walker = _Walker(oracle, stop)
+    with collector_paused():
+        walker.run(obj)
+    return [(walker.objs[node], walker._path(node), walker._also(node)) for node in walker.stopped]
+
+
 class _Walker:
-    def __init__(self, oracle: Oracle | None = None) -> None:
+    def __init__(self, oracle: Oracle | None = None, stop: Callable[[Any], bool] | None = None) -> None:
         self._oracle = oracle or (lambda obj: pickle_error(obj, self.loggers))
+        self._stop = stop
+        self.stopped: dict[int, None] = {}  # nodes `stop` picked, in the order met
         self.objs: list[Any] = []  # keeps every walked object (and its id) alive
         self.parents: list[int] = []
         self.edges: list[Edge] = []
@@ -245,6 +258,10 @@ class _Walker:
             node = self._add(obj, parent, edge)
             if error is not None:
                 self.failing.add(node)
+            if self._stop is not None and self._stop(obj):
+                self.stopped[node] = None
+                self.events += 1
+                continue
             if kind is not None:
                 self._find(node, kind, kind.remark(obj))
                 stack.extend(self._push(list(kind.walk_payload(obj)), node, depth, skip, check=False))
@@ -321,7 +338,7 @@ class _Walker:
 
     def _revisit(self, node: int, parent: int, edge: Edge) -> None:
         """A second reference: pickle's memo would write a reference to it."""
-        if node in self.found:
+        if node in self.found or node in self.stopped:
             self.also.setdefault(node, []).append((parent, edge))
         if node in self.failing:
             self.events += 1
@@ -376,7 +393,7 @@ class _Walker:
         out = []
         for node, (kind, note) in self.found.items():
             obj = self.objs[node]
-            also = tuple(self._path(p, e) for p, e in self.also.get(node, ()))
+            also = self._also(node)
             out.append(
                 Finding(
                     path=self._path(node),
@@ -392,6 +409,10 @@ class _Walker:
                 )
             )
         return out
+
+    def _also(self, node: int) -> tuple[str, ...]:
+        """The other paths that reach `node`."""
+        return tuple(self._path(p, e) for p, e in self.also.get(node, ()))
 
     def _owner(self, node: int) -> Owner | None:
         parent = self.parents[node]

@@ -51,14 +51,29 @@ class TensorReducer:
             return torch.as_strided, args
         return torch._tensor._rebuild_from_type_v2, (torch.as_strided, type(tensor), args, state)
 
+    def bases(self) -> dict[int, Call]:
+        """The base written for each storage, by the id of the out-of-band buffer it hands over."""
+        return {id(base.args[0]): base for base in self._bases.values() if isinstance(base.args[0], pickle.PickleBuffer)}
+
+    def buffer_of(self, tensor: Any) -> pickle.PickleBuffer | None:
+        """The buffer of the storage `tensor` was written from, if this reducer wrote it so."""
+        base = self._bases.get(_key(tensor))
+        return base.args[0] if base is not None and isinstance(base.args[0], pickle.PickleBuffer) else None
+
     def _base(self, torch: Any, tensor: Any) -> Call:
         """The whole storage as a 1-d tensor of the dtype, built once per storage and dtype."""
         storage = tensor.untyped_storage()
-        key = (storage.data_ptr(), storage.nbytes(), tensor.dtype)
+        key = _key(tensor)
         if key not in self._bases:
             raw = torch.tensor([], dtype=torch.uint8).set_(storage).numpy()
             self._bases[key] = Call(torch._C.TensorBase.view, Call(torch.from_numpy, raw), tensor.dtype)
         return self._bases[key]
+
+
+def _key(tensor: Any) -> tuple[int, int, Any]:
+    """A tensor's storage, as the bases are keyed: its memory, its size, and the dtype it is read as."""
+    storage = tensor.untyped_storage()
+    return storage.data_ptr(), storage.nbytes(), tensor.dtype
 
 
 def _plain(torch: Any, tensor: Any) -> bool:

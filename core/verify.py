@@ -24,6 +24,7 @@ from .compare import differences
 from .container import Archive
 from .errors import CkptError
 from .paths import follow
+from .policy import Trust, require_installed
 from .probes import ProbeFailed
 from .provenance import Provenance, provenance
 from .scan import scan_object
@@ -72,6 +73,8 @@ def verify(
     if not (is_path(path) or isinstance(path, Archive)):
         raise TypeError(f"verify takes the path or URL of a checkpoint, not {type(path).__name__} (it reads the "
                         "file more than once); load_checkpoint and inspect take file objects")
+    trust = tuple(trust)
+    require_installed(Trust.parse(trust))  # a typo is bad input, not a failed check
     with contextlib.ExitStack() as stack:
         try:
             archive = stack.enter_context(opened(path, storage_options))
