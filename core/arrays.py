@@ -22,7 +22,6 @@ from .container import buffer_name
 from .manifest import Array
 from .pickler import RewrapPickler
 from .reach import Disagreement, StreamOracle
-from .rewrap import Call
 from .scan import locate, qualified_name
 from .tensors import tensor_types
 
@@ -34,16 +33,17 @@ def listed(obj: Any, pickler: RewrapPickler, data: bytes | bytearray, notices: l
     if not pickler.buffers:
         return ()
     members = {id(buffer): buffer_name(i) for i, buffer in enumerate(pickler.buffers)}
-    bases = pickler.tensor_bases()
-    exporters = [bases.get(id(buffer)) or memoryview(buffer).obj for buffer in pickler.buffers]
+    exporters = [memoryview(buffer).obj for buffer in pickler.buffers]
     numpy = sys.modules.get("numpy")
     by_address = {_address(exporter): member for exporter, member in zip(exporters, members.values())
                   if numpy is not None and isinstance(exporter, numpy.ndarray)}
+    storages = pickler.tensor_storages()
     tensors = tensor_types()
 
     def member_of(candidate: Any) -> str | None:
         if isinstance(candidate, tensors):
-            return members.get(id(pickler.tensor_buffer(candidate)))
+            raw = pickler.tensor_bytes(candidate)
+            return by_address.get(_address(raw)) if raw is not None else None
         if numpy is not None and isinstance(candidate, numpy.ndarray) and not candidate.dtype.hasobject:
             return by_address.get(_address(candidate))
         return None
@@ -55,8 +55,8 @@ def listed(obj: Any, pickler: RewrapPickler, data: bytes | bytearray, notices: l
         found = []
     for candidate, path, also in found:
         member = member_of(candidate)
-        placed.setdefault(member, []).append(_describe(candidate, member, path, also))  # type: ignore[arg-type]
-    unplaced = [_describe(exporter, member, "", ()) for exporter, member in zip(exporters, members.values())
+        placed.setdefault(member, []).append(_describe(candidate, member, path, also, storages))  # type: ignore[arg-type]
+    unplaced = [_describe(exporter, member, "", (), storages) for exporter, member in zip(exporters, members.values())
                 if member not in placed]
     if unplaced:
         notices.append(f"{len(unplaced)} out-of-band buffer(s) could not be placed in the model: the manifest "
@@ -70,8 +70,9 @@ def _address(array: Any) -> tuple[int, int]:
     return array.__array_interface__["data"][0], array.nbytes
 
 
-def _describe(exporter: Any, member: str, path: str, also: tuple[str, ...]) -> Array:
-    """One entry: a tensor's own view of its storage, a numpy array, or the raw bytes of anything else."""
+def _describe(exporter: Any, member: str, path: str, also: tuple[str, ...], storages: dict[int, Any]) -> Array:
+    """One entry: a tensor's own view of its storage, a numpy array, a
+    storage's bytes (which the walk did not reach), or the raw bytes of anything else."""
     kind = qualified_name(type(exporter))
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(exporter, torch.Tensor):
@@ -79,13 +80,12 @@ def _describe(exporter: Any, member: str, path: str, also: tuple[str, ...]) -> A
         return Array(path, kind, str(exporter.dtype).removeprefix("torch."), tuple(exporter.shape), member,
                      exporter.storage_offset() * size, tuple(n * size for n in exporter.stride()),
                      exporter.numel() * size, also)
-    if isinstance(exporter, Call):  # a torch storage's base, which the walk did not reach
-        raw = memoryview(exporter.args[0].raw())
-        dtype = exporter.func.keywords["dtype"]
-        size = dtype.itemsize
-        return Array(path, "torch.UntypedStorage", str(dtype).removeprefix("torch."), (raw.nbytes // size,), member,
-                     0, (size,), raw.nbytes, also)
     numpy = sys.modules.get("numpy")
+    dtype = storages.get(_address(exporter)[0]) if numpy is not None and isinstance(exporter, numpy.ndarray) else None
+    if dtype is not None:
+        size = dtype.itemsize
+        return Array(path, "torch.UntypedStorage", str(dtype).removeprefix("torch."), (exporter.nbytes // size,),
+                     member, 0, (size,), exporter.nbytes, also)
     if numpy is not None and isinstance(exporter, numpy.ndarray):
         return Array(path, kind, _numpy_dtype(numpy, exporter.dtype), tuple(exporter.shape), member, 0,
                      tuple(exporter.strides), exporter.nbytes, also)

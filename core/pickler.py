@@ -166,13 +166,13 @@ class RewrapPickler(pickle.Pickler):
         it looked up in its table): where the manifest's package versions come from."""
         return {getattr(cls, "__module__", None) or "" for cls in self.dispatch_table}
 
-    def tensor_bases(self) -> dict[int, Any]:
-        """The base written for each torch storage, by the id of its out-of-band buffer (`TensorReducer.bases`)."""
-        return self._tensors.bases() if self._tensors is not None else {}
+    def tensor_storages(self) -> dict[int, Any]:
+        """The dtype each torch storage was written as, by the address of its bytes (`TensorReducer.storages`)."""
+        return self._tensors.storages() if self._tensors is not None else {}
 
-    def tensor_buffer(self, tensor: Any) -> pickle.PickleBuffer | None:
-        """The buffer of the storage `tensor` was written from (`TensorReducer.buffer_of`)."""
-        return self._tensors.buffer_of(tensor) if self._tensors is not None else None
+    def tensor_bytes(self, tensor: Any) -> Any:
+        """The numpy array of the storage `tensor` was written from (`TensorReducer.bytes_of`)."""
+        return self._tensors.bytes_of(tensor) if self._tensors is not None else None
 
     @property
     def rewrapped(self) -> bool:

@@ -35,6 +35,8 @@ class TensorReducer:
 
     def __init__(self) -> None:
         self._bases: dict[tuple[int, int, Any], Call] = {}
+        self._bytes: dict[tuple[int, int, Any], Any] = {}
+        """The numpy uint8 array written for each storage (numpy hands its memory over as the buffer)."""
 
     def __call__(self, tensor: Any) -> Any:
         torch = sys.modules["torch"]
@@ -51,21 +53,20 @@ class TensorReducer:
             return torch.as_strided, args
         return torch._tensor._rebuild_from_type_v2, (torch.as_strided, type(tensor), args, state)
 
-    def bases(self) -> dict[int, Call]:
-        """The base written for each storage, by the id of the out-of-band buffer it hands over."""
-        return {id(base.args[0]): base for base in self._bases.values() if isinstance(base.args[0], pickle.PickleBuffer)}
+    def storages(self) -> dict[int, Any]:
+        """The dtype each storage was written as, by the address of its bytes."""
+        return {raw.__array_interface__["data"][0]: key[2] for key, raw in self._bytes.items()}
 
-    def buffer_of(self, tensor: Any) -> pickle.PickleBuffer | None:
-        """The buffer of the storage `tensor` was written from, if this reducer wrote it so."""
-        base = self._bases.get(_key(tensor))
-        return base.args[0] if base is not None and isinstance(base.args[0], pickle.PickleBuffer) else None
+    def bytes_of(self, tensor: Any) -> Any:
+        """The numpy array of the storage `tensor` was written from, if this reducer wrote it."""
+        return self._bytes.get(_key(tensor))
 
     def _base(self, torch: Any, tensor: Any) -> Call:
         """The whole storage as a 1-d tensor of the dtype, built once per storage and dtype."""
         storage = tensor.untyped_storage()
         key = _key(tensor)
         if key not in self._bases:
-            raw = torch.tensor([], dtype=torch.uint8).set_(storage).numpy()
+            raw = self._bytes[key] = torch.tensor([], dtype=torch.uint8).set_(storage).numpy()
             self._bases[key] = Call(torch._C.TensorBase.view, Call(torch.from_numpy, raw), tensor.dtype)
         return self._bases[key]
 

@@ -53,6 +53,7 @@ def test_it_installs_ckpt_from_itself_checks_and_uploads_even_when_the_check_fai
 
 
 PROJECT_MODEL = """
+import os
 import threading
 
 
@@ -83,7 +84,7 @@ def run_check_step(root: Path, args: str = "") -> tuple[dict[str, Any], str]:
 
 @pytest.mark.parametrize(("extra", "config", "code", "levels"), [
     ("", 'targets = ["model:build"]', "0", {"note"}),
-    ("        self.log = open(__file__)", 'targets = ["model:build"]', "1", {"note", "error"}),
+    ("        self.log = open(os.devnull, 'w')", 'targets = ["model:build"]', "1", {"note", "error"}),  # written to
     ("", 'targets = ["model:biuld"]', "2", set()),
 ], ids=["passes", "fails", "bad configuration"])
 def test_the_check_step_writes_a_valid_log_and_its_exit_code(tmp_path: Path, extra: str, config: str, code: str,

@@ -1868,11 +1868,7 @@ def _process_pool() -> Service:
 
 
 @case("process_pool", "multiprocessing", "the ProcessPoolExecutor runs a job in a worker process, then shuts down",
-      _process_pool,
-      gap=Gap("load", "a ProcessPoolExecutor is written as its parts (its call queue rewrapped as a fresh "
-                      "multiprocessing queue of its private _SafeQueue class, whose constructor needs the pool's "
-                      "own arguments): the load raises; needs a catalog kind that restores a fresh pool with the "
-                      "same max_workers and initializer", "_SafeQueue.__init__() missing"))
+      _process_pool)
 def _(svc: Any) -> None:
     check_lock(svc.lock)
     try:
