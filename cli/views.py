@@ -181,7 +181,8 @@ def _substitutions_text(out: TextOutput, substitutions: tuple[Substitution, ...]
 def _counts(substitutions: tuple[Substitution, ...]) -> str:
     rewrapped = sum(s.action == "rewrap" for s in substitutions)
     stripped = sum(s.action == "strip" for s in substitutions)
-    return f"{rewrapped:,} rewrapped, {stripped:,} stripped"
+    code = sum(s.action == "by-value" for s in substitutions)
+    return f"{rewrapped:,} rewrapped, {stripped:,} stripped" + (f", {code:,} saved by value" if code else "")
 
 
 def provenance_json(origin: Provenance) -> dict[str, Any]:

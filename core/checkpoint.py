@@ -105,12 +105,28 @@ def save(
     stripped = _resolve_strips(report, strip) if report else {}
     if report:
         _refuse_unsaveable(report, stripped)
+    write = functools.partial(_write, obj, path, report, stripped, target=target, overwrite=overwrite,
+                              progress=progress, storage_options=storage_options, started=started)
+    try:
+        return write(by_value=report is not None and any(f.action is Action.BY_VALUE for f in report.findings))
+    except _CodeByValue:
+        return write(by_value=True)
+
+
+class _CodeByValue(Exception):
+    """The first pickle, without code by value, failed or named something of
+    `__main__`: save writes the file again, with code by value."""
+
+
+def _write(obj: Any, path: File, report: ScanReport | None, stripped: dict[int, Finding], *, by_value: bool,
+           target: str, overwrite: bool, progress: Progress | None, storage_options: StorageOptions,
+           started: float) -> SaveReport:
     notices: list[str] = []
     durable = is_path(path) and not remote.is_url(path)  # a local file, fsynced once complete
     signing = signing_key()
     with (_writing(path, overwrite, storage_options, progress) as (file, replaced),
           ArchiveWriter(file, durable=durable) as writer, collector_paused()):
-        pickler, data = _pickle_into(writer, obj, stripped, progress, target)
+        pickler, data = _pickle_into(writer, obj, stripped, progress, target, by_value)
         if report is None and pickler.rewrapped:
             report = _locate(obj, target, pickler, data, notices)
         del data
@@ -294,12 +310,14 @@ class _Tee:
 
 
 def _pickle_into(
-    writer: ArchiveWriter, obj: Any, stripped: dict[int, Finding], progress: Progress | None, target: str
+    writer: ArchiveWriter, obj: Any, stripped: dict[int, Finding], progress: Progress | None, target: str,
+    by_value: bool,
 ) -> tuple[RewrapPickler, bytearray]:
     with writer.stream(DATA) as stream:
         out = _Tee(stream)
         report = (lambda written: progress("pickling", written, 0)) if progress else None
-        pickler = RewrapPickler(out, strip_ids=stripped.keys(), progress=report)  # type: ignore[arg-type]
+        pickler = RewrapPickler(out, strip_ids=stripped.keys(), by_value=by_value,  # type: ignore[arg-type]
+                                progress=report)
         try:
             pickler.dump(obj)
         except (KeyboardInterrupt, MemoryError):
@@ -307,12 +325,22 @@ def _pickle_into(
         except Exception as exc:
             if isinstance(exc, OSError) and exc.errno in DEVICE_ERRORS:
                 raise  # the disk failed, not the object: atomic_write says so and removes the file
+            if not by_value:
+                raise _CodeByValue from None
             _refuse_unsaveable(_scan(obj, target), stripped)  # names every path, if it can
             raise SaveError(
                 f"pickling failed: {type(exc).__name__}: {exc}; nothing was written",
                 hint="a reducer raised, or the object changed while it was saved; run ckpt scan",
             ) from None
+        if not by_value and pickler.tap.names_main and _names_main(out.kept):
+            raise _CodeByValue
     return pickler, out.kept
+
+
+def _names_main(data: bytearray) -> bool:
+    """Whether the pickle names a global of `__main__` (the script's own
+    functions and classes, which are written by value)."""
+    return any(name.startswith("__main__:") for name in analyse(data).globals)
 
 
 def _locate(obj: Any, target: str, pickler: RewrapPickler, data: bytearray, notices: list[str]) -> ScanReport:
@@ -325,7 +353,7 @@ def _locate(obj: Any, target: str, pickler: RewrapPickler, data: bytearray, noti
     try:
         oracle = StreamOracle(pickler, data)
         report = _scan(obj, target, oracle)
-        disagreement = _disagreement(obj, report, oracle.substituted)
+        disagreement = _disagreement(obj, report, oracle.substituted, pickler.by_value)
     except Disagreement as exc:
         disagreement = str(exc)
     if disagreement is None:
@@ -334,7 +362,7 @@ def _locate(obj: Any, target: str, pickler: RewrapPickler, data: bytearray, noti
     return _scan(obj, target)
 
 
-def _disagreement(obj: Any, report: ScanReport, substituted: list[Any]) -> str | None:
+def _disagreement(obj: Any, report: ScanReport, substituted: list[Any], by_value: bool) -> str | None:
     """Why the walk's findings are not the objects the pickler substituted,
     each at its path, or None. The pickler also substitutes what a found
     object's own reduction holds (a Condition's lock), which the scan does
@@ -346,7 +374,7 @@ def _disagreement(obj: Any, report: ScanReport, substituted: list[Any]) -> str |
     recorded = {id(o) for o in substituted}
     if not found <= recorded:
         return f"the walk found {len(found - recorded)} object(s) the pickler did not substitute"
-    inner = RewrapPickler(None)  # writes nowhere
+    inner = RewrapPickler(None, by_value=by_value)  # writes nowhere
     inner.dump(tuple(f.obj for f in report.findings))
     missed = recorded - found - {id(o) for o in inner.substituted}
     if missed:

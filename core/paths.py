@@ -15,6 +15,8 @@ turns the chain into text for the objects it reports. An edge is one of:
     ("getstate", key)    model.__getstate__()[key]   (a custom state's value that is not an attribute)
     ("reduce", i)        model.__reduce_ex__(5)[i]
     ("closure", i)       model.__closure__[i].cell_contents
+    ("global", name)     model.__globals__['name']   (a global a function by value reads)
+    ("via", edges)       the edges one after the other (a method's part, seen from its class)
     ("type",)            type(model)
     ("note", text)       model<text>           (not an expression: e.g. a SimpleQueue item)
 """
@@ -53,6 +55,8 @@ _SUFFIXES = {
     "getstate": lambda key: f".__getstate__()[{_key_repr(key)}]",
     "reduce": lambda index: f".__reduce_ex__(5)[{index}]",
     "closure": lambda index: f".__closure__[{index}].cell_contents",
+    "global": lambda name: f".__globals__[{name!r}]",
+    "via": lambda edges: "".join(str(_suffix(edge)) for edge in edges),
     "note": lambda text: f"<{text}>",
 }
 

@@ -9,8 +9,12 @@ every other type gets copyreg's reducer or `__reduce_ex__` itself, called
 from C. A `reducer_override` would cost a Python call for every object
 (issue 15: 302,005 calls, 1.18x plain pickle on the object-heavy benchmark
 against 0.99x for the table); only a save with strips installs one, since
-those are chosen by identity. Types created while pickling are decided when
-met, like the others.
+those are chosen by identity, or with code by value (`by_value`: functions
+and classes never reach a dispatch table). Save pickles with the table
+alone first, and again with code by value only if that failed or named
+something of `__main__` (`Tap.names_main`): a model without such code pays
+nothing for it. Types created while pickling are decided when met, like
+the others.
 
 Weak references and containers keep what the checkpoint holds anyway: the
 first one met runs a pre-pass (the same pickler, writing nowhere, weak
@@ -35,7 +39,7 @@ import types
 from collections.abc import Callable, Collection
 from typing import Any, BinaryIO
 
-from . import catalog, rewrap
+from . import byvalue, catalog, rewrap
 from .graph import PROTOCOL, global_error
 from .tensors import TensorReducer, tensor_types
 
@@ -51,15 +55,23 @@ _Handler = Callable[[Any], Any]
 class Tap:
     """A pickler's file: passes writes on (or drops them, with no target),
     reports the bytes passed on so far to `progress`, and can capture the
-    next writes instead, to read back what was written."""
+    next writes instead, to read back what was written. It notes whether
+    the pickle may name something of `__main__`: a function or class there
+    is written by name by a pickler without `reducer_override`, and must be
+    written by value instead (`byvalue`)."""
 
     def __init__(self, target: Any = None, progress: Callable[[int], None] | None = None) -> None:
         self.target = target
         self.progress = progress
         self.captured: bytes | None = None
+        self.names_main = False
+        """A write held the text `__main__` (the C pickler writes a global's module
+        name inside one frame, so no name is split between writes)."""
         self._written = 0
 
     def write(self, data: Any) -> int:
+        if not self.names_main and type(data) is bytes and MAIN in data:
+            self.names_main = True
         n = memoryview(data).nbytes
         if self.captured is not None:
             self.captured += bytes(data)
@@ -125,12 +137,16 @@ def _past_frame(raw: bytes, i: int) -> int:
     return i + 9 if raw[i : i + 1] == b"\x95" else i
 
 
+MAIN = b"__main__"
+
+
 class RewrapPickler(pickle.Pickler):
     def __init__(
         self,
         file: BinaryIO | None,
         *,
         strip_ids: Collection[int] = (),
+        by_value: bool = False,
         out_of_band: bool = True,
         progress: Callable[[int], None] | None = None,
         saved: Collection[int] | None = None,
@@ -138,8 +154,11 @@ class RewrapPickler(pickle.Pickler):
         self.tap = Tap(file, progress)
         self.dispatch_table = _Reducers(self.reducer_for)  # read by Pickler.__init__, as reducer_override is
         self._strip = frozenset(strip_ids)
-        if self._strip:
-            self.reducer_override = self._stripping  # type: ignore[method-assign]  # read by Pickler.__init__
+        self.by_value = by_value
+        """Functions and classes pickle cannot name are written by value (else pickling fails on them)."""
+        self._functions = byvalue.Functions()
+        if self._strip or by_value:
+            self.reducer_override = self._override  # type: ignore[method-assign]  # read by Pickler.__init__
         super().__init__(self.tap, PROTOCOL, buffer_callback=self._take_buffer if out_of_band else None)
         self.buffers: list[pickle.PickleBuffer] = []
         self.substituted: list[Any] = []
@@ -175,11 +194,23 @@ class RewrapPickler(pickle.Pickler):
             if isinstance(self._saved, dict):
                 self._saved = None  # the pre-pass's memo: it keeps every object alive
 
-    def _stripping(self, obj: Any) -> Any:
+    def _override(self, obj: Any) -> Any:
+        """Strips, chosen by identity, and code by value: functions and classes
+        never reach a dispatch table. A Python call for every object, so
+        installed only for a save that needs one or the other."""
         if id(obj) in self._strip:
             self._nulled.add(id(obj))
             self.substituted.append(obj)
             return rewrap.NONE_REDUCE
+        if not self.by_value:
+            return NotImplemented
+        if type(obj) is types.FunctionType:
+            if byvalue.by_value(obj):
+                self.substituted.append(obj)
+                return self._functions.reduce(obj)
+        elif isinstance(obj, type) and byvalue.by_value(obj):
+            self.substituted.append(obj)
+            return byvalue.reduce_class(obj)
         return NotImplemented
 
     def reducer_for(self, cls: type) -> _Handler | None:
@@ -187,6 +218,8 @@ class RewrapPickler(pickle.Pickler):
         that copyreg does not reduce (pickle writes those by name)."""
         if cls in _BY_REFERENCE:
             return self._by_reference
+        if cls in byvalue.PARTS:
+            return byvalue.PARTS[cls]  # type: ignore[no-any-return]
         if issubclass(cls, type):
             return copyreg.dispatch_table.get(cls)
         if issubclass(cls, logging.Logger):
@@ -223,7 +256,7 @@ class RewrapPickler(pickle.Pickler):
         references: the memo of a pre-pass over the whole graph with the same
         strips, weak kinds written empty, minus what it wrote as None."""
         if self._saved is None:
-            pre = RewrapPickler(None, strip_ids=self._strip, saved=_PRE_PASS)  # writes nowhere
+            pre = RewrapPickler(None, strip_ids=self._strip, by_value=self.by_value, saved=_PRE_PASS)  # writes nowhere
             pre.dump(self._root)
             memo = pre.memo.copy()
             pre.clear_memo()
@@ -314,7 +347,7 @@ def plain_global(obj: Any) -> Any:
 
 
 def dumps(obj: Any, *, strip_ids: Collection[int] = ()) -> bytes:
-    """The rewrapped pickle of `obj` with every buffer in band."""
+    """The rewrapped pickle of `obj` with every buffer in band, code by value."""
     out = io.BytesIO()
-    RewrapPickler(out, strip_ids=strip_ids, out_of_band=False).dump(obj)
+    RewrapPickler(out, strip_ids=strip_ids, by_value=True, out_of_band=False).dump(obj)
     return out.getvalue()

@@ -22,6 +22,7 @@ import cmd
 import collections
 import copyreg
 import functools
+import importlib
 import inspect
 import io
 import logging
@@ -423,6 +424,15 @@ def reduce_ssl_context(ctx: Any) -> tuple[Any, ...]:
     if ctx.verify_mode == ssl.CERT_NONE:
         return ssl._create_unverified_context, (ctx.protocol,)
     return ssl.create_default_context, (Call(ssl._ASN1Object, _SERVER_AUTH_OID),)
+
+
+# --- modules ---------------------------------------------------------------------
+
+
+def reduce_module(module: types.ModuleType) -> tuple[Any, ...]:
+    """Imported by its name where the file loads, as cloudpickle writes a module
+    (the functions saved by value read modules among their globals)."""
+    return importlib.import_module, (module.__name__,)
 
 
 # --- sqlite ---------------------------------------------------------------------

@@ -25,11 +25,12 @@ import copyreg
 import enum
 import pickle
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import catalog
+from . import byvalue, catalog
 from .catalog import Action, Kind
 from .graph import ATOMS, PROTOCOL, Children, Unpicklable, decompose
 from .notices import logger_notices, logger_types
@@ -155,13 +156,22 @@ def _discard(buffer: pickle.PickleBuffer) -> bool:
 def pickle_error(obj: Any, loggers: dict[int, Any] | None = None) -> tuple[BaseException | None, int]:
     """Try the C pickler on `obj`: (the exception or None, objects memoized);
     the loggers it pickles (by name) go into `loggers`."""
-    tap = Tap()
-    pickler = pickle.Pickler(tap, PROTOCOL, buffer_callback=_discard)
     table = _dispatch_table()
     if loggers is not None:
-        table = {**(table or copyreg.dispatch_table), **dict.fromkeys(logger_types(), _noting(loggers))}
-    if table is not None:
+        table.update(dict.fromkeys(logger_types(), _noting(loggers)))
+    tap = Tap()
+    pickler = pickle.Pickler(tap, PROTOCOL, buffer_callback=_discard)
+    pickler.dispatch_table = table
+    error = _verdict(pickler, obj)
+    if error is None and tap.names_main:  # by name here, but a function or class of __main__ is saved by value
+        tap = Tap()
+        pickler = _CodeFinder(tap, PROTOCOL, buffer_callback=_discard)
         pickler.dispatch_table = table
+        error = _verdict(pickler, obj)
+    return (error, 0) if error is not None else (None, memo_size(pickler, tap))
+
+
+def _verdict(pickler: pickle.Pickler, obj: Any) -> BaseException | None:
     try:
         pickler.dump(obj)
     except (KeyboardInterrupt, SystemExit):
@@ -171,8 +181,21 @@ def pickle_error(obj: Any, loggers: dict[int, Any] | None = None) -> tuple[BaseE
         # The traceback holds this frame, and so the pickler and its memo of
         # everything pickled so far: 43 MiB of the scan's peak on the
         # benchmark's object-heavy model (issue 15). The verdict is the exception alone.
-        return exc.with_traceback(None), 0
-    return None, memo_size(pickler, tap)
+        return exc.with_traceback(None)
+    return None
+
+
+class CodeByValue(pickle.PicklingError):
+    """What the scan's pickle says of a function or class that save writes by value."""
+
+
+class _CodeFinder(pickle.Pickler):
+    """A pickler that stops at the first function or class written by value."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if (type(obj) is types.FunctionType or isinstance(obj, type)) and byvalue.by_value(obj):
+            raise CodeByValue(f"{byvalue.describe(obj)}: saved by value")
+        return NotImplemented
 
 
 def _noting(loggers: dict[int, Any]) -> Any:
@@ -185,18 +208,19 @@ def _noting(loggers: dict[int, Any]) -> Any:
     return reduce
 
 
-def _dispatch_table() -> dict[type, Any] | None:
+def _dispatch_table() -> dict[type, Any]:
     """copyreg's reducers, minus ckpt's own (`register()`: report what they
-    rewrap), plus ckpt's torch tensor reducer, which hands storages over as
-    out-of-band buffers (discarded here) where torch's own would copy every
+    rewrap), plus cloudpickle's for what code by value is made of (as save
+    writes it), plus ckpt's torch tensor reducer, which hands storages over
+    as out-of-band buffers (discarded here) where torch's own would copy every
     storage into the pickle. Verdicts do not change: torch pickles plain
     tensors either way, and odd ones still go to torch's reduction."""
-    tensors = tensor_types()
-    if not catalog.REGISTERED and not tensors:
-        return None
     table = {cls: reduce for cls, reduce in copyreg.dispatch_table.items() if cls not in catalog.REGISTERED}
-    reducer = TensorReducer()
-    table.update({cls: reducer for cls in tensors})
+    table.update(byvalue.PARTS)
+    tensors = tensor_types()
+    if tensors:
+        reducer = TensorReducer()
+        table.update({cls: reducer for cls in tensors})
     return table
 
 
