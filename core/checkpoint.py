@@ -34,6 +34,7 @@ from .atomic import DEVICE_ERRORS, atomic_write, exists_error
 from .catalog import Action
 from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive, read_archive
 from .errors import Argument, CheckpointError, CkptError, SaveError, WriteError, one_line
+from .groups import Group, group
 from .keys import PublicKey, TrustedKeys, signing_key, trusted_keys
 from .manifest import Manifest, Substitution
 from .notices import logger_notices
@@ -269,32 +270,40 @@ def _scan(obj: Any, target: str, oracle: Oracle | None = None) -> ScanReport:
 
 
 def _resolve_strips(report: ScanReport, strip: tuple[str, ...]) -> dict[int, Finding]:
-    """Map each `strip` path to the finding there (by object id)."""
-    by_path = {p: f for f in report.findings for p in f.paths}
-    unknown = [p for p in strip if p not in by_path]
+    """Map each `strip` path (or pattern with `[*]`) to the findings there (by object id)."""
+    found = {p: report.at(p) for p in strip}
+    unknown = [p for p, at in found.items() if not at]
     if unknown:
-        known = ", ".join(sorted(by_path)) or "none"
+        known = ", ".join(sorted(p for f in report.findings for p in f.paths)) or "none"
         given = Argument("strip", [unknown[0]])
         raise CkptError(
             f"{given}: no finding at that path",
             hint=f"strip takes a path exactly as ckpt scan prints it; findings: {known}",
             arguments=[given],
         )
-    return {by_path[p].object_id: by_path[p] for p in strip}
+    return {f.object_id: f for at in found.values() for f in at}
 
 
 def _refuse_unsaveable(report: ScanReport, stripped: dict[int, Finding]) -> None:
+    """Every blocking finding in one message, like ones as one group (as the
+    scan's table shows them), and one strip that covers them all."""
     blocking = [f for f in report.findings if f.action is Action.ERROR and f.object_id not in stripped]
     if not blocking:
         return
-    listed = "; ".join(f"{f.path} ({f.kind}{': ' + f.note if f.note else ''})" for f in blocking[:5])
-    strip = Argument("strip", [blocking[0].path])
-    more = f" and {len(blocking) - 5} more" if len(blocking) > 5 else ""
+    groups = group(blocking, lambda f: (f.type, f.kind))
+    strip = Argument("strip", [g.pattern for g in groups])
     raise SaveError(
-        f"cannot save: {len(blocking)} object(s) ckpt cannot rewrap: {listed}{more}; nothing was written",
+        f"cannot save: {len(blocking)} object(s) ckpt cannot rewrap: {'; '.join(map(_blocking, groups))}; "
+        "nothing was written",
         hint=f"fix them (ckpt scan --suggest), or pass {strip} to save each as None",
         arguments=[strip],
     )
+
+
+def _blocking(g: Group[Finding]) -> str:
+    count = f", {len(g.members):,} objects" if g.grouped else ""
+    note = g.common(lambda f: f.note)
+    return f"{g.pattern} ({g.first.kind}{count}{': ' + note if note else ''})"
 
 
 class _Tee:

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import byvalue
-from .paths import Edge, is_literal
+from .paths import Edge, literal_key
 
 ATOMS = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray, pickle.PickleBuffer})
 PROTOCOL = 5
@@ -156,7 +156,7 @@ def _dict_children(items: Any, skip: Any = ATOMS) -> Children:
         if type(key) not in ATOMS:
             out.append((("key", i), key))
         if type(value) not in skip:
-            out.append((("item", key) if is_literal(key) else ("value", i), value))
+            out.append((("item", key) if literal_key(key, value) else ("value", i), value))
     return out
 
 
@@ -235,10 +235,16 @@ def _custom_state_children(obj: Any, state: Any, skip: Any) -> Children:
         return [(("call", "__getstate__()"), state)]
     attributes = getattr(obj, "__dict__", {})
     return [
-        ((("attr", key) if attributes.get(key, _NOTHING) is value else ("getstate", key)), value)
-        for key, value in state.items()
+        (_state_edge(i, key, value, attributes), value)
+        for i, (key, value) in enumerate(state.items())
         if type(value) not in skip
     ]
+
+
+def _state_edge(i: int, key: Any, value: Any, attributes: dict[str, Any]) -> Edge:
+    if attributes.get(key, _NOTHING) is value:
+        return ("attr", key)
+    return ("getstate", key) if literal_key(key, value) else ("state-value", i)
 
 
 _NOTHING = object()

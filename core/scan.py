@@ -34,7 +34,7 @@ from . import byvalue, catalog
 from .catalog import Action, Kind
 from .graph import ATOMS, PROTOCOL, Children, Unpicklable, decompose
 from .notices import logger_notices, logger_types
-from .paths import Edge, format_path
+from .paths import Edge, format_path, matches
 from .pickler import Tap, memo_size
 from .stream import collector_paused
 from .target import resolve
@@ -107,6 +107,11 @@ class ScanReport:
     @property
     def exit_code(self) -> int:
         return 1 if self.findings else 0
+
+    def at(self, path: str) -> tuple[Finding, ...]:
+        """The findings at `path`: a path as the scan prints it, or a pattern
+        with `[*]` for like findings (as a refusal prints their group)."""
+        return tuple(f for f in self.findings if any(matches(path, p) for p in f.paths))
 
 
 def qualified_name(cls: type) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -121,12 +120,6 @@ def _structural_checks(archive: Archive, origin: Provenance, loaded: LoadReport 
     return checks
 
 
-def _stable(path: str) -> str:
-    """A path with the addresses in it blanked: a dict key that is an object
-    is written with its repr (`[<Scope at 0x7f...>]`), which differs after load."""
-    return re.sub(r" at 0x[0-9a-fA-F]+", " at 0x…", path)
-
-
 def _picklable_restorations(report: LoadReport) -> tuple[list[tuple[str, Any, catalog.Kind]], set[str]]:
     """Rewrapped objects that plain pickle handles once restored (an asyncio
     lock no longer bound to a loop, a stopped QueueListener), so a scan of
@@ -140,7 +133,7 @@ def _picklable_restorations(report: LoadReport) -> tuple[list[tuple[str, Any, ca
         try:
             obj = follow(report.obj, sub.path)
         except LookupError:
-            unreachable.add(_stable(sub.path))
+            unreachable.add(sub.path)
             continue
         if kind in catalog.kinds_of_type(type(obj)):
             found.append((sub.path, obj, kind))
@@ -150,7 +143,7 @@ def _picklable_restorations(report: LoadReport) -> tuple[list[tuple[str, Any, ca
 def _restored_checks(report: LoadReport) -> list[Check]:
     """Restored primitives work, strips came back as None, and what came
     back agrees with the manifest's substitutions."""
-    rewrapped = {_stable(s.path) for s in report.manifest.substitutions if s.action == Action.REWRAP.value}
+    rewrapped = {s.path for s in report.manifest.substitutions if s.action == Action.REWRAP.value}
     found = scan_object(report.obj).findings
     restored = {id(f.obj): (f.path, f.obj, catalog.BY_NAME[f.kind]) for f in found}
     by_path, unreachable = _picklable_restorations(report)
@@ -163,7 +156,7 @@ def _restored_checks(report: LoadReport) -> list[Check]:
             kind.probe(obj)
         except ProbeFailed as exc:
             broken.append(f"{path}: {exc}")
-    present = {_stable(path) for path, _, kind in restored.values() if kind.action is Action.REWRAP} | unreachable
+    present = {path for path, _, kind in restored.values() if kind.action is Action.REWRAP} | unreachable
     missing = sorted(rewrapped - present)
     checks = [
         Check("primitives work", not broken, "; ".join(broken) or f"{len(restored)} restored object(s) exercised"),
