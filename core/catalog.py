@@ -38,6 +38,7 @@ class Action(str, enum.Enum):
     REWRAP = "rewrap"  # written as a fresh equivalent built from stdlib constructors
     BY_VALUE = "by-value"  # code written into the file (cloudpickle's reducers): loads only from a trusted signer
     STRIP = "strip"  # written as None, and reported
+    REMOVE = "remove"  # a stripped callable left out of its registry: what a strip does there, no kind's action
     ERROR = "error"  # save refuses, unless the user passes --strip PATH
 
 

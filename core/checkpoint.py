@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard
 
-from . import catalog, remote, safeload
+from . import catalog, registry, remote, safeload
 from .atomic import DEVICE_ERRORS, atomic_write, exists_error
 from .catalog import Action
 from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive, read_archive
@@ -43,6 +43,7 @@ from .pickler import RewrapPickler, memo_size
 from .policy import Judgement, Trust, judge
 from .provenance import Origin, Provenance, provenance
 from .reach import Disagreement, StreamOracle
+from .registry import Removal
 from .scan import Finding, Oracle, ScanReport, qualified_name, scan_object
 from .stream import StreamFacts, analyse, collector_paused
 
@@ -127,7 +128,8 @@ def _write(obj: Any, path: File, report: ScanReport | None, stripped: dict[int, 
     signing = signing_key()
     with (_writing(path, overwrite, storage_options, progress) as (file, replaced),
           ArchiveWriter(file, durable=durable) as writer, collector_paused()):
-        pickler, data = _pickle_into(writer, obj, stripped, progress, target, by_value)
+        removals = _removals(obj, stripped)
+        pickler, data = _pickle_into(writer, obj, stripped, removals, progress, target, by_value)
         if report is None and pickler.rewrapped:
             report = _locate(obj, target, pickler, data, notices)
         del data
@@ -141,7 +143,7 @@ def _write(obj: Any, path: File, report: ScanReport | None, stripped: dict[int, 
             if progress:
                 progress("writing arrays", done, total)
         findings = report.findings if report else ()
-        manifest = _manifest(obj, target, writer, findings, stripped, pickler, objects).signed(signing)
+        manifest = _manifest(obj, target, writer, findings, stripped, removals, pickler, objects).signed(signing)
         writer.finish(manifest)
         size = file.tell()
     return SaveReport(_name(path), manifest, size, time.perf_counter() - started, replaced,
@@ -318,15 +320,21 @@ class _Tee:
         return self.out.write(data)  # type: ignore[no-any-return]
 
 
+def _removals(obj: Any, stripped: dict[int, Finding]) -> dict[int, Removal]:
+    """The stripped callables that leave their registries instead of staying as None, by object id."""
+    planned = {oid: registry.plan(f.obj, f.holders, obj, registry.default_reduce) for oid, f in stripped.items()}
+    return {oid: r for oid, r in planned.items() if r is not None and catalog.kind_for(r.anchor) is None}
+
+
 def _pickle_into(
-    writer: ArchiveWriter, obj: Any, stripped: dict[int, Finding], progress: Progress | None, target: str,
-    by_value: bool,
+    writer: ArchiveWriter, obj: Any, stripped: dict[int, Finding], removals: dict[int, Removal],
+    progress: Progress | None, target: str, by_value: bool,
 ) -> tuple[RewrapPickler, bytearray]:
     with writer.stream(DATA) as stream:
         out = _Tee(stream)
         report = (lambda written: progress("pickling", written, 0)) if progress else None
-        pickler = RewrapPickler(out, strip_ids=stripped.keys(), by_value=by_value,  # type: ignore[arg-type]
-                                progress=report)
+        pickler = RewrapPickler(out, strip_ids=stripped.keys(), removals=removals.values(),  # type: ignore[arg-type]
+                                by_value=by_value, progress=report)
         try:
             pickler.dump(obj)
         except (KeyboardInterrupt, MemoryError):
@@ -404,6 +412,7 @@ def _manifest(
     writer: ArchiveWriter,
     findings: tuple[Finding, ...],
     stripped: dict[int, Finding],
+    removals: dict[int, Removal],
     pickler: RewrapPickler,
     objects: int,
 ) -> Manifest:
@@ -416,16 +425,20 @@ def _manifest(
         target=target,
         root_type=qualified_name(type(obj)),
         members=dict(writer.members),
-        substitutions=tuple(_substitution(f, f.object_id in stripped, pickler.notes.get(f.object_id))
-                            for f in findings),
+        substitutions=tuple(_substitution(f, f.object_id in stripped, f.object_id in removals,
+                                          pickler.notes.get(f.object_id)) for f in findings),
         modules=module_versions({*pickler.modules(), type(obj).__module__}),
         objects=objects,
     )
 
 
-def _substitution(finding: Finding, user_stripped: bool, saved_note: str | None) -> Substitution:
+def _substitution(finding: Finding, user_stripped: bool, removed: bool, saved_note: str | None) -> Substitution:
     """A finding as the manifest records it; `saved_note` is what the pickler
     knew and the scan could not (what a weak container kept)."""
+    if removed:
+        return Substitution(finding.path, finding.kind, Action.REMOVE.value,
+                            f"the entry (--strip: removed from {finding.registry}, whose owner calls every entry, "
+                            "instead of restored as None)", finding.note, finding.also_at, finding.registry)
     if user_stripped:
         return Substitution(finding.path, finding.kind, Action.STRIP.value, "the object (restored as None: --strip)",
                             finding.note, finding.also_at)

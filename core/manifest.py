@@ -37,7 +37,7 @@ class Member:
 
 @dataclass(frozen=True)
 class Substitution:
-    """Something save did not write as it was: a rewrap or a strip."""
+    """Something save did not write as it was: a rewrap, code by value, a strip."""
 
     path: str
     kind: str
@@ -45,6 +45,8 @@ class Substitution:
     lost: str
     note: str = ""
     also_at: tuple[str, ...] = ()
+    registry: str = ""
+    """For a strip that took the entry out of its registry: that registry's path."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class Manifest:
             "members": {name: {"sha256": m.sha256, "size": m.size} for name, m in self.members.items()},
             "substitutions": [
                 {"path": s.path, "kind": s.kind, "action": s.action, "lost": s.lost, "note": s.note,
-                 "also_at": list(s.also_at)}
+                 "also_at": list(s.also_at), **({"registry": s.registry} if s.registry else {})}
                 for s in self.substitutions
             ],
             "modules": dict(self.modules),
@@ -134,6 +136,7 @@ def parse_manifest(raw: bytes) -> Manifest:
                 _text(s["path"], "path"), _text(s["kind"], "kind"), _text(s["action"], "action"),
                 _text(s.get("lost", ""), "lost"), _text(s.get("note", ""), "note"),
                 tuple(_text(p, "also_at") for p in _typed(s.get("also_at", []), list, "also_at")),
+                _text(s.get("registry", ""), "registry"),
             )
             for s in _typed(data.get("substitutions", []), list, "substitutions")
         )

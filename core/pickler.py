@@ -39,8 +39,9 @@ import types
 from collections.abc import Callable, Collection
 from typing import Any, BinaryIO
 
-from . import byvalue, catalog, rewrap
+from . import byvalue, catalog, registry, rewrap
 from .graph import PROTOCOL, global_error
+from .registry import Removal
 from .tensors import TensorReducer, tensor_types
 
 OUT_OF_BAND_MIN = 64 * 1024
@@ -146,6 +147,7 @@ class RewrapPickler(pickle.Pickler):
         file: BinaryIO | None,
         *,
         strip_ids: Collection[int] = (),
+        removals: Collection[Removal] = (),
         by_value: bool = False,
         out_of_band: bool = True,
         progress: Callable[[int], None] | None = None,
@@ -154,10 +156,14 @@ class RewrapPickler(pickle.Pickler):
         self.tap = Tap(file, progress)
         self.dispatch_table = _Reducers(self.reducer_for)  # read by Pickler.__init__, as reducer_override is
         self._strip = frozenset(strip_ids)
+        self._removals: dict[int, list[Removal]] = {}
+        """Stripped callables left out of their registries, by the id of the object written without them."""
+        for removal in removals:
+            self._removals.setdefault(id(removal.anchor), []).append(removal)
         self.by_value = by_value
         """Functions and classes pickle cannot name are written by value (else pickling fails on them)."""
         self._functions = byvalue.Functions()
-        if self._strip or by_value:
+        if self._strip or self._removals or by_value:
             self.reducer_override = self._override  # type: ignore[method-assign]  # read by Pickler.__init__
         super().__init__(self.tap, PROTOCOL, buffer_callback=self._take_buffer if out_of_band else None)
         self.buffers: list[pickle.PickleBuffer] = []
@@ -187,6 +193,8 @@ class RewrapPickler(pickle.Pickler):
 
     def dump(self, obj: Any) -> None:
         self._root = obj
+        if type(obj) in (dict, list, tuple) and id(obj) in self._removals:  # pickle reduces no plain root
+            obj = registry.written(self._removals[id(obj)], registry.default_reduce)
         try:
             super().dump(obj)
         finally:
@@ -195,13 +203,16 @@ class RewrapPickler(pickle.Pickler):
                 self._saved = None  # the pre-pass's memo: it keeps every object alive
 
     def _override(self, obj: Any) -> Any:
-        """Strips, chosen by identity, and code by value: functions and classes
+        """Strips, chosen by identity (and the objects written without a
+        stripped registry entry), and code by value: functions and classes
         never reach a dispatch table. A Python call for every object, so
         installed only for a save that needs one or the other."""
         if id(obj) in self._strip:
             self._nulled.add(id(obj))
             self.substituted.append(obj)
             return rewrap.NONE_REDUCE
+        if id(obj) in self._removals:
+            return registry.written(self._removals[id(obj)], registry.default_reduce)
         if not self.by_value:
             return NotImplemented
         if type(obj) is types.FunctionType:
@@ -256,7 +267,8 @@ class RewrapPickler(pickle.Pickler):
         references: the memo of a pre-pass over the whole graph with the same
         strips, weak kinds written empty, minus what it wrote as None."""
         if self._saved is None:
-            pre = RewrapPickler(None, strip_ids=self._strip, by_value=self.by_value, saved=_PRE_PASS)  # writes nowhere
+            pre = RewrapPickler(None, strip_ids=self._strip, removals=[r for rs in self._removals.values() for r in rs],
+                                by_value=self.by_value, saved=_PRE_PASS)  # writes nowhere
             pre.dump(self._root)
             memo = pre.memo.copy()
             pre.clear_memo()

@@ -36,9 +36,13 @@ from .graph import ATOMS, PROTOCOL, Children, Unpicklable, decompose
 from .notices import logger_notices, logger_types
 from .paths import Edge, format_path, matches
 from .pickler import Tap, memo_size
+from .registry import Holders, registry_of, strip_effect
 from .stream import collector_paused
 from .target import resolve
 from .tensors import TensorReducer, tensor_types
+
+_HOLDERS = 8
+"""How far up a finding's containers are kept for a strip (`registry`): a registry sits near its owner."""
 
 _SKIP_LEVELS = 100
 """After pickle runs out of recursion depth on a subtree, walk this many
@@ -76,6 +80,10 @@ class Finding:
     owner: Owner | None = field(default=None, compare=False)
     obj: Any = field(default=None, repr=False, compare=False)
     """The object itself (save strips by identity; verify exercises it)."""
+    registry: str = ""
+    """The path of the registry it is an entry of (a hook dict, a callback list), if it is a callable in one."""
+    holders: Holders = field(default=(), repr=False, compare=False)
+    """The containers and owner above it, for a strip that takes it out of its registry."""
 
     @property
     def object_id(self) -> int:
@@ -88,6 +96,11 @@ class Finding:
     @property
     def paths(self) -> tuple[str, ...]:
         return (self.path, *self.also_at)
+
+    @property
+    def strip_effect(self) -> str:
+        """What `--strip` of it would do to its owner, for what a user strips."""
+        return strip_effect(self.obj, self.registry) if self.action in (Action.ERROR, Action.BY_VALUE) else ""
 
 
 @dataclass(frozen=True)
@@ -406,6 +419,8 @@ class _Walker:
         for node, (kind, note) in self.found.items():
             obj = self.objs[node]
             also = tuple(self._path(p, e) for p, e in self.also.get(node, ()))
+            holders = self._holders(node)
+            entry = registry_of(obj, holders)
             out.append(
                 Finding(
                     path=self._path(node),
@@ -418,9 +433,27 @@ class _Walker:
                     also_at=also,
                     owner=self._owner(node),
                     obj=obj,
+                    registry=self._path(self._ancestor(node, entry[0] + 1)) if entry else "",
+                    holders=holders,
                 )
             )
         return out
+
+    def _holders(self, node: int) -> Holders:
+        """Each container above `node` with its edge down, up to the first that is no plain dict, list or tuple."""
+        out: list[tuple[Any, Edge]] = []
+        while self.parents[node] >= 0 and len(out) < _HOLDERS:
+            parent = self.parents[node]
+            out.append((self.objs[parent], self.edges[node]))
+            if type(self.objs[parent]) not in (dict, list, tuple):
+                break
+            node = parent
+        return tuple(out)
+
+    def _ancestor(self, node: int, levels: int) -> int:
+        for _ in range(levels):
+            node = self.parents[node]
+        return node
 
     def _owner(self, node: int) -> Owner | None:
         parent = self.parents[node]

@@ -101,6 +101,7 @@ def _verify(archive: Archive, path: str, trust: Iterable[str], trusted_keys: tup
     if against is not None:
         stripped = {p for s in report.manifest.substitutions if s.action == Action.STRIP.value
                     for p in (s.path, *s.also_at)}
+        stripped |= {s.registry for s in report.manifest.substitutions if s.action == Action.REMOVE.value}
         diffs = differences(report.obj, against, stripped=stripped)
         checks.append(Check("against target", not diffs, "; ".join(diffs) or "structurally equal"))
     return VerifyReport(str(path), tuple(checks))
