@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard
 
-from . import catalog, registry, remote, safeload
+from . import catalog, registry, remote, safeload, stack
 from .atomic import DEVICE_ERRORS, atomic_write, exists_error
 from .catalog import Action
 from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive, read_archive
@@ -109,15 +109,24 @@ def save(
         _refuse_unsaveable(report, stripped)
     write = functools.partial(_write, obj, path, report, stripped, target=target, overwrite=overwrite,
                               progress=progress, storage_options=storage_options, started=started)
-    try:
-        return write(by_value=report is not None and any(f.action is Action.BY_VALUE for f in report.findings))
-    except _CodeByValue:
-        return write(by_value=True)
+    by_value = report is not None and any(f.action is Action.BY_VALUE for f in report.findings)
+    deep = False
+    while True:  # at most three writes: each retry turns one of the two on
+        try:
+            return stack.run(functools.partial(write, by_value=by_value)) if deep else write(by_value=by_value)
+        except _CodeByValue:
+            by_value = True
+        except _TooDeep:
+            deep = True
 
 
 class _CodeByValue(Exception):
     """The first pickle, without code by value, failed or named something of
     `__main__`: save writes the file again, with code by value."""
+
+
+class _TooDeep(Exception):
+    """Pickling ran out of recursion: save writes the file again on a deep stack (`stack`)."""
 
 
 def _write(obj: Any, path: File, report: ScanReport | None, stripped: dict[int, Finding], *, by_value: bool,
@@ -342,6 +351,8 @@ def _pickle_into(
         except Exception as exc:
             if isinstance(exc, OSError) and exc.errno in DEVICE_ERRORS:
                 raise  # the disk failed, not the object: atomic_write says so and removes the file
+            if isinstance(exc, RecursionError) and not stack.levels():
+                raise _TooDeep from None
             if not by_value:
                 raise _CodeByValue from None
             _refuse_unsaveable(_scan(obj, target), stripped)  # names every path, if it can
@@ -429,6 +440,7 @@ def _manifest(
                                           pickler.notes.get(f.object_id)) for f in findings),
         modules=module_versions({*pickler.modules(), type(obj).__module__}),
         objects=objects,
+        stack=stack.levels(),
     )
 
 
@@ -526,7 +538,7 @@ def load_checkpoint(
             refuse = Argument("strict", True)
             raise CheckpointError(f"{what}: {warnings[0]} ({refuse})", arguments=[refuse])
         if origin.whole:
-            obj = load_whole(data, _buffers(archive, mmap, progress), what)
+            obj = load_whole(data, _buffers(archive, mmap, progress), what, archive.manifest.stack)
         else:
             plan = safeload.audit(data, given, origin, what)  # refused before any array is read
             loaded = plan.construct(_buffers(archive, mmap, progress))
@@ -542,11 +554,18 @@ def load(path: File, *, trust: Iterable[str] = (), trusted_keys: Iterable[Truste
                            storage_options=storage_options).obj
 
 
-def load_whole(data: Any, buffers: list[Any], what: str) -> Any:
-    """Plain pickle of a file whose signer is trusted: what it wrote, it gets back."""
+def load_whole(data: Any, buffers: list[Any], what: str, levels: int = 0) -> Any:
+    """Plain pickle of a file whose signer is trusted: what it wrote, it gets
+    back. On a stack as deep as the one the file was written with (`levels`,
+    from its manifest), or a deep one if the load runs out of recursion."""
+    load = functools.partial(_unpickled, data, buffers)
     try:
-        with collector_paused():  # what a load builds is new and reachable: collections would find nothing
-            return pickle.Unpickler(io.BytesIO(data), buffers=buffers).load()
+        if levels:
+            return stack.run(load, min(levels, stack.DEEPEST))
+        try:
+            return load()
+        except RecursionError:
+            return stack.run(load)
     except (KeyboardInterrupt, MemoryError):
         raise
     except RecursionError:
@@ -555,6 +574,11 @@ def load_whole(data: Any, buffers: list[Any], what: str) -> Any:
         raise CheckpointError(f"cannot load {what}: {type(exc).__name__}: {one_line(str(exc))}",
                               hint="the file is signed by a key you trust, so this is the saved objects' own "
                               "unpickling failing here (a missing or changed class?); run with --traceback") from None
+
+
+def _unpickled(data: Any, buffers: list[Any]) -> Any:
+    with collector_paused():  # what a load builds is new and reachable: collections would find nothing
+        return pickle.Unpickler(io.BytesIO(data), buffers=buffers).load()
 
 
 def load_trusted_keys(given: Iterable[TrustedKey]) -> TrustedKeys:

@@ -72,6 +72,9 @@ class Manifest:
     modules: dict[str, str] = field(default_factory=dict)
     objects: int = 0
     """Objects in data.pkl's memo: what `load` reports without counting again."""
+    stack: int = 0
+    """Recursion levels data.pkl was written with, when its graph was too deep for the
+    default (`ckpt.core.stack`): a whole load gives itself as many; 0 otherwise."""
     signature: Signature | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
@@ -93,6 +96,7 @@ class Manifest:
             ],
             "modules": dict(self.modules),
             "objects": self.objects,
+            **({"stack": self.stack} if self.stack else {}),
         }
         if signed and self.signature is not None:
             data["signature"] = {"alg": self.signature.alg, "public_key": self.signature.public_key,
@@ -151,6 +155,7 @@ def parse_manifest(raw: bytes) -> Manifest:
             modules={_text(k, "module"): _text(v, "version") for k, v in
                      _typed(data.get("modules", {}), dict, "modules").items()},
             objects=_int(data.get("objects", 0)),
+            stack=_int(data.get("stack", 0)),
             signature=_signature(data.get("signature")),
             format_version=version,
         )

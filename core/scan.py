@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copyreg
 import enum
+import functools
 import pickle
 import time
 import types
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import byvalue, catalog
+from . import byvalue, catalog, stack
 from .catalog import Action, Kind
 from .graph import ATOMS, PROTOCOL, Children, Unpicklable, decompose
 from .notices import logger_notices, logger_types
@@ -177,16 +178,22 @@ def pickle_error(obj: Any, loggers: dict[int, Any] | None = None) -> tuple[BaseE
     table = _dispatch_table()
     if loggers is not None:
         table.update(dict.fromkeys(logger_types(), _noting(loggers)))
+    error, pickler, tap = _attempt(pickle.Pickler, table, obj)
+    if error is None and tap.names_main:  # by name here, but a function or class of __main__ is saved by value
+        error, pickler, tap = _attempt(_CodeFinder, table, obj)
+    return (error, 0) if error is not None else (None, memo_size(pickler, tap))
+
+
+def _attempt(kind: type[pickle.Pickler], table: dict[type, Any], obj: Any) -> tuple[BaseException | None, Any, Tap]:
+    """Pickle `obj` with a new pickler of `kind`; again on a deep stack if
+    it ran out of recursion, as save does (`stack`)."""
     tap = Tap()
-    pickler = pickle.Pickler(tap, PROTOCOL, buffer_callback=_discard)
+    pickler = kind(tap, PROTOCOL, buffer_callback=_discard)
     pickler.dispatch_table = table
     error = _verdict(pickler, obj)
-    if error is None and tap.names_main:  # by name here, but a function or class of __main__ is saved by value
-        tap = Tap()
-        pickler = _CodeFinder(tap, PROTOCOL, buffer_callback=_discard)
-        pickler.dispatch_table = table
-        error = _verdict(pickler, obj)
-    return (error, 0) if error is not None else (None, memo_size(pickler, tap))
+    if isinstance(error, RecursionError) and not stack.levels():
+        return stack.run(functools.partial(_attempt, kind, table, obj))
+    return error, pickler, tap
 
 
 def _verdict(pickler: pickle.Pickler, obj: Any) -> BaseException | None:
