@@ -56,8 +56,12 @@ def registry_of(obj: Any, holders: Holders) -> tuple[int, Edge] | None:
         at = edge[1]
         registry, entry = holders[1]
         holds = lambda item: type(item) is tuple and len(item) > at and callable(item[at])  # noqa: E731
-        return (1, entry) if _is_registry(registry, holds) else None
-    return (0, edge) if _is_registry(container, callable) else None
+        return (1, entry) if entry[0] in _ENTRIES and _is_registry(registry, holds) else None
+    return (0, edge) if edge[0] in _ENTRIES and _is_registry(container, callable) else None
+
+
+_ENTRIES = ("item", "value")
+"""Edges to a list's or dict's entries (not to an attribute, such as a defaultdict's factory)."""
 
 
 def _is_registry(container: Any, holds: Callable[[Any], bool]) -> bool:

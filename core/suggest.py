@@ -111,7 +111,8 @@ def _rebuild(name: str, finding: Finding, first: dict[int, str]) -> tuple[str, s
     elsewhere = [path for path in finding.paths if path not in _own_names(finding)]
     if elsewhere:
         recreate += f"  # shared with {', '.join(elsewhere)}: rebuilt here, it no longer is"
-    return f'state["{name}"] = {keep}  # {finding.type}: {kind.lost}', recreate
+    why = f"{finding.note}, which pickle cannot name" if kind.action is Action.BY_VALUE else kind.lost
+    return f'state["{name}"] = {keep}  # {finding.type}: {why}', recreate
 
 
 def _modules_in(code: str, type_name: str) -> set[str]:
