@@ -90,12 +90,13 @@ def _reduce_typevar(var: Any) -> Any:
 
 
 _PART_TYPES = (types.CellType, classmethod, staticmethod, property, abc.abstractclassmethod,
-               abc.abstractstaticmethod, abc.abstractproperty, dataclasses._FIELD_BASE)  # type: ignore[attr-defined]
+               abc.abstractstaticmethod, abc.abstractproperty, types.MappingProxyType,
+               dataclasses._FIELD_BASE)  # type: ignore[attr-defined]
 PARTS: dict[type, Any] = {cls: cloudpickle.Pickler._dispatch_table[cls] for cls in _PART_TYPES}
 """cloudpickle's reducers for what a class or closure by value is made of
-(cells, classmethod, property, a dataclass's field sentinels), which pickle
-refuses or gets wrong alone; the pickler's dispatch table and the scan's
-use them. Modules are the catalog's `module` kind (imported by name)."""
+(cells, classmethod, property, a dataclass's field metadata and sentinels),
+which pickle refuses or gets wrong alone; the pickler's dispatch table and
+the scan's use them. Modules are the catalog's `module` kind (imported by name)."""
 PARTS[typing.TypeVar] = _reduce_typevar
 
 

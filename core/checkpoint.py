@@ -569,7 +569,9 @@ def load_whole(data: Any, buffers: list[Any], what: str, levels: int = 0) -> Any
     except (KeyboardInterrupt, MemoryError):
         raise
     except RecursionError:
-        raise CheckpointError(f"cannot load {what}: it is nested too deeply for this interpreter's stack") from None
+        raise CheckpointError(f"cannot load {what}: its unpickling ran out of recursion even on a stack of "
+                              f"{stack.DEEPEST:,} levels", hint="nested deeper than that, or the code of a class "
+                              "in it (a __getattr__, a __setstate__) recurses without end; run with --traceback") from None
     except Exception as exc:
         raise CheckpointError(f"cannot load {what}: {type(exc).__name__}: {one_line(str(exc))}",
                               hint="the file is signed by a key you trust, so this is the saved objects' own "

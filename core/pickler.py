@@ -244,6 +244,8 @@ class RewrapPickler(pickle.Pickler):
             return functools.partial(self._rewrap, kinds, _default_reducer(cls))
         if isinstance(getattr(cls, "__reduce__", None), types.FunctionType):
             return _through_descriptor
+        if rewrap.asks_bare_instance(cls):
+            return rewrap.reduce_with_state_setter
         return _default_reducer(cls)
 
     def _rewrap(self, kinds: tuple[catalog.Kind, ...], default: _Handler, obj: Any) -> Any:

@@ -222,7 +222,11 @@ def admit(name: str, trust: Trust) -> Admission | Refusal:
 
 
 CODE_BY_VALUE = "code saved by value (a lambda or local function)"
-_WHOLE_ONLY = {"importlib:import_module": "imports a module the file names (a module the model held)"}
+_WHOLE_ONLY = {
+    "importlib:import_module": "imports a module the file names (a module the model held)",
+    "ckpt.core.rewrap:set_state": "sets an object's attributes, as whole loads of a class whose __getattr__ recurses "
+                                  "before its state is set (pymongo's Database) need",
+}
 """Globals a whole load runs and a data load never does, whatever is trusted."""
 
 

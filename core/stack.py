@@ -24,12 +24,16 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-DEEPEST = 1 << 20
-"""Recursion levels a deep save gets: a linked chain some 300,000 objects deep."""
+DEEPEST = 1 << 18
+"""Recursion levels a deep save gets: a linked chain some 80,000 objects deep."""
 
-BYTES_PER_LEVEL = 512
-"""C stack per level of recursion, with room to spare (measured: about 200
-for the C pickler's save of one object, under 64 for a tuple's hash)."""
+BYTES_PER_LEVEL = 2048
+"""C stack per level of recursion, with room to spare, so that the raised
+limit is reached before the stack's end: measured, about 200 bytes for the
+C pickler's save of one object, under 64 for a tuple's hash, and 500 to 750
+for Python code C calls back into at every level (a `__getattr__`, `__eq__`
+or `__repr__` that recurses without end: that must end in a RecursionError,
+never overflow the stack)."""
 
 _BASE = 16 << 20
 """Stack for everything besides the recursion: the work's own frames."""
