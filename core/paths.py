@@ -98,6 +98,9 @@ def is_literal(key: Any) -> bool:
 
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
+_ADDRESSES = 1 << 32
+"""Where memory addresses start (64-bit): an int key that large, and aligned as
+objects are (16 bytes), is taken for one (`id()` of something, a thread's ident)."""
 _RUNTIME_IDS = ("pid", "ident", "native_id")
 """Attributes holding a process's or a thread's id (multiprocessing, subprocess, threading)."""
 
@@ -113,7 +116,7 @@ def stable_key(key: Any, value: Any) -> bool:
     if type(key) is not int:
         return True
     referent = value() if isinstance(value, weakref.ref) else value
-    if key in (id(value), id(referent)):
+    if key in (id(value), id(referent)) or (key >= _ADDRESSES and key % 16 == 0):
         return False
     return not any(_attribute(value, name) == key for name in _RUNTIME_IDS)
 
