@@ -139,6 +139,7 @@ def class_parts(cls: type) -> Iterator[tuple[Edge, Any]]:
 
 def _methods(name: str, value: Any) -> Iterator[tuple[tuple[Edge, ...], types.FunctionType]]:
     """The functions by value a class attribute holds, each with the edges from the class to it."""
+    candidates: list[tuple[tuple[Edge, ...], Any]]
     if isinstance(value, types.FunctionType):
         candidates = [((("attr", name),), value)]
     elif isinstance(value, (classmethod, staticmethod)):

@@ -19,6 +19,7 @@ save, what a strip of a callable would do (`strip_effect`).
 from __future__ import annotations
 
 import copyreg
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -93,7 +94,7 @@ def plan(obj: Any, holders: Holders, root: Any, reduce: Callable[[Any], Any]) ->
     if found is None:
         return None
     level, entry = found
-    anchor, steps = holders[level][0], []
+    anchor, steps = holders[level][0], list[Edge]()
     for holder, edge in holders[level + 1:]:
         if type(anchor) not in _PLAIN:
             break
@@ -142,7 +143,7 @@ def _apply(holder: Any, removals: list[Removal]) -> Any:
     for removal in removals:
         by_registry.setdefault(removal.steps, []).append(removal.entry)
     for steps, entries in by_registry.items():
-        holder = _replace(holder, steps, lambda registry, entries=entries: _pruned(registry, entries))
+        holder = _replace(holder, steps, functools.partial(_pruned, entries=entries))
     return holder
 
 
@@ -195,7 +196,7 @@ def _key(holder: Any, edge: Edge) -> Any:
     raise _Unsupported
 
 
-def _pruned(registry: Any, entries: list[Edge]) -> Any:
+def _pruned(registry: Any, *, entries: list[Edge]) -> Any:
     """A plain copy of a plain registry without `entries`."""
     drop = {_key(registry, entry) for entry in entries}
     if type(registry) is list:

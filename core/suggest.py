@@ -118,6 +118,6 @@ def _rebuild(name: str, finding: Finding, first: dict[int, str]) -> tuple[str, s
 def _modules_in(code: str, type_name: str) -> set[str]:
     """The modules the generated code names (`threading.Lock()`, `{type}`)."""
     modules = {"threading", "queue", "logging", "logging.handlers", "concurrent.futures", "asyncio", "multiprocessing",
-               "sys", "ssl", "sqlite3", "weakref",
+               "sys", "ssl", "sqlite3", "weakref", "importlib",
                type_name.rpartition(".")[0]}
     return {module for module in modules if module and f"{module}." in code}
