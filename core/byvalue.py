@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Iterator
@@ -36,7 +37,20 @@ _BY_NAME = frozenset({type(None), type(Ellipsis), type(NotImplemented)})
 def by_value(obj: Any) -> bool:
     """Whether a function or class is written by value: cloudpickle's own
     decision, which also covers the built-in types no module names
-    (`types.CodeType`: written as cloudpickle's `_builtin_type('CodeType')`)."""
+    (`types.CodeType`: written as cloudpickle's `_builtin_type('CodeType')`).
+    Remembered per object: the scan asks it of every instance's class."""
+    try:
+        return _by_value_cached(obj)
+    except TypeError:  # unhashable: decided every time
+        return _decide(obj)
+
+
+@functools.lru_cache(maxsize=4096)
+def _by_value_cached(obj: Any) -> bool:
+    return _decide(obj)
+
+
+def _decide(obj: Any) -> bool:
     if obj in _BY_NAME:
         return False
     try:
