@@ -114,13 +114,13 @@ def save(
     while True:  # at most three writes: each retry turns one of the two on
         try:
             return stack.run(functools.partial(write, by_value=by_value)) if deep else write(by_value=by_value)
-        except _CodeByValue:
+        except _RetryByValue:
             by_value = True
         except _TooDeep:
             deep = True
 
 
-class _CodeByValue(Exception):
+class _RetryByValue(Exception):
     """The first pickle, without code by value, failed or named something of
     `__main__`: save writes the file again, with code by value."""
 
@@ -354,14 +354,14 @@ def _pickle_into(
             if isinstance(exc, RecursionError) and not stack.levels():
                 raise _TooDeep from None
             if not by_value:
-                raise _CodeByValue from None
+                raise _RetryByValue from None
             _refuse_unsaveable(_scan(obj, target), stripped)  # names every path, if it can
             raise SaveError(
                 f"pickling failed: {type(exc).__name__}: {exc}; nothing was written",
                 hint="a reducer raised, or the object changed while it was saved; run ckpt scan",
             ) from None
         if not by_value and pickler.tap.names_main and _names_main(out.kept):
-            raise _CodeByValue
+            raise _RetryByValue
     return pickler, out.kept
 
 

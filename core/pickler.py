@@ -211,8 +211,8 @@ class RewrapPickler(pickle.Pickler):
             self._nulled.add(id(obj))
             self.substituted.append(obj)
             return rewrap.NONE_REDUCE
-        if id(obj) in self._removals:
-            return registry.written(self._removals[id(obj)], registry.default_reduce)
+        if id(obj) in self._removals:  # reduced as its type is, then its registry copied without the entry
+            return registry.written(self._removals[id(obj)], self.reducer_for(type(obj)) or registry.default_reduce)
         if not self.by_value:
             return NotImplemented
         if type(obj) is types.FunctionType:
