@@ -35,6 +35,8 @@ from collections.abc import Sequence
 from typing import Any
 
 ROOT = "model"
+STARTS = (ROOT, "list(", "type(", "getattr(")
+"""How a path begins: at the root, or with a wrapper around it (a position, a type)."""
 Edge = tuple[Any, ...]
 _LITERALS = (str, bytes, int, float, bool, type(None))
 
@@ -198,6 +200,8 @@ def _follow(root: Any, text: str, path: str) -> tuple[Any, str]:
         return _steps(obj, rest[position.end():], path)
     if text.startswith(ROOT):
         return _steps(root, text[len(ROOT):], path)
+    if text.startswith(STARTS):  # getattr(...)
+        raise LookupError(f"{path!r}: cannot follow {text!r} without evaluating code")
     raise LookupError(f"{path!r} does not start at {ROOT!r}")
 
 

@@ -199,3 +199,19 @@ def test_paths_are_the_same_in_another_run() -> None:
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                            check=True).stdout for _ in range(2)}
     assert len(runs) == 1 and "list(model['processes'].values())[0]" in runs.pop()
+
+
+def test_a_strip_pattern_in_tool_ckpt_covers_a_group_by_position(tmp_path: Path) -> None:
+    """What a refusal prints goes into [tool.ckpt] as it is: a pattern with
+    [*], and a path that names entries by position."""
+    from ckpt.core.check import check
+    from ckpt.core.config import load
+
+    (tmp_path / "pattern_svc.py").write_text(
+        "import socket\n\ndef build():\n    return {'socks': [socket.socket() for _ in range(5)], "
+        "'by_id': {id(object()) * 16: socket.socket()}}\n")
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.ckpt]\ntargets = [\"pattern_svc:build\"]\n"
+        "strip = [\"pattern_svc:build=model['socks'][*]\", \"pattern_svc:build=list(model['by_id'].values())[0]\"]\n")
+    [item] = check(load(tmp_path / "pyproject.toml")).items
+    assert item.ok and not item.failing and not item.stale, item.why
