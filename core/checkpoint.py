@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,15 +110,24 @@ def save(
         _refuse_unsaveable(report, stripped)
     write = functools.partial(_write, obj, path, report, stripped, target=target, overwrite=overwrite,
                               progress=progress, storage_options=storage_options, started=started)
-    by_value = report is not None and any(f.action is Action.BY_VALUE for f in report.findings)
+    by_value = type(obj) in _HELD_CODE or (report is not None and any(f.action is Action.BY_VALUE
+                                                                       for f in report.findings))
     deep = False
     while True:  # at most three writes: each retry turns one of the two on
         try:
             return stack.run(functools.partial(write, by_value=by_value)) if deep else write(by_value=by_value)
         except _RetryByValue:
             by_value = True
+            if type(obj) not in (dict, list, tuple):
+                _HELD_CODE.add(type(obj))
         except _TooDeep:
             deep = True
+
+
+_HELD_CODE: weakref.WeakSet[type] = weakref.WeakSet()
+"""Types of models a save of which needed code by value: the next save of
+one (each epoch of a training loop) writes it that way at once, instead of
+pickling it twice."""
 
 
 class _RetryByValue(Exception):
