@@ -19,6 +19,8 @@ from bench import carried
 from ckpt.core.catalog import Action
 from conftest import REPO
 
+pytestmark = pytest.mark.xdist_group("carried")  # one worker builds the saved cases once, for every test here
+
 REFUSED = "refused: data.pkl holds code saved by value (a lambda or local function), which loads only from a signer you trust"
 
 
