@@ -311,7 +311,7 @@ def main() -> None:
         text = table(run(Path(directory)))
     print(text)
     if args.write:
-        args.write.write_text(f"# What comes back working\n\n{__doc__.splitlines()[0]} (`python bench/carried.py`; "
+        args.write.write_text(f"# What comes back working\n\n{__doc__.splitlines()[0].rstrip('.')} (`python bench/carried.py`; "
                               "fresh processes, each case exercised after load).\n\n"
                               f"{text}\n")
 
