@@ -82,7 +82,8 @@ def _driver() -> dict[str, Any]:
     }
 
 
-_VERBS = {Action.REWRAP: "rewraps", Action.STRIP: "strips (saves as None)", Action.ERROR: "refuses"}
+_VERBS = {Action.REWRAP: "rewraps", Action.BY_VALUE: "saves by value (its code)", Action.STRIP: "strips (saves as None)",
+          Action.ERROR: "refuses"}
 
 
 def _kind_rule(kind: Kind) -> dict[str, Any]:

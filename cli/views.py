@@ -38,6 +38,7 @@ def finding_json(f: Finding) -> dict[str, Any]:
         "advice": f.advice,
         "note": f.note,
         "also_at": list(f.also_at),
+        **({"strip_effect": f.strip_effect} if f.strip_effect else {}),
     }
 
 
@@ -80,8 +81,10 @@ def _phrase(note: str, lost: str) -> str:
 
 def _remark(f: Finding) -> str:
     if f.action.value == "error":
-        return f"{f.note}; {f.advice}" if f.note else f.advice
-    return _phrase(f.note, f.lost)
+        remark = f"{f.note}; {f.advice}" if f.note else f.advice
+    else:
+        remark = _phrase(f.note, f.lost)
+    return f"{remark}; {f.strip_effect}" if f.strip_effect else remark
 
 
 def findings_table(out: TextOutput, findings: tuple[Finding, ...], every: bool = False) -> None:
@@ -163,7 +166,7 @@ def human_size(n: int) -> str:
 
 def substitution_json(s: Substitution) -> dict[str, Any]:
     return {"path": s.path, "kind": s.kind, "action": s.action, "lost": s.lost, "note": s.note,
-            "also_at": list(s.also_at)}
+            "also_at": list(s.also_at), **({"registry": s.registry} if s.registry else {})}
 
 
 def _happens(s: Substitution) -> str:
@@ -183,7 +186,10 @@ def _substitutions_text(out: TextOutput, substitutions: tuple[Substitution, ...]
 def _counts(substitutions: tuple[Substitution, ...]) -> str:
     rewrapped = sum(s.action == "rewrap" for s in substitutions)
     stripped = sum(s.action == "strip" for s in substitutions)
-    return f"{rewrapped:,} rewrapped, {stripped:,} stripped"
+    code = sum(s.action == "by-value" for s in substitutions)
+    removed = sum(s.action == "remove" for s in substitutions)
+    return (f"{rewrapped:,} rewrapped, {stripped:,} stripped" + (f", {removed:,} removed from registries" if removed
+            else "") + (f", {code:,} saved by value" if code else ""))
 
 
 def provenance_json(origin: Provenance) -> dict[str, Any]:

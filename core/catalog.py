@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import probes, rewrap
-from .graph import PROTOCOL, global_error
+from . import byvalue, probes, rewrap
+from .graph import PROTOCOL
 from .lazy import LazyConnection, LazyFile
 from .paths import Edge
 
@@ -37,7 +37,9 @@ class Action(str, enum.Enum):
     """What `ckpt save` does with an object of a kind."""
 
     REWRAP = "rewrap"  # written as a fresh equivalent built from stdlib constructors
+    BY_VALUE = "by-value"  # code written into the file (cloudpickle's reducers): loads only from a trusted signer
     STRIP = "strip"  # written as None, and reported
+    REMOVE = "remove"  # a stripped callable left out of its registry: what a strip does there, no kind's action
     ERROR = "error"  # save refuses, unless the user passes --strip PATH
 
 
@@ -357,14 +359,6 @@ def _local_arguments(local: Any) -> list[tuple[Edge, Any]]:
     return [(("attr", name), value) for name, value in rewrap.local_arguments(local).items()]
 
 
-def _closure(fn: types.FunctionType) -> Iterator[tuple[Edge, Any]]:
-    for i, cell in enumerate(fn.__closure__ or ()):
-        try:
-            yield ("closure", i), cell.cell_contents
-        except ValueError:  # empty cell
-            continue
-
-
 def _simple_queue_items(q: Any) -> Iterator[tuple[Edge, Any]]:
     for i, item in enumerate(rewrap.drain_simple_queue(q)):
         yield ("note", f"item {i}"), item
@@ -374,17 +368,20 @@ def _pool_payload(pool: Any) -> list[tuple[Edge, Any]]:
     return [(("attr", "_initializer"), pool._initializer), (("attr", "_initargs"), pool._initargs)]
 
 
-def _not_importable(obj: Any) -> bool:
-    return global_error(obj) is not None
+def _importable(module: types.ModuleType) -> bool:
+    """A module the loading process imports by its name (not one made on the fly)."""
+    return sys.modules.get(module.__name__) is module
 
 
-def _why_not_importable(obj: Any) -> str:
-    return global_error(obj) or ""
+def _code_note(code: types.CodeType) -> str:
+    return f"the code of {code.co_qualname}"
 
 
 _FILES = ("_io.TextIOWrapper", "_io.BufferedReader", "_io.BufferedWriter", "_io.BufferedRandom")
 _QUEUE_INTERNALS = frozenset({"mutex", "not_empty", "not_full", "all_tasks_done"})
 _DROP = "drop it in __getstate__ and rebuild it in __setstate__, or pass --strip PATH to save it as None"
+_WHOLE = "the file loads only from a signer you trust (as data, it is refused)"
+_NAMED = "for a file others load as data, use a module-level"
 
 KINDS: tuple[Kind, ...] = (
     # --- thread primitives: rewrapped -------------------------------------
@@ -612,21 +609,34 @@ KINDS: tuple[Kind, ...] = (
     Kind("socket", ("socket.socket",), Action.ERROR, "the connection", "reconnect after load; " + _DROP),
     Kind("generator", ("types.GeneratorType", "types.CoroutineType", "types.AsyncGeneratorType"),
          Action.ERROR, "its position", "keep the data it iterates over instead; " + _DROP),
-    Kind("local-function", ("types.FunctionType",), Action.ERROR, "the function",
-         "move it to module level so pickle can name it, or use functools.partial of a module-level "
-         "function", payload=_closure, applies=_not_importable, note=_why_not_importable),
-    Kind("local-class", ("builtins.type",), Action.ERROR, "the class",
-         "define the class at module level so pickle can name it", applies=_not_importable,
-         note=_why_not_importable),
+    Kind("local-function", ("types.FunctionType",), Action.BY_VALUE,
+         f"nothing: its code, defaults, closure and the globals it reads are saved by value; {_WHOLE}",
+         f"none needed; {_NAMED} function (or a functools.partial of one)", payload=byvalue.function_parts,
+         applies=byvalue.by_value, note=byvalue.describe,
+         recreate="{target} = None  # rebuild it here, or define it at module level so pickle can name it"),
+    Kind("local-class", ("builtins.type",), Action.BY_VALUE,
+         "its identity: its methods and class attributes are saved by value, and the class loaded is a copy "
+         f"(isinstance against the class a new run of the script defines is False); {_WHOLE}",
+         f"none needed; {_NAMED} class", payload=byvalue.class_parts, applies=byvalue.by_value, note=byvalue.describe,
+         recreate="{target} = None  # rebuild it here, or define the class at module level so pickle can name it"),
+    Kind("code", ("types.CodeType",), Action.BY_VALUE, f"nothing: saved by value; {_WHOLE}",
+         f"none needed; {_NAMED} function instead of its code object", reduce=byvalue.reduce_code, payload=_nothing,
+         note=_code_note),
     Kind("progress-bar-file", ("tqdm.std.tqdm",), Action.ERROR, "the bar and the file it writes to",
          "make it write to sys.stderr or sys.stdout (ckpt rewraps those bars); " + _DROP, applies=_has_stream),
     Kind("weak-proxy", ("weakref.ProxyType", "weakref.CallableProxyType"), Action.ERROR, "the reference",
          "keep a weakref.ref instead (ckpt rewraps those), or rebuild the proxy in __setstate__; " + _DROP),
     Kind("db-cursor", ("sqlite3.Cursor",), Action.ERROR, "the cursor and its position",
          "keep the query and run it again after load; " + _DROP),
-    Kind("module", ("types.ModuleType",), Action.ERROR, "the module object",
-         "import the module where it is used instead of storing it; " + _DROP),
-    Kind("frame", ("types.FrameType", "types.TracebackType", "types.CodeType"), Action.ERROR,
+    Kind("module", ("types.ModuleType",), Action.REWRAP,
+         f"nothing (imported by its name on load: where it is not installed, the load fails); {_WHOLE}",
+         "none needed",
+         reduce=rewrap.reduce_module, applies=_importable, payload=_nothing, probe=probes.probe_module,
+         keep="{obj}.__name__",
+         recreate="{target} = importlib.import_module({saved})"),
+    Kind("dynamic-module", ("types.ModuleType",), Action.ERROR, "the module object, which no import can find again",
+         "keep what it holds instead; " + _DROP),
+    Kind("frame", ("types.FrameType", "types.TracebackType"), Action.ERROR,
          "the interpreter state", "store the formatted traceback text instead; " + _DROP),
 )
 
@@ -705,7 +715,8 @@ def rewrap_reducers() -> dict[type, Callable[[Any], Any]]:
     """Every class (and existing subclass) with a rewrap reducer, for copyreg.
     Weak kinds are left out (what they keep depends on the whole graph saved,
     which a copyreg reducer never sees), and so are `for_files` ones (a
-    multiprocessing lock sent to a child process must stay the same lock)."""
+    multiprocessing lock sent to a child process must stay the same lock),
+    and code by value (its reducer names types only `reducer_override` writes)."""
     _refresh()
     reducers: dict[type, Callable[[Any], Any]] = {}
     todo = list(_by_type)
@@ -719,7 +730,7 @@ def rewrap_reducers() -> dict[type, Callable[[Any], Any]]:
 
 
 def _copyreg_reducer(kinds: tuple[Kind, ...]) -> Callable[[Any], Any] | None:
-    if not any(kind.reduce is not None and not kind.weak and not kind.for_files for kind in kinds):
+    if not any(_copyreg_kind(kind) for kind in kinds):
         return None
     if len(kinds) == 1 and kinds[0].applies is None:
         return kinds[0].reduce
@@ -729,9 +740,13 @@ def _copyreg_reducer(kinds: tuple[Kind, ...]) -> Callable[[Any], Any] | None:
 def _first_reducer(kinds: tuple[Kind, ...], obj: Any) -> Any:
     """The reducer of the row that applies to `obj`, else what pickle itself does (it raises for an open file)."""
     kind = applying(kinds, obj)
-    if kind is None or kind.reduce is None or kind.weak or kind.for_files:
+    if kind is None or not _copyreg_kind(kind):
         return obj.__reduce_ex__(PROTOCOL)
-    return kind.reduce(obj)
+    return kind.reduce(obj)  # type: ignore[misc]
+
+
+def _copyreg_kind(kind: Kind) -> bool:
+    return kind.reduce is not None and not kind.weak and not kind.for_files and kind.action is not Action.BY_VALUE
 
 
 def kind_for(obj: Any) -> Kind | None:

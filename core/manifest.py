@@ -38,7 +38,7 @@ class Member:
 
 @dataclass(frozen=True)
 class Substitution:
-    """Something save did not write as it was: a rewrap or a strip."""
+    """Something save did not write as it was: a rewrap, code by value, a strip."""
 
     path: str
     kind: str
@@ -46,6 +46,8 @@ class Substitution:
     lost: str
     note: str = ""
     also_at: tuple[str, ...] = ()
+    registry: str = ""
+    """For a strip that took the entry out of its registry: that registry's path."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,9 @@ class Manifest:
     """Objects in data.pkl's memo: what `load` reports without counting again."""
     arrays: tuple[Array, ...] = ()
     """The arrays and tensors in buffer members, by path (optional: older files list none)."""
+    stack: int = 0
+    """Recursion levels data.pkl was written with, when its graph was too deep for the
+    default (`ckpt.core.stack`): a whole load gives itself as many; 0 otherwise."""
     signature: Signature | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
@@ -115,11 +120,12 @@ class Manifest:
             "members": {name: {"sha256": m.sha256, "size": m.size} for name, m in self.members.items()},
             "substitutions": [
                 {"path": s.path, "kind": s.kind, "action": s.action, "lost": s.lost, "note": s.note,
-                 "also_at": list(s.also_at)}
+                 "also_at": list(s.also_at), **({"registry": s.registry} if s.registry else {})}
                 for s in self.substitutions
             ],
             "modules": dict(self.modules),
             "objects": self.objects,
+            **({"stack": self.stack} if self.stack else {}),
         }
         if self.arrays:  # absent, not empty, when there are none: the signed bytes of files without it stay as they were
             data["arrays"] = [
@@ -170,6 +176,7 @@ def parse_manifest(raw: bytes) -> Manifest:
                 _text(s["path"], "path"), _text(s["kind"], "kind"), _text(s["action"], "action"),
                 _text(s.get("lost", ""), "lost"), _text(s.get("note", ""), "note"),
                 tuple(_text(p, "also_at") for p in _typed(s.get("also_at", []), list, "also_at")),
+                _text(s.get("registry", ""), "registry"),
             )
             for s in _typed(data.get("substitutions", []), list, "substitutions")
         )
@@ -185,6 +192,7 @@ def parse_manifest(raw: bytes) -> Manifest:
                      _typed(data.get("modules", {}), dict, "modules").items()},
             objects=_int(data.get("objects", 0)),
             arrays=tuple(_array(a, members) for a in _typed(data.get("arrays", []), list, "arrays")),
+            stack=_int(data.get("stack", 0)),
             signature=_signature(data.get("signature")),
             format_version=version,
             as_read=_canonical({key: value for key, value in data.items() if key != "signature"}),

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import reviewed
+from . import byvalue, reviewed
 from .guards import guard_name
 from .errors import ConfigError, printable
 from .reviewed import CLASS, FUNCTION, Entry
@@ -155,6 +155,8 @@ class Judgement:
     refusals: tuple[Refusal, ...]
     problems: tuple[str, ...]
     malformed: str | None = None
+    code: tuple[str, ...] = ()
+    """cloudpickle's reconstructors the stream names: it holds code saved by value."""
 
     @property
     def ok(self) -> bool:
@@ -199,7 +201,8 @@ def judge(facts: StreamFacts, trust: Trust = Trust(), *, complete: bool = True, 
                                     "ckpt cannot do both", None))
             continue
         admissions[name] = found
-    return Judgement(admissions, tuple(refusals), facts.problems, facts.malformed)
+    code = tuple(name for name in facts.globals if byvalue.reconstructs_code(name))
+    return Judgement(admissions, tuple(refusals), facts.problems, facts.malformed, code)
 
 
 def admissible(name: str, trust: Trust) -> bool:
@@ -216,6 +219,10 @@ def admit(name: str, trust: Trust) -> Admission | Refusal:
     module, _, qualname = name.partition(":")
     if not _dotted(module) or not _dotted(qualname) or _dunder(module, qualname):
         return Refusal(name, "is not a name ckpt ever loads", None)
+    if byvalue.reconstructs_code(name):
+        return Refusal(name, f"rebuilds {CODE_BY_VALUE}: it loads only from a signer you trust", None)
+    if name in _WHOLE_ONLY:
+        return Refusal(name, f"{_WHOLE_ONLY[name]}: it loads only from a signer you trust", None)
     entry = reviewed.BY_NAME.get(name)
     exact = name in trust.names
     package = trust.package_of(module)
@@ -243,6 +250,15 @@ def admit(name: str, trust: Trust) -> Admission | Refusal:
     if package and isinstance(obj, type) and not _private(qualname):
         return _package_class(name, obj, package)
     return Refusal(name, f"is not trusted ({_role(obj, qualname)})", name)
+
+
+CODE_BY_VALUE = "code saved by value (a lambda or local function)"
+_WHOLE_ONLY = {
+    "importlib:import_module": "imports a module the file names (a module the model held)",
+    "ckpt.core.rewrap:set_state": "sets an object's attributes, as whole loads of a class whose __getattr__ recurses "
+                                  "before its state is set (pymongo's Database) need",
+}
+"""Globals a whole load runs and a data load never does, whatever is trusted."""
 
 
 def defines(module: str, name: str) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pathlib
 import queue
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -228,6 +229,12 @@ def probe_progress_bar(bar: Any) -> None:
         raise ProbeFailed(f"the restored progress bar does not render ({exc})") from None
     if not isinstance(line, str):
         raise ProbeFailed("the restored progress bar does not render to text")
+
+
+def probe_module(module: Any) -> None:
+    """A module restored by its name is the loading process's own."""
+    if sys.modules.get(module.__name__) is not module:
+        raise ProbeFailed(f"{module.__name__} is not the module this process imported under that name")
 
 
 def probe_weakref(ref: Any) -> None:

@@ -26,6 +26,7 @@ import cmd
 import collections
 import copyreg
 import functools
+import importlib
 import inspect
 import io
 import logging
@@ -487,6 +488,58 @@ def reduce_ssl_context(ctx: Any) -> tuple[Any, ...]:
     if ctx.verify_mode == ssl.CERT_NONE:
         return ssl._create_unverified_context, (ctx.protocol,)
     return ssl.create_default_context, (Call(ssl._ASN1Object, _SERVER_AUTH_OID),)
+
+
+# --- objects whose __getattr__ recurses before their state is set -------------
+
+
+def asks_bare_instance(cls: type) -> bool:
+    """Whether loading an instance of `cls` with pickle's own BUILD would
+    recurse without end: BUILD first asks the new, empty instance for
+    `__setstate__`, which a class without one answers through its
+    `__getattr__`; pymongo's Database and Collection read `self._name`
+    there, which is not set yet, so they ask again, and again. Found by
+    asking an empty instance once, here, as the load would."""
+    getattr_ = getattr(cls, "__getattr__", None)
+    if not isinstance(getattr_, types.FunctionType) or hasattr(cls, "__setstate__"):
+        return False
+    if cls.__reduce_ex__ is not object.__reduce_ex__ or cls.__new__ is not object.__new__:
+        return False
+    try:
+        getattr(object.__new__(cls), "__setstate__", None)
+    except RecursionError:
+        return True
+    except Exception:  # it raised, as the load would: pickle passes that on
+        return False
+    return False
+
+
+def reduce_with_state_setter(obj: Any) -> Any:
+    """pickle's own reduction, its state applied by `set_state` instead of BUILD."""
+    value = obj.__reduce_ex__(5)
+    if not isinstance(value, tuple) or len(value) < 3 or value[2] is None or len(value) == 6:
+        return value
+    return (*value, *(None,) * (5 - len(value)), set_state)
+
+
+def set_state(obj: Any, state: Any) -> None:
+    """What BUILD does for an object with no `__setstate__`, without asking it for one."""
+    slots = None
+    if isinstance(state, tuple) and len(state) == 2:
+        state, slots = state
+    if state:
+        obj.__dict__.update(state)
+    for name, value in (slots or {}).items():
+        setattr(obj, name, value)
+
+
+# --- modules ---------------------------------------------------------------------
+
+
+def reduce_module(module: types.ModuleType) -> tuple[Any, ...]:
+    """Imported by its name where the file loads, as cloudpickle writes a module
+    (the functions saved by value read modules among their globals)."""
+    return importlib.import_module, (module.__name__,)
 
 
 # --- database connections and files read from: reopened lazily -----------------

@@ -30,7 +30,7 @@ from typing import Any
 
 from .errors import Argument, CheckpointError, UnsafeCheckpointError, one_line, printable
 from .guards import Context
-from .policy import Judgement, Trust, judge, narrowest
+from .policy import CODE_BY_VALUE, Judgement, Trust, judge, narrowest
 from .provenance import Origin, Provenance
 from .reviewed import CLASS
 from .stream import StreamFacts, analyse, collector_paused
@@ -93,6 +93,9 @@ def refusal(judgement: Judgement, what: str, origin: Provenance) -> CheckpointEr
         return CheckpointError(f"cannot load {what}: data.pkl {judgement.malformed} (damaged, or not a pickle)")
     why = f"refusing to load {what}: it is {origin.describe()}, so it loads as data only"
     whole = f"to load it whole, if you trust whoever wrote it: {origin.way_forward(what)}"
+    if judgement.code:  # nothing admits it as data: the other refusals would only distract
+        return UnsafeCheckpointError(f"{why}, and data.pkl holds {CODE_BY_VALUE}, which loads only from a signer "
+                                     "you trust", hint=whole)
     refused = sorted(judgement.refusals, key=lambda r: r.name)
     reasons = [f"data.pkl {p}" for p in judgement.problems]
     if refused:

@@ -17,6 +17,7 @@ import ssl
 import sys
 import tempfile
 import threading
+import types
 import weakref
 from typing import Any
 
@@ -302,6 +303,10 @@ def local_class() -> Holder:
     return Holder(Local)
 
 
+def code() -> Holder:
+    return Holder(compile("1 + 1", "<sample>", "eval"))
+
+
 def weakref_() -> Holder:
     return Holder(weakref.ref(Holder))
 
@@ -360,6 +365,10 @@ def module() -> Holder:
     return Holder(sys.modules["json"] if "json" in sys.modules else __import__("json"))
 
 
+def dynamic_module() -> Holder:
+    return Holder(types.ModuleType("made_on_the_fly"))
+
+
 def frame() -> Holder:
     return Holder(sys._getframe())
 
@@ -377,12 +386,14 @@ FACTORIES = {
     "mp-condition": mp_condition, "mp-event": mp_event, "mp-barrier": mp_barrier, "mp-queue": mp_queue,
     "mp-simple-queue": mp_simple_queue, "mp-value": mp_value, "mp-array": mp_array, "thread": thread,
     "event-loop": event_loop, "async-future": async_future, "open-file": open_file, "socket": socket_,
-    "generator": generator, "local-function": local_function, "local-class": local_class, "weakref": weakref_,
+    "generator": generator, "local-function": local_function, "local-class": local_class, "code": code,
+    "weakref": weakref_,
     "std-stream": std_stream, "weak-container": weak_container, "ssl-context": ssl_context, "memory-db": memory_db,
     "weak-proxy": weak_proxy, "db-connection": db_connection, "db-cursor": db_cursor, "module": module,
-    "frame": frame, "unpicklable": unpicklable, "progress-bar": progress_bar, "progress-bar-file": progress_bar_file,
-    "read-file": read_file, "duckdb-connection": duckdb_connection, "connection-pool": connection_pool,
-    "process-pool": process_pool, "queued-log-sink": queued_log_sink, "log-file-sink": log_file_sink,
+    "dynamic-module": dynamic_module, "frame": frame, "unpicklable": unpicklable, "progress-bar": progress_bar,
+    "progress-bar-file": progress_bar_file, "read-file": read_file, "duckdb-connection": duckdb_connection,
+    "connection-pool": connection_pool, "process-pool": process_pool, "queued-log-sink": queued_log_sink,
+    "log-file-sink": log_file_sink,
 }
 """Catalog kind name -> factory; the tests check that every kind has one."""
 

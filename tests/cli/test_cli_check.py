@@ -226,10 +226,12 @@ def test_scan_sarif(run_ckpt: RunCkpt) -> None:
     assert source[worker["region"]["startLine"] - 1].strip().startswith("self.worker =")
 
 
-def test_scan_sarif_errors_for_what_save_refuses(run_ckpt: RunCkpt) -> None:
+def test_scan_sarif_errors_for_what_save_refuses_and_notes_what_it_handles(run_ckpt: RunCkpt) -> None:
+    run = assert_code_scanning_sarif(run_ckpt("scan", "sample_models.kinds:generator", "--format", "sarif").json())
+    assert {r["ruleId"]: r["level"] for r in run["results"]} == {"generator": "error"}
     run = assert_code_scanning_sarif(run_ckpt("scan", "sample_models.nested:hidden", "--format", "sarif").json())
     levels = {r["ruleId"]: r["level"] for r in run["results"]}
-    assert levels["local-function"] == "error" and levels["lock"] == "note"
+    assert levels["local-function"] == "note" and levels["lock"] == "note"  # saved by value, rewrapped
 
 
 # --- pre-commit --------------------------------------------------------------

@@ -116,6 +116,12 @@ def models() -> list[tuple[str, Any]]:
     return found
 
 
+BUILT_AT_EACH_CALL = {"nested:hidden"}
+"""Models whose custom __getstate__ builds a new lock at each call: the lock
+the stream holds is not the one the walk meets, so the plain scan decides
+(and the save's notice says so)."""
+
+
 @pytest.mark.parametrize("pure", [False, True], ids=["compiled", "pure-python"])
 def test_manifests_are_the_plain_scans_on_every_sample_and_bench_model(pure: bool, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,7 +141,8 @@ def test_manifests_are_the_plain_scans_on_every_sample_and_bench_model(pure: boo
             continue
         got = [(s.path, s.kind, s.action, s.also_at) for s in report.manifest.substitutions]
         assert got == [(f.path, f.kind, f.action.value, f.also_at) for f in expected], name
-        assert not any("second scan" in n for n in report.notices), (name, report.notices)
+        if name not in BUILT_AT_EACH_CALL:
+            assert not any("second scan" in n for n in report.notices), (name, report.notices)
         compared += bool(got)
     assert compared >= 25
 
