@@ -183,6 +183,7 @@ class RewrapPickler(pickle.Pickler):
         self._nulled: set[int] = set()
         self.notes: dict[int, str] = {}
         """Remarks known only while saving, by object id (what a weak container kept)."""
+        self._sentinels: dict[int, str] | None = None
         self.loggers: dict[int, Any] = {}
         """The loggers written (by name, as pickle does): their handlers are not saved."""
 
@@ -244,6 +245,8 @@ class RewrapPickler(pickle.Pickler):
             return self._by_reference
         if cls is types.MethodType:
             return reduce_method
+        if cls is object:
+            return self._sentinel
         if cls in byvalue.PARTS:
             return byvalue.PARTS[cls]  # type: ignore[no-any-return]
         if issubclass(cls, type):
@@ -262,6 +265,19 @@ class RewrapPickler(pickle.Pickler):
         if rewrap.asks_bare_instance(cls):
             return rewrap.reduce_with_state_setter
         return _default_reducer(cls)
+
+    def _sentinel(self, obj: object) -> Any:
+        """A bare `object()` is a sentinel (`MISSING = object()`), compared by
+        identity: one that is a module's global is written by name, so the
+        load gets the module's own, not a new one that no `is` matches
+        (redis' connections took a copy of its SENTINEL for a dict of
+        options). Found by one look through the loaded modules, the first
+        time a save meets one."""
+        if self._sentinels is None:
+            self._sentinels = {id(value): name for module in list(sys.modules.values())
+                               for name, value in list(getattr(module, "__dict__", {}).items()) if type(value) is object}
+        name = self._sentinels.get(id(obj))
+        return name if name is not None else _default(obj)
 
     def _rewrap(self, kinds: tuple[catalog.Kind, ...], default: _Handler, obj: Any) -> Any:
         kind = catalog.applying(kinds, obj)

@@ -240,11 +240,7 @@ def require(name: str) -> cases.Case:
     return case
 
 
-CODE_BY_VALUE = pytest.mark.xfail(
-    strict=True, reason="redis' client keeps lambdas (its response callbacks): it saves once code is saved by value")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=CODE_BY_VALUE) if n == "redis" else n for n in cases.CASES])
+@pytest.mark.parametrize("name", list(cases.CASES))
 def test_restored_in_a_fresh_process_it_works(name: str, saved: dict[str, Saved],
                                               loads: dict[str, dict[str, Loaded]]) -> None:
     require(name)
