@@ -30,6 +30,7 @@ from .errors import (  # noqa: E402
     TargetError, UnsafeCheckpointError, WriteError,
 )
 from .keys import PublicKey  # noqa: E402
+from .pending import PendingSave  # noqa: E402
 from .provenance import Origin, Provenance  # noqa: E402
 from .register import register, registered, unregister  # noqa: E402
 from .clusters import ray_runtime_env, register_workers  # noqa: E402
@@ -40,7 +41,7 @@ from .verify import VerifyReport, verify  # noqa: E402
 
 __all__ = [
     "ArrayDiff", "CheckpointError", "CkptError", "ConfigError", "Diff", "Finding", "Inspection", "LoadReport", "MalformedPickleError", "MissingFileError",
-    "Origin", "Provenance", "PublicKey", "SaveError", "SaveReport", "ScanReport", "SigningKeyError",
+    "Origin", "PendingSave", "Provenance", "PublicKey", "SaveError", "SaveReport", "ScanReport", "SigningKeyError",
     "TargetCallError", "TargetError", "UnsafeCheckpointError",
     "VerifyReport", "WriteError", "__version__", "diff", "dumps", "inspect", "load", "load_checkpoint", "loads",
     "ray_runtime_env", "register", "register_workers", "registered", "resolve", "save", "scan", "unregister", "verify",

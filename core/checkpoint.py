@@ -13,6 +13,7 @@ inspect: open and check the archive -> the stream analysis; nothing runs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import functools
 import importlib.util
@@ -29,13 +30,14 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, TypeGuard
+from typing import Any, BinaryIO, Literal, TypeGuard, TypeVar, overload
 
-from . import catalog, registry, remote, safeload, stack
+from . import catalog, pending, registry, remote, safeload, stack
 from .arrays import listed as listed_arrays
 from .atomic import DEVICE_ERRORS, atomic_write, exists_error
 from .catalog import Action
-from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive, read_archive
+from .container import DATA, Archive, ArchiveWriter, aligned_copy, buffer_name, open_archive, read_archive
+from .pending import PendingSave
 from .errors import Argument, CheckpointError, CkptError, SaveError, WriteError, one_line
 from .groups import Group, group
 from .keys import PublicKey, TrustedKeys, signing_key, trusted_keys
@@ -49,6 +51,8 @@ from .reach import Disagreement, StreamOracle
 from .registry import Removal
 from .scan import Finding, Oracle, ScanReport, qualified_name, scan_object
 from .stream import StreamFacts, analyse, collector_paused
+
+T = TypeVar("T")
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): bytes done of total (total 0 when unknown)."""
@@ -78,6 +82,18 @@ class SaveReport:
     anything unusual about how the save went."""
 
 
+@overload
+def save(obj: Any, path: File, *, strip: Iterable[str] = ..., target: str = ..., overwrite: bool = ...,
+         progress: Progress | None = ..., storage_options: StorageOptions = ...,
+         background: Literal[False] = ...) -> SaveReport: ...
+
+
+@overload
+def save(obj: Any, path: File, *, strip: Iterable[str] = ..., target: str = ..., overwrite: bool = ...,
+         progress: Progress | None = ..., storage_options: StorageOptions = ...,
+         background: Literal[True]) -> PendingSave: ...
+
+
 def save(
     obj: Any,
     path: File,
@@ -87,7 +103,8 @@ def save(
     overwrite: bool = True,
     progress: Progress | None = None,
     storage_options: StorageOptions = None,
-) -> SaveReport:
+    background: bool = False,
+) -> SaveReport | PendingSave:
     """Write `obj` as a checkpoint; thread kinds rewrapped, `strip` paths saved as None.
 
     Refuses (SaveError, nothing written) if anything else is unpicklable.
@@ -100,8 +117,19 @@ def save(
     is complete, and so does a URL (`s3://bucket/key`, with its fsspec
     `storage_options`), as one object that appears whole or not at all
     (see `_writing`).
+
+    With `background=True` the call returns once the object is captured (its
+    pickle made and its arrays copied: change the model at will afterwards)
+    with a `PendingSave`; hashing, writing, fsync and the rename go on in a
+    thread of their own. Its `wait()` gives the SaveReport, or raises what
+    the save raised. A later save to the same path, in the background or
+    not, writes only once this one is done; the interpreter waits for
+    pending saves before it exits.
     """
     started = time.perf_counter()
+    if background and not (is_path(path) or remote.is_url(path)):
+        raise TypeError("a background save takes a path or URL, not a file object (the caller may close it before "
+                        "the save is done)")
     strip = tuple(strip)
     # The scan walks the failing parts of the graph: run it only when its
     # answer is needed (strips to resolve, rewraps to list, a failure to
@@ -110,20 +138,40 @@ def save(
     stripped = _resolve_strips(report, strip) if report else {}
     if report:
         _refuse_unsaveable(report, stripped)
+    key = _pending_key(path)
+    if background:
+        captured = _retrying(obj, report, functools.partial(_capture, obj, report, stripped, target=target,
+                                                            progress=progress, copy=True, out=None))
+        return pending.start(key, functools.partial(_archive, captured, path, overwrite=overwrite, progress=progress,
+                                                    storage_options=storage_options, started=started))
     write = functools.partial(_write, obj, path, report, stripped, target=target, overwrite=overwrite,
                               progress=progress, storage_options=storage_options, started=started)
+    return pending.after(key, functools.partial(_retrying, obj, report, write))
+
+
+def _retrying(obj: Any, report: ScanReport | None, work: Callable[..., T]) -> T:
+    """`work(by_value=...)`, done again with code by value or on a deep stack
+    if the first pickle needs either (at most three times: each retry turns
+    one of the two on)."""
     by_value = type(obj) in _HELD_CODE or (report is not None and any(f.action is Action.BY_VALUE
                                                                        for f in report.findings))
     deep = False
-    while True:  # at most three writes: each retry turns one of the two on
+    while True:
         try:
-            return stack.run(functools.partial(write, by_value=by_value)) if deep else write(by_value=by_value)
+            return stack.run(functools.partial(work, by_value=by_value)) if deep else work(by_value=by_value)
         except _RetryByValue:
             by_value = True
             if type(obj) not in (dict, list, tuple):
                 _HELD_CODE.add(type(obj))
         except _TooDeep:
             deep = True
+
+
+def _pending_key(path: File) -> str:
+    """Which saves must wait for each other: those to one file or URL."""
+    if remote.is_url(path):
+        return str(path)
+    return os.path.abspath(remote.local_path(path)) if is_path(path) else f"<file object {id(path)}>"
 
 
 _HELD_CODE: weakref.WeakSet[type] = weakref.WeakSet()
@@ -141,37 +189,90 @@ class _TooDeep(Exception):
     """Pickling ran out of recursion: save writes the file again on a deep stack (`stack`)."""
 
 
+@dataclass(frozen=True)
+class _Captured:
+    """A save's object, taken: its pickle, its arrays, and the manifest but
+    for the members' hashes and the signature."""
+
+    manifest: Manifest
+    data: bytearray
+    buffers: list[memoryview]
+    notices: tuple[str, ...]
+
+
 def _write(obj: Any, path: File, report: ScanReport | None, stripped: dict[int, Finding], *, by_value: bool,
            target: str, overwrite: bool, progress: Progress | None, storage_options: StorageOptions,
            started: float) -> SaveReport:
-    notices: list[str] = []
+    """A save done at once: data.pkl goes into the archive as the pickler makes it."""
+    with _archive_at(path, overwrite, storage_options, progress) as (writer, file, replaced):
+        with writer.stream(DATA) as stream:
+            captured = _capture(obj, report, stripped, by_value=by_value, target=target, progress=progress,
+                                copy=False, out=stream)
+        return _finish(writer, file, replaced, captured, path, progress, started)
+
+
+def _archive(captured: _Captured, path: File, *, overwrite: bool, progress: Progress | None,
+             storage_options: StorageOptions, started: float) -> SaveReport:
+    """A background save's second half: the captured object written, hashed,
+    signed and made durable."""
+    with _archive_at(path, overwrite, storage_options, progress) as (writer, file, replaced):
+        with writer.stream(DATA) as stream:
+            stream.write(captured.data)
+        return _finish(writer, file, replaced, captured, path, progress, started)
+
+
+@contextlib.contextmanager
+def _archive_at(path: File, overwrite: bool, storage_options: StorageOptions,
+                progress: Progress | None) -> Iterator[tuple[ArchiveWriter, BinaryIO, bool]]:
+    """The archive being written for `path` (see `_writing`), and whether it replaces a checkpoint."""
     durable = is_path(path) and not remote.is_url(path)  # a local file, fsynced once complete
-    signing = signing_key()
     with (_writing(path, overwrite, storage_options, progress) as (file, replaced),
-          ArchiveWriter(file, durable=durable) as writer, collector_paused()):
+          ArchiveWriter(file, durable=durable) as writer):
+        yield writer, file, replaced
+
+
+def _finish(writer: ArchiveWriter, file: BinaryIO, replaced: bool, captured: _Captured, path: File,
+            progress: Progress | None, started: float) -> SaveReport:
+    """The arrays, then the manifest, signed with the user's key: the archive complete."""
+    signing = signing_key()
+    total = sum(b.nbytes for b in captured.buffers)
+    done = 0
+    for index, buffer in enumerate(captured.buffers):
+        writer.buffer(buffer_name(index), buffer)
+        done += buffer.nbytes
+        if progress:
+            progress("writing arrays", done, total)
+    manifest = dataclasses.replace(captured.manifest, members=dict(writer.members)).signed(signing)
+    writer.finish(manifest)
+    return SaveReport(_name(path), manifest, file.tell(), time.perf_counter() - started, replaced, captured.notices)
+
+
+def _capture(obj: Any, report: ScanReport | None, stripped: dict[int, Finding], *, by_value: bool, target: str,
+             progress: Progress | None, copy: bool, out: Any) -> _Captured:
+    """The pickling pass and what the manifest says of it: everything that
+    reads the model, on the caller's thread. data.pkl goes to `out` as it is
+    made (the archive) and is kept; with `copy`, the arrays are copied too,
+    so the model may change as soon as this returns."""
+    notices: list[str] = []
+    with collector_paused():
         removals = _removals(obj, stripped)
-        pickler, data = _pickle_into(writer, obj, stripped, removals, progress, target, by_value)
+        pickler, data = _pickle(obj, stripped, removals, progress, target, by_value, out)
         objects = memo_size(pickler, pickler.tap, data)  # before the walks pickle more; data takes what it wrote
         modules = pickler.modules()
         if report is None and pickler.rewrapped:
             report = _locate(obj, target, pickler, data, notices)
         arrays = listed_arrays(obj, pickler, data, notices)
-        del data
         pickler.clear_memo()
-        total = sum(b.raw().nbytes for b in pickler.buffers)
-        done = 0
-        for index, buffer in enumerate(pickler.buffers):
-            writer.buffer(buffer_name(index), buffer.raw())
-            done += buffer.raw().nbytes
-            if progress:
-                progress("writing arrays", done, total)
+        buffers = [_owned(b.raw()) if copy else b.raw() for b in pickler.buffers]
         findings = report.findings if report else ()
-        manifest = _manifest(obj, target, writer, findings, stripped, removals, pickler, modules, objects,
-                             arrays).signed(signing)
-        writer.finish(manifest)
-        size = file.tell()
-    return SaveReport(_name(path), manifest, size, time.perf_counter() - started, replaced,
-                      (*logger_notices(pickler.loggers.values()), *notices))
+        manifest = _manifest(obj, target, findings, stripped, removals, pickler, modules, objects, arrays)
+    return _Captured(manifest, data if copy else bytearray(), buffers,
+                     (*logger_notices(pickler.loggers.values()), *notices))
+
+
+def _owned(view: memoryview) -> memoryview:
+    """A copy of an array's bytes the model cannot change (a background save's)."""
+    return memoryview(aligned_copy(view)).cast("B")
 
 
 def is_path(file: object) -> TypeGuard[str | os.PathLike[str]]:
@@ -332,8 +433,10 @@ def _blocking(g: Group[Finding]) -> str:
     return f"{g.pattern} ({g.first.kind}{count}{': ' + note if note else ''})"
 
 
-class _Tee:
-    """data.pkl on its way into the archive, kept for the replay that locates substitutions."""
+class _Kept:
+    """data.pkl on its way into the archive (`out`, if any), kept whole for
+    the replay that locates substitutions (and, for a background save, for
+    the archive written later)."""
 
     def __init__(self, out: Any) -> None:
         self.out = out
@@ -341,7 +444,7 @@ class _Tee:
 
     def write(self, data: Any) -> int:
         self.kept += data
-        return self.out.write(data)  # type: ignore[no-any-return]
+        return self.out.write(data) if self.out is not None else len(data)  # type: ignore[no-any-return]
 
 
 def _removals(obj: Any, stripped: dict[int, Finding]) -> dict[int, Removal]:
@@ -350,33 +453,30 @@ def _removals(obj: Any, stripped: dict[int, Finding]) -> dict[int, Removal]:
     return {oid: r for oid, r in planned.items() if r is not None and catalog.kind_for(r.anchor) is None}
 
 
-def _pickle_into(
-    writer: ArchiveWriter, obj: Any, stripped: dict[int, Finding], removals: dict[int, Removal],
-    progress: Progress | None, target: str, by_value: bool,
-) -> tuple[RewrapPickler, bytearray]:
-    with writer.stream(DATA) as stream:
-        out = _Tee(stream)
-        report = (lambda written: progress("pickling", written, 0)) if progress else None
-        pickler = RewrapPickler(out, strip_ids=stripped.keys(), removals=removals.values(),  # type: ignore[arg-type]
-                                by_value=by_value, progress=report)
-        try:
-            pickler.dump(obj)
-        except (KeyboardInterrupt, MemoryError):
-            raise
-        except Exception as exc:
-            if isinstance(exc, OSError) and exc.errno in DEVICE_ERRORS:
-                raise  # the disk failed, not the object: atomic_write says so and removes the file
-            if isinstance(exc, RecursionError) and not stack.levels():
-                raise _TooDeep from None
-            if not by_value:
-                raise _RetryByValue from None
-            _refuse_unsaveable(_scan(obj, target), stripped)  # names every path, if it can
-            raise SaveError(
-                f"pickling failed: {type(exc).__name__}: {exc}; nothing was written",
-                hint="a reducer raised, or the object changed while it was saved; run ckpt scan",
-            ) from None
-        if not by_value and pickler.tap.names_main and _names_main(out.kept):
-            raise _RetryByValue
+def _pickle(obj: Any, stripped: dict[int, Finding], removals: dict[int, Removal], progress: Progress | None,
+            target: str, by_value: bool, into: Any) -> tuple[RewrapPickler, bytearray]:
+    out = _Kept(into)
+    report = (lambda written: progress("pickling", written, 0)) if progress else None
+    pickler = RewrapPickler(out, strip_ids=stripped.keys(), removals=removals.values(),  # type: ignore[arg-type]
+                            by_value=by_value, progress=report)
+    try:
+        pickler.dump(obj)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno in DEVICE_ERRORS:
+            raise  # the disk failed, not the object: atomic_write says so and removes the file
+        if isinstance(exc, RecursionError) and not stack.levels():
+            raise _TooDeep from None
+        if not by_value:
+            raise _RetryByValue from None
+        _refuse_unsaveable(_scan(obj, target), stripped)  # names every path, if it can
+        raise SaveError(
+            f"pickling failed: {type(exc).__name__}: {exc}; nothing was written",
+            hint="a reducer raised, or the object changed while it was saved; run ckpt scan",
+        ) from None
+    if not by_value and pickler.tap.names_main and _names_main(out.kept):
+        raise _RetryByValue
     return pickler, out.kept
 
 
@@ -435,7 +535,6 @@ def _disagreement(obj: Any, report: ScanReport, substituted: list[Any], by_value
 def _manifest(
     obj: Any,
     target: str,
-    writer: ArchiveWriter,
     findings: tuple[Finding, ...],
     stripped: dict[int, Finding],
     removals: dict[int, Removal],
@@ -452,7 +551,7 @@ def _manifest(
         python=platform.python_version(),
         target=target,
         root_type=qualified_name(type(obj)),
-        members=dict(writer.members),
+        members={},  # hashed as the archive is written
         substitutions=tuple(_substitution(f, f.object_id in stripped, f.object_id in removals,
                                           pickler.notes.get(f.object_id)) for f in findings),
         modules=module_versions({*modules, type(obj).__module__}),

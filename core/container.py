@@ -25,12 +25,14 @@ import io
 import json
 import mmap
 import os
+import queue
 import re
 import struct
 import sys
+import threading
 import zipfile
 import zlib
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +54,36 @@ _MAX_MANIFEST = 1 << 28
 # --- hashing alongside I/O ------------------------------------------------------
 
 
+class _Worker:
+    """One thread that runs what it is given, in order: a ThreadPoolExecutor
+    of one, except that it takes work while the interpreter exits (an
+    executor refuses new work then, and a background save still has its
+    members to hash and fsync)."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue())
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def shutdown(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args = job
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to whoever waits on the future
+                future.set_exception(exc)
+
+
 class _BackgroundHash:
     """sha256 of one member, computed in a thread of its own while the caller
     goes on reading or writing: hashlib releases the GIL on large buffers, so
@@ -67,7 +99,7 @@ class _BackgroundHash:
         self.digest = hashlib.sha256()
         self.crc = 0
         self._crc = crc
-        self._pools: list[ThreadPoolExecutor] = []
+        self._pools: list[_Worker] = []
         self._last: list[Future[None]] = []
 
     def feed(self, chunk: memoryview) -> None:
@@ -77,7 +109,7 @@ class _BackgroundHash:
                 self._crc32(chunk)
             return
         if not self._pools:
-            self._pools = [ThreadPoolExecutor(1, thread_name_prefix="ckpt-hash") for _ in range(2 if self._crc else 1)]
+            self._pools = [_Worker("ckpt-hash") for _ in range(2 if self._crc else 1)]
         self._last = [self._pools[0].submit(self.digest.update, chunk)]
         if self._crc:
             self._last.append(self._pools[1].submit(self._crc32, chunk))
@@ -126,7 +158,7 @@ class _EarlySync:
 
     def __init__(self, file: BinaryIO | None) -> None:
         self._file = file
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ckpt-fsync") if file is not None else None
+        self._pool = _Worker("ckpt-fsync") if file is not None else None
         self._running: Future[None] | None = None
         self._unsynced = 0
 
@@ -396,6 +428,13 @@ def _writable_memory(size: int) -> Any:
     if numpy is None or size < _CHUNK:
         return bytearray(size)
     return numpy.empty(size, dtype=numpy.uint8)
+
+
+def aligned_copy(view: memoryview) -> Any:
+    """A copy of `view`'s bytes in memory of its own (as a member is read into)."""
+    copy = _writable_memory(view.nbytes)
+    memoryview(copy).cast("B")[:] = view.cast("B") if view.format != "B" or view.ndim != 1 else view
+    return copy
 
 
 def open_archive(path: str | os.PathLike[str]) -> Archive:
