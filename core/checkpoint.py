@@ -698,7 +698,7 @@ def load_whole(data: Any, buffers: list[Any], what: str, levels: int = 0) -> Any
 
 def _unpickled(data: Any, buffers: list[Any]) -> Any:
     with collector_paused():  # what a load builds is new and reachable: collections would find nothing
-        return pickle.Unpickler(io.BytesIO(data), buffers=buffers).load()
+        return pickle.loads(data, buffers=buffers)  # reads the bytes in place (a BytesIO would copy a bytearray)
 
 
 def load_trusted_keys(given: Iterable[TrustedKey]) -> TrustedKeys:
