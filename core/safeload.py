@@ -125,7 +125,14 @@ _WRITING = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _loading = threading.local()
 
 
+_HEARD = FORBIDDEN_EVENTS | {"open", "compile"}
+"""Every event the hook looks at; the others (`builtins.id`, in the loader's
+every step) return at once."""
+
+
 def _watch(event: str, args: tuple[Any, ...]) -> None:
+    if event not in _HEARD:
+        return
     data = getattr(_loading, "data", None)
     if data is None:
         return

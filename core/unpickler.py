@@ -89,6 +89,77 @@ class _Pending:
         self.keywords: dict[str, Any] = {}
 
 
+class _Nesting:
+    """How deep the tuples on the machine's stack nest, whoever made them.
+
+    Hashing a tuple recurses in C without a limit (a dict key nested 100,000
+    deep crashes the interpreter), so no tuple the load handles may nest
+    deeper than MAX_TUPLE_DEPTH. The machine's own TUPLE opcodes know the
+    depth of what they build; a tuple a call returned (`tuple([t])` wraps `t`
+    one level deeper) is walked once, iteratively, and remembered. The newest
+    tuple the machine made is kept aside, not in the table: a chain of
+    TUPLE1s then costs no lookup."""
+
+    __slots__ = ("known", "kept", "last", "last_level")
+
+    def __init__(self) -> None:
+        self.known: dict[int, int] = {}
+        """Depths of the tuples looked at, by id."""
+        self.kept: list[Any] = []
+        """Those tuples, kept alive so their ids stay theirs."""
+        self.last: Any = None
+        self.last_level = 0
+
+    def level(self, item: tuple[Any, ...]) -> int:
+        """The depth of a non-empty tuple (of any tuple type): 1 holds no non-empty tuple."""
+        if item is self.last:
+            return self.last_level
+        found = self.known.get(id(item))
+        return found if found is not None else self._walk(item)
+
+    def made(self, made: tuple[Any, ...], level: int) -> None:
+        if level >= MAX_TUPLE_DEPTH:
+            raise refused(f"nests tuples more than {MAX_TUPLE_DEPTH:,} levels deep")
+        self.last, self.last_level = made, level
+
+    def _walk(self, root: tuple[Any, ...]) -> int:
+        """Depth-first without recursion; `tuple.__iter__`, never a subclass's own code."""
+        known, pending = self.known, [root]
+        while pending:
+            node = pending[-1]
+            if id(node) in known:
+                pending.pop()
+                continue
+            deepest, missing = 0, False
+            for item in tuple.__iter__(node):
+                if _nests(item):
+                    level = self.last_level if item is self.last else known.get(id(item))
+                    if level is None:
+                        pending.append(item)
+                        missing = True
+                    elif level > deepest:
+                        deepest = level
+            if missing:
+                continue
+            pending.pop()
+            if deepest + 1 >= MAX_TUPLE_DEPTH:
+                raise refused(f"nests tuples more than {MAX_TUPLE_DEPTH:,} levels deep")
+            known[id(node)] = deepest + 1
+            self.kept.append(node)
+        return known[id(root)]
+
+
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None), list, dict, set, frozenset, bytearray, complex})
+
+
+def _nests(item: Any) -> bool:
+    """A non-empty tuple, of tuple or a subclass (a namedtuple hashes as a tuple)."""
+    kind = type(item)
+    if kind is tuple:
+        return bool(item)
+    return kind not in _PLAIN and issubclass(kind, tuple) and tuple.__len__(item) > 0
+
+
 _NOT_DATA = frozenset({_Callee, _CallArgs, _Pending})
 _CODE_TYPES = frozenset({types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.MethodWrapperType,
                          types.MethodDescriptorType, types.WrapperDescriptorType, types.ClassMethodDescriptorType,
@@ -114,8 +185,7 @@ class DataUnpickler:
         self.memo: dict[int, Any] = {}
         self.fresh: dict[int, Any] = {}
         """Objects this load created, by id (and kept alive, so ids stay theirs)."""
-        self.depth: dict[int, int] = {}
-        """Nesting depth of the tuples deeper than one level, by id."""
+        self.nesting = _Nesting()
         self.floods = context.floods
         self.warnings = context.warnings
         self.checking = False
@@ -457,21 +527,20 @@ class DataUnpickler:
     # --- containers ---------------------------------------------------------
 
     def _tuple(self, items: list[Any]) -> tuple[Any, ...]:
-        deepest, callee = 0, False
+        deepest, callee, nesting = 0, False, self.nesting
         for item in items:
             kind = type(item)
-            if kind is tuple:
-                deepest = max(deepest, self.depth.get(id(item), 1))
-            elif kind is _Callee:
+            if kind is _Callee:
                 callee = True
-            elif self.checking and kind in _NOT_DATA:
-                raise refused(f"puts {self._describe(item)} in a tuple")
+            elif kind in _NOT_DATA:
+                if self.checking:
+                    raise refused(f"puts {self._describe(item)} in a tuple")
+            elif _nests(item):
+                level = nesting.level(item)
+                if level > deepest:
+                    deepest = level
         made: tuple[Any, ...] = _CallArgs(items) if callee else tuple(items)
-        if deepest:
-            if deepest >= MAX_TUPLE_DEPTH:
-                raise refused(f"nests tuples more than {MAX_TUPLE_DEPTH:,} levels deep")
-            self.depth[id(made)] = deepest + 1
-            self.fresh[id(made)] = made  # keeps its id its own
+        nesting.made(made, deepest + 1)
         return made
 
     def _op_empty_tuple(self, at: int) -> int:
@@ -483,17 +552,31 @@ class DataUnpickler:
         return at
 
     def _op_tuple1(self, at: int) -> int:
-        self.stack.append(self._tuple([self._pop()]))
+        stack = self.stack
+        if len(stack) <= (self.marks[-1] if self.marks else 0):
+            raise _malformed(None, "stack underflow")
+        item = stack[-1]
+        if type(item) is tuple and item:  # the hot case of a deep nest: one tuple in another
+            nesting = self.nesting
+            made = stack[-1] = (item,)
+            nesting.made(made, (nesting.last_level if item is nesting.last else nesting.level(item)) + 1)
+        else:
+            stack[-1] = self._tuple([item])
         return at
 
     def _op_tuple2(self, at: int) -> int:
-        second = self._pop()
-        self.stack.append(self._tuple([self._pop(), second]))
-        return at
+        return self._last(at, 2)
 
     def _op_tuple3(self, at: int) -> int:
-        third, second = self._pop(), self._pop()
-        self.stack.append(self._tuple([self._pop(), second, third]))
+        return self._last(at, 3)
+
+    def _last(self, at: int, count: int) -> int:
+        """TUPLE2, TUPLE3: the top `count` items become one tuple."""
+        stack = self.stack
+        cut = len(stack) - count
+        if cut < (self.marks[-1] if self.marks else 0):
+            raise _malformed(None, "stack underflow")
+        stack[cut:] = (self._tuple(stack[cut:]),)
         return at
 
     def _op_empty_list(self, at: int) -> int:
@@ -686,6 +769,8 @@ class DataUnpickler:
                                   f"{one_line(str(exc))}") from None
         if type(result) in _CODE_TYPES and not admission.source.startswith("--trust"):
             raise refused(f"gets a function from {admission.name}")
+        if _nests(result):  # tuple([t]) nests t one level deeper, out of the opcodes' sight
+            self.nesting.level(result)
         if admission.fresh:
             self.fresh[id(result)] = result
         return result
@@ -771,6 +856,8 @@ class DataUnpickler:
                                   f"{one_line(str(exc))}") from None
         if type(made) is not cls and not isinstance(made, cls):
             raise refused(f"instantiates {admission.name}, whose __new__ returned something else")
+        if _nests(made):  # a namedtuple of the file's items
+            self.nesting.level(made)
         return self._fresh(made)
 
     def _op_newobj(self, at: int) -> int:
