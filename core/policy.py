@@ -10,7 +10,10 @@ A global is `module:qualname`. It is admitted by
 This is the data-only tier's policy: a file signed by a key the user trusts
 never reaches it (`provenance`).
 
-Nothing is imported before the name is admitted. An admitted name is then
+Nothing is imported before the name is admitted, and a module of a
+package (not the standard library's) that is not imported yet is imported
+only if its source defines the name (a module imported for its side
+effects defines nothing a pickle can name). An admitted name is then
 resolved: `module` imported, `qualname` walked through classes only (never
 through a module attribute, a function or an instance), and the result must
 be a class or function whose own `__module__` and `__qualname__` are the
@@ -38,7 +41,7 @@ import importlib
 import importlib.util
 import sys
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,8 +194,9 @@ def admit(name: str, trust: Trust) -> Admission | Refusal:
     cython = reviewed.cython_class(qualname)
     if not admissible(name, trust):
         return Refusal(name, "is not trusted", name)
-    if (package and not exact and entry is None and cython is None and not reviewed.rule_modules(module)
-            and module not in sys.modules and not defines(module, qualname.partition(".")[0])):
+    if (not exact and entry is None and cython is None and module not in sys.modules
+            and module.partition(".")[0] not in sys.stdlib_module_names
+            and not defines(module, qualname.partition(".")[0])):
         return Refusal(name, f"is not defined in the source of {module}, which ckpt does not import just to look "
                        "(importing a module runs it)", None)
     try:
@@ -242,13 +246,26 @@ def _bound(body: list[ast.stmt]) -> set[str]:
             names.add(node.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+            names.update(name for target in targets for name in _assigned(target))
         elif isinstance(node, (ast.If, ast.Try, ast.With)):
             for part in ("body", "orelse", "finalbody"):
                 names |= _bound(getattr(node, part, []))
             for handler in getattr(node, "handlers", []):
                 names |= _bound(handler.body)
     return names
+
+
+def _assigned(target: ast.expr) -> Iterator[str]:
+    """The names an assignment binds: `x = ...`, `x, y = ...`; never the
+    object an attribute or item is set on (`impute.__all__ += [...]` in
+    enable_iterative_imputer binds nothing of its own)."""
+    if isinstance(target, ast.Name):
+        yield target.id
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for element in target.elts:
+            yield from _assigned(element)
+    elif isinstance(target, ast.Starred):
+        yield from _assigned(target.value)
 
 
 def _by_name(name: str, trust: Trust) -> Admission | Refusal:
