@@ -25,9 +25,8 @@ and checks each one as it happens:
 
 Nothing else runs: no getattr, no bound method, no code from the file.
 What does run (an admitted class's own `__setstate__`, a guarded
-reconstructor) runs with an audit hook armed that refuses, in the loading
-thread, starting processes, connecting, writing or deleting files and
-compiling text that came from the file.
+reconstructor) runs in the sandbox (`sandbox`): no file written, no
+connection, no thread or process started, the process left as it was.
 """
 
 from __future__ import annotations

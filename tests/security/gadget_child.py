@@ -19,160 +19,27 @@ caller, after the process is gone.
 from __future__ import annotations
 
 import atexit
-import copyreg
 import gc
-import hashlib
 import importlib
 import json
 import logging
 import os
 import pickle
-import random
 import signal
-import socket
 import sys
-import threading
 import time
 import traceback
 import warnings
 import zipfile
 from typing import Any
 
+from harm import Recorder, difference, snapshot
+
 LIBRARIES = ("numpy", "scipy", "scipy.stats", "scipy.io", "sklearn", "sklearn.datasets", "pandas", "torch",
              "torch.fx", "joblib")
 
-RECORDING: list[Any] = []
-"""While a load runs: the list its audit events go to."""
-
-_WATCHED = ("os.system", "os.exec", "os.spawn", "os.posix_spawn", "os.fork", "os.forkpty", "os.kill", "os.remove",
-            "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate", "os.symlink", "os.link",
-            "os.utime", "os.putenv", "os.unsetenv", "os.chdir", "os.startfile", "subprocess.Popen", "pty.spawn",
-            "shutil.", "tempfile.", "socket.connect", "socket.bind", "socket.sendto", "socket.getaddrinfo",
-            "urllib.Request", "http.client.connect", "smtplib.connect", "ftplib.connect", "imaplib.open",
-            "telnetlib.Telnet.open", "webbrowser.open", "ctypes.", "marshal.load", "code.__new__", "sys.settrace",
-            "sys.setprofile", "sys.addaudithook", "resource.setrlimit", "signal.pthread_kill", "mmap.__new__",
-            "pdb.Pdb", "syslog.", "sqlite3.connect", "glob.glob", "os.scandir", "os.listdir")
-
-
-def _is_file(name: Any) -> bool:
-    return isinstance(name, str) and not name.startswith("<") and os.path.isfile(name)
-
-
-def _writes(mode: Any, flags: Any) -> bool:
-    if isinstance(mode, str):
-        return any(c in mode for c in "wax+")
-    if isinstance(flags, int):
-        return bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND))
-    return False
-
-
-def _hook(event: str, args: tuple[Any, ...]) -> None:
-    if not RECORDING:
-        return
-    record = RECORDING[-1]
-    try:
-        if event == "open":
-            path, mode, flags = (list(args) + [None, None, None])[:3]
-            if _writes(mode, flags):
-                record.append(f"open for writing: {path!r} {mode!r}")
-        elif event == "exec":
-            code = args[0] if args else None
-            name = getattr(code, "co_filename", None)
-            if not _is_file(name):
-                record.append(f"exec of code from {name!r}")
-        elif event == "compile":
-            name = args[1] if len(args) > 1 else None
-            if not _is_file(name if isinstance(name, str) else None):
-                record.append(f"compile of {name!r}")
-        elif event == "import":
-            name = args[0] if args else "?"
-            if name not in sys.modules and not str(name).startswith("ckpt."):
-                record.append(f"import of {name}")
-        elif event.startswith(_WATCHED) and event not in ("os.listdir", "os.scandir", "glob.glob"):
-            record.append(f"{event} {_short(args)}")
-    except Exception as exc:  # never let the hook change what the load does
-        record.append(f"audit hook failed on {event}: {exc!r}")
-
-
-def _short(args: tuple[Any, ...]) -> str:
-    text = repr(args)
-    return text if len(text) < 200 else text[:200] + "..."
-
-
-# --- process state ------------------------------------------------------------
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
-
-
-def snapshot() -> dict[str, Any]:
-    gc.collect()
-    state: dict[str, Any] = {
-        "sys.modules": sorted(sys.modules),
-        "os.environ": dict(os.environ),
-        "sys.path": list(sys.path),
-        "sys.meta_path": [repr(f) for f in sys.meta_path],
-        "sys.path_hooks": [repr(h) for h in sys.path_hooks],
-        "sys.hooks": [id(sys.excepthook), id(sys.displayhook), id(sys.stdout), id(sys.stderr), id(sys.stdin),
-                      id(sys.unraisablehook), id(sys.breakpointhook)],
-        "sys.recursionlimit": sys.getrecursionlimit(),
-        "sys.switchinterval": sys.getswitchinterval(),
-        "copyreg.dispatch_table": sorted((repr(k), id(v)) for k, v in copyreg.dispatch_table.items()),
-        "copyreg._extension_registry": sorted(map(repr, copyreg._extension_registry.items())),
-        "copyreg._inverted_registry": sorted(map(repr, copyreg._inverted_registry.items())),
-        "logging.root": [[id(h) for h in logging.root.handlers], logging.root.level, logging.root.disabled,
-                         [id(f) for f in logging.root.filters]],
-        "logging.manager": [logging.root.manager.disable, sorted(logging.root.manager.loggerDict)],
-        "logging.classes": [id(logging.getLoggerClass()), id(logging.getLogRecordFactory()),
-                            logging.raiseExceptions, logging.lastResort is None],
-        "logging live handlers": sorted(repr(type(r())) for r in logging._handlerList if r() is not None),
-        "warnings.filters": [repr(f) for f in warnings.filters],
-        "warnings.showwarning": id(warnings.showwarning),
-        "atexit callbacks": atexit._ncallbacks(),
-        "threads": sorted(t.name for t in threading.enumerate()),
-        "gc.enabled": gc.isenabled(),
-        "cwd": os.getcwd(),
-        "signals": [repr(signal.getsignal(s)) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)],
-        "socket.defaulttimeout": socket.getdefaulttimeout(),
-        "random": _digest(random.getstate()),
-        "builtins": sorted((k, id(v)) for k, v in vars(importlib.import_module("builtins")).items() if k != "_"),
-    }
-    np = sys.modules.get("numpy")
-    if np is not None:
-        state["numpy.geterr"] = np.geterr()
-        state["numpy.geterrcall"] = repr(np.geterrcall())
-        state["numpy.printoptions"] = repr(np.get_printoptions())
-        legacy = np.random.get_state()
-        state["numpy.random"] = _digest((legacy[0], hashlib.sha256(legacy[1].tobytes()).hexdigest(), legacy[2:]))
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        state["torch"] = [repr(torch.get_default_dtype()), torch.initial_seed(), torch.get_num_threads(),
-                          torch.are_deterministic_algorithms_enabled(), repr(torch.get_default_device()),
-                          hashlib.sha256(torch.get_rng_state().numpy().tobytes()).hexdigest()]
-    sklearn = sys.modules.get("sklearn")
-    if sklearn is not None:
-        state["sklearn.get_config"] = repr(sorted(sklearn.get_config().items()))
-    pandas_config = sys.modules.get("pandas._config.config")
-    if pandas_config is not None:
-        state["pandas options"] = _digest(pandas_config._global_config)
-    return state
-
-
-def difference(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    diff: dict[str, Any] = {}
-    for key in sorted(set(before) | set(after)):
-        old, new = before.get(key), after.get(key)
-        if old == new:
-            continue
-        if isinstance(old, list) and isinstance(new, list) and key in ("sys.modules", "sys.path", "threads",
-                                                                       "warnings.filters"):
-            diff[key] = {"added": [x for x in new if x not in old][:20], "removed": [x for x in old if x not in new][:20]}
-        elif isinstance(old, dict) and isinstance(new, dict):
-            diff[key] = {k: [old.get(k), new.get(k)] for k in set(old) | set(new) if old.get(k) != new.get(k)}
-        else:
-            diff[key] = [_short((old,)), _short((new,))]
-    return diff
+RECORDER: Recorder | None = None
+"""Made after the libraries are imported: what they do then is not a load's doing."""
 
 
 # --- running one job ------------------------------------------------------------
@@ -184,9 +51,17 @@ def _data_pkl(path: str) -> bytes:
 
 
 def _attempt(run: Any) -> dict[str, Any]:
+    assert RECORDER is not None
     before = snapshot()
     outcome: dict[str, Any] = {}
-    RECORDING.append([])
+    with RECORDER as events:
+        _run(run, outcome)
+    outcome["events"] = events
+    outcome["diff"] = difference(before, snapshot())
+    return outcome
+
+
+def _run(run: Any, outcome: dict[str, Any]) -> None:
     try:
         result = run()
         outcome["returned"] = type(result).__name__
@@ -198,10 +73,6 @@ def _attempt(run: Any) -> dict[str, Any]:
         if not outcome["ckpt_error"]:
             outcome["traceback"] = traceback.format_exc()[-1500:]
         del exc
-    finally:
-        outcome["events"] = RECORDING.pop()
-    outcome["diff"] = difference(before, snapshot())
-    return outcome
 
 
 def _is_ckpt_error(exc: BaseException) -> bool:
@@ -234,14 +105,14 @@ def run_job(mode: str, job: dict[str, Any]) -> dict[str, Any]:
             for how, run in runs:
                 report["attempts"].append({"trust": trust, "how": how, **_attempt(run)})
     # A payload may act only at interpreter exit (atexit, logging.shutdown).
-    RECORDING.append([])
-    try:
-        atexit._run_exitfuncs()
-        logging.shutdown()  # what interpreter exit does to every live handler
-    except BaseException:  # noqa: BLE001
-        pass
-    finally:
-        report["at_exit"] = RECORDING.pop()
+    assert RECORDER is not None
+    with RECORDER as events:
+        try:
+            atexit._run_exitfuncs()
+            logging.shutdown()  # what interpreter exit does to every live handler
+        except BaseException:  # noqa: BLE001
+            pass
+    report["at_exit"] = events
     return report
 
 
@@ -303,7 +174,8 @@ def main() -> None:
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    sys.addaudithook(_hook)
+    global RECORDER
+    RECORDER = Recorder()
     results = []
     for job in spec["jobs"]:
         start = time.monotonic()
