@@ -357,6 +357,11 @@ GUARDS: dict[str, Guard] = {
 }
 
 
+TAKES_FUNCTIONS = frozenset({"tensor_rebuild", "bit_generator", "queue_refill"})
+"""Guards handed the reviewed functions a file passes them (each checks
+them by identity); every other callee is given none."""
+
+
 def guard_name(obj: Any, named: str | None) -> str | None:
     """The guard for an admitted object: its entry's, or by what it is (every
     file handler class, whoever admitted it, opens nothing at load)."""

@@ -374,7 +374,7 @@ def _exactly_trusted(name: str, obj: Any) -> Admission:
 def _package_class(name: str, cls: type, package: str) -> Admission:
     """A class of a trusted package: what its own pickling does, nothing more."""
     enum = _is_enum_class(cls)
-    allowed = VALUE | NEW | RESULT_USED | INSTANCE_CALLED  # its instances' __call__ is its own code
+    allowed = VALUE | NEW | RESULT_USED  # never calling an instance: no pickling of its own does that
     if _declares(cls, ("__getnewargs__", "__getnewargs_ex__")):
         allowed |= NEW_ARGS
     if enum or _reduces_to_itself(cls):

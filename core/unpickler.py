@@ -40,7 +40,7 @@ from typing import Any
 
 from .errors import CheckpointError, UnsafeCheckpointError, one_line, printable
 from .flood import MAX_COLLISIONS
-from .guards import GUARDS, SINGLETON_TYPES, Context
+from .guards import GUARDS, SINGLETON_TYPES, TAKES_FUNCTIONS, Context
 from .opcodes import WIDTHS
 from .policy import Admission, Trust, admit
 from .reviewed import CLASS, FUNCTION
@@ -766,13 +766,26 @@ class DataUnpickler:
         except Exception as exc:
             raise CheckpointError(f"data.pkl: {admission.name} raised {type(exc).__name__}: "
                                   f"{one_line(str(exc))}") from None
-        if type(result) in _CODE_TYPES and not admission.source.startswith("--trust"):
-            raise refused(f"gets a function from {admission.name}")
+        if not admission.source.startswith(f"--trust {admission.name}"):
+            self._made_by(admission, result)
         if _nests(result):  # tuple([t]) nests t one level deeper, out of the opcodes' sight
             self.nesting.level(result)
         if admission.fresh:
             self.fresh[id(result)] = result
         return result
+
+    @staticmethod
+    def _made_by(admission: Admission, result: Any) -> None:
+        """What a call returned is what its callee makes: a class makes its
+        own instances (never a function, a bound method or another class's
+        object, whatever its __new__ says), and no reviewed function returns
+        code. Only a name trusted exactly may return anything."""
+        kind = type(result)
+        if kind in _CODE_TYPES and not admission.source.startswith("--trust"):
+            raise refused(f"gets a function from {admission.name}")
+        cls = admission.obj
+        if admission.kind == CLASS and isinstance(cls, type) and not (kind is cls or type.__subclasscheck__(cls, kind)):
+            raise refused(f"calls {admission.name}, which returned a {_qualified(kind)} instead of its own instance")
 
     def _callee_of(self, func: Any) -> _Callee:
         """What calling `func` means: an admitted class's constructor (through
@@ -801,7 +814,7 @@ class DataUnpickler:
         catalog constructor would keep them (an executor's initializer)."""
         if type(args) is not _CallArgs:
             return args
-        if admission.guard:
+        if admission.guard in TAKES_FUNCTIONS:
             return tuple(a.admission.obj if type(a) is _Callee else a for a in args)
         if admission.kind == CLASS and admission.source.startswith("reviewed"):
             dropped = [a.admission.name for a in args if type(a) is _Callee]
