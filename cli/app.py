@@ -393,7 +393,7 @@ def key_export() -> None:
     checkpoints with no secret.
     """
     existing = keys.own_key()
-    signing = existing or keys.own_key(create=True)
+    signing = existing or keys.signing_key()
     if existing is None and not _state["quiet"]:
         click.echo(f"ckpt: made your signing key in {keys.home()}", err=True)
     click.echo(signing.public.text())  # type: ignore[union-attr]

@@ -311,7 +311,7 @@ def inspect_text(out: TextOutput, inspection: Inspection, every: bool = False) -
         ("created", f"{m.created} by ckpt {m.ckpt_version}, Python {m.python}"),
         ("target", m.target or "(none)"),
         ("root", m.root_type),
-        ("signed", inspection.provenance.describe()),
+        ("signature", inspection.provenance.describe()),
         ("would load", _loads_as(inspection.provenance)),
         ("modules", ", ".join(f"{k} {v}" for k, v in m.modules.items()) or "(standard library only)"),
     ])

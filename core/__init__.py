@@ -24,8 +24,8 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 from .checkpoint import Inspection, LoadReport, SaveReport, inspect, load, load_checkpoint, save  # noqa: E402
 from .errors import (  # noqa: E402
-    CheckpointError, CkptError, ConfigError, MissingFileError, SaveError, SigningKeyError, TargetError,
-    UnsafeCheckpointError, WriteError,
+    CheckpointError, CkptError, ConfigError, MalformedPickleError, MissingFileError, SaveError, SigningKeyError,
+    TargetError, UnsafeCheckpointError, WriteError,
 )
 from .keys import PublicKey  # noqa: E402
 from .provenance import Origin, Provenance  # noqa: E402
@@ -37,7 +37,7 @@ from .serial import dumps, loads  # noqa: E402
 from .verify import VerifyReport, verify  # noqa: E402
 
 __all__ = [
-    "CheckpointError", "CkptError", "ConfigError", "Finding", "Inspection", "LoadReport", "MissingFileError",
+    "CheckpointError", "CkptError", "ConfigError", "Finding", "Inspection", "LoadReport", "MalformedPickleError", "MissingFileError",
     "Origin", "Provenance", "PublicKey", "SaveError", "SaveReport", "ScanReport", "SigningKeyError",
     "TargetCallError", "TargetError", "UnsafeCheckpointError",
     "VerifyReport", "WriteError", "__version__", "dumps", "inspect", "load", "load_checkpoint", "loads",

@@ -34,13 +34,13 @@ from .atomic import DEVICE_ERRORS, atomic_write, exists_error
 from .catalog import Action
 from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive, read_archive
 from .errors import Argument, CheckpointError, CkptError, SaveError, WriteError, one_line
-from .keys import PublicKey, TrustedKeys, own_key, trusted_keys
+from .keys import PublicKey, TrustedKeys, signing_key, trusted_keys
 from .manifest import Manifest, Substitution
 from .notices import logger_notices
 from .paths import follow
 from .pickler import RewrapPickler, memo_size
 from .policy import Judgement, Trust, judge
-from .provenance import Provenance, provenance
+from .provenance import Origin, Provenance, provenance
 from .reach import Disagreement, StreamOracle
 from .scan import Finding, Oracle, ScanReport, qualified_name, scan_object
 from .stream import StreamFacts, analyse, collector_paused
@@ -107,7 +107,7 @@ def save(
         _refuse_unsaveable(report, stripped)
     notices: list[str] = []
     durable = is_path(path) and not remote.is_url(path)  # a local file, fsynced once complete
-    signing = own_key(create=True)
+    signing = signing_key()
     with (_writing(path, overwrite, storage_options, progress) as (file, replaced),
           ArchiveWriter(file, durable=durable) as writer, collector_paused()):
         pickler, data = _pickle_into(writer, obj, stripped, progress, target)
@@ -599,6 +599,8 @@ def inspect(path: Readable, *, trust: Iterable[str] = (), trusted_keys: Iterable
     with opened(path, storage_options) as archive:
         problems = archive.hash_failures()
         origin = provenance(archive.manifest, load_trusted_keys(trusted_keys))
+        if origin.origin is Origin.ALTERED:
+            problems.append(f"it was {origin.describe()}")
         data = bytes(archive.mapped(DATA))  # as stored: inspect shows damaged files too
         facts = analyse(data)
         verdicts = _verdicts(facts, judge(facts, Trust.parse(trust), imports=False))

@@ -4,12 +4,14 @@ Walks both graphs side by side, taking objects apart the way pickle does
 (`graph.decompose`), and reports the first paths where they differ.
 Arrays and tensors compare by shape, dtype and values (NaN equal to NaN);
 catalog kinds compare by what a checkpoint keeps (queue items, semaphore
-value, event flag), never by the fresh lock inside; an object saved as None
-by a strip matches whatever the fresh graph has there.
+value, event flag), never by the fresh lock inside; loggers by name (what
+pickle keeps of them); an object saved as None by a strip matches whatever
+the fresh graph has there.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 from collections.abc import Collection
@@ -54,6 +56,8 @@ def _compare(a: Any, b: Any) -> tuple[str | None, list[tuple[Edge, Any, Any]]]:
     array = _array_difference(a, b)
     if array is not False:
         return (array if isinstance(array, str) else None), []
+    if isinstance(a, logging.Logger):  # saved by name: the loading process's logger, or a detached one, of that name
+        return (None if a.name == b.name else f"logger {a.name!r} != {b.name!r}"), []
     if kind is not None:
         return _pair(dict(kind.walk_payload(a)), dict(kind.walk_payload(b)))
     try:

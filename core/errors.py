@@ -9,6 +9,7 @@ escapes is a bug in ckpt, and the CLI says so.
 from __future__ import annotations
 
 import errno
+import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,11 @@ class CheckpointError(CkptError):
     """A checkpoint file is unreadable, damaged, or does not match its manifest."""
 
     exit_code = FAILED
+
+
+class MalformedPickleError(CheckpointError, pickle.UnpicklingError):
+    """A stream that breaks the pickle format: also pickle's own
+    UnpicklingError, so code written for pickle.load catches it unchanged."""
 
 
 class UnsafeCheckpointError(CheckpointError):

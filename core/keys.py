@@ -30,6 +30,7 @@ import getpass
 import hashlib
 import os
 import socket
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,10 +193,15 @@ def _from_environment() -> SigningKey | None:
     return _load_private(pem, str(path), path.name)
 
 
-def own_key(*, create: bool = False) -> SigningKey | None:
+def signing_key() -> SigningKey:
+    """The key a save signs with: the user's own (`own_key`), made first under
+    `home()` if there is none yet."""
+    return own_key() or _create(home() / PRIVATE_NAME)
+
+
+def own_key() -> SigningKey | None:
     """The user's signing key: `$CKPT_SIGNING_KEY`, else the file under
-    `home()`; made there first if `create` (save) and absent. None if there
-    is none and `create` is false."""
+    `home()`; None if there is none (reading never makes one)."""
     key = _from_environment()
     if key is not None:
         return key
@@ -203,9 +209,7 @@ def own_key(*, create: bool = False) -> SigningKey | None:
     try:
         pem = path.read_bytes()
     except FileNotFoundError:
-        if not create:
-            return None
-        return _create(path)
+        return None
     except OSError as exc:
         raise SigningKeyError(f"cannot read the signing key {str(path)!r}: {exc.strerror or exc}") from None
     public = home() / PUBLIC_NAME
@@ -229,9 +233,10 @@ def default_name() -> str:
 
 
 def _create(path: Path) -> SigningKey:
-    """A new key, written private (0600) with exclusive creation: two first
-    saves at once never overwrite each other's key (the loser reads the
-    winner's)."""
+    """A new key, written private (0600) and complete before it appears:
+    written to a temporary file, then linked into place, which fails if a
+    key is there already; two first saves at once never overwrite each
+    other's key (the loser uses the winner's)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -241,16 +246,20 @@ def _create(path: Path) -> SigningKey:
     key = SigningKey(private, default_name(), str(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".signing-key-")  # mode 0600
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(pem)
+                file.flush()
+                os.fsync(file.fileno())
+            os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
     except FileExistsError:
-        return own_key()  # type: ignore[return-value]  # another process made it first
+        return signing_key()  # another process made it first: use theirs
     except OSError as exc:
         raise SigningKeyError(f"cannot create the signing key {str(path)!r}: {exc.strerror or exc}",
-                        hint=f"set {HOME_VARIABLE} to a writable directory, or {KEY_VARIABLE} to a key") from None
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(pem)
-        file.flush()
-        os.fsync(file.fileno())
+                              hint=f"set {HOME_VARIABLE} to a writable directory, or {KEY_VARIABLE} to a key") from None
     (path.parent / PUBLIC_NAME).write_text(key.public.text() + "\n", encoding="utf-8")
     return key
 

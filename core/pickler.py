@@ -94,20 +94,35 @@ _LONG_TUPLE_END = b"t\x94."  # TUPLE, MEMOIZE, STOP
 def memo_indexes(raw: bytes, count: int) -> list[int] | None:
     """The memo indexes of the `count` items of a tuple of memoized objects,
     from the pickle a pickler writes of that tuple: MARK (for more than
-    three), one GET each, then the tuple opcode, MEMOIZE and STOP -- exactly;
-    None for anything else (an item that was not in the memo)."""
-    i = 2  # PROTO
-    if raw[i : i + 1] == b"\x95":  # FRAME and its 8-byte length
-        i += 9
+    three), one GET each, then the tuple opcode, MEMOIZE and STOP -- exactly,
+    with a FRAME wherever the pickler starts one (every 64 KiB); None for
+    anything else (an item that was not in the memo)."""
+    size = len(raw)
+    i = _past_frame(raw, 2)  # PROTO
     if count > 3:
-        i += raw[i : i + 1] == b"("
+        i = _past_frame(raw, i + (raw[i : i + 1] == b"("))
     indexes: list[int] = []
-    while len(indexes) < count and (width := _GET_WIDTHS.get(raw[i] if i < len(raw) else -1)):
+    while len(indexes) < count and i < size:
+        code = raw[i]
+        if code == _FRAME:
+            i += 9
+            continue
+        width = _GET_WIDTHS.get(code)
+        if width is None:
+            break
         indexes.append(int.from_bytes(raw[i + 1 : i + 1 + width], "little"))
         i += 1 + width
-    if len(indexes) != count or raw[i:] != _TUPLE_ENDS.get(count, _LONG_TUPLE_END):
+    if len(indexes) != count or raw[_past_frame(raw, i):] != _TUPLE_ENDS.get(count, _LONG_TUPLE_END):
         return None
     return indexes
+
+
+_FRAME = 0x95
+
+
+def _past_frame(raw: bytes, i: int) -> int:
+    """`i`, or past the FRAME opcode (and its 8-byte length) that starts there."""
+    return i + 9 if raw[i : i + 1] == b"\x95" else i
 
 
 class RewrapPickler(pickle.Pickler):

@@ -83,6 +83,9 @@ ENTRIES: tuple[Entry, ...] = (
           "type(None); the guard refuses any other call", call=True, fresh=False, guard="singleton_type"),
     Entry("builtins:NotImplemented", CONSTANT, "a singleton"),
     Entry("builtins:Ellipsis", CONSTANT, "a singleton"),
+    Entry("builtins:getattr", FUNCTION, "only as pickle names a method of a class: getattr(an admitted class, name) "
+          "is the global module:Class.name, admitted or refused as that name (zoneinfo's ZoneInfo._unpickle); "
+          "never an attribute of an object the file built", fresh=False),
     Entry("builtins:iter", FUNCTION, "the SimpleQueue rewrap's expression; one argument only", fresh=False,
           guard="one_argument"),
     Entry("builtins:next", FUNCTION, "the SimpleQueue rewrap's expression", fresh=False),
@@ -141,18 +144,15 @@ ENTRIES: tuple[Entry, ...] = (
     *_classes("queue", "Queue LifoQueue PriorityQueue", "a queue rebuilt from its state (maxsize, items)"),
     *_classes("queue", "SimpleQueue", "a fresh SimpleQueue, refilled by the rewrap", call=True),
     *_classes("_queue", "SimpleQueue", "a fresh SimpleQueue, refilled by the rewrap", call=True),
-    Entry("_queue:SimpleQueue.put", FUNCTION, "refills a SimpleQueue the load created"),
+    Entry("_queue:SimpleQueue.put", FUNCTION, "refills a SimpleQueue the load created; as a value (map's "
+          "argument), calling it puts data in a queue", value=True),
     Entry("concurrent.futures.thread:ThreadPoolExecutor", CLASS, "a fresh executor with the saved settings",
           call=True),
     Entry("concurrent.futures._base:Future", CLASS, "a finished or cancelled future's result"),
     *(Entry(f"sys:{name}", CONSTANT, "the loading process's standard stream of that name (the std-stream rewrap)")
       for name in ("stdin", "stdout", "stderr")),
-    Entry("cmd:Cmd", CLASS, "the std-stream rewrap reads the loading process's stdin and stdout from a fresh one "
-          "(its constructor only stores them)", call=True),
     Entry("weakref:ReferenceType", CLASS, "a weak reference (the weakref rewrap); of one argument, never a "
           "callback", call=True, guard="one_argument"),
-    Entry("weakref:WeakMethod", CLASS, "a weak reference to a bound method (the weakref rewrap); of one "
-          "argument, never a callback", call=True, guard="one_argument"),
     *_classes("weakref", "WeakValueDictionary WeakKeyDictionary", "a weak mapping built from the entries the file "
               "holds (the weak-container rewrap)", call=True),
     Entry("_weakrefset:WeakSet", CLASS, "a weak set built from the objects the file holds (the weak-container "
@@ -184,8 +184,11 @@ ENTRIES: tuple[Entry, ...] = (
     *_classes("numpy.ma", "MaskedArray", "the masked array class, as an argument of its rebuild function"),
     Entry("numpy.ma.core:_mareconstruct", FUNCTION, "an empty masked array, within the file's size",
           guard="bounded_mareconstruct"),
-    *_functions("numpy.random._pickle", "__generator_ctor __randomstate_ctor __bit_generator_ctor",
+    *_functions("numpy.random._pickle", "__generator_ctor __randomstate_ctor",
                 "a random generator of a named bit generator, state applied after", guard="bit_generator"),
+    Entry("numpy.random._pickle:__bit_generator_ctor", FUNCTION, "a bit generator by its name, state applied after; "
+          "also as a value, the constructor numpy's generator constructors are given", guard="bit_generator",
+          value=True),
     *_classes("numpy.random._pcg64", "PCG64 PCG64DXSM", "a bit generator"),
     *_classes("numpy.random._mt19937", "MT19937", "a bit generator"),
     *_classes("numpy.random._philox", "Philox", "a bit generator"),
@@ -201,7 +204,8 @@ ENTRIES: tuple[Entry, ...] = (
     *_classes("pandas.core.internals.managers", "BlockManager SingleBlockManager",
               "a DataFrame's or Series' blocks and axes: its constructor stores them", call=True),
     # --- torch -----------------------------------------------------------------
-    Entry("torch:as_strided", FUNCTION, "a view of a tensor ckpt wrote (core/tensors.py); bounds checked by torch"),
+    Entry("torch:as_strided", FUNCTION, "a view of a tensor ckpt wrote (core/tensors.py); bounds checked by torch; "
+          "also as a value, the function _rebuild_from_type_v2 is given (its guard admits no other)", value=True),
     Entry("torch:frombuffer", FUNCTION, "a tensor over a buffer the file holds"),
     Entry("torch:empty", FUNCTION, "an empty storage's tensor, within the file's size", guard="bounded_empty"),
     Entry("torch._tensor:_rebuild_from_type_v2", FUNCTION, "a tensor subclass or a tensor with attributes: calls "

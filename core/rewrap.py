@@ -285,14 +285,15 @@ def std_stream_name(obj: Any) -> str | None:
 def reduce_std_stream(stream: Any) -> str | tuple[Any, ...]:
     """The loading process's stream of the same name: the global
     `sys.stdout` (stdin, stderr) when `stream` is that stream now. The C
-    pickler writes a global only for the object it names, so
-    `sys.__stdout__` while `sys.stdout` is redirected (pytest's capture)
-    is read from an object whose constructor picks it up instead:
+    pickler writes a global only for the object it names, found through
+    its `__module__` if it has one: so `sys.__stdout__` while `sys.stdout`
+    is redirected, and a redirecting stream of a class of its own (pytest's
+    capture), are read from an object whose constructor picks them up:
     `logging.StreamHandler().stream` is `sys.stderr`, `cmd.Cmd().stdout`
     and `.stdin` are `sys.stdout` and `sys.stdin` (that spelling loads
     only whole: the data-only loader calls no handler's constructor)."""
     name = std_stream_name(stream)
-    if name is not None and stream is getattr(sys, name):
+    if name is not None and stream is getattr(sys, name) and getattr(stream, "__module__", None) is None:
         return name
     if name == "stderr":
         return getattr, (Call(logging.StreamHandler), "stream")

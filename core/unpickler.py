@@ -34,11 +34,12 @@ from __future__ import annotations
 import codecs
 import functools
 import struct
+import sys
 import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .errors import CheckpointError, UnsafeCheckpointError, one_line, printable
+from .errors import CheckpointError, MalformedPickleError, UnsafeCheckpointError, one_line, printable
 from .flood import MAX_COLLISIONS
 from .guards import GUARDS, SINGLETON_TYPES, TAKES_FUNCTIONS, Context
 from .opcodes import WIDTHS
@@ -165,6 +166,7 @@ _CODE_TYPES = frozenset({types.FunctionType, types.BuiltinFunctionType, types.Me
                          functools.partial, staticmethod, classmethod, property})
 _MISSING = object()
 _PARTIAL = "functools:partial"
+_GETATTR = "builtins:getattr"
 _SINGLETON = Admission("builtins:NoneType", None, CLASS, VALUE | CALL, False, None,
                        "reviewed: the type of None, NotImplemented or Ellipsis, as type() returns it; calling it "
                        "returns the singleton")
@@ -210,7 +212,7 @@ class DataUnpickler:
                     raise _malformed(position, f"unknown opcode 0x{raw[position]:02x}")
                 position = handler(position + 1)
                 if position < 0:
-                    result = self.stack.pop()
+                    result = self._pop()
                     self._data(result, "as the loaded object")
                     return result
         except _Short:
@@ -289,7 +291,10 @@ class DataUnpickler:
     # --- constants ----------------------------------------------------------
 
     def _op_proto(self, at: int) -> int:
-        return at + 1
+        raw, at = self._bytes(at, 1)
+        if raw[0] > 5:
+            raise _malformed(at - 2, f"unsupported pickle protocol {raw[0]}")
+        return at
 
     def _op_frame(self, at: int) -> int:
         self._bytes(at, 8)
@@ -756,6 +761,8 @@ class DataUnpickler:
         admission = func.admission
         if admission.name == _PARTIAL:
             return self._pending(args)
+        if admission.name == _GETATTR:
+            return self._class_attribute(args)
         args = self._arguments(admission, args)
         if kwargs:
             self._all_data(kwargs.values(), "as a keyword argument")
@@ -824,6 +831,19 @@ class DataUnpickler:
         callee = next(a for a in args if type(a) is _Callee)
         raise refused(f"passes the function {callee.admission.name} to {admission.name} (a function from the file "
                       "reaches no caller unless you trust that exact name)")
+
+    def _class_attribute(self, args: tuple[Any, ...]) -> Any:
+        """getattr(Class, "name"), as pickle names a method of a class
+        (zoneinfo's `ZoneInfo._unpickle`): the global `module:Class.name`,
+        admitted or refused as that name. Never an attribute of an object the
+        file built: no bound method loads as data."""
+        if len(args) != 2 or not isinstance(args[0], type) or type(args[1]) is not str:
+            what = f"the attribute {printable(str(args[1]))!r} of {_kind(args[0])}" if len(args) == 2 else "getattr"
+            raise refused(f"takes {what} (no bound method loads as data; trust the signer to load it whole)")
+        cls, name = args
+        if id(cls) not in self._classes:
+            raise refused(f"takes {name!r} of {_kind(cls)}, which it did not name")
+        return self._global(cls.__module__, f"{cls.__qualname__}.{name}")
 
     def _pending(self, args: tuple[Any, ...]) -> _Pending:
         """functools.partial(f, *args): kept as a call to come, of an admitted callable."""
@@ -936,9 +956,11 @@ class DataUnpickler:
                 raise refused(f"gives a {_qualified(cls)} state that is not a dict")
             self._check_keys(cls, state)
             try:
-                inst.__dict__.update(state)
+                namespace = inst.__dict__
             except AttributeError:
                 raise refused(f"gives a {_qualified(cls)}, which has no attributes, a state dict") from None
+            for key, value in state.items():
+                namespace[sys.intern(key)] = value  # as pickle does: attribute names are interned
         if slots:
             if type(slots) is not dict:
                 raise refused(f"gives a {_qualified(cls)} slot state that is not a dict")
@@ -986,9 +1008,9 @@ class _Short(Exception):
     """An argument runs past the end of the stream."""
 
 
-def _malformed(position: int | None, what: str) -> CheckpointError:
+def _malformed(position: int | None, what: str) -> MalformedPickleError:
     at = f" at byte {position}" if position is not None else ""
-    return CheckpointError(f"data.pkl is not a valid pickle{at}: {what} (damaged, or not a pickle)")
+    return MalformedPickleError(f"data.pkl is not a valid pickle{at}: {what} (damaged, or not a pickle)")
 
 
 def _kind(obj: Any) -> str:

@@ -67,7 +67,7 @@ def test_python_examples_run_as_written(tmp_path: Path) -> None:
                           env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "model._stats_lock lock rewrap" in proc.stdout
-    assert "pass trust=['sample_models.service:InferenceService']" in proc.stdout
+    assert "trust just these names: trust=['sample_models.service:InferenceService']" in proc.stdout
     assert "already exists (pass overwrite=True" in proc.stdout and "no such checkpoint: 'absent.ckpt'" in proc.stdout
 
 

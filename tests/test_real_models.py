@@ -1,6 +1,8 @@
 """Real models from real libraries: scan names the right paths, save + load
 --verify --against round-trips through the installed CLI, and the loaded
-model predicts exactly what the original does."""
+model predicts exactly what the original does: loaded whole by its own
+signer with no flags, and as data by someone else who trusts what a user of
+those libraries trusts."""
 
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ def sample(name: str) -> Any:
 
 
 def trust(name: str) -> list[str]:
-    """What a user of each sample trusts: their own package, the libraries, and the file handlers they hold."""
+    """What someone else loading a sample as data trusts: its package, the
+    libraries, and the file handlers it holds."""
     extra = {"sklearn_pipeline": ["sklearn", "logging:FileHandler"], "logging_model": ["logging:FileHandler"]}
     return ["sample_models", *extra.get(name, [])]
 
@@ -60,38 +63,49 @@ def test_cli_scan_save_and_verify_against(run_ckpt: RunCkpt, tmp_path: Path, nam
     assert {f["path"]: f["kind"] for f in scanned.json()["findings"]} == CASES[name][1]
     path = tmp_path / f"{name}.ckpt"
     assert run_ckpt("save", target, "-o", str(path)).code == 0
-    flags = [arg for t in trust(name) for arg in ("--trust", t)]
-    loaded = run_ckpt("load", str(path), *flags, "--verify", "--against", target, "--format", "json")
+    loaded = run_ckpt("load", str(path), "--verify", "--against", target, "--format", "json")
     assert loaded.code == 0, loaded
     checks = {c["name"]: c["ok"] for c in loaded.json()["verify"]["checks"]}
     assert checks["against target"] is True and checks["primitives work"] is True
+    flags = [arg for t in trust(name) for arg in ("--trust", t)]
+    as_data = run_ckpt("load", str(path), *flags, "--against", target, "--format", "json",
+                       env={"CKPT_HOME": str(tmp_path / "another-user")})
+    checks = {c["name"]: c["ok"] for c in as_data.json()["verify"]["checks"]}
+    failed = [name for name, ok in checks.items() if ok is False]
+    assert as_data.code == 1 and failed == ["signature"], as_data  # loaded and working as data; the signer is not trusted
+    assert as_data.json()["provenance"]["loads"] == "data only" and checks["against target"] is True
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_loaded_model_predicts_the_same(tmp_path: Path, name: str) -> None:
-    original = sample(name).build()
+def test_loaded_model_predicts_the_same(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / f"{name}.ckpt"
-    ckpt.save(original, path)
-    loaded = ckpt.load(path, trust=trust(name))
-    assert predictions(name, loaded) == predictions(name, original)
+    with capsys.disabled():  # log handlers on the process's own stderr, not pytest's capturing stand-in
+        original = sample(name).build()
+        ckpt.save(original, path)
+    assert predictions(name, ckpt.load(path)) == predictions(name, original)
+    monkeypatch.setenv("CKPT_HOME", str(tmp_path / "another-user"))
+    assert predictions(name, ckpt.load(path, trust=trust(name))) == predictions(name, original)
 
 
-def test_torch_layers_need_no_trust_but_the_users_class_does(tmp_path: Path) -> None:
+def test_torch_layers_from_someone_else_need_no_trust_but_the_users_class_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sample("torch_service")
     import torch
 
     layers = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh())
     ckpt.save({"layers": layers}, tmp_path / "layers.ckpt")
-    assert isinstance(ckpt.load(tmp_path / "layers.ckpt")["layers"], torch.nn.Sequential)
     ckpt.save(sample("torch_service").build(), tmp_path / "service.ckpt")
-    with pytest.raises(ckpt.UnsafeCheckpointError, match=r"trust=\['sample_models'\], "):  # two classes of one package: the package
+    monkeypatch.setenv("CKPT_HOME", str(tmp_path / "another-user"))
+    assert isinstance(ckpt.load(tmp_path / "layers.ckpt")["layers"], torch.nn.Sequential)
+    with pytest.raises(ckpt.UnsafeCheckpointError, match=r"trust=\['sample_models'\]"):  # two classes of one package
         ckpt.load(tmp_path / "service.ckpt")
 
 
 def test_logger_is_the_loading_process_logger(tmp_path: Path) -> None:
     original = sample("logging_model").build()
     ckpt.save(original, tmp_path / "m.ckpt")
-    loaded = ckpt.load(tmp_path / "m.ckpt", trust=trust("logging_model"))
+    loaded = ckpt.load(tmp_path / "m.ckpt")
     assert loaded.log is logging.getLogger("sample_models.logged")
     file_handler, stream_handler = loaded.handlers
     assert file_handler.stream is None and file_handler.mode == "a"

@@ -39,16 +39,20 @@ version = "0"
 [tool.ckpt]
 targets = ["demopkg.model:build"]
 checkpoints = ["models/*.ckpt"]
-trust = ["demopkg"]
+trusted-keys = ["keys/team.pub"]
 """
 
 
 def make_project(root: Path, run_ckpt: RunCkpt) -> Path:
-    """A package with a model holding a lock, its [tool.ckpt], and a saved checkpoint."""
+    """A package with a model holding a lock, its [tool.ckpt], a checkpoint a
+    teammate saved (this suite's key) and that teammate's public key: what CI
+    needs to verify it, with nothing secret."""
     (root / "demopkg").mkdir(parents=True)
     (root / "demopkg" / "__init__.py").touch()
     (root / "demopkg" / "model.py").write_text(textwrap.dedent(MODEL))
     (root / "pyproject.toml").write_text(textwrap.dedent(CONFIG))
+    (root / "keys").mkdir()
+    (root / "keys" / "team.pub").write_text(run_ckpt("key", "export").out)
     (root / "models").mkdir()
     saved = run_ckpt("save", "demopkg.model:build", "-o", "models/model.ckpt", cwd=root)
     assert saved.code == 0, saved
@@ -275,9 +279,10 @@ def try_repo(hook_repo: Path, project: Path, store: Path, *, all_files: bool = T
     (project / ".pre-commit-config.yaml").write_text(
         f"repos:\n- repo: {hook_repo}\n  rev: {rev}\n  hooks:\n" + "".join(f"  - id: {i}\n" for i in ids))
     subprocess.run([*GIT, "add", "-A"], cwd=project, check=True, env=clean_env())
+    ci_home = project.parent / "ci-home"  # CI holds no private key: only the project's trusted-keys
     proc = subprocess.run([sys.executable, "-m", "pre_commit", "run", *(["--all-files"] if all_files else [])],
                           cwd=project, capture_output=True, text=True, timeout=600,
-                          env=clean_env() | {"PRE_COMMIT_HOME": str(store)})
+                          env=clean_env() | {"PRE_COMMIT_HOME": str(store), "CKPT_HOME": str(ci_home)})
     output = proc.stdout + proc.stderr
     hooks = {}
     for match in re.finditer(r"^(ckpt \w+)\.+(?:\(no files to check\))?(Passed|Failed|Skipped)$(.*?)(?=^ckpt \w+\.+|\Z)",
@@ -324,9 +329,9 @@ def edit_config(project: Path, old: str, new: str) -> None:
 
 @pytest.mark.parametrize(("change", "failure"), [
     (lambda root: edit_config(root, '"demopkg.model:build"', '"demopkg.model:biuld"'), "does not resolve"),
-    (lambda root: edit_config(root, 'trust = ["demopkg"]', "trust = []"), "safe load"),
+    (lambda root: edit_config(root, 'trusted-keys = ["keys/team.pub"]', "trusted-keys = []"), "signature"),
     (lambda root: flip_byte(root / "models" / "model.ckpt"), "hashes"),
-], ids=["broken target in pyproject.toml", "trust removed from pyproject.toml", "checkpoint replaced"])
+], ids=["broken target in pyproject.toml", "the team key removed from pyproject.toml", "checkpoint replaced"])
 def test_pre_commit_check_runs_on_a_commit_without_python_changes(hook_repo: Path, git_project: Path,
                                                                    pre_commit_home: Path, change: Any,
                                                                    failure: str) -> None:

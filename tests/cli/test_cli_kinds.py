@@ -4,7 +4,6 @@ exercised in a fresh interpreter."""
 
 from __future__ import annotations
 
-import cmd
 import functools
 import os
 import pickle
@@ -106,9 +105,12 @@ def test_sqlite_file_reopens_lazily_and_reads_its_rows(service: tuple[Path, dict
     """)
 
 
-def test_sqlite_connection_needs_trust_to_load(run_ckpt: RunCkpt, service: tuple[Path, dict[str, str]]) -> None:
+def test_sqlite_connection_from_someone_else_needs_trust_to_load(run_ckpt: RunCkpt, service: tuple[Path, dict[str, str]],
+                                                                 tmp_path: Path) -> None:
+    """A restored connection writes where the file says as soon as the model
+    uses it: from someone else, only with that exact name trusted."""
     path, _ = service
-    refused = run_ckpt("load", str(path), "--trust", "sample_models")
+    refused = run_ckpt("load", str(path), "--trust", "sample_models", env={"CKPT_HOME": str(tmp_path / "another")})
     assert refused.code == 1 and "--trust ckpt.core.lazy:LazyConnection" in refused.err, refused
 
 
@@ -186,17 +188,14 @@ def test_progress_bar_works_in_a_fresh_process_and_prints_nothing_at_load(bars: 
     assert proc.stdout.startswith("loaded") and "%|" not in proc.stderr, proc
 
 
-@pytest.mark.parametrize("keywords, refusal", [
-    ({"lock_args": (False,)}, "with lock_args"),
-    ({"position": 2}, "with position"),
-    ({"desc": ["not", "text"]}, "with desc other than a number, text, bool or None"),
-    ({"delay": 0}, "prints at load"),
-    ({"file": Call(getattr, Call(cmd.Cmd), "stdin")}, "writing to something other than stdout or stderr"),
-])
-def test_hostile_progress_bar_arguments_are_refused(run_ckpt: RunCkpt, bars: Path, keywords: dict[str, object],
-                                                    refusal: str) -> None:
+@pytest.mark.parametrize("keywords", [{}, {"lock_args": (False,)}, {"delay": 0}])
+def test_a_progress_bar_from_someone_else_is_refused(run_ckpt: RunCkpt, bars: Path, keywords: dict[str, object]) -> None:
+    """Making a tqdm bar starts tqdm's monitor thread: none loads as data,
+    however plain its arguments (a file the user signed loads whole)."""
     import tqdm
 
     hostile = Call(functools.partial(tqdm.tqdm, **{"total": 3, "delay": 1.0, **keywords}))
     rewrite_member(bars, "data.pkl", pickle.dumps(hostile, protocol=5))
-    assert_one_line_error(run_ckpt("load", str(bars)), 1, refusal)
+    assert_one_line_error(run_ckpt("load", str(bars)), 1, "altered after it was signed", "tqdm.std:tqdm")
+
+

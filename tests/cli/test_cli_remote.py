@@ -20,7 +20,6 @@ from sample_models import service
 pytest.importorskip("s3fs")
 
 SERVICE = "sample_models.service:build"
-TRUST = "sample_models.service:InferenceService"
 SMALL_PARTS = ["--storage-option", f"default_block_size={5 << 20}"]
 
 
@@ -32,7 +31,7 @@ def test_load_verify_json_and_an_existing_object(s3: S3Server, run_ckpt: RunCkpt
     ckpt.save(service.build(), url, storage_options=s3.options)
     again = run_ckpt("save", SERVICE, "-o", url, env=s3.env)
     assert_one_line_error(again, 2, f"{url!r} already exists (pass --force to replace it")
-    loaded = run_ckpt("load", url, "--trust", TRUST, "--verify", "--format", "json", env=s3.env)
+    loaded = run_ckpt("load", url, "--verify", "--format", "json", env=s3.env)
     assert loaded.code == 0, loaded
     report = loaded.json()
     assert report["path"] == url and report["verify"]["ok"] and report["root_type"].endswith("InferenceService")

@@ -134,7 +134,8 @@ def test_inspect_reads_a_stream_and_verify_asks_for_a_path() -> None:
     ckpt.save(service.build(), buffer)
     buffer.seek(0)
     info = ckpt.inspect(buffer)
-    assert info.path == "<BytesIO>" and info.untrusted == ("sample_models.service:InferenceService",)
+    assert info.path == "<BytesIO>" and info.provenance.origin is ckpt.Origin.OWN
+    assert "sample_models.service:InferenceService" in info.untrusted  # as data, it would need that trust
     with pytest.raises(TypeError, match="verify takes the path or URL of a checkpoint, not BytesIO"):
         ckpt.verify(buffer)
 
@@ -211,17 +212,20 @@ def test_every_error_class_is_exported() -> None:
 
 
 @pytest.fixture
-def refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, CkptError]:
-    """One error of each kind that tells the caller what to pass."""
+def refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+             ) -> dict[str, CkptError]:
+    """One error of each kind that tells the caller what to pass (the service
+    built with pytest's capture off: its log handler on the real stderr)."""
     saved = tmp_path / "service.ckpt"
-    ckpt.save(service.build(), saved)
+    with capsys.disabled():
+        ckpt.save(service.build(), saved)
     calls = {
         "overwrite=True": lambda: ckpt.save({}, saved, overwrite=False),
         "strip=['model.nope']": lambda: ckpt.save(kinds.open_file(), tmp_path / "m.ckpt", strip=["model.nope"]),
         "strip=['model.value']": lambda: ckpt.save(kinds.open_file(), tmp_path / "m.ckpt"),
         "trust=['sample_models.service:InferenceService']": lambda: ckpt.load(saved),
-        "allow_unsigned=True": lambda: ckpt.load(saved, trust=TRUST, key="a key"),
     }
+    monkeypatch.setenv("CKPT_HOME", str(tmp_path / "another-user"))  # the suite signed it; someone else loads it
     errors = {}
     for spelled, call in calls.items():
         with pytest.raises(CkptError) as info:
@@ -243,8 +247,8 @@ def test_the_command_line_respells_each_as_its_flag(refusals: dict[str, CkptErro
         "overwrite=True": "pass --force to replace it",
         "strip=['model.nope']": "--strip model.nope: no finding at that path",
         "strip=['model.value']": "pass --strip model.value to save each as None",
-        "trust=['sample_models.service:InferenceService']": "pass --trust sample_models.service:InferenceService,",
-        "allow_unsigned=True": "pass --allow-unsigned to load it",
+        "trust=['sample_models.service:InferenceService']": "trust just these names: --trust "
+                                                             "sample_models.service:InferenceService",
     }
     for spelled, exc in refusals.items():
         line = flags.message(exc)

@@ -169,25 +169,32 @@ def test_target_that_does_not_resolve_is_a_config_error(project: Project, target
     assert fragment in message
 
 
-def test_configured_checkpoints_verify_with_the_configured_trust(project: Project) -> None:
+def test_configured_checkpoints_verify(project: Project) -> None:
     project.checkpoint("a.ckpt")
     project.checkpoint("b.ckpt")
-    report = check(project.config('checkpoints = ["models/*.ckpt"]\ntrust = ["{pkg}"]'))
+    report = check(project.config('checkpoints = ["models/*.ckpt"]'))
     assert report.exit_code == 0
     assert [item.file.name for item in report.items] == ["a.ckpt", "b.ckpt"]
     assert all(item.verify is not None and item.verify.ok for item in report.items)
 
 
-def test_untrusted_checkpoint_fails(project: Project) -> None:
+def test_a_checkpoint_signed_by_an_untrusted_key_fails_until_the_configuration_trusts_it(
+        project: Project, ckpt_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI holds no private key: the team's public key in [tool.ckpt] is what makes a checkpoint pass."""
     project.checkpoint()
+    public = project.root / "team.pub"
+    public.write_text((ckpt_home / "signing-key.pub").read_text())
+    monkeypatch.setenv("CKPT_HOME", str(project.root / "ci-home"))
     [item] = check(project.config('checkpoints = ["models/*.ckpt"]')).items
-    assert not item.ok and "safe load" in item.why and f"trust=['{project.pkg}" in item.why
+    assert not item.ok and "signature: signed by SHA256:" in item.why and "a key you do not trust" in item.why
+    [item] = check(project.config('checkpoints = ["models/*.ckpt"]\ntrusted-keys = ["team.pub"]')).items
+    assert item.ok, item.why
 
 
 def test_tampered_checkpoint_fails(project: Project) -> None:
     path = project.checkpoint()
     flip_byte(path)
-    [item] = check(project.config('checkpoints = ["models/*.ckpt"]\ntrust = ["{pkg}"]')).items
+    [item] = check(project.config('checkpoints = ["models/*.ckpt"]')).items
     assert not item.ok and "hashes" in item.why
 
 

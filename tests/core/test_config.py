@@ -79,7 +79,7 @@ def test_an_unknown_key_is_an_error_when_strict_and_a_warning_otherwise(tmp_path
     assert loaded.targets == ("a:b",) and loaded.unknown == ("target", "zzz")
     assert loaded.warnings == (f"{path}: unknown key 'target' in [tool.ckpt]; did you mean 'targets'? (ignored)",
                                f"{path}: unknown key 'zzz' in [tool.ckpt]; known keys: checkpoints, fail-on, "
-                               "storage-options, strip, targets, trust (ignored)")
+                               "storage-options, strip, targets, trust, trusted-keys (ignored)")
 
 
 def test_storage_options_are_a_table_per_url_scheme(tmp_path: Path) -> None:

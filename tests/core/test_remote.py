@@ -18,7 +18,6 @@ from sample_models import service
 
 s3fs = pytest.importorskip("s3fs")
 
-TRUST = ["sample_models"]
 def test_importing_ckpt_imports_no_fsspec() -> None:
     code = "import sys, ckpt.core, ckpt.cli; print(sorted(m for m in ('fsspec', 's3fs') if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
@@ -31,16 +30,16 @@ def test_s3_round_trip_with_storage_options(s3: S3Server, tmp_path: Path) -> Non
     saved = ckpt.save(service.build(), url, storage_options=s3.options)
     assert saved.path == url and not saved.replaced
     assert s3.keys(bucket) == ["models/service.ckpt"]
-    loaded = ckpt.load(url, trust=saved.manifest.trust, storage_options=s3.options)
+    loaded = ckpt.load(url, storage_options=s3.options)
     assert loaded.requests.qsize() == 2 and loaded._stats_lock.acquire(blocking=False)
-    result = ckpt.verify(url, trust=TRUST, against=service.build(), storage_options=s3.options)
+    result = ckpt.verify(url, against=service.build(), storage_options=s3.options)
     assert result.ok and result.path == url, result.failures
     info = ckpt.inspect(url, storage_options=s3.options)
-    assert info.path == url and info.untrusted == ("sample_models.service:InferenceService",)
+    assert info.path == url and info.provenance.whole
     # the object is the very archive a local save writes: downloaded, it is a checkpoint file
     local = tmp_path / "downloaded.ckpt"
     local.write_bytes(s3.read(bucket, "models/service.ckpt"))
-    assert local.stat().st_size == saved.size and ckpt.verify(local, trust=TRUST).ok
+    assert local.stat().st_size == saved.size and ckpt.verify(local).ok
     assert ckpt.save(service.build(), url, storage_options=s3.options).replaced
 
 
@@ -86,13 +85,13 @@ def test_memory_and_file_urls_round_trip(tmp_path: Path) -> None:
     pytest.importorskip("fsspec")
     model = service.build()
     ckpt.save(model, "memory://ckpt-tests/service.ckpt")
-    assert ckpt.load("memory://ckpt-tests/service.ckpt", trust=TRUST).requests.qsize() == 2
-    assert ckpt.verify("memory://ckpt-tests/service.ckpt", trust=TRUST).ok
+    assert ckpt.load("memory://ckpt-tests/service.ckpt").requests.qsize() == 2
+    assert ckpt.verify("memory://ckpt-tests/service.ckpt").ok
     with pytest.raises(ckpt.WriteError, match="already exists"):
         ckpt.save(model, "memory://ckpt-tests/service.ckpt", overwrite=False)
     url = (tmp_path / "local.ckpt").as_uri()  # file:// is the local path, written atomically
     ckpt.save(model, url)
-    assert (tmp_path / "local.ckpt").is_file() and ckpt.load(url, trust=TRUST, mmap=True).requests.qsize() == 2
+    assert (tmp_path / "local.ckpt").is_file() and ckpt.load(url, mmap=True).requests.qsize() == 2
 
 
 def test_storage_options_are_for_urls(tmp_path: Path) -> None:
