@@ -21,9 +21,12 @@ whoever causes it, never by name:
    `atexit.register`; every other thread passes through them untouched;
 3. what no system call shows, the interpreter's own state (`ProcessState`:
    sys.path and the import hooks, warnings filters, copyreg, registered
-   loggers and handlers, exit hooks, os.environ, multiprocessing's start
+   loggers, the root logger, exit hooks, os.environ, multiprocessing's start
    method and executable, the interpreter hooks, builtins), is compared
-   after the build: a change is put back and the load refused.
+   after the build: a change is put back and the load refused. (A handler
+   a constructor registers with logging, to be flushed at exit, comes only
+   from a name the user trusts exactly: the reviewed handlers and those of
+   a trusted package are built from their state, never constructed.)
 
 A refusal raised inside a class's own code may be swallowed there: the
 first one is remembered and the load refused afterwards all the same.
@@ -346,8 +349,7 @@ class ProcessState:
         return {"sys.path": sys.path, "sys.meta_path": sys.meta_path, "sys.path_hooks": sys.path_hooks,
                 "warnings filters": warnings.filters,  # type: ignore[dict-item]
                 "root logger's handlers": logging.root.handlers,
-                "root logger's filters": logging.root.filters,
-                "logging handlers": logging._handlerList}  # type: ignore[attr-defined]
+                "root logger's filters": logging.root.filters}
 
     @staticmethod
     def _dicts() -> dict[str, dict[Any, Any]]:
