@@ -371,8 +371,15 @@ def _exactly_trusted(name: str, obj: Any) -> Admission:
     return Admission(name, obj, FUNCTION, VALUE | CALL | RESULT_USED, True, None, f"--trust {name}")
 
 
-def _package_class(name: str, cls: type, package: str) -> Admission:
-    """A class of a trusted package: what its own pickling does, nothing more."""
+def _package_class(name: str, cls: type, package: str) -> Admission | Refusal:
+    """A class of a trusted package: what its own pickling does, nothing more.
+    Not one with a finalizer of its own code: its `__del__` would run, with
+    the file's state, at collection or exit, outside any sandbox (torch's
+    StorageWeakRef calls an attribute the file sets on its argument)."""
+    finalizer = next((base for base in cls.__mro__[:-1] if "__del__" in vars(base)), None)
+    if finalizer is not None:
+        return Refusal(name, f"has a finalizer ({finalizer.__module__}.{finalizer.__qualname__}.__del__) that would "
+                       f"run the file's state after the load: --trust {package} does not cover it", name)
     enum = _is_enum_class(cls)
     allowed = VALUE | NEW | RESULT_USED  # never calling an instance: no pickling of its own does that
     if _declares(cls, ("__getnewargs__", "__getnewargs_ex__")):

@@ -86,10 +86,8 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("builtins:getattr", FUNCTION, "only as pickle names a method of a class: getattr(an admitted class, name) "
           "is the global module:Class.name, admitted or refused as that name (zoneinfo's ZoneInfo._unpickle); "
           "never an attribute of an object the file built", fresh=False),
-    Entry("builtins:iter", FUNCTION, "the SimpleQueue rewrap's expression; one argument only", fresh=False,
-          guard="one_argument"),
-    Entry("builtins:next", FUNCTION, "the SimpleQueue rewrap's expression", fresh=False),
-    Entry("builtins:any", FUNCTION, "the SimpleQueue rewrap's expression", fresh=False),
+    *_functions("builtins", "iter next any", "the SimpleQueue rewrap's expression; of one builtin list, tuple, "
+                "iterator of one or map only (no class's __iter__ runs)", fresh=False, guard="builtin_iteration"),
     Entry("builtins:map", CLASS, "the SimpleQueue rewrap's expression; maps SimpleQueue.put only", call=True,
           fresh=False, guard="queue_refill"),
     # --- collections, functools, types, io --------------------------------

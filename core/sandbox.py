@@ -21,8 +21,9 @@ whoever causes it, never by name:
    `atexit.register`; every other thread passes through them untouched;
 3. what no system call shows, the interpreter's own state (`ProcessState`:
    sys.path and the import hooks, warnings filters, copyreg, registered
-   loggers, the root logger, exit hooks, os.environ, multiprocessing's start
-   method and executable, the interpreter hooks, builtins), is compared
+   loggers, the root logger, exit hooks and weakref finalizers,
+   os.environ, multiprocessing's start method and executable, the
+   interpreter hooks, builtins), is compared
    after the build: a change is put back and the load refused. (A handler
    a constructor registers with logging, to be flushed at exit, comes only
    from a name the user trusts exactly: the reviewed handlers and those of
@@ -45,6 +46,7 @@ import struct
 import sys
 import threading
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -343,6 +345,7 @@ class ProcessState:
         self.waiting = {name: dict(holder.loggerMap) for name, holder in self.loggers.items()
                         if isinstance(holder, logging.PlaceHolder)}
         self.exit_hooks = atexit._ncallbacks()  # type: ignore[attr-defined]
+        self.finalizers = set(weakref.finalize._registry)  # type: ignore[attr-defined]
 
     @staticmethod
     def _lists() -> dict[str, list[Any]]:
@@ -418,6 +421,12 @@ class ProcessState:
             changed.append("registered loggers")
         if atexit._ncallbacks() != self.exit_hooks:  # type: ignore[attr-defined]
             changed.append("exit hooks (which cannot be put back)")
+        registry = weakref.finalize._registry  # type: ignore[attr-defined]
+        added = [f for f in list(registry) if f not in self.finalizers]  # one that fired meanwhile is gone for good
+        if added:
+            for finalizer in added:
+                finalizer.detach()
+            changed.append("weakref finalizers (to run at exit)")
         return changed
 
     def _loggers_changed(self) -> bool:

@@ -32,6 +32,7 @@ connection, no thread or process started, the process left as it was.
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import functools
 import struct
 import sys
@@ -41,7 +42,7 @@ from typing import Any
 
 from .errors import CheckpointError, MalformedPickleError, UnsafeCheckpointError, one_line, printable
 from .flood import MAX_COLLISIONS
-from .guards import GUARDS, SINGLETON_TYPES, TAKES_FUNCTIONS, Context
+from .guards import GUARDS, SINGLETON_TYPES, TAKES_FUNCTIONS, Context, guard_name
 from .opcodes import WIDTHS
 from .policy import Admission, Trust, admit
 from .reviewed import CLASS, FUNCTION
@@ -72,8 +73,22 @@ class _Callee:
         self.call = call
 
 
+class _ClassValue:
+    """A class ckpt did not review, trusted only with its package, as the
+    stack holds it: instantiated (NEWOBJ), called where its admission
+    allows, handed to the guarded reconstructor that builds it, but never
+    stored where whatever holds it (an executor's initializer, a __del__
+    that calls an attribute) could call it later, outside the sandbox."""
+
+    __slots__ = ("admission", "cls")
+
+    def __init__(self, admission: Admission, cls: type) -> None:
+        self.admission = admission
+        self.cls = cls
+
+
 class _CallArgs(tuple):  # type: ignore[type-arg]
-    """A tuple holding a `_Callee`: an argument list for REDUCE, nothing else."""
+    """A tuple holding a `_Callee` or a `_ClassValue`: an argument list for a call, nothing else."""
 
     __slots__ = ()
 
@@ -160,7 +175,8 @@ def _nests(item: Any) -> bool:
     return kind not in _PLAIN and issubclass(kind, tuple) and tuple.__len__(item) > 0
 
 
-_NOT_DATA = frozenset({_Callee, _CallArgs, _Pending})
+_NOT_DATA = frozenset({_Callee, _ClassValue, _CallArgs, _Pending})
+_TOKENS = (_Callee, _ClassValue)
 _CODE_TYPES = frozenset({types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.MethodWrapperType,
                          types.MethodDescriptorType, types.WrapperDescriptorType, types.ClassMethodDescriptorType,
                          functools.partial, staticmethod, classmethod, property})
@@ -280,6 +296,9 @@ class DataUnpickler:
     def _describe(value: Any) -> str:
         if type(value) is _Callee:
             return f"the function {value.admission.name} as a value (trust that exact name to allow it)"
+        if type(value) is _ClassValue:
+            return (f"the class {value.admission.name} as a value (trusted with its package to be rebuilt, not held: "
+                    "trust that exact name to allow it)")
         if type(value) is _Pending:
             return "a functools.partial as a value"
         return "a function as a value"
@@ -534,7 +553,7 @@ class DataUnpickler:
         deepest, callee, nesting = 0, False, self.nesting
         for item in items:
             kind = type(item)
-            if kind is _Callee:
+            if kind is _Callee or kind is _ClassValue:
                 callee = True
             elif kind in _NOT_DATA:
                 if self.checking:
@@ -724,11 +743,12 @@ class DataUnpickler:
             found = admit(name, self.trust)
             if not isinstance(found, Admission):
                 raise UnsafeCheckpointError(f"data.pkl asks for {printable(name)}, which {found.why}")
-            admission = found
+            admission = dataclasses.replace(found, guard=guard_name(found.obj, found.guard))
         obj = admission.obj
         if admission.kind == CLASS:
             self._classes[id(obj)] = admission
-            handed = obj
+            handed = obj if _storable(admission) else _ClassValue(admission, obj)
+            self.checking = self.checking or handed is not obj
         elif admission.kind == FUNCTION:
             call = GUARDS[admission.guard](obj, self.context) if admission.guard else obj
             callee = _Callee(admission, call)
@@ -757,7 +777,7 @@ class DataUnpickler:
         if kind is _Pending:
             return self._call(func.callee, (*func.args, *args), {**func.keywords, **kwargs})
         if kind is not _Callee:
-            func = self._callee_of(func)
+            func = self._callee_of(_unwrapped(func))
         admission = func.admission
         if admission.name == _PARTIAL:
             return self._pending(args)
@@ -815,28 +835,34 @@ class DataUnpickler:
         raise refused(f"calls {_kind(func)}, which is not a class or function it names and ckpt admits")
 
     def _arguments(self, admission: Admission, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        """The call's arguments, with the reviewed functions among them
-        handed over where the callee's guard checks them by identity (a
-        tensor rebuilt by torch.as_strided), or replaced by None where a
-        catalog constructor would keep them (an executor's initializer)."""
+        """The call's arguments. A guard is handed the classes among them
+        (it checks each is one this load admitted) and, where it checks them
+        by identity, the reviewed functions (a tensor rebuilt by
+        torch.as_strided). A catalog constructor that would keep a function
+        or a class the file may not call (an executor's initializer, a
+        defaultdict's factory) gets None instead; anything else is refused."""
         if type(args) is not _CallArgs:
             return args
-        if admission.guard in TAKES_FUNCTIONS:
-            return tuple(a.admission.obj if type(a) is _Callee else a for a in args)
+        if admission.guard:
+            args = tuple(a.cls if type(a) is _ClassValue else a for a in args)
+            if admission.guard in TAKES_FUNCTIONS:
+                return tuple(a.admission.obj if type(a) is _Callee else a for a in args)
+            if not any(type(a) is _Callee for a in args):
+                return args
+        names = ", ".join(a.admission.name for a in args if type(a) in _TOKENS)
         if admission.kind == CLASS and admission.source.startswith("reviewed"):
-            dropped = [a.admission.name for a in args if type(a) is _Callee]
-            self.warnings.append(f"{admission.name} was given the function {', '.join(dropped)} from the file, "
-                                 "which is not trusted: restored without it (None); trust that exact name to keep it")
-            return tuple(None if type(a) is _Callee else a for a in args)
-        callee = next(a for a in args if type(a) is _Callee)
-        raise refused(f"passes the function {callee.admission.name} to {admission.name} (a function from the file "
-                      "reaches no caller unless you trust that exact name)")
+            self.warnings.append(f"{admission.name} was given {names} from the file, which it would call: restored "
+                                 "without it (None); trust that exact name to keep it")
+            return tuple(None if type(a) in _TOKENS else a for a in args)
+        raise refused(f"passes {names} to {admission.name} (a function or class from the file reaches no caller "
+                      "unless you trust that exact name)")
 
     def _class_attribute(self, args: tuple[Any, ...]) -> Any:
         """getattr(Class, "name"), as pickle names a method of a class
         (zoneinfo's `ZoneInfo._unpickle`): the global `module:Class.name`,
         admitted or refused as that name. Never an attribute of an object the
         file built: no bound method loads as data."""
+        args = tuple(_unwrapped(a) for a in args)
         if len(args) != 2 or not isinstance(args[0], type) or type(args[1]) is not str:
             what = f"the attribute {printable(str(args[1]))!r} of {_kind(args[0])}" if len(args) == 2 else "getattr"
             raise refused(f"takes {what} (no bound method loads as data; trust the signer to load it whole)")
@@ -850,7 +876,7 @@ class DataUnpickler:
         if not args:
             raise refused("builds a functools.partial of nothing")
         first = args[0]
-        callee = first if type(first) is _Callee else self._callee_of(first)
+        callee = first if type(first) is _Callee else self._callee_of(_unwrapped(first))
         pending = _Pending(callee)
         pending.args = tuple(args[1:])
         self._all_data(pending.args, "as a partial's argument")
@@ -863,7 +889,7 @@ class DataUnpickler:
         if not (isinstance(state, tuple) and len(state) == 4):
             raise refused("gives a functools.partial a state that is not (func, args, keywords, dict)")
         func, args, keywords, extra = state
-        same = func is pending.callee or (type(func) is not _Callee and self._callee_of(func).call
+        same = func is pending.callee or (type(func) is not _Callee and self._callee_of(_unwrapped(func)).call
                                           is pending.callee.call)
         if not same or not isinstance(args, tuple) or not isinstance(keywords, (dict, type(None))) or extra:
             raise refused("gives a functools.partial a state that changes its function or holds attributes")
@@ -872,6 +898,7 @@ class DataUnpickler:
         pending.args, pending.keywords = tuple(args), dict(keywords or {})
 
     def _new(self, cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        cls = _unwrapped(cls)
         admission = self._classes.get(id(cls)) if isinstance(cls, type) else None
         if admission is None or admission.kind != CLASS:
             raise refused(f"instantiates {_kind(cls)}, which is not a class it names and ckpt admits")
@@ -926,6 +953,7 @@ class DataUnpickler:
     def _instantiate(self, cls: Any, args: list[Any]) -> None:
         """pickle's protocol 0/1 instantiation: `cls(*args)` when there are
         arguments (or the class asks for them), else `cls.__new__(cls)`."""
+        cls = _unwrapped(cls)
         if args or not isinstance(cls, type) or hasattr(cls, "__getinitargs__"):
             made = self._call(cls, self._tuple(args), {})
             self.fresh[id(made)] = made
@@ -1019,6 +1047,21 @@ def _kind(obj: Any) -> str:
     if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType)):
         return f"the function {getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
     return f"a {_qualified(type(obj))}"
+
+
+def _unwrapped(obj: Any) -> Any:
+    return obj.cls if type(obj) is _ClassValue else obj
+
+
+def _storable(admission: Admission) -> bool:
+    """A class the loaded object may hold, to be called by whatever holds it
+    after the load, outside the sandbox: one ckpt reviewed (a container, a
+    date, a path, a decimal signal, numpy's scalar types, torch's layers), or
+    one the user trusts by its exact name. A class trusted with its package is
+    trusted to be rebuilt as its own pickling does, not to be called later
+    with what the file gives it (torch's PackageExporter(path) as an
+    executor's initializer writes that file on the first submit)."""
+    return admission.source.startswith("reviewed") or admission.source == f"--trust {admission.name}"
 
 
 def _qualified(cls: type) -> str:
