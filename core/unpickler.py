@@ -442,7 +442,9 @@ class DataUnpickler:
     @staticmethod
     def _text(raw: bytes, encoding: str) -> str:
         try:
-            return raw.decode(encoding, "surrogatepass") if encoding == "utf-8" else raw.decode(encoding)
+            if encoding == "utf-8":
+                return raw.decode(encoding, "surrogatepass")
+            return codecs.raw_unicode_escape_decode(raw)[0]  # the codec itself: looking it up by name imports it
         except UnicodeDecodeError:
             raise refused("writes text that cannot be decoded") from None
 
