@@ -3,17 +3,20 @@
     python gadget_child.py < jobs.json > results.json
 
 jobs.json: {"mode": "ckpt" | "plain", "jobs": [{"name", "path", "work",
-"modules", "trusts"}]}. The process imports numpy, scipy, sklearn, pandas
-and torch once, installs an audit hook, then forks once per job (a fresh,
+"modules", "trusts", "loads_trusts"}]}. The process imports numpy, scipy,
+sklearn, pandas and torch once, then forks once per job (a fresh,
 disposable copy of an interpreter that already has the libraries): the
 fork imports the modules the payload names (as a loader resolving them
-would), snapshots the process, runs the load -- `ckpt.core.load` and
-`ckpt.core.loads` for each trust level in "ckpt" mode, plain
-`pickle.loads` in "plain" mode -- snapshots again, runs the exit hooks (a
-payload may act only at interpreter exit), and reports as JSON: the
-exception each load raised, the audit events it caused and every
-difference in process state. Files and connections are checked by the
-caller, after the process is gone.
+would; none when the job lists none), snapshots the process, runs the load
+-- `ckpt.core.load` at each of `trusts` and `ckpt.core.loads` at each of
+`loads_trusts` in "ckpt" mode, plain `pickle.loads` in "plain" mode --
+with the harm oracle's audit hook recording (harm.py), snapshots again,
+then does what interpreter exit does (joins the threads it would wait for,
+runs the exit hooks, flushes logging's handlers, collects what the loads
+returned: a payload may act only then), and reports as JSON: what each
+load returned or raised, the audit events it caused from any thread and
+every difference in process state. Files and connections are checked by
+the caller, after the process is gone.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -63,9 +67,7 @@ def _attempt(run: Any) -> dict[str, Any]:
 
 def _run(run: Any, outcome: dict[str, Any]) -> None:
     try:
-        result = run()
-        outcome["returned"] = type(result).__name__
-        del result
+        outcome["returned"] = type(_keep(run())).__name__
     except BaseException as exc:  # noqa: BLE001 - we report every kind
         outcome["raised"] = f"{type(exc).__module__}.{type(exc).__qualname__}"
         outcome["message"] = " ".join(str(exc).split())[:300]
@@ -92,7 +94,7 @@ def run_job(mode: str, job: dict[str, Any]) -> dict[str, Any]:
     report: dict[str, Any] = {"name": job["name"], "attempts": []}
     if mode == "plain":
         data = _data_pkl(job["path"])
-        attempt = _attempt(lambda: _keep(pickle.loads(data)))
+        attempt = _attempt(lambda: pickle.loads(data))
         report["attempts"].append({"trust": None, **attempt})
     else:
         import ckpt.core
@@ -104,14 +106,9 @@ def run_job(mode: str, job: dict[str, Any]) -> dict[str, Any]:
                 runs.append(("loads", lambda: ckpt.core.loads(data, trust=trust)))
             for how, run in runs:
                 report["attempts"].append({"trust": trust, "how": how, **_attempt(run)})
-    # A payload may act only at interpreter exit (atexit, logging.shutdown).
     assert RECORDER is not None
     with RECORDER as events:
-        try:
-            atexit._run_exitfuncs()
-            logging.shutdown()  # what interpreter exit does to every live handler
-        except BaseException:  # noqa: BLE001
-            pass
+        exit_as_the_interpreter_does()
     report["at_exit"] = events
     return report
 
@@ -120,9 +117,25 @@ _KEPT: list[Any] = []
 
 
 def _keep(obj: Any) -> Any:
-    """What plain pickle returned stays alive until exit, as a user's model would."""
+    """What a load returned stays alive until exit, as a user's model would."""
     _KEPT.append(obj)
     return obj
+
+
+def exit_as_the_interpreter_does() -> None:
+    """What interpreter exit runs, where a payload may act only then: the
+    threads it waits for, the exit hooks, logging's flush of every live
+    handler, then the finalizers of what the loads returned."""
+    try:
+        for thread in threading.enumerate():
+            if thread is not threading.main_thread() and not thread.daemon:
+                thread.join(5)
+        atexit._run_exitfuncs()
+        logging.shutdown()
+        _KEPT.clear()
+        gc.collect()
+    except BaseException:  # noqa: BLE001 - an exit hook's failure is not the test's
+        pass
 
 
 def fork_job(mode: str, job: dict[str, Any], timeout: float) -> dict[str, Any]:

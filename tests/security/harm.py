@@ -118,13 +118,14 @@ def _digest(value: Any) -> str:
 
 def _native_threads() -> int:
     """The process's threads as the kernel counts them (native ones too). A
-    thread that was just joined may linger a moment while it exits: the
-    fewest seen over a few milliseconds (a thread a payload started stays)."""
+    thread that was just joined may linger a moment while it exits: while
+    the kernel counts more than Python knows of, look again a few times and
+    keep the fewest (a thread a payload started stays)."""
     try:
-        counts = []
-        for _ in range(10):
+        counts = [len(os.listdir("/proc/self/task"))]
+        while counts[-1] > threading.active_count() and len(counts) < 10:
+            time.sleep(0.001)
             counts.append(len(os.listdir("/proc/self/task")))
-            time.sleep(0.002)
         return min(counts)
     except OSError:
         return threading.active_count()
