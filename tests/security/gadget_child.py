@@ -25,19 +25,17 @@ import atexit
 import gc
 import importlib
 import json
-import logging
 import os
 import pickle
 import signal
 import sys
-import threading
 import time
 import traceback
 import warnings
 import zipfile
 from typing import Any
 
-from harm import Recorder, difference, snapshot
+from harm import Recorder, difference, exit_as_the_interpreter_does, snapshot
 
 LIBRARIES = ("numpy", "scipy", "scipy.stats", "scipy.io", "sklearn", "sklearn.datasets", "pandas", "torch",
              "torch.fx", "joblib")
@@ -107,8 +105,8 @@ def run_job(mode: str, job: dict[str, Any]) -> dict[str, Any]:
             for how, run in runs:
                 report["attempts"].append({"trust": trust, "how": how, **_attempt(run)})
     assert RECORDER is not None
-    with RECORDER as events:
-        exit_as_the_interpreter_does(collect=mode == "ckpt")
+    with RECORDER as events:  # a plain pickle's objects stay: torch's FileStore removes its file when collected
+        exit_as_the_interpreter_does(_KEPT if mode == "ckpt" else [])
     report["at_exit"] = events
     return report
 
@@ -120,26 +118,6 @@ def _keep(obj: Any) -> Any:
     """What a load returned stays alive until exit, as a user's model would."""
     _KEPT.append(obj)
     return obj
-
-
-def exit_as_the_interpreter_does(collect: bool) -> None:
-    """What interpreter exit runs, where a payload may act only then: the
-    threads it waits for, the exit hooks, logging's flush of every live
-    handler, then (`collect`) the finalizers of what the loads returned. A
-    plain pickle's objects are left alive: some undo their effect when
-    collected (torch's FileStore removes the file it made), and the test of
-    plain pickle is that the effect is seen."""
-    try:
-        for thread in threading.enumerate():
-            if thread is not threading.main_thread() and not thread.daemon:
-                thread.join(5)
-        atexit._run_exitfuncs()
-        logging.shutdown()
-        if collect:
-            _KEPT.clear()
-            gc.collect()
-    except BaseException:  # noqa: BLE001 - an exit hook's failure is not the test's
-        pass
 
 
 def fork_job(mode: str, job: dict[str, Any], timeout: float) -> dict[str, Any]:

@@ -116,19 +116,27 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
 
 
+_FEWEST: list[int] = []
+"""The fewest threads the kernel has counted: the process's own."""
+
+
 def _native_threads() -> int:
     """The process's threads as the kernel counts them (native ones too). A
-    thread that was just joined may linger a moment while it exits: while
-    the kernel counts more than Python knows of, look again a few times and
-    keep the fewest (a thread a payload started stays)."""
+    thread that was just joined may linger a moment while it exits: above
+    the fewest ever counted, look again for up to 20 ms (a thread a payload
+    started stays)."""
     try:
-        counts = [len(os.listdir("/proc/self/task"))]
-        while counts[-1] > threading.active_count() and len(counts) < 10:
+        count = len(os.listdir("/proc/self/task"))
+        for _ in range(20):
+            if not _FEWEST or count <= _FEWEST[0]:
+                break
             time.sleep(0.001)
-            counts.append(len(os.listdir("/proc/self/task")))
-        return min(counts)
+            count = len(os.listdir("/proc/self/task"))
     except OSError:
         return threading.active_count()
+    if not _FEWEST or count < _FEWEST[0]:
+        _FEWEST[:] = [count]
+    return count
 
 
 def snapshot() -> dict[str, Any]:
@@ -238,3 +246,19 @@ def changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
             change = "created" if rel not in before else "deleted" if rel not in after else "changed"
             effects.append(f"{rel} {change}")
     return effects
+
+
+def exit_as_the_interpreter_does(kept: list[Any]) -> None:
+    """What interpreter exit runs, where a payload may act only then: the
+    threads it waits for, the exit hooks, logging's flush of every live
+    handler, then the finalizers of what loads returned (`kept`, emptied)."""
+    try:
+        for thread in threading.enumerate():
+            if thread is not threading.main_thread() and not thread.daemon:
+                thread.join(5)
+        atexit._run_exitfuncs()  # type: ignore[attr-defined]
+        logging.shutdown()
+        kept.clear()
+        gc.collect()
+    except BaseException:  # noqa: BLE001 - an exit hook's failure is not the oracle's
+        pass
