@@ -788,6 +788,7 @@ class DataUnpickler:
         args = self._arguments(admission, args)
         if kwargs:
             self._all_data(kwargs.values(), "as a keyword argument")
+        self._bounded(admission, args, kwargs)
         try:
             result = func.call(*args, **kwargs)
         except CheckpointError:
@@ -802,6 +803,14 @@ class DataUnpickler:
         if admission.fresh:
             self.fresh[id(result)] = result
         return result
+
+    def _bounded(self, admission: Admission, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """A range is a few bytes in the file and as many items as it says to
+        whatever iterates it (a deque, a set, bytes): one longer than the
+        file could hold is refused as an argument (it may still be a value)."""
+        for arg in (*args, *kwargs.values()):
+            if type(arg) is range and _span(arg) > self.context.limit:
+                raise refused(f"passes {admission.name} a range of {_span(arg):,} items, more than the file holds")
 
     @staticmethod
     def _made_by(admission: Admission, result: Any) -> None:
@@ -1049,6 +1058,11 @@ def _kind(obj: Any) -> str:
     if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType)):
         return f"the function {getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
     return f"a {_qualified(type(obj))}"
+
+
+def _span(values: range) -> int:
+    """len(values), which raises for a range longer than sys.maxsize."""
+    return max(0, (values.stop - values.start + values.step - (1 if values.step > 0 else -1)) // values.step)
 
 
 def _unwrapped(obj: Any) -> Any:
