@@ -769,7 +769,7 @@ class DataUnpickler:
     def _op_reduce(self, at: int) -> int:
         args = self._pop()
         func = self._pop()
-        if not isinstance(args, tuple):
+        if not _is(args, tuple):
             raise refused("calls something with arguments that are not a tuple")
         self.stack.append(self._call(func, args, {}))
         return at
@@ -822,7 +822,7 @@ class DataUnpickler:
         if kind in _CODE_TYPES and not admission.source.startswith("--trust"):
             raise refused(f"gets a function from {admission.name}")
         cls = admission.obj
-        if admission.kind == CLASS and isinstance(cls, type) and not (kind is cls or type.__subclasscheck__(cls, kind)):
+        if admission.kind == CLASS and _is(cls, type) and not _is(result, cls):
             raise refused(f"calls {admission.name}, which returned a {_qualified(kind)} instead of its own instance")
 
     def _callee_of(self, func: Any) -> _Callee:
@@ -832,7 +832,7 @@ class DataUnpickler:
         found = self._callees.get(id(func))
         if found is not None:
             return found
-        admission = self._classes.get(id(func)) if isinstance(func, type) else None
+        admission = self._classes.get(id(func)) if _is(func, type) else None
         if admission is not None:
             if not admission.allowed & CALL:
                 raise refused(f"calls {admission.name} with arguments, which ckpt never allows for it "
@@ -874,7 +874,7 @@ class DataUnpickler:
         admitted or refused as that name. Never an attribute of an object the
         file built: no bound method loads as data."""
         args = tuple(_unwrapped(a) for a in args)
-        if len(args) != 2 or not isinstance(args[0], type) or type(args[1]) is not str:
+        if len(args) != 2 or not _is(args[0], type) or type(args[1]) is not str:
             what = f"the attribute {printable(str(args[1]))!r} of {_kind(args[0])}" if len(args) == 2 else "getattr"
             raise refused(f"takes {what} (no bound method loads as data; trust the signer to load it whole)")
         cls, name = args
@@ -897,12 +897,12 @@ class DataUnpickler:
 
     def _build_pending(self, pending: _Pending, state: Any) -> None:
         """partial.__setstate__((func, args, keywords, dict)), for the call to come."""
-        if not (isinstance(state, tuple) and len(state) == 4):
+        if not (_is(state, tuple) and len(state) == 4):
             raise refused("gives a functools.partial a state that is not (func, args, keywords, dict)")
         func, args, keywords, extra = state
         same = func is pending.callee or (type(func) is not _Callee and self._callee_of(_unwrapped(func)).call
                                           is pending.callee.call)
-        if not same or not isinstance(args, tuple) or not isinstance(keywords, (dict, type(None))) or extra:
+        if not same or not _is(args, tuple) or not (keywords is None or _is(keywords, dict)) or extra:
             raise refused("gives a functools.partial a state that changes its function or holds attributes")
         self._all_data(args, "as a partial's argument")
         self._all_data((keywords or {}).values(), "as a partial's argument")
@@ -910,7 +910,7 @@ class DataUnpickler:
 
     def _new(self, cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         cls = _unwrapped(cls)
-        admission = self._classes.get(id(cls)) if isinstance(cls, type) else None
+        admission = self._classes.get(id(cls)) if _is(cls, type) else None
         if admission is None or admission.kind != CLASS:
             raise refused(f"instantiates {_kind(cls)}, which is not a class it names and ckpt admits")
         needed = NEW_ARGS if args or kwargs else NEW
@@ -924,7 +924,7 @@ class DataUnpickler:
         except Exception as exc:
             raise CheckpointError(f"data.pkl: making a {admission.name} raised {type(exc).__name__}: "
                                   f"{one_line(str(exc))}") from None
-        if type(made) is not cls and not isinstance(made, cls):
+        if not _is(made, cls):
             raise refused(f"instantiates {admission.name}, whose __new__ returned something else")
         if _nests(made):  # a namedtuple of the file's items
             self.nesting.level(made)
@@ -933,7 +933,7 @@ class DataUnpickler:
     def _op_newobj(self, at: int) -> int:
         args = self._pop()
         cls = self._pop()
-        if not isinstance(args, tuple):
+        if not _is(args, tuple):
             raise refused("instantiates a class with arguments that are not a tuple")
         self.stack.append(self._new(cls, args, {}))
         return at
@@ -942,7 +942,7 @@ class DataUnpickler:
         kwargs = self._pop()
         args = self._pop()
         cls = self._pop()
-        if not isinstance(args, tuple) or type(kwargs) is not dict:
+        if not _is(args, tuple) or type(kwargs) is not dict:
             raise refused("instantiates a class with arguments that are not a tuple and a dict")
         self.stack.append(self._new(cls, args, kwargs))
         return at
@@ -965,7 +965,7 @@ class DataUnpickler:
         """pickle's protocol 0/1 instantiation: `cls(*args)` when there are
         arguments (or the class asks for them), else `cls.__new__(cls)`."""
         cls = _unwrapped(cls)
-        if args or not isinstance(cls, type) or hasattr(cls, "__getinitargs__"):
+        if args or not _is(cls, type) or hasattr(cls, "__getinitargs__"):
             made = self._call(cls, self._tuple(args), {})
             self.fresh[id(made)] = made
         else:
@@ -988,7 +988,7 @@ class DataUnpickler:
             self._run(setstate, inst, state, cls)
             return at
         slots = None
-        if isinstance(state, tuple) and len(state) == 2:
+        if _is(state, tuple) and len(state) == 2:
             state, slots = state
         if state:
             if type(state) is not dict:
@@ -1053,11 +1053,19 @@ def _malformed(position: int | None, what: str) -> MalformedPickleError:
 
 
 def _kind(obj: Any) -> str:
-    if isinstance(obj, type):
+    if _is(obj, type):
         return f"the class {_qualified(obj)}"
-    if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType)):
+    if type(obj) in (types.FunctionType, types.BuiltinFunctionType):
         return f"the function {getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
     return f"a {_qualified(type(obj))}"
+
+
+def _is(obj: Any, cls: type) -> bool:
+    """isinstance(obj, cls) by the object's type alone: isinstance also asks
+    the object for its `__class__`, which a class may make a property (its
+    code would run on a check)."""
+    kind = type(obj)
+    return kind is cls or type.__subclasscheck__(cls, kind)
 
 
 def _span(values: range) -> int:
