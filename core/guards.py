@@ -221,6 +221,24 @@ def _no_debug_flag(obj: Any, load: Context) -> Callable[..., Any]:
     return compile_pattern
 
 
+def _no_initializer(obj: Any, load: Context) -> Callable[..., Any]:
+    """An executor's worker threads call its initializer with its initargs,
+    outside any sandbox, when work is first submitted: restored without
+    them, and the load says so."""
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = inspect.signature(obj).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise refused(f"builds a {_name(obj)} with bad arguments ({exc})") from None
+        if bound.arguments.get("initializer") is not None:
+            bound.arguments["initializer"], bound.arguments["initargs"] = None, ()
+            load.warnings.append(f"{_name(obj)} restored without the initializer the file gave it")
+        return obj(*bound.args, **bound.kwargs)
+
+    return build
+
+
 def delayed_open(obj: Any, load: Context) -> Callable[..., Any]:
     """A file handler opens (creates, maybe truncates) its file in its
     constructor unless delay=True, which is how ckpt writes every one."""
@@ -370,7 +388,7 @@ def _enum_lookup(obj: Any, load: Context) -> Callable[..., Any]:
 
 GUARDS: dict[str, Guard] = {
     "sized": _sized, "one_argument": _one_argument, "queue_refill": _queue_refill,
-    "builtin_iteration": _builtin_iteration,
+    "builtin_iteration": _builtin_iteration, "no_initializer": _no_initializer,
     "integers_only": _integers_only, "no_debug_flag": _no_debug_flag, "delayed_open": delayed_open,
     "bounded_reconstruct": _bounded_reconstruct, "bounded_mareconstruct": _bounded_mareconstruct,
     "bounded_empty": _bounded_empty, "tensor_rebuild": _tensor_rebuild, "dtype_copy": _dtype_copy,

@@ -48,6 +48,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .errors import CheckpointError, printable
@@ -76,50 +77,65 @@ _WRITING = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _loading = threading.local()
 
 
-def run(work: Callable[[], T], data: bytes) -> T:
-    """`work()` (building a file's objects), in the sandbox: on a thread of
-    its own, jailed where the kernel allows, with the audit hook armed for
-    `data`, and the process compared before and after."""
+@dataclass
+class _Watch:
+    """What the sandbox watches on a thread (and on the threads it may start)."""
+
+    data: bytes
+    """The file: code compiled from text in it is the file's code."""
+    threads: bool
+    """Whether threads may be started, each watched in turn (ckpt's own probes start them)."""
+    doing: str
+    violation: str | None = None
+    """The first refusal, kept even where a class's own code swallowed it."""
+
+
+def run(work: Callable[[], T], data: bytes, *, threads: bool = False, doing: str = "built") -> T:
+    """`work()` (building a file's objects, or with `threads` exercising
+    them), in the sandbox: on a thread of its own, jailed where the kernel
+    allows, with the audit hook armed for `data`, and the process compared
+    before and after."""
     _install()
     before = ProcessState()
+    watch = _Watch(data, threads, doing)
     outcome: dict[str, Any] = {}
-    worker = threading.Thread(target=_jailed, args=(work, data, outcome), name="ckpt-data-load", daemon=True)
+    worker = threading.Thread(target=_jailed, args=(work, watch, outcome), name="ckpt-data-load", daemon=True)
     worker.start()
     worker.join()
     changed = before.restore()
-    violation = outcome.get("violation")
-    if violation:  # raised inside a class's own code, which may have swallowed it
-        raise CheckpointError(f"data.pkl: {violation}; ckpt refuses it")
+    if watch.violation:
+        raise CheckpointError(f"data.pkl: {watch.violation}; ckpt refuses it")
     if changed:
-        raise CheckpointError(f"data.pkl changed the process's {', '.join(changed)} while its objects were built; "
+        raise CheckpointError(f"data.pkl changed the process's {', '.join(changed)} while its objects were {doing}; "
                               "ckpt put it back and refuses it")
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]  # type: ignore[no-any-return]
 
 
-def _jailed(work: Callable[[], Any], data: bytes, outcome: dict[str, Any]) -> None:
+def _jailed(work: Callable[[], Any], watch: _Watch, outcome: dict[str, Any]) -> None:
     try:
         jail()
-        _loading.data, _loading.violation = data, None
+        _loading.watch = watch
         try:
             with collector_paused():  # what a load builds is new and reachable
                 outcome["result"] = work()
         finally:
-            outcome["violation"], _loading.data = _loading.violation, None
+            _loading.watch = None
     except BaseException as exc:  # handed to the caller's thread
         outcome["error"] = exc
 
 
 def loading() -> bool:
-    """Whether this thread is building a file's objects."""
-    return getattr(_loading, "data", None) is not None
+    """Whether this thread is building (or exercising) a file's objects."""
+    return getattr(_loading, "watch", None) is not None
 
 
 def _refuse(what: str) -> CheckpointError:
-    if _loading.violation is None:
-        _loading.violation = f"{what} while its objects were built"
-    return CheckpointError(f"data.pkl: {_loading.violation}; ckpt refuses it")
+    watch: _Watch = _loading.watch
+    if watch.violation is None:
+        watch.violation = f"{what} while its objects were {watch.doing}"
+    return CheckpointError(f"data.pkl: {watch.violation}; ckpt refuses it")
 
 
 # --- the audit hook ------------------------------------------------------------
@@ -128,14 +144,14 @@ def _refuse(what: str) -> CheckpointError:
 def _watch(event: str, args: tuple[Any, ...]) -> None:
     if event not in _HEARD:
         return
-    data = getattr(_loading, "data", None)
-    if data is None:
+    watch = getattr(_loading, "watch", None)
+    if watch is None:
         return
     if event in FORBIDDEN_EVENTS:
         raise _refuse(f"{event} was called")
     if event == "open" and _writes(args):
         raise _refuse(f"a file was opened for writing ({printable(str(args[0]))!r})")
-    if event == "compile" and _from_file(args[0], data):
+    if event == "compile" and _from_file(args[0], watch.data):
         raise _refuse("code from the file itself was compiled")
 
 
@@ -157,9 +173,10 @@ def _from_file(source: Any, data: bytes) -> bool:
 
 # --- starting threads and processes, registering exit hooks ------------------------
 
+_THREAD = "a thread was started"
 _STARTERS = (
-    ("threading", ("_start_new_thread", "_start_joinable_thread"), "a thread was started"),
-    ("_thread", ("start_new_thread", "start_new", "start_joinable_thread"), "a thread was started"),
+    ("threading", ("_start_new_thread", "_start_joinable_thread"), _THREAD),
+    ("_thread", ("start_new_thread", "start_new", "start_joinable_thread"), _THREAD),
     ("_posixsubprocess", ("fork_exec",), "a process was started"),
     ("atexit", ("register",), "an exit hook was registered"),
     ("threading", ("_register_atexit",), "an exit hook was registered"),
@@ -169,10 +186,22 @@ these up on the module when it calls them, so a wrapper there sees them all."""
 
 
 def _refusing(start: Callable[..., Any], what: str) -> Callable[..., Any]:
+    """`start`, refused to a watched thread; a thread started where threads
+    are allowed is watched in turn (and, started from a jailed thread, jailed)."""
+
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        if loading():
+        watch = getattr(_loading, "watch", None)
+        if watch is None:
+            return start(*args, **kwargs)
+        if not (watch.threads and what == _THREAD and args):
             raise _refuse(what)
-        return start(*args, **kwargs)
+        function = args[0]
+
+        def watched(*inner: Any, **named: Any) -> Any:
+            _loading.watch = watch
+            return function(*inner, **named)
+
+        return start(watched, *args[1:], **kwargs)
 
     guarded.__wrapped__ = start  # type: ignore[attr-defined]
     guarded.__doc__ = start.__doc__

@@ -63,6 +63,8 @@ class Case:
     preimport: bool = True
     """Whether the child imports the modules it names first; off when the
     question is whether the loader imports them."""
+    verify: bool = False
+    """Whether `verify` runs too: its probes exercise what loaded (they call what it holds)."""
     registers: bool = False
     """Whether the load registers a handler with logging: only a handler's
     constructor does, and only a name the user trusts exactly is constructed
@@ -210,9 +212,22 @@ def _carried() -> list[Case]:
         Case("an executor's initializer, a torch class writing a file, by keyword", family, lambda w: pkl(keywords(
             executor, (number(1),), {"initializer": EXPORTER, "initargs": tup(text(w.keep))}))),
         Case("an executor's initializer, a torch class writing a file (restored as None)", family, lambda w: pkl(
-            call(executor, number(1), text(""), EXPORTER, tup(text(w.keep)))), loads_at=(TORCH,)),
+            call(executor, number(1), text(""), EXPORTER, tup(text(w.keep)))), loads_at=(TORCH,), verify=True),
+        Case("an executor's initializer, a reviewed class filling memory (dropped: verify submits)", family,
+             lambda w: pkl(call(executor, number(1), text(""), glob("collections", "deque"), tup(call(
+                 glob("builtins", "range"), number(10**6))))), loads_at=TRUSTS, verify=True),
         Case("an executor's initializer set as its state", family, lambda w: pkl(built(new(executor), mapping(
             _initializer=EXPORTER, _initargs=tup(text(w.keep)), _max_workers=number(1))))),
+        Case("an executor's initializer set as state after its constructor", family, lambda w: pkl(built(call(
+            executor, number(1)), mapping(_initializer=glob("collections", "deque"), _initargs=tup(text("x")))))),
+        Case("a condition whose lock methods the file set, exercised by verify", family, lambda w: pkl(built(
+            new(glob("threading", "Condition")), mapping(
+                _lock=call(glob("_thread", "allocate_lock")), acquire=glob("logging", "StreamHandler"),
+                release=glob("logging", "StreamHandler"), _waiters=call(glob("collections", "deque"))))),
+             loads_at=TRUSTS, verify=True),
+        Case("a condition whose own methods the file set", family, lambda w: pkl(built(
+            new(glob("threading", "Condition")), mapping(_lock=call(glob("_thread", "allocate_lock")),
+                                                         _release_save=glob("logging", "StreamHandler"))))),
         Case("a defaultdict's factory, a torch class", family, lambda w: pkl(call(
             glob("collections", "defaultdict"), EXPORTER)), loads_at=(TORCH,)),
         Case("a defaultdict's factory, os.system", family, lambda w: pkl(call(

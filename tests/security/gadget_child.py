@@ -3,13 +3,14 @@
     python gadget_child.py < jobs.json > results.json
 
 jobs.json: {"mode": "ckpt" | "plain", "jobs": [{"name", "path", "work",
-"modules", "trusts", "loads_trusts"}]}. The process imports numpy, scipy,
+"modules", "trusts", "loads_trusts", "verify"}]}. The process imports numpy, scipy,
 sklearn, pandas and torch once, then forks once per job (a fresh,
 disposable copy of an interpreter that already has the libraries): the
 fork imports the modules the payload names (as a loader resolving them
 would; none when the job lists none), snapshots the process, runs the load
--- `ckpt.core.load` at each of `trusts` and `ckpt.core.loads` at each of
-`loads_trusts` in "ckpt" mode, plain `pickle.loads` in "plain" mode --
+-- `ckpt.core.load` at each of `trusts` (and `ckpt.core.verify`, whose
+probes exercise what loaded, when the job says so) and `ckpt.core.loads` at
+each of `loads_trusts` in "ckpt" mode, plain `pickle.loads` in "plain" mode --
 with the harm oracle's audit hook recording (harm.py), snapshots again,
 then does what interpreter exit does (joins the threads it would wait for,
 runs the exit hooks, flushes logging's handlers, collects what the loads
@@ -75,6 +76,15 @@ def _run(run: Any, outcome: dict[str, Any]) -> None:
         del exc
 
 
+def _verified(report: Any) -> Any:
+    """verify's report, as a load's result: refused if its load was (a probe
+    that fails is a finding about the object, not an effect)."""
+    failures = [c for c in report.failures if c.name == "load"]
+    if failures:
+        raise sys.modules["ckpt.core"].CheckpointError("; ".join(f"{c.name}: {c.detail}" for c in failures))
+    return report
+
+
 def _is_ckpt_error(exc: BaseException) -> bool:
     core = sys.modules.get("ckpt.core")
     return core is not None and isinstance(exc, core.CkptError)
@@ -102,6 +112,8 @@ def run_job(mode: str, job: dict[str, Any]) -> dict[str, Any]:
             runs = [("load", lambda: ckpt.core.load(job["path"], trust=trust))]
             if trust in job.get("loads_trusts", []):
                 runs.append(("loads", lambda: ckpt.core.loads(data, trust=trust)))
+            if job.get("verify"):  # a load, then ckpt's probes exercise what it restored
+                runs.append(("verify", lambda: _verified(ckpt.core.verify(job["path"], trust=trust))))
             for how, run in runs:
                 report["attempts"].append({"trust": trust, "how": how, **_attempt(run)})
     assert RECORDER is not None

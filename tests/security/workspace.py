@@ -154,13 +154,14 @@ def run_cli(args: Sequence[str]) -> Result:
 def run_child(mode: str, planted: Sequence[Planted], trusts: Sequence[Sequence[str]], warm_up: Path | None, *,
               loads_trusts: Sequence[Sequence[str]] = ()) -> list[Any]:
     """Each planted payload loaded in gadget_child.py: `load` at every trust
-    level (or the row's own `trusts`), `loads` at `loads_trusts`; the
-    modules a payload names are imported first, unless the row's `preimport`
-    is off (the question is then whether the loader imports them)."""
+    level (or the row's own `trusts`), `loads` at `loads_trusts`, `verify`
+    too if the row's `verify` is on; the modules a payload names are imported
+    first, unless the row's `preimport` is off (the question is then whether
+    the loader imports them)."""
     jobs = [{"name": p.row.name, "path": str(p.path), "work": str(p.work.root),
              "modules": named_modules(p.data) if getattr(p.row, "preimport", True) else [],
              "trusts": [list(t) for t in getattr(p.row, "trusts", trusts)],
-             "loads_trusts": [list(t) for t in loads_trusts]}
+             "loads_trusts": [list(t) for t in loads_trusts], "verify": getattr(p.row, "verify", False)}
             for p in planted]
     spec = {"mode": mode, "jobs": jobs, "timeout": 20, "warm_up": str(warm_up) if warm_up else None}
     proc = subprocess.run([sys.executable, str(CHILD)], input=json.dumps(spec), capture_output=True, text=True,
