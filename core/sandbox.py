@@ -75,6 +75,9 @@ every step) return at once."""
 
 _WRITING = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _loading = threading.local()
+_ONE_AT_A_TIME = threading.Lock()
+"""One sandboxed build at a time, so a change to the process found after one
+is that one's (the builds hold the GIL in turn anyway)."""
 
 
 @dataclass
@@ -95,14 +98,17 @@ def run(work: Callable[[], T], data: bytes, *, threads: bool = False, doing: str
     them), in the sandbox: on a thread of its own, jailed where the kernel
     allows, with the audit hook armed for `data`, and the process compared
     before and after."""
+    if loading():  # the jail thread waits for nobody: a load inside a load would wait for itself
+        raise _refuse("another file was loaded")
     _install()
-    before = ProcessState()
-    watch = _Watch(data, threads, doing)
-    outcome: dict[str, Any] = {}
-    worker = threading.Thread(target=_jailed, args=(work, watch, outcome), name="ckpt-data-load", daemon=True)
-    worker.start()
-    worker.join()
-    changed = before.restore()
+    with _ONE_AT_A_TIME:
+        before = ProcessState()
+        watch = _Watch(data, threads, doing)
+        outcome: dict[str, Any] = {}
+        worker = threading.Thread(target=_jailed, args=(work, watch, outcome), name="ckpt-data-load", daemon=True)
+        worker.start()
+        worker.join()
+        changed = before.restore()
     if watch.violation:
         raise CheckpointError(f"data.pkl: {watch.violation}; ckpt refuses it")
     if changed:
