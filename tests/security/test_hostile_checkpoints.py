@@ -189,16 +189,17 @@ HARMLESS = {"billion laughs": billion_laughs, "lists nested 100,000 deep": deep_
 def test_data_that_only_looks_like_a_bomb_loads_quietly_in_bounded_memory(
         name: str, base_checkpoint: Path, tmp_path: Path) -> None:
     """Planted by hand, the file is no longer its signer's: it loads as data
-    only, and verify's one failure is the signature, never the data."""
+    only, verify's one failure is the signature, never the data, and inspect
+    reports the alteration (exit 1) without building anything."""
     attack = Attack(name, payload=lambda work: HARMLESS[name]())
     target = plant(attack, base_checkpoint, tmp_path)
     list_globals(target.path)
     path = str(target.path)
     load, verify, inspect = run_many([["load", path, "--format", "json"], ["load", path, "--verify"],
                                       ["inspect", path]])
-    for result in (load, inspect):
-        assert result.code == 0 and not result.err, result
+    assert load.code == 0 and not load.err, load
     assert json.loads(load.out)["root_type"]  # stdout holds the report and nothing else
+    assert inspect.code == 1 and not inspect.err and "altered after it was signed" in inspect.out, inspect
     assert verify.code == 1 and not verify.err and "1 check(s) failed" in verify.out, verify
     assert [c.name for c in ckpt.verify(target.path).failures] == ["signature"]
     assert ckpt.loads(target.data) is not None
@@ -216,7 +217,7 @@ def test_deeply_nested_tuples_are_refused_at_load_without_crashing(name: str, ba
     CPython. The data-only loader refuses any tuple it handles nested deeper
     than 10,000 levels, whether its opcodes or a call (`tuple([t])`) built
     it: load and verify refuse in one line; inspect, which builds nothing,
-    does not crash either."""
+    reports the file altered and does not crash either."""
     attack = Attack(name, payload=DEEP_TUPLES[name])
     target = plant(attack, base_checkpoint, tmp_path)
     list_globals(target.path)
@@ -225,7 +226,7 @@ def test_deeply_nested_tuples_are_refused_at_load_without_crashing(name: str, ba
                                       ["inspect", path]])
     assert_one_line_error(load, 1, "nests tuples more than 10,000 levels deep")
     assert_one_line_error(verify, 1, "nests tuples more than 10,000 levels deep")
-    assert inspect.code == 0 and not inspect.err, inspect
+    assert inspect.code == 1 and not inspect.err and "altered after it was signed" in inspect.out, inspect
     with pytest.raises(CkptError, match="nests tuples"):
         ckpt.loads(target.data)
     assert "load" in [c.name for c in ckpt.verify(target.path).failures]
