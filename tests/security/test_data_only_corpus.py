@@ -3,7 +3,7 @@
 Every case of `corpus.CASES` is planted in its own copy of a valid
 checkpoint (data.pkl replaced, manifest recomputed: an altered file, so it
 loads as data only), then loaded in a child process (gadget_child.py, one
-fork per case, two children side by side) with `ckpt.core.load` at each of
+fork per case) with `ckpt.core.load` at each of
 the case's trust levels and `ckpt.core.loads` at none, the harm oracle's
 audit hook recording from every thread (harm.py). Each load is refused with
 a CkptError, or, where the case says it loads, returns inert data; and:
@@ -43,7 +43,8 @@ from gadgets import Work
 from workspace import Listeners, Planted, plant, run_child, run_cli, what_happened
 
 NAMES = [case.name for case in CASES]
-CHILDREN = 2
+CHILDREN = 1
+"""Children loading the corpus (each imports five libraries first: one keeps the suite's CPU down)."""
 CLI_SAMPLE = [next(case for case in CASES if case.family == family) for family in FAMILIES] + [
     next(case for case in CASES if case.loads_at and case.loads_at != TRUSTS)]
 """The first case of each family, and one that loads at one trust only, through the command line."""

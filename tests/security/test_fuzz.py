@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 CHILD = Path(__file__).with_name("fuzz_child.py")
-SECONDS = 10
+SECONDS = 6
 """Half crash-oriented, half harm-oriented (the harm pass imports numpy, pandas,
 scikit-learn and torch first: a few seconds more)."""
 MEMORY = 4 << 30
