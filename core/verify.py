@@ -147,34 +147,36 @@ def _picklable_restorations(report: LoadReport) -> tuple[list[tuple[str, Any, ca
     return found, unreachable
 
 
-def _exercised(restored: list[tuple[str, Any, catalog.Kind]], whole: bool) -> list[str]:
-    """Each restored primitive's probe; what failed. The probes call what
-    the objects hold (an executor's initializer, a condition's lock), which a
-    file loaded as data only chose: they run in the load's sandbox, with
-    the threads they start watched and jailed in turn."""
-
-    def probe_all() -> list[str]:
-        broken = []
-        for path, obj, kind in restored:
-            if kind.probe is None:
-                continue
-            try:
-                kind.probe(obj)
-            except ProbeFailed as exc:
-                broken.append(f"{path}: {exc}")
-            except Exception as exc:  # what the object held misbehaved: a finding, not a crash of verify
-                broken.append(f"{path}: {type(exc).__name__}: {exc}")
-        return broken
-
-    if whole or not any(kind.probe for _, _, kind in restored):
-        return probe_all()
-    try:
-        return sandbox.run(probe_all, b"", threads=True, doing="exercised")
-    except CheckpointError as exc:
-        return [f"exercising them: {exc.message}"]
+def _probed(restored: list[tuple[str, Any, catalog.Kind]]) -> list[str]:
+    """Each restored primitive's probe; what failed."""
+    broken = []
+    for path, obj, kind in restored:
+        if kind.probe is None:
+            continue
+        try:
+            kind.probe(obj)
+        except ProbeFailed as exc:
+            broken.append(f"{path}: {exc}")
+        except Exception as exc:  # what the object held misbehaved: a finding, not a crash of verify
+            broken.append(f"{path}: {type(exc).__name__}: {exc}")
+    return broken
 
 
 def _restored_checks(report: LoadReport) -> list[Check]:
+    """The checks of what a load restored. They run the objects' own code (a
+    scan pickles them; probes call what they hold: an executor's
+    initializer, a condition's lock), and a file loaded as data only chose
+    all of it: then they run in the load's sandbox, the threads the probes
+    start watched and jailed in turn."""
+    if report.provenance.whole:
+        return _checks_of_restored(report)
+    try:
+        return sandbox.run(lambda: _checks_of_restored(report), b"", threads=True, doing="exercised")
+    except CheckpointError as exc:
+        return [Check("primitives work", False, f"exercising them: {exc.message}")]
+
+
+def _checks_of_restored(report: LoadReport) -> list[Check]:
     """Restored primitives work, strips came back as None, and what came
     back agrees with the manifest's substitutions."""
     rewrapped = {_stable(s.path) for s in report.manifest.substitutions if s.action == Action.REWRAP.value}
@@ -182,7 +184,7 @@ def _restored_checks(report: LoadReport) -> list[Check]:
     restored = {id(f.obj): (f.path, f.obj, catalog.BY_NAME[f.kind]) for f in found}
     by_path, unreachable = _picklable_restorations(report)
     restored.update((id(obj), (path, obj, kind)) for path, obj, kind in by_path)
-    broken = _exercised(list(restored.values()), report.provenance.whole)
+    broken = _probed(list(restored.values()))
     present = {_stable(path) for path, _, kind in restored.values() if kind.action is Action.REWRAP} | unreachable
     missing = sorted(rewrapped - present)
     checks = [
