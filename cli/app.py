@@ -19,6 +19,8 @@ from ckpt.core.checkpoint import inspect as inspect_checkpoint
 from ckpt.core.checkpoint import load_checkpoint, opened
 from ckpt.core.checkpoint import save as save_object
 from ckpt.core.config import Config
+from ckpt.core.diff import diff as diff_checkpoints
+from ckpt.core.errors import MissingFileError
 from ckpt.core.keys import fingerprint
 from ckpt.core.remote import is_url, protocol
 from ckpt.core.scan import scan_object
@@ -27,7 +29,7 @@ from ckpt.core.target import importable_cwd, resolve
 from ckpt.core.verify import verify as verify_checkpoint
 from ckpt.core.vouch import vouch
 
-from . import sarif, views
+from . import documents, sarif, views
 from .progress import ProgressBar
 from .text import TextOutput
 
@@ -77,10 +79,6 @@ def common(formats: tuple[str, ...] = ("text", "json")) -> Callable[[Callable[..
     return decorate
 
 
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
 class ReaderGone(Exception):
     """stdout's reader closed the pipe (`ckpt inspect f | head -1`): it has
     what it wanted. Raised instead of the BrokenPipeError, which click would
@@ -89,18 +87,19 @@ class ReaderGone(Exception):
 
 def render(fmt: str, text: Callable[[TextOutput], None], data: Callable[[], dict[str, Any]],
            log: Callable[[], dict[str, Any]] | None = None) -> None:
-    """Print the report as `fmt` asks (text, JSON with its schema_version, or the SARIF `log`), unless --quiet."""
+    """The report as `fmt` asks, unless --quiet: text, or the document main()
+    writes once the command is done (JSON with its schema_version, or the SARIF `log`)."""
     if _state["quiet"]:
         return
-    try:
-        if fmt == "json":
-            emit_json({"schema_version": SCHEMA_VERSION, **data()})
-        elif fmt == "sarif" and log is not None:
-            emit_json(log())
-        else:
+    if fmt == "json":
+        documents.keep({"schema_version": SCHEMA_VERSION, **data()})
+    elif fmt == "sarif" and log is not None:
+        documents.keep(log())
+    else:
+        try:
             text(TextOutput())
-    except BrokenPipeError as exc:
-        raise ReaderGone() from exc
+        except BrokenPipeError as exc:
+            raise ReaderGone() from exc
 
 
 _NO_PROGRESS = click.option("--no-progress", is_flag=True,
@@ -336,9 +335,73 @@ def inspect(ctx: click.Context, file: str, trusted_key: tuple[str, ...], trust: 
     Exit 0 intact, 1 damaged or asking for what ckpt never loads, 2 unreadable.
     """
     config = configuration()
+    importable_cwd()  # a package --trust names is looked for here too (never imported)
     result = inspect_checkpoint(file, trust=_trust(trust, config), trusted_keys=_keys(trusted_key, config),
                                 storage_options=_storage_options(file, storage_option, config))
     render(fmt, lambda out: views.inspect_text(out, result, every), lambda: views.inspect_json(result))
+    ctx.exit(result.exit_code)
+
+
+@cli.command("verify")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--against", metavar="TARGET", help="Also compare each loaded object with a fresh one from TARGET.")
+@click.option("--strict", is_flag=True, help="Fail when an installed module's version differs from the one saved.")
+@_TRUSTED_KEY
+@_TRUST
+@_STORAGE_OPTION
+@common()
+@click.pass_context
+def verify_command(ctx: click.Context, files: tuple[str, ...], against: str | None, strict: bool,
+                   trusted_key: tuple[str, ...], trust: tuple[str, ...], storage_option: tuple[str, ...],
+                   fmt: str) -> None:
+    """Run every check on each checkpoint FILE, keeping no model.
+
+    Each file in turn: its members against their sha256 in the manifest;
+    who signed it (it passes if signed by your key, a key you trust, or a
+    --trusted-key); the load (whole, or as data only under --trust); each
+    restored primitive exercised across threads; stripped objects restored
+    as None; the substitutions against what came back; module versions
+    (--strict fails on a difference); and with --against, a structural
+    comparison with a fresh object from TARGET. The loaded object is dropped
+    before the next file. FILE may be a URL (downloaded once).
+
+    Exit 0 every file passed, 1 a check failed, 2 bad input (a missing file,
+    a target that does not resolve, a --trust naming nothing installed).
+    """
+    config = configuration()
+    trusted, keys = _trust(trust, config), _keys(trusted_key, config)
+    options = {file: _storage_options(file, storage_option, config) for file in files}
+    for file in files:
+        if not is_url(file) and not Path(file).is_file():
+            raise MissingFileError(f"no such checkpoint: {file!r}", file)
+    importable_cwd()
+    fresh = resolve(against) if against else None
+    reports = [verify_checkpoint(file, trust=trusted, trusted_keys=keys, against=fresh, strict=strict,
+                                 storage_options=options[file]) for file in files]
+    render(fmt, lambda out: views.verify_text(out, reports), lambda: views.verify_json(reports))
+    ctx.exit(max(r.exit_code for r in reports))
+
+
+@cli.command("diff")
+@click.argument("a", metavar="A", type=click.Path(dir_okay=False))
+@click.argument("b", metavar="B", type=click.Path(dir_okay=False))
+@common()
+@click.pass_context
+def diff_command(ctx: click.Context, a: str, b: str, fmt: str) -> None:
+    """Compare two checkpoints without running either.
+
+    The manifests (root type, target, ckpt and Python versions, modules,
+    signer), the substitutions, data.pkl (by its sha256), and every array
+    or tensor by path: dtype, shape, and whether its values changed, with
+    how many elements and the largest absolute difference. Values are read
+    from the buffer members with numpy and nothing is unpickled, so files
+    from anyone can be compared. Arrays under 64 KiB live inside data.pkl
+    and are compared only as part of it.
+
+    Exit 0 same content, 1 different, 2 bad input (a missing or damaged file).
+    """
+    result = diff_checkpoints(a, b)
+    render(fmt, lambda out: views.diff_text(out, result), lambda: views.diff_json(result))
     ctx.exit(result.exit_code)
 
 

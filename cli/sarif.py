@@ -6,8 +6,12 @@ plus `check-failed` for what `ckpt check` fails that is not a finding (a
 checkpoint that does not verify, a pattern that matches no file, a strip
 that matches nothing). Each finding is a result whose level is `error` when
 it fails (for `scan`: save refuses it; for `check`: it fails under the
-configured fail-on and strips) and `warning` otherwise, located at the line
-that assigns the attribute when it can be found, else at the target's module.
+configured fail-on and strips) and `note` otherwise (save rewraps or strips
+it: nothing to fix), located at the line that assigns the attribute when it
+can be found, else at the target's module. The run's invocation says whether
+ckpt ran to the end; a run that could not (`error_log`: a target that does
+not import, a bad configuration) has no results and carries its error as a
+tool execution notification, so an upload step always gets a valid log.
 
 File URIs are relative to the current directory (`%SRCROOT%`), which in CI is
 the repository root, so alerts land on the files in the repository.
@@ -25,8 +29,6 @@ from ckpt.core.locate import Location, finding_location
 from ckpt.core.scan import Finding, ScanReport
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
-INFORMATION_URI = "https://github.com/your-org/ckpt"
-"""Placeholder until the project has a public home."""
 CHECK_RULE = "check-failed"
 _SRCROOT = "%SRCROOT%"
 
@@ -34,7 +36,7 @@ _SRCROOT = "%SRCROOT%"
 def scan_log(report: ScanReport) -> dict[str, Any]:
     """A scan's findings; those save refuses are errors."""
     refused = tuple(f for f in report.findings if f.action is Action.ERROR)
-    return _log(_finding_results(report, refused, Path.cwd()))
+    return _log(_finding_results(report, refused, Path.cwd()), {"executionSuccessful": True})
 
 
 def check_log(report: CheckReport) -> dict[str, Any]:
@@ -47,16 +49,23 @@ def check_log(report: CheckReport) -> dict[str, Any]:
                                       "(ckpt save would refuse it)", report.config) for p in item.stale]
         elif not item.ok:
             results.append(_check_result(f"checkpoint {item.name}: {item.why}", item.file or report.config))
-    return _log(results)
+    return _log(results, {"executionSuccessful": True})
 
 
-def _log(results: list[dict[str, Any]]) -> dict[str, Any]:
+def error_log(message: str, code: int) -> dict[str, Any]:
+    """A run that ckpt could not complete: no results, and why, as a tool execution notification."""
+    notification = {"level": "error", "message": {"text": message}}
+    return _log([], {"executionSuccessful": False, "exitCode": code, "toolExecutionNotifications": [notification]})
+
+
+def _log(results: list[dict[str, Any]], invocation: dict[str, Any]) -> dict[str, Any]:
     return {
         "$schema": SCHEMA,
         "version": "2.1.0",
         "runs": [
             {
                 "tool": {"driver": _driver()},
+                "invocations": [invocation],
                 "originalUriBaseIds": {_SRCROOT: {"uri": Path.cwd().as_uri() + "/"}},
                 "results": results,
             }
@@ -69,12 +78,12 @@ def _driver() -> dict[str, Any]:
         "name": "ckpt",
         "version": __version__,
         "semanticVersion": __version__,
-        "informationUri": INFORMATION_URI,
         "rules": [_kind_rule(kind) for kind in ALL_KINDS] + [_check_rule()],
     }
 
 
-_VERBS = {Action.REWRAP: "rewraps", Action.STRIP: "strips (saves as None)", Action.ERROR: "refuses"}
+_VERBS = {Action.REWRAP: "rewraps", Action.BY_VALUE: "saves by value (its code)", Action.STRIP: "strips (saves as None)",
+          Action.ERROR: "refuses"}
 
 
 def _kind_rule(kind: Kind) -> dict[str, Any]:
@@ -85,7 +94,7 @@ def _kind_rule(kind: Kind) -> dict[str, Any]:
         f"{kind.name}: ckpt save {verb} it",
         f"{what}. ckpt save {verb} it. Lost in a checkpoint: {kind.lost}.",
         f"Advice: {kind.advice}.",
-        "error" if kind.action is Action.ERROR else "warning",
+        "error" if kind.action is Action.ERROR else "note",
     )
 
 
@@ -125,7 +134,7 @@ def _finding_result(finding: Finding, target: str, fails: bool, root: Path) -> d
         f"{finding.path}: {finding.kind} ({finding.type}) in {target or 'the object'}{note}: "
         f"ckpt save {_VERBS[finding.action]} it; {remark}{also}"
     )
-    result = _result(finding.kind, "error" if fails else "warning", message,
+    result = _result(finding.kind, "error" if fails else "note", message,
                      finding_location(finding, target, root) if target else None)
     result["properties"] = {"target": target, "path": finding.path, "action": finding.action.value}
     return result

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from ckpt.core.errors import printable
 
-_STYLES = {"error": "bold red", "rewrap": "green", "strip": "yellow", "ok": "green", "fail": "bold red", "bold": "bold"}
+_STYLES = {"error": "bold red", "rewrap": "green", "by-value": "cyan", "strip": "yellow", "remove": "yellow", "ok": "green", "fail": "bold red", "bold": "bold"}
 
 
 def _whole_widths(columns: Sequence[str], rows: list[list[str]], whole: Sequence[int]) -> dict[int, int]:

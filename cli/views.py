@@ -6,12 +6,14 @@ in README) is explicit and does not change when a dataclass grows a field.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from ckpt.core.check import CheckReport, Item
 from ckpt.core.checkpoint import GlobalVerdict, Inspection, LoadReport, SaveReport
-from ckpt.core.manifest import Substitution
+from ckpt.core.diff import ArrayDiff, Diff
+from ckpt.core.manifest import Array, Substitution
 from ckpt.core.groups import GROUP_AT, Group, group
 from ckpt.core.keys import fingerprint
 from ckpt.core.provenance import Provenance
@@ -36,6 +38,7 @@ def finding_json(f: Finding) -> dict[str, Any]:
         "advice": f.advice,
         "note": f.note,
         "also_at": list(f.also_at),
+        **({"strip_effect": f.strip_effect} if f.strip_effect else {}),
     }
 
 
@@ -78,8 +81,10 @@ def _phrase(note: str, lost: str) -> str:
 
 def _remark(f: Finding) -> str:
     if f.action.value == "error":
-        return f"{f.note}; {f.advice}" if f.note else f.advice
-    return _phrase(f.note, f.lost)
+        remark = f"{f.note}; {f.advice}" if f.note else f.advice
+    else:
+        remark = _phrase(f.note, f.lost)
+    return f"{remark}; {f.strip_effect}" if f.strip_effect else remark
 
 
 def findings_table(out: TextOutput, findings: tuple[Finding, ...], every: bool = False) -> None:
@@ -161,7 +166,7 @@ def human_size(n: int) -> str:
 
 def substitution_json(s: Substitution) -> dict[str, Any]:
     return {"path": s.path, "kind": s.kind, "action": s.action, "lost": s.lost, "note": s.note,
-            "also_at": list(s.also_at)}
+            "also_at": list(s.also_at), **({"registry": s.registry} if s.registry else {})}
 
 
 def _happens(s: Substitution) -> str:
@@ -181,7 +186,10 @@ def _substitutions_text(out: TextOutput, substitutions: tuple[Substitution, ...]
 def _counts(substitutions: tuple[Substitution, ...]) -> str:
     rewrapped = sum(s.action == "rewrap" for s in substitutions)
     stripped = sum(s.action == "strip" for s in substitutions)
-    return f"{rewrapped:,} rewrapped, {stripped:,} stripped"
+    code = sum(s.action == "by-value" for s in substitutions)
+    removed = sum(s.action == "remove" for s in substitutions)
+    return (f"{rewrapped:,} rewrapped, {stripped:,} stripped" + (f", {removed:,} removed from registries" if removed
+            else "") + (f", {code:,} saved by value" if code else ""))
 
 
 def provenance_json(origin: Provenance) -> dict[str, Any]:
@@ -296,6 +304,7 @@ def inspect_json(inspection: Inspection) -> dict[str, Any]:
         "size": inspection.size,
         "provenance": provenance_json(inspection.provenance),
         "manifest": inspection.manifest.to_dict(),
+        "arrays": [array_json(a) for a in inspection.manifest.arrays],
         "globals": [{"name": v.name, "uses": list(v.uses), "admitted": v.admitted, "why": v.why, "trust": v.trust,
                      "verdict": _verdict(v)} for v in inspection.globals],
         "problems": list(inspection.problems),
@@ -317,6 +326,10 @@ def inspect_text(out: TextOutput, inspection: Inspection, every: bool = False) -
     ])
     out.table(["member", "size", "sha256"], [[n, f"{x.size:,}", x.sha256] for n, x in m.members.items()],
               whole=(0, 2), title="members (each checked against its sha256 in the manifest)")
+    if m.arrays:
+        out.table(["path", "type", "dtype", "shape", "size", "member"],
+                  [[_array_where(a), a.type, a.dtype, _shape(a.shape), human_size(a.nbytes), a.member]
+                   for a in m.arrays], title="arrays (written out of band, listed by the manifest)")
     _substitutions_text(out, m.substitutions, every)
     out.table(["global", "used as", "as data"], [[v.name, ", ".join(v.uses) or "-", _verdict(v)]
                                                  for v in inspection.globals],
@@ -328,6 +341,114 @@ def inspect_text(out: TextOutput, inspection: Inspection, every: bool = False) -
     if not inspection.problems:
         out.line("intact: every member matches the manifest" + ("" if inspection.provenance.whole else
                  ", and nothing in data.pkl is refused outright"), "ok")
+
+
+def array_json(a: Array) -> dict[str, Any]:
+    return {"path": a.path or None, "also_at": list(a.also_at), "type": a.type, "dtype": a.dtype,
+            "shape": list(a.shape), "nbytes": a.nbytes, "member": a.member, "offset": a.offset,
+            "strides": list(a.strides)}
+
+
+def _array_where(a: Array) -> str:
+    if not a.path:
+        return "(not placed in the model)"
+    return a.path + "".join(f"\n  also at {p}" for p in a.also_at)
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(n) for n in shape) + "]"
+
+
+def verify_json(reports: Sequence[VerifyReport]) -> dict[str, Any]:
+    return {"ok": all(r.ok for r in reports), "files": [{"path": r.path, **check_json(r)} for r in reports]}
+
+
+def verify_text(out: TextOutput, reports: Sequence[VerifyReport]) -> None:
+    for report in reports:
+        failed = report.failures
+        verdict = "ok" if not failed else f"FAIL ({len(failed)} of {len(report.checks)} checks failed)"
+        out.heading(f"ckpt verify: {report.path}: {verdict}")
+        checks_text(out, report)
+    if len(reports) > 1:
+        bad = sum(not r.ok for r in reports)
+        out.line(f"ckpt verify: {plural(len(reports), 'file')}, {'all passed' if not bad else f'{bad} failed'}",
+                 "ok" if not bad else "fail")
+
+
+def _largest(d: ArrayDiff) -> float | str | None:
+    """JSON has no infinity: a NaN against a number is the string "inf"."""
+    return "inf" if d.largest is not None and d.largest == float("inf") else d.largest
+
+
+def diff_json(result: Diff) -> dict[str, Any]:
+    def side(a: Array | None) -> dict[str, Any] | None:
+        return None if a is None else array_json(a)
+
+    def substitution(s: Substitution | None) -> dict[str, Any] | None:
+        return None if s is None else substitution_json(s)
+
+    return {
+        "a": result.a,
+        "b": result.b,
+        "equal": result.equal,
+        "data_same": result.data_same,
+        "manifest": [{"field": c.field, "a": c.a, "b": c.b} for c in result.manifest],
+        "arrays": [{"path": d.key, "status": d.status, "elements_changed": d.elements,
+                    "largest_difference": _largest(d), "note": d.note, "a": side(d.a), "b": side(d.b)}
+                   for d in result.arrays],
+        "substitutions": [{"path": d.path, "a": substitution(d.a), "b": substitution(d.b)} for d in result.substitutions],
+        "notes": list(result.notes),
+    }
+
+
+def _described(a: Array | None) -> str:
+    return "-" if a is None else f"{a.dtype} {_shape(a.shape)}"
+
+
+def _sides(d: ArrayDiff) -> str:
+    """Its dtype and shape, once if both files agree on them."""
+    left, right = _described(d.a), _described(d.b)
+    return left if left == right else f"{left} -> {right}"
+
+
+def _how_much(d: ArrayDiff) -> str:
+    if d.note:
+        return d.note
+    if d.elements is None or d.same or d.a is None:
+        return ""
+    largest = "" if d.largest is None else f"; largest |a-b| {d.largest:.6g}"
+    return f"{d.elements:,} of {math.prod(d.a.shape):,} elements{largest}"
+
+
+def diff_text(out: TextOutput, result: Diff) -> None:
+    changed = [d for d in result.arrays if not d.same]
+    if result.equal:
+        verdict = f"same content ({plural(len(result.arrays), 'array')} and data.pkl)"
+    else:
+        parts = [f"{len(changed)} of {plural(len(result.arrays), 'array')} differ"] if changed else []
+        parts += [] if result.data_same else ["data.pkl differs"]
+        parts += [plural(len(result.substitutions), "substitution") + " differ"] if result.substitutions else []
+        parts += ["root type differs"] if any(c.field == "root type" for c in result.manifest) else []
+        verdict = "different: " + ", ".join(parts)
+    out.heading(f"ckpt diff: {result.a} -> {result.b}: {verdict}")
+    if result.manifest:
+        out.fields([(c.field, f"{c.a} -> {c.b}") for c in result.manifest])
+    out.fields([("data.pkl", "same bytes" if result.data_same else
+                 "differs (objects besides the listed arrays changed, or were written in another order)")])
+    if result.arrays:
+        rows = [[d.key, d.status, _sides(d), _how_much(d)] for d in result.arrays]
+        out.table(["path", "status", "dtype shape", "difference"], rows,
+                  ["ok" if d.same else "fail" for d in result.arrays], title="arrays")
+    if result.substitutions:
+        out.table(["path", "in A", "in B"],
+                  [[d.path, _substituted(d.a), _substituted(d.b)] for d in result.substitutions],
+                  title="substitutions that differ")
+    for note in result.notes:
+        out.line(f"note: {note}", "strip")
+
+
+def _substituted(s: Substitution | None) -> str:
+    return "-" if s is None else f"{s.kind} {s.action}" + (f" ({s.note})" if s.note else "")
 
 
 def check_report_json(report: CheckReport) -> dict[str, Any]:

@@ -3,11 +3,12 @@
 Never imports click or rich: everything here returns data (frozen
 dataclasses) and raises `CkptError`s; the command line renders them.
 
-    >>> import ckpt.core as ckpt
+    >>> import ckpt                                  # the same API as ckpt.core
     >>> report = ckpt.scan(model)                    # where would pickle fail? (or a "pkg.mod:build" target)
     >>> ckpt.save(model, "model.ckpt")               # rewrap, sign with your key, write atomically (replacing)
     >>> model = ckpt.load("model.ckpt")              # yours (or a trusted signer's): whole; anyone else's: data only
     >>> ckpt.verify("model.ckpt").ok
+    >>> ckpt.diff("a.ckpt", "b.ckpt").arrays         # every array by path: changed or not, by how much
 
 Every error raised on purpose is a `CkptError` (exported here with each of
 its subclasses); a missing checkpoint is also a `FileNotFoundError`.
@@ -23,6 +24,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 from .checkpoint import Inspection, LoadReport, SaveReport, inspect, load, load_checkpoint, save  # noqa: E402
+from .diff import ArrayDiff, Diff, diff  # noqa: E402
 from .errors import (  # noqa: E402
     CheckpointError, CkptError, ConfigError, MalformedPickleError, MissingFileError, SaveError, SigningKeyError,
     TargetError, UnsafeCheckpointError, WriteError,
@@ -37,9 +39,9 @@ from .serial import dumps, loads  # noqa: E402
 from .verify import VerifyReport, verify  # noqa: E402
 
 __all__ = [
-    "CheckpointError", "CkptError", "ConfigError", "Finding", "Inspection", "LoadReport", "MalformedPickleError", "MissingFileError",
+    "ArrayDiff", "CheckpointError", "CkptError", "ConfigError", "Diff", "Finding", "Inspection", "LoadReport", "MalformedPickleError", "MissingFileError",
     "Origin", "Provenance", "PublicKey", "SaveError", "SaveReport", "ScanReport", "SigningKeyError",
     "TargetCallError", "TargetError", "UnsafeCheckpointError",
-    "VerifyReport", "WriteError", "__version__", "dumps", "inspect", "load", "load_checkpoint", "loads",
+    "VerifyReport", "WriteError", "__version__", "diff", "dumps", "inspect", "load", "load_checkpoint", "loads",
     "ray_runtime_env", "register", "register_workers", "registered", "resolve", "save", "scan", "unregister", "verify",
 ]

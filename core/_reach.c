@@ -1,10 +1,11 @@
 /* core/reach.py's Replay, at C speed: the same state, the same opcodes, the
  * same errors (tests/core/test_reach.py fuzzes the two against each other).
  *
- * Replay(targets, table): `targets` are memo indexes; `table` is reach._TABLE,
- * 256 signed argument widths (127: no such opcode) then 256 effects (reach.EFFECTS).
+ * Replay(targets, table): `targets` are memo indexes; `table` is reach._WIDTHS,
+ * 256 signed argument widths (127: no such opcode), then 256 effects
+ * (reach.EFFECTS, or reach.BUFFER_EFFECTS).
  * A value is a node number; a node has one bit: it is, holds or leads to a
- * target. Node 0 is every atom. Arrays grow by doubling; the memo is bounded
+ * target (or to a value an opcode of effect LEAD pushed). Node 0 is every atom. Arrays grow by doubling; the memo is bounded
  * by the bytes fed, so no stream can make it larger than a few times itself.
  */
 #define PY_SSIZE_T_CLEAN
@@ -13,7 +14,7 @@
 #include <string.h>
 
 enum { UNKNOWN, ATOM, EMPTY, FROM_MARK, FROM_TOP_1, FROM_TOP_2, FROM_TOP_3, INTO_TOP_1, INTO_TOP_2, INTO_TOP_MARK,
-       PUT, GET, SKIP, MARK, POP, POP_MARK, DUP, STOP };
+       PUT, GET, SKIP, MARK, POP, POP_MARK, DUP, STOP, LEAD };
 
 #define MAX_DIGITS 10
 
@@ -205,8 +206,8 @@ apply(Replay *self, const unsigned char *raw, Py_ssize_t i, Py_ssize_t start, Py
         else if (index_of(self, raw, code, start, after, &index) < 0)
             return -1;
         return put(self, index, stack, marks, i);
-    case EMPTY:
-        made = node(self, 0);
+    case EMPTY: case LEAD:
+        made = node(self, effect == LEAD);
         return made < 0 ? -1 : append(stack, made);
     case FROM_MARK: case FROM_TOP_1: case FROM_TOP_2: case FROM_TOP_3:
         if (effect == FROM_MARK) {

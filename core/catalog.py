@@ -10,8 +10,8 @@ of its own pickling (defines `__reduce__`, `__reduce_ex__` or `__getstate__`)
 or `copyreg` has a reducer for it: then plain pickle succeeds on it and ckpt
 leaves it alone (no false positive). Several rows may match one type: the
 first whose `applies` accepts the object is its kind (the process's
-standard streams before other open files, a sqlite file before an
-in-memory database).
+standard streams, then files open for reading, before other open files; a
+sqlite file before an in-memory database).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import copyreg
 import enum
 import functools
+import os
 import sys
 import types
 import weakref
@@ -26,9 +27,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import probes, rewrap
-from .graph import PROTOCOL, global_error
-from .lazy import LazyConnection
+from . import byvalue, probes, rewrap
+from .graph import PROTOCOL
+from .lazy import LazyConnection, LazyFile
 from .paths import Edge
 
 
@@ -36,7 +37,9 @@ class Action(str, enum.Enum):
     """What `ckpt save` does with an object of a kind."""
 
     REWRAP = "rewrap"  # written as a fresh equivalent built from stdlib constructors
+    BY_VALUE = "by-value"  # code written into the file (cloudpickle's reducers): loads only from a trusted signer
     STRIP = "strip"  # written as None, and reported
+    REMOVE = "remove"  # a stripped callable left out of its registry: what a strip does there, no kind's action
     ERROR = "error"  # save refuses, unless the user passes --strip PATH
 
 
@@ -136,12 +139,12 @@ def _async_future_note(future: Any) -> str:
 
 def _started(listener: Any) -> bool:
     """A stopped QueueListener is plain data around its queue and handlers
-    (their own rows rewrap them): only a started one has a thread to lose."""
+    (their own rows rewrap them): only a started one has a thread to start again."""
     return listener._thread is not None
 
 
 def _listener_note(listener: Any) -> str:
-    return "started at save time: restored stopped, call start() after load"
+    return "started at save time: started again at load, on a new thread"
 
 
 _ASYNC_INTERNAL = frozenset({"_loop", "_waiters"})
@@ -262,16 +265,70 @@ def _ssl_note(ctx: Any) -> str:
 
 
 def _sqlite_on_file(conn: Any) -> bool:
-    return isinstance(conn, LazyConnection) or bool(rewrap.sqlite_file(conn))
+    if isinstance(conn, LazyConnection):
+        return conn.driver == "sqlite3"
+    return bool(rewrap.sqlite_file(conn))
 
 
 def _sqlite_in_memory(conn: Any) -> bool:
     return rewrap.sqlite_file(conn) == ""
 
 
-def _sqlite_note(conn: Any) -> str:
-    path = conn.database if isinstance(conn, LazyConnection) else rewrap.sqlite_file(conn)
-    return f"{path} reopened lazily, on first use"
+def _duckdb_on_file(conn: Any) -> bool:
+    if isinstance(conn, LazyConnection):
+        return conn.driver == "duckdb"
+    return rewrap.duckdb_file(conn) is not None
+
+
+def _db_note(conn: Any) -> str:
+    if isinstance(conn, LazyConnection):
+        path, read_only = conn.database, conn.options.get("read_only", False)
+    elif type(conn).__module__ == "_duckdb":
+        path, read_only = rewrap.duckdb_file(conn)  # type: ignore[misc]  # the row applies only to a file
+    else:
+        path, read_only = rewrap.sqlite_file(conn), False
+    return f"{path} reopened lazily{' read-only' if read_only else ''}, on first use"
+
+
+def _read_file(file: Any) -> bool:
+    return rewrap.read_mode(file) is not None
+
+
+def _read_file_note(file: Any) -> str:
+    if isinstance(file, LazyFile):
+        return f"{file.path} reopened lazily, on first use"
+    return f"{os.path.abspath(file.name)} reopened lazily at position {file.tell()}, on first use"
+
+
+def _connections_note(pool: Any) -> str:
+    dropped = len(rewrap.pooled_connections(pool))
+    return f"{dropped} open connection(s) dropped: the client connects again on first use" if dropped else ""
+
+
+def _pool_settings(pool: Any) -> list[tuple[Edge, Any]]:
+    """What the connection-pool rewrap writes as it is: the pool's attributes but its connections."""
+    emptied = rewrap.pooling(pool)
+    return [(("attr", name), value) for name, value in vars(pool).items() if name not in emptied]
+
+
+def _process_pool_note(pool: Any) -> str:
+    workers, pending = len(pool._processes or ()), len(pool._pending_work_items)
+    notes = [f"{workers} worker process(es) not carried (started again on first submit)"] if workers else []
+    return "; ".join(notes + ([f"{pending} pending work item(s) lost"] if pending else []))
+
+
+def _enqueued(handler: Any) -> bool:
+    return bool(handler._enqueue)
+
+
+def _handler_payload(handler: Any) -> list[tuple[Edge, Any]]:
+    """What the queued-log-sink rewrap writes: the handler's constructor arguments (its sink among them)."""
+    return [(("attr", "_" + name.rstrip("_")), value) for name, value in rewrap.handler_settings(handler).items()]
+
+
+def _sink_file_open(sink: Any) -> bool:
+    """A loguru file sink holds its open file (one made with delay=True has none until its first message)."""
+    return sink._file is not None
 
 
 def _bar_on_std_stream(bar: Any) -> bool:
@@ -297,12 +354,9 @@ def _nothing(obj: Any) -> tuple[()]:
     return ()
 
 
-def _closure(fn: types.FunctionType) -> Iterator[tuple[Edge, Any]]:
-    for i, cell in enumerate(fn.__closure__ or ()):
-        try:
-            yield ("closure", i), cell.cell_contents
-        except ValueError:  # empty cell
-            continue
+def _local_arguments(local: Any) -> list[tuple[Edge, Any]]:
+    """What a thread-local's rewrap carries: its class's required `__init__` arguments."""
+    return [(("attr", name), value) for name, value in rewrap.local_arguments(local).items()]
 
 
 def _simple_queue_items(q: Any) -> Iterator[tuple[Edge, Any]]:
@@ -314,17 +368,20 @@ def _pool_payload(pool: Any) -> list[tuple[Edge, Any]]:
     return [(("attr", "_initializer"), pool._initializer), (("attr", "_initargs"), pool._initargs)]
 
 
-def _not_importable(obj: Any) -> bool:
-    return global_error(obj) is not None
+def _importable(module: types.ModuleType) -> bool:
+    """A module the loading process imports by its name (not one made on the fly)."""
+    return sys.modules.get(module.__name__) is module
 
 
-def _why_not_importable(obj: Any) -> str:
-    return global_error(obj) or ""
+def _code_note(code: types.CodeType) -> str:
+    return f"the code of {code.co_qualname}"
 
 
 _FILES = ("_io.TextIOWrapper", "_io.BufferedReader", "_io.BufferedWriter", "_io.BufferedRandom")
 _QUEUE_INTERNALS = frozenset({"mutex", "not_empty", "not_full", "all_tasks_done"})
 _DROP = "drop it in __getstate__ and rebuild it in __setstate__, or pass --strip PATH to save it as None"
+_WHOLE = "the file loads only from a signer you trust (as data, it is refused)"
+_NAMED = "for a file others load as data, use a module-level"
 
 KINDS: tuple[Kind, ...] = (
     # --- thread primitives: rewrapped -------------------------------------
@@ -369,8 +426,8 @@ KINDS: tuple[Kind, ...] = (
          reduce=rewrap.reduce_future, emits=("concurrent.futures._base.Future",), internal=frozenset({"_condition", "_waiters", "_done_callbacks"}),
          note=_future_note, probe=probes.probe_future),
     Kind("thread-local", ("_thread._local",), Action.REWRAP, "every thread's attributes (restored empty)",
-         "set the attributes again after load", reduce=rewrap.reduce_local, payload=_nothing,
-         emits=("threading.local",),
+         "set the attributes again after load", reduce=rewrap.reduce_local, payload=_local_arguments,
+         emits=("threading.local", "functools.partial"),
          probe=probes.probe_local, recreate="{target} = threading.local()"),
     Kind("log-handler", ("logging.Handler",), Action.REWRAP,
          "an open stream (files reopen lazily in append mode; standard streams are rebound; others stripped)",
@@ -418,15 +475,55 @@ KINDS: tuple[Kind, ...] = (
          "open transactions, row_factory and text_factory (reopened lazily on first use: path and isolation "
          "level kept)", "load it with --trust ckpt.core.lazy:LazyConnection (it writes to the saved path when "
          "used); set row_factory again after load", reduce=rewrap.reduce_sqlite, applies=_sqlite_on_file,
-         note=_sqlite_note, probe=probes.probe_sqlite, emits=("ckpt.core.lazy.LazyConnection",),
+         note=_db_note, probe=probes.probe_db_file, emits=("ckpt.core.lazy.LazyConnection",),
          keep='{obj}.execute("PRAGMA database_list").fetchone()[2]', recreate="{target} = sqlite3.connect({saved})"),
     Kind("memory-db", ("sqlite3.Connection",), Action.STRIP, "the in-memory database (restored as None)",
          "save its content with Connection.serialize() and restore it with deserialize()",
          reduce=rewrap.reduce_stripped, applies=_sqlite_in_memory, emits=("builtins.type",),
          note=lambda conn: "an in-memory database: stripped", keep="{obj}.serialize()",
          recreate='{target} = sqlite3.connect(":memory:")\n{target}.deserialize({saved})'),
+    Kind("duckdb-connection", ("_duckdb.DuckDBPyConnection", "ckpt.core.lazy.LazyConnection"), Action.REWRAP,
+         "open transactions, unfetched results and settings made with SET (reopened lazily on first use: the "
+         "file kept, read-only if it was opened so)", "close it in the saving process before another opens it (duckdb "
+         "locks its file); load it with --trust ckpt.core.lazy:LazyConnection (unless read-only, it writes to the "
+         "saved path when used)", reduce=rewrap.reduce_duckdb, applies=_duckdb_on_file,
+         note=_db_note, probe=probes.probe_db_file, emits=("ckpt.core.lazy.LazyConnection",),
+         keep='{obj}.cursor().execute("select path, readonly from duckdb_databases() where database_name = '
+              'current_database()").fetchone()', recreate="{target} = duckdb.connect(*{saved})"),
+    Kind("read-file", ("_io.TextIOWrapper", "_io.BufferedReader", "_io.FileIO", "ckpt.core.lazy.LazyFile"),
+         Action.REWRAP, "what it had buffered, and its content if the file changes (reopened lazily by its "
+         "absolute path on first use, at the saved position: mode, encoding and errors kept)",
+         "load it with --trust ckpt.core.lazy:LazyFile (it reads the saved path when used)",
+         reduce=rewrap.reduce_read_file, applies=_read_file, note=_read_file_note, probe=probes.probe_read_file,
+         emits=("ckpt.core.lazy.LazyFile",), keep="({obj}.name, {obj}.mode, {obj}.tell())",
+         recreate="path, mode, position = {saved}\n{target} = open(path, mode)\n{target}.seek(position)"),
+    # --- clients' connections and workers: emptied, or made again ---------------
+    Kind("connection-pool", tuple(rewrap.POOLED), Action.REWRAP,
+         "its open connections, with their sockets, TLS sessions and event-loop transports (the pool, its "
+         "settings and limits kept, empty: the client connects again on first use)", "none needed",
+         reduce=rewrap.reduce_connection_pool, payload=_pool_settings, note=_connections_note, probe=probes.probe_connection_pool, emits=("copyreg.__newobj__",),
+         recreate="{target} = None  # make the pool again with the client's settings: its connections cannot be saved"),
+    Kind("process-pool", ("concurrent.futures.process.ProcessPoolExecutor",), Action.REWRAP,
+         "worker processes and pending work (max_workers, start method, initializer and max_tasks_per_child kept)",
+         "resubmit pending work after load", reduce=rewrap.reduce_process_pool, payload=_pool_payload,
+         emits=("functools.partial", "multiprocessing.context.ForkContext", "multiprocessing.context.SpawnContext",
+                "multiprocessing.context.ForkServerContext"),
+         note=_process_pool_note, probe=probes.probe_process_pool, keep="{obj}._max_workers",
+         recreate="{target} = concurrent.futures.ProcessPoolExecutor({saved})"),
+    Kind("queued-log-sink", ("loguru._handler.Handler",), Action.REWRAP,
+         "its queue and worker thread (made again by its constructor: a new worker writes to the same sink what "
+         "is logged after load; what was queued at save is written by the saving process)",
+         "none needed", reduce=rewrap.reduce_enqueued_handler, applies=_enqueued, payload=_handler_payload,
+         note=lambda handler: f"a new worker thread writes to {handler._name} after load",
+         probe=probes.probe_enqueued_handler, emits=("functools.partial",), for_files=True),
+    Kind("log-file-sink", ("loguru._file_sink.FileSink",), Action.REWRAP,
+         "the open file (reopened in append mode on the first message: path, rotation, retention and compression "
+         "kept)", "none needed", reduce=rewrap.reduce_file_sink, applies=_sink_file_open,
+         internal=frozenset({"_file"}), note=lambda sink: f"reopens {sink._file_path} in append mode on the first message",
+         probe=probes.probe_file_sink, emits=("copyreg.__newobj__",)),
     Kind("queue-listener", ("logging.handlers.QueueListener",), Action.REWRAP,
-         "its thread (restored stopped; queue and handlers kept)", "call listener.start() after load",
+         "its thread (started again at load on a new one; queue, items and handlers kept)",
+         "none needed; stop() it before saving if records queued then must not be handled again after load",
          reduce=rewrap.reduce_listener, applies=_started,
          internal=frozenset({"_thread"}), note=_listener_note, probe=probes.probe_listener,
          recreate="{target} = None  # rebuild it: logging.handlers.QueueListener(queue, *handlers), then start()"),
@@ -506,26 +603,40 @@ KINDS: tuple[Kind, ...] = (
          "create the task again after load", reduce=rewrap.reduce_stripped, note=_async_future_note,
          emits=("builtins.type",)),
     # --- everything else pickle refuses: reported, never rewrapped ---------
-    Kind("open-file", _FILES + ("_io.FileIO", "_io.BufferedRWPair"), Action.ERROR, "the open file",
+    Kind("open-file", _FILES + ("_io.FileIO", "_io.BufferedRWPair", "tempfile._TemporaryFileWrapper"), Action.ERROR,
+         "the open file",
          "keep the file name and reopen it in __setstate__; " + _DROP),
     Kind("socket", ("socket.socket",), Action.ERROR, "the connection", "reconnect after load; " + _DROP),
     Kind("generator", ("types.GeneratorType", "types.CoroutineType", "types.AsyncGeneratorType"),
          Action.ERROR, "its position", "keep the data it iterates over instead; " + _DROP),
-    Kind("local-function", ("types.FunctionType",), Action.ERROR, "the function",
-         "move it to module level so pickle can name it, or use functools.partial of a module-level "
-         "function", payload=_closure, applies=_not_importable, note=_why_not_importable),
-    Kind("local-class", ("builtins.type",), Action.ERROR, "the class",
-         "define the class at module level so pickle can name it", applies=_not_importable,
-         note=_why_not_importable),
+    Kind("local-function", ("types.FunctionType",), Action.BY_VALUE,
+         f"nothing: its code, defaults, closure and the globals it reads are saved by value; {_WHOLE}",
+         f"none needed; {_NAMED} function (or a functools.partial of one)", payload=byvalue.function_parts,
+         applies=byvalue.by_value, note=byvalue.describe,
+         recreate="{target} = None  # rebuild it here, or define it at module level so pickle can name it"),
+    Kind("local-class", ("builtins.type",), Action.BY_VALUE,
+         "its identity: its methods and class attributes are saved by value, and the class loaded is a copy "
+         f"(isinstance against the class a new run of the script defines is False); {_WHOLE}",
+         f"none needed; {_NAMED} class", payload=byvalue.class_parts, applies=byvalue.by_value, note=byvalue.describe,
+         recreate="{target} = None  # rebuild it here, or define the class at module level so pickle can name it"),
+    Kind("code", ("types.CodeType",), Action.BY_VALUE, f"nothing: saved by value; {_WHOLE}",
+         f"none needed; {_NAMED} function instead of its code object", reduce=byvalue.reduce_code, payload=_nothing,
+         note=_code_note),
     Kind("progress-bar-file", ("tqdm.std.tqdm",), Action.ERROR, "the bar and the file it writes to",
          "make it write to sys.stderr or sys.stdout (ckpt rewraps those bars); " + _DROP, applies=_has_stream),
     Kind("weak-proxy", ("weakref.ProxyType", "weakref.CallableProxyType"), Action.ERROR, "the reference",
          "keep a weakref.ref instead (ckpt rewraps those), or rebuild the proxy in __setstate__; " + _DROP),
     Kind("db-cursor", ("sqlite3.Cursor",), Action.ERROR, "the cursor and its position",
          "keep the query and run it again after load; " + _DROP),
-    Kind("module", ("types.ModuleType",), Action.ERROR, "the module object",
-         "import the module where it is used instead of storing it; " + _DROP),
-    Kind("frame", ("types.FrameType", "types.TracebackType", "types.CodeType"), Action.ERROR,
+    Kind("module", ("types.ModuleType",), Action.REWRAP,
+         f"nothing (imported by its name on load: where it is not installed, the load fails); {_WHOLE}",
+         "none needed",
+         reduce=rewrap.reduce_module, applies=_importable, payload=_nothing, probe=probes.probe_module,
+         keep="{obj}.__name__",
+         recreate="{target} = importlib.import_module({saved})"),
+    Kind("dynamic-module", ("types.ModuleType",), Action.ERROR, "the module object, which no import can find again",
+         "keep what it holds instead; " + _DROP),
+    Kind("frame", ("types.FrameType", "types.TracebackType"), Action.ERROR,
          "the interpreter state", "store the formatted traceback text instead; " + _DROP),
 )
 
@@ -604,7 +715,8 @@ def rewrap_reducers() -> dict[type, Callable[[Any], Any]]:
     """Every class (and existing subclass) with a rewrap reducer, for copyreg.
     Weak kinds are left out (what they keep depends on the whole graph saved,
     which a copyreg reducer never sees), and so are `for_files` ones (a
-    multiprocessing lock sent to a child process must stay the same lock)."""
+    multiprocessing lock sent to a child process must stay the same lock),
+    and code by value (its reducer names types only `reducer_override` writes)."""
     _refresh()
     reducers: dict[type, Callable[[Any], Any]] = {}
     todo = list(_by_type)
@@ -618,7 +730,7 @@ def rewrap_reducers() -> dict[type, Callable[[Any], Any]]:
 
 
 def _copyreg_reducer(kinds: tuple[Kind, ...]) -> Callable[[Any], Any] | None:
-    if not any(kind.reduce is not None and not kind.weak and not kind.for_files for kind in kinds):
+    if not any(_copyreg_kind(kind) for kind in kinds):
         return None
     if len(kinds) == 1 and kinds[0].applies is None:
         return kinds[0].reduce
@@ -628,9 +740,13 @@ def _copyreg_reducer(kinds: tuple[Kind, ...]) -> Callable[[Any], Any] | None:
 def _first_reducer(kinds: tuple[Kind, ...], obj: Any) -> Any:
     """The reducer of the row that applies to `obj`, else what pickle itself does (it raises for an open file)."""
     kind = applying(kinds, obj)
-    if kind is None or kind.reduce is None or kind.weak or kind.for_files:
+    if kind is None or not _copyreg_kind(kind):
         return obj.__reduce_ex__(PROTOCOL)
-    return kind.reduce(obj)
+    return kind.reduce(obj)  # type: ignore[misc]
+
+
+def _copyreg_kind(kind: Kind) -> bool:
+    return kind.reduce is not None and not kind.weak and not kind.for_files and kind.action is not Action.BY_VALUE
 
 
 def kind_for(obj: Any) -> Kind | None:

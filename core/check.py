@@ -29,6 +29,7 @@ from .config import Config
 from .errors import ConfigError, TargetError
 from .groups import group
 from .locate import module_file
+from .paths import matches
 from .scan import Finding, ScanReport, scan_object
 from .target import importable_cwd, parse, resolve
 from .verify import VerifyReport, verify
@@ -150,8 +151,7 @@ def _target(text: str, config: Config, root: Path) -> Item:
         raise TargetConfigError(_unresolved(text, config, exc), getattr(exc, "cause", None)) from None
     allowed = config.strip.get(text, ())
     failing = tuple(f for f in report.findings if _fails(f, config.fail_on, allowed))
-    found = {path for f in report.findings for path in f.paths}
-    stale = tuple(p for p in allowed if p not in found)
+    stale = tuple(p for p in allowed if not report.at(p))
     why = _target_why(report, failing, stale)
     return Item("target", text, not failing and not stale, why, report, failing, stale)
 
@@ -159,7 +159,7 @@ def _target(text: str, config: Config, root: Path) -> Item:
 def _fails(finding: Finding, fail_on: str, allowed: tuple[str, ...]) -> bool:
     if fail_on == "any":
         return True
-    return finding.action is Action.ERROR and not any(p in allowed for p in finding.paths)
+    return finding.action is Action.ERROR and not any(matches(a, p) for a in allowed for p in finding.paths)
 
 
 def _target_why(report: ScanReport, failing: tuple[Finding, ...], stale: tuple[str, ...]) -> str:

@@ -1,7 +1,8 @@
 """Save, load and inspect checkpoint files: the pieces put together.
 
 save:    rewrap-pickle streamed into an atomic, hashed archive (a scan only
-         to resolve strips, list rewraps or name what pickle refused) ->
+         to resolve strips, list rewraps or name what pickle refused; a walk
+         of the branches that hold arrays, to list them by path) ->
          manifest last, signed with the user's own key.
 load:    open and check the archive -> who signed it (`provenance`) ->
          read and hash each member once -> a signer the user trusts: plain
@@ -24,24 +25,28 @@ import sys
 import tempfile
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard
 
-from . import catalog, remote, safeload
+from . import catalog, registry, remote, safeload, stack
+from .arrays import listed as listed_arrays
 from .atomic import DEVICE_ERRORS, atomic_write, exists_error
 from .catalog import Action
 from .container import DATA, Archive, ArchiveWriter, buffer_name, open_archive, read_archive
 from .errors import Argument, CheckpointError, CkptError, SaveError, WriteError, one_line
+from .groups import Group, group
 from .keys import PublicKey, TrustedKeys, signing_key, trusted_keys
-from .manifest import Manifest, Substitution
+from .manifest import Array, Manifest, Substitution
 from .notices import logger_notices
 from .paths import follow
 from .pickler import RewrapPickler, memo_size
-from .policy import Judgement, Trust, judge
+from .policy import Judgement, Trust, judge, require_installed
 from .provenance import Origin, Provenance, provenance
 from .reach import Disagreement, StreamOracle
+from .registry import Removal
 from .scan import Finding, Oracle, ScanReport, qualified_name, scan_object
 from .stream import StreamFacts, analyse, collector_paused
 
@@ -105,16 +110,53 @@ def save(
     stripped = _resolve_strips(report, strip) if report else {}
     if report:
         _refuse_unsaveable(report, stripped)
+    write = functools.partial(_write, obj, path, report, stripped, target=target, overwrite=overwrite,
+                              progress=progress, storage_options=storage_options, started=started)
+    by_value = type(obj) in _HELD_CODE or (report is not None and any(f.action is Action.BY_VALUE
+                                                                       for f in report.findings))
+    deep = False
+    while True:  # at most three writes: each retry turns one of the two on
+        try:
+            return stack.run(functools.partial(write, by_value=by_value)) if deep else write(by_value=by_value)
+        except _RetryByValue:
+            by_value = True
+            if type(obj) not in (dict, list, tuple):
+                _HELD_CODE.add(type(obj))
+        except _TooDeep:
+            deep = True
+
+
+_HELD_CODE: weakref.WeakSet[type] = weakref.WeakSet()
+"""Types of models a save of which needed code by value: the next save of
+one (each epoch of a training loop) writes it that way at once, instead of
+pickling it twice."""
+
+
+class _RetryByValue(Exception):
+    """The first pickle, without code by value, failed or named something of
+    `__main__`: save writes the file again, with code by value."""
+
+
+class _TooDeep(Exception):
+    """Pickling ran out of recursion: save writes the file again on a deep stack (`stack`)."""
+
+
+def _write(obj: Any, path: File, report: ScanReport | None, stripped: dict[int, Finding], *, by_value: bool,
+           target: str, overwrite: bool, progress: Progress | None, storage_options: StorageOptions,
+           started: float) -> SaveReport:
     notices: list[str] = []
     durable = is_path(path) and not remote.is_url(path)  # a local file, fsynced once complete
     signing = signing_key()
     with (_writing(path, overwrite, storage_options, progress) as (file, replaced),
           ArchiveWriter(file, durable=durable) as writer, collector_paused()):
-        pickler, data = _pickle_into(writer, obj, stripped, progress, target)
+        removals = _removals(obj, stripped)
+        pickler, data = _pickle_into(writer, obj, stripped, removals, progress, target, by_value)
+        objects = memo_size(pickler, pickler.tap, data)  # before the walks pickle more; data takes what it wrote
+        modules = pickler.modules()
         if report is None and pickler.rewrapped:
             report = _locate(obj, target, pickler, data, notices)
+        arrays = listed_arrays(obj, pickler, data, notices)
         del data
-        objects = memo_size(pickler, pickler.tap)
         pickler.clear_memo()
         total = sum(b.raw().nbytes for b in pickler.buffers)
         done = 0
@@ -124,7 +166,8 @@ def save(
             if progress:
                 progress("writing arrays", done, total)
         findings = report.findings if report else ()
-        manifest = _manifest(obj, target, writer, findings, stripped, pickler, objects).signed(signing)
+        manifest = _manifest(obj, target, writer, findings, stripped, removals, pickler, modules, objects,
+                             arrays).signed(signing)
         writer.finish(manifest)
         size = file.tell()
     return SaveReport(_name(path), manifest, size, time.perf_counter() - started, replaced,
@@ -253,32 +296,40 @@ def _scan(obj: Any, target: str, oracle: Oracle | None = None) -> ScanReport:
 
 
 def _resolve_strips(report: ScanReport, strip: tuple[str, ...]) -> dict[int, Finding]:
-    """Map each `strip` path to the finding there (by object id)."""
-    by_path = {p: f for f in report.findings for p in f.paths}
-    unknown = [p for p in strip if p not in by_path]
+    """Map each `strip` path (or pattern with `[*]`) to the findings there (by object id)."""
+    found = {p: report.at(p) for p in strip}
+    unknown = [p for p, at in found.items() if not at]
     if unknown:
-        known = ", ".join(sorted(by_path)) or "none"
+        known = ", ".join(sorted(p for f in report.findings for p in f.paths)) or "none"
         given = Argument("strip", [unknown[0]])
         raise CkptError(
             f"{given}: no finding at that path",
             hint=f"strip takes a path exactly as ckpt scan prints it; findings: {known}",
             arguments=[given],
         )
-    return {by_path[p].object_id: by_path[p] for p in strip}
+    return {f.object_id: f for at in found.values() for f in at}
 
 
 def _refuse_unsaveable(report: ScanReport, stripped: dict[int, Finding]) -> None:
+    """Every blocking finding in one message, like ones as one group (as the
+    scan's table shows them), and one strip that covers them all."""
     blocking = [f for f in report.findings if f.action is Action.ERROR and f.object_id not in stripped]
     if not blocking:
         return
-    listed = "; ".join(f"{f.path} ({f.kind}{': ' + f.note if f.note else ''})" for f in blocking[:5])
-    strip = Argument("strip", [blocking[0].path])
-    more = f" and {len(blocking) - 5} more" if len(blocking) > 5 else ""
+    groups = group(blocking, lambda f: (f.type, f.kind))
+    strip = Argument("strip", [g.pattern for g in groups])
     raise SaveError(
-        f"cannot save: {len(blocking)} object(s) ckpt cannot rewrap: {listed}{more}; nothing was written",
+        f"cannot save: {len(blocking)} object(s) ckpt cannot rewrap: {'; '.join(map(_blocking, groups))}; "
+        "nothing was written",
         hint=f"fix them (ckpt scan --suggest), or pass {strip} to save each as None",
         arguments=[strip],
     )
+
+
+def _blocking(g: Group[Finding]) -> str:
+    count = f", {len(g.members):,} objects" if g.grouped else ""
+    note = g.common(lambda f: f.note)
+    return f"{g.pattern} ({g.first.kind}{count}{': ' + note if note else ''})"
 
 
 class _Tee:
@@ -293,13 +344,21 @@ class _Tee:
         return self.out.write(data)  # type: ignore[no-any-return]
 
 
+def _removals(obj: Any, stripped: dict[int, Finding]) -> dict[int, Removal]:
+    """The stripped callables that leave their registries instead of staying as None, by object id."""
+    planned = {oid: registry.plan(f.obj, f.holders, obj, registry.default_reduce) for oid, f in stripped.items()}
+    return {oid: r for oid, r in planned.items() if r is not None and catalog.kind_for(r.anchor) is None}
+
+
 def _pickle_into(
-    writer: ArchiveWriter, obj: Any, stripped: dict[int, Finding], progress: Progress | None, target: str
+    writer: ArchiveWriter, obj: Any, stripped: dict[int, Finding], removals: dict[int, Removal],
+    progress: Progress | None, target: str, by_value: bool,
 ) -> tuple[RewrapPickler, bytearray]:
     with writer.stream(DATA) as stream:
         out = _Tee(stream)
         report = (lambda written: progress("pickling", written, 0)) if progress else None
-        pickler = RewrapPickler(out, strip_ids=stripped.keys(), progress=report)  # type: ignore[arg-type]
+        pickler = RewrapPickler(out, strip_ids=stripped.keys(), removals=removals.values(),  # type: ignore[arg-type]
+                                by_value=by_value, progress=report)
         try:
             pickler.dump(obj)
         except (KeyboardInterrupt, MemoryError):
@@ -307,12 +366,24 @@ def _pickle_into(
         except Exception as exc:
             if isinstance(exc, OSError) and exc.errno in DEVICE_ERRORS:
                 raise  # the disk failed, not the object: atomic_write says so and removes the file
+            if isinstance(exc, RecursionError) and not stack.levels():
+                raise _TooDeep from None
+            if not by_value:
+                raise _RetryByValue from None
             _refuse_unsaveable(_scan(obj, target), stripped)  # names every path, if it can
             raise SaveError(
                 f"pickling failed: {type(exc).__name__}: {exc}; nothing was written",
                 hint="a reducer raised, or the object changed while it was saved; run ckpt scan",
             ) from None
+        if not by_value and pickler.tap.names_main and _names_main(out.kept):
+            raise _RetryByValue
     return pickler, out.kept
+
+
+def _names_main(data: bytearray) -> bool:
+    """Whether the pickle names a global of `__main__` (the script's own
+    functions and classes, which are written by value)."""
+    return any(name.startswith("__main__:") for name in analyse(data).globals)
 
 
 def _locate(obj: Any, target: str, pickler: RewrapPickler, data: bytearray, notices: list[str]) -> ScanReport:
@@ -323,9 +394,9 @@ def _locate(obj: Any, target: str, pickler: RewrapPickler, data: bytearray, noti
     pickler recorded; where the two disagree, the plain scan decides, and
     the report says so."""
     try:
-        oracle = StreamOracle(pickler, data)
+        oracle = StreamOracle(pickler, data, list(pickler.substituted))
         report = _scan(obj, target, oracle)
-        disagreement = _disagreement(obj, report, oracle.substituted)
+        disagreement = _disagreement(obj, report, oracle.targets, pickler.by_value)
     except Disagreement as exc:
         disagreement = str(exc)
     if disagreement is None:
@@ -334,7 +405,7 @@ def _locate(obj: Any, target: str, pickler: RewrapPickler, data: bytearray, noti
     return _scan(obj, target)
 
 
-def _disagreement(obj: Any, report: ScanReport, substituted: list[Any]) -> str | None:
+def _disagreement(obj: Any, report: ScanReport, substituted: list[Any], by_value: bool) -> str | None:
     """Why the walk's findings are not the objects the pickler substituted,
     each at its path, or None. The pickler also substitutes what a found
     object's own reduction holds (a Condition's lock), which the scan does
@@ -346,7 +417,7 @@ def _disagreement(obj: Any, report: ScanReport, substituted: list[Any]) -> str |
     recorded = {id(o) for o in substituted}
     if not found <= recorded:
         return f"the walk found {len(found - recorded)} object(s) the pickler did not substitute"
-    inner = RewrapPickler(None)  # writes nowhere
+    inner = RewrapPickler(None, by_value=by_value)  # writes nowhere
     inner.dump(tuple(f.obj for f in report.findings))
     missed = recorded - found - {id(o) for o in inner.substituted}
     if missed:
@@ -367,8 +438,11 @@ def _manifest(
     writer: ArchiveWriter,
     findings: tuple[Finding, ...],
     stripped: dict[int, Finding],
+    removals: dict[int, Removal],
     pickler: RewrapPickler,
+    modules: set[str],
     objects: int,
+    arrays: tuple[Array, ...],
 ) -> Manifest:
     from . import __version__
 
@@ -379,16 +453,22 @@ def _manifest(
         target=target,
         root_type=qualified_name(type(obj)),
         members=dict(writer.members),
-        substitutions=tuple(_substitution(f, f.object_id in stripped, pickler.notes.get(f.object_id))
-                            for f in findings),
-        modules=module_versions({*pickler.modules(), type(obj).__module__}),
+        substitutions=tuple(_substitution(f, f.object_id in stripped, f.object_id in removals,
+                                          pickler.notes.get(f.object_id)) for f in findings),
+        modules=module_versions({*modules, type(obj).__module__}),
         objects=objects,
+        arrays=arrays,
+        stack=stack.levels(),
     )
 
 
-def _substitution(finding: Finding, user_stripped: bool, saved_note: str | None) -> Substitution:
+def _substitution(finding: Finding, user_stripped: bool, removed: bool, saved_note: str | None) -> Substitution:
     """A finding as the manifest records it; `saved_note` is what the pickler
     knew and the scan could not (what a weak container kept)."""
+    if removed:
+        return Substitution(finding.path, finding.kind, Action.REMOVE.value,
+                            f"the entry (--strip: removed from {finding.registry}, whose owner calls every entry, "
+                            "instead of restored as None)", finding.note, finding.also_at, finding.registry)
     if user_stripped:
         return Substitution(finding.path, finding.kind, Action.STRIP.value, "the object (restored as None: --strip)",
                             finding.note, finding.also_at)
@@ -469,6 +549,7 @@ def load_checkpoint(
     what = _name(path)
     with opened(path, storage_options, progress, mmap=mmap) as archive:
         _require_modules(archive.manifest, what)
+        require_installed(given)  # after: a trusted package the file needs is named with its saved version
         origin = provenance(archive.manifest, keys)
         data = archive.read(DATA)
         warnings = version_warnings(archive.manifest)
@@ -476,7 +557,7 @@ def load_checkpoint(
             refuse = Argument("strict", True)
             raise CheckpointError(f"{what}: {warnings[0]} ({refuse})", arguments=[refuse])
         if origin.whole:
-            obj = load_whole(data, _buffers(archive, mmap, progress), what)
+            obj = load_whole(data, _buffers(archive, mmap, progress), what, archive.manifest.stack)
         else:
             plan = safeload.audit(data, given, origin, what)  # refused before any array is read
             loaded = plan.construct(_buffers(archive, mmap, progress))
@@ -492,19 +573,33 @@ def load(path: File, *, trust: Iterable[str] = (), trusted_keys: Iterable[Truste
                            storage_options=storage_options).obj
 
 
-def load_whole(data: Any, buffers: list[Any], what: str) -> Any:
-    """Plain pickle of a file whose signer is trusted: what it wrote, it gets back."""
+def load_whole(data: Any, buffers: list[Any], what: str, levels: int = 0) -> Any:
+    """Plain pickle of a file whose signer is trusted: what it wrote, it gets
+    back. On a stack as deep as the one the file was written with (`levels`,
+    from its manifest), or a deep one if the load runs out of recursion."""
+    load = functools.partial(_unpickled, data, buffers)
     try:
-        with collector_paused():  # what a load builds is new and reachable: collections would find nothing
-            return pickle.Unpickler(io.BytesIO(data), buffers=buffers).load()
+        if levels:
+            return stack.run(load, min(levels, stack.DEEPEST))
+        try:
+            return load()
+        except RecursionError:
+            return stack.run(load)
     except (KeyboardInterrupt, MemoryError):
         raise
     except RecursionError:
-        raise CheckpointError(f"cannot load {what}: it is nested too deeply for this interpreter's stack") from None
+        raise CheckpointError(f"cannot load {what}: its unpickling ran out of recursion even on a stack of "
+                              f"{stack.DEEPEST:,} levels", hint="nested deeper than that, or the code of a class "
+                              "in it (a __getattr__, a __setstate__) recurses without end; run with --traceback") from None
     except Exception as exc:
         raise CheckpointError(f"cannot load {what}: {type(exc).__name__}: {one_line(str(exc))}",
                               hint="the file is signed by a key you trust, so this is the saved objects' own "
                               "unpickling failing here (a missing or changed class?); run with --traceback") from None
+
+
+def _unpickled(data: Any, buffers: list[Any]) -> Any:
+    with collector_paused():  # what a load builds is new and reachable: collections would find nothing
+        return pickle.Unpickler(io.BytesIO(data), buffers=buffers).load()
 
 
 def load_trusted_keys(given: Iterable[TrustedKey]) -> TrustedKeys:
@@ -596,6 +691,8 @@ def inspect(path: Readable, *, trust: Iterable[str] = (), trusted_keys: Iterable
     loading it as data under `trust` would admit, without running anything
     in it: the data-only loader's own analysis; nothing from the file is
     built or imported."""
+    given = Trust.parse(trust)
+    require_installed(given)
     with opened(path, storage_options) as archive:
         problems = archive.hash_failures()
         origin = provenance(archive.manifest, load_trusted_keys(trusted_keys))
@@ -603,7 +700,7 @@ def inspect(path: Readable, *, trust: Iterable[str] = (), trusted_keys: Iterable
             problems.append(f"it was {origin.describe()}")
         data = bytes(archive.mapped(DATA))  # as stored: inspect shows damaged files too
         facts = analyse(data)
-        verdicts = _verdicts(facts, judge(facts, Trust.parse(trust), imports=False))
+        verdicts = _verdicts(facts, judge(facts, given, imports=False))
         if facts.malformed:
             problems.append(f"data.pkl {facts.malformed}")
         elif not origin.whole:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .paths import STARTS
 from .policy import Trust
 
 FAIL_ON = ("error", "any")
@@ -154,7 +155,7 @@ def _strips(path: Path, entries: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     strips: dict[str, list[str]] = {}
     for entry in entries:
         target, sep, object_path = entry.partition("=")
-        if not sep or not target.strip() or not object_path.strip().startswith("model"):
+        if not sep or not target.strip() or not object_path.strip().startswith(STARTS):
             raise ConfigError(
                 f"{path}: [tool.ckpt] strip entry {entry!r} must be \"TARGET=PATH\"",
                 hint='e.g. "mypkg.model:build=model.log_file"',

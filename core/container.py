@@ -57,22 +57,32 @@ class _BackgroundHash:
     goes on reading or writing: hashlib releases the GIL on large buffers, so
     on two cores hashing costs little wall time. The chunks (views the caller
     keeps alive) are hashed in the order they were fed. With `crc`, the zip
-    format's CRC-32 too, in a second thread (zlib releases the GIL as well)."""
+    format's CRC-32 too, in a second thread (zlib releases the GIL as well).
+    A member smaller than `_INLINE` is hashed on the caller's thread: handing
+    it over (a thread started per member) would cost more than the hash."""
 
     def __init__(self, name: str, size: int, *, crc: bool = False) -> None:
         self.name = name
         self.size = size
         self.digest = hashlib.sha256()
         self.crc = 0
-        self._pools = [ThreadPoolExecutor(1, thread_name_prefix="ckpt-hash") for _ in range(2 if crc else 1)]
+        self._crc = crc
+        self._pools: list[ThreadPoolExecutor] = []
         self._last: list[Future[None]] = []
 
     def feed(self, chunk: memoryview) -> None:
+        if self.size < _INLINE:
+            self.digest.update(chunk)
+            if self._crc:
+                self._crc32(chunk)
+            return
+        if not self._pools:
+            self._pools = [ThreadPoolExecutor(1, thread_name_prefix="ckpt-hash") for _ in range(2 if self._crc else 1)]
         self._last = [self._pools[0].submit(self.digest.update, chunk)]
-        if len(self._pools) > 1:
-            self._last.append(self._pools[1].submit(self._crc, chunk))
+        if self._crc:
+            self._last.append(self._pools[1].submit(self._crc32, chunk))
 
-    def _crc(self, chunk: memoryview) -> None:
+    def _crc32(self, chunk: memoryview) -> None:
         self.crc = zlib.crc32(chunk, self.crc)
 
     def hexdigest(self) -> str:
@@ -81,6 +91,10 @@ class _BackgroundHash:
         for pool in self._pools:
             pool.shutdown()
         return self.digest.hexdigest()
+
+
+_INLINE = 1 << 20
+"""Members smaller than this are hashed on the caller's thread."""
 
 
 class _Hashing:

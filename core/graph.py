@@ -3,9 +3,11 @@
 `decompose(obj)` returns the objects pickle would go on to save, each with
 the edge that names it (see `paths`), or raises `Unpicklable` with the
 message pickle itself would give. It follows the C pickler's order: exact
-builtin containers, classes and functions by reference, `copyreg`'s
-dispatch table, then `__reduce_ex__(5)` and the reduce value's parts
-(`__newobj__`, state from `__getstate__`, list and dict items, state setter).
+builtin containers, classes and functions by reference (or, written by
+value, what they carry), `copyreg`'s dispatch table (and cloudpickle's
+reducers for what code by value is made of, `byvalue.PARTS`), then
+`__reduce_ex__(5)` and the reduce value's parts (`__newobj__`, state from
+`__getstate__`, list and dict items, state setter).
 Atoms (None, bool, int, float, str, bytes) are never returned.
 """
 
@@ -20,7 +22,8 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-from .paths import Edge, is_literal
+from . import byvalue
+from .paths import Edge, literal_key
 
 ATOMS = frozenset({type(None), bool, int, float, complex, str, bytes, bytearray, pickle.PickleBuffer})
 PROTOCOL = 5
@@ -43,10 +46,10 @@ def decompose(obj: Any, *, keep_atoms: bool = False) -> Children:
     if cls is set or cls is frozenset:
         return [(("member", i), v) for i, v in enumerate(obj) if type(v) not in skip]
     if cls is type or cls is types.FunctionType:
-        return _by_reference(obj)
-    reducer = copyreg.dispatch_table.get(cls)
+        return _named_or_parts(obj)
+    reducer = byvalue.PARTS.get(cls) or copyreg.dispatch_table.get(cls)
     if reducer is None and issubclass(cls, type):
-        return _by_reference(obj)
+        return _named_or_parts(obj)
     try:
         value = reducer(obj) if reducer is not None else obj.__reduce_ex__(PROTOCOL)
     except Exception as exc:
@@ -123,6 +126,18 @@ def _which_module(obj: Any, name: str) -> str:
     return "__main__"
 
 
+def named(obj: Any) -> bool:
+    """Whether the pickler writes a function or class by its name (not by value)."""
+    return global_error(obj) is None and not byvalue.by_value(obj)
+
+
+def _named_or_parts(obj: Any) -> Children:
+    """A function or class: nothing more to save if it is written by name; what it carries if by value."""
+    if byvalue.by_value(obj):
+        return list(byvalue.parts(obj))
+    return _by_reference(obj)
+
+
 def _by_reference(obj: Any, name: str | None = None) -> Children:
     error = global_error(obj, name)
     if error is not None:
@@ -141,7 +156,7 @@ def _dict_children(items: Any, skip: Any = ATOMS) -> Children:
         if type(key) not in ATOMS:
             out.append((("key", i), key))
         if type(value) not in skip:
-            out.append((("item", key) if is_literal(key) else ("value", i), value))
+            out.append((("item", key) if literal_key(key, value) else ("value", i), value))
     return out
 
 
@@ -193,7 +208,7 @@ def _newobj_children(obj: Any, func_name: str, args: tuple[Any, ...], skip: Any)
         raise Unpicklable(f"args[0] from {func_name} args is not a type")
     if func_name == "__newobj__" and cls is not getattr(obj, "__class__", None):
         raise Unpicklable(f"args[0] from {func_name} args has the wrong class")
-    out: Children = [] if global_error(cls) is None else [(("type",), cls)]
+    out: Children = [] if named(cls) else [(("type",), cls)]
     if isinstance(obj, tuple) and func_name == "__newobj__":  # namedtuple and friends
         return out + [(("item", i), v) for i, v in enumerate(args[1:]) if type(v) not in skip]
     if len(args) > 1:
@@ -202,8 +217,7 @@ def _newobj_children(obj: Any, func_name: str, args: tuple[Any, ...], skip: Any)
 
 
 def _call_children(func: Any, args: tuple[Any, ...]) -> Children:
-    named = isinstance(func, _NAMED_TYPES) and global_error(func) is None
-    out: Children = [] if named else [(("reduce", 0), func)]
+    out: Children = [] if isinstance(func, _NAMED_TYPES) and named(func) else [(("reduce", 0), func)]
     if func is getattr and len(args) == 2:  # a bound method: (getattr, (self, name))
         return out + [(("attr", "__self__"), args[0])]
     if func is collections.defaultdict and len(args) == 1:
@@ -221,10 +235,16 @@ def _custom_state_children(obj: Any, state: Any, skip: Any) -> Children:
         return [(("call", "__getstate__()"), state)]
     attributes = getattr(obj, "__dict__", {})
     return [
-        ((("attr", key) if attributes.get(key, _NOTHING) is value else ("getstate", key)), value)
-        for key, value in state.items()
+        (_state_edge(i, key, value, attributes), value)
+        for i, (key, value) in enumerate(state.items())
         if type(value) not in skip
     ]
+
+
+def _state_edge(i: int, key: Any, value: Any, attributes: dict[str, Any]) -> Edge:
+    if attributes.get(key, _NOTHING) is value:
+        return ("attr", key)
+    return ("getstate", key) if literal_key(key, value) else ("state-value", i)
 
 
 _NOTHING = object()

@@ -88,6 +88,18 @@ def _builtin_iteration(obj: Any, load: Context) -> Callable[..., Any]:
     return call
 
 
+def _no_arguments(obj: Any, load: Context) -> Callable[..., Any]:
+    """A constructor that picks up what it needs from the loading process (a
+    StreamHandler's stderr): nothing from the file."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            raise refused(f"calls {_name(obj)} with arguments")
+        return obj()
+
+    return call
+
+
 def _queue_refill(obj: Any, load: Context) -> Callable[..., Any]:
     """map() is written only to refill a SimpleQueue; any other function
     would let a small file make an unbounded number of calls, and anything
@@ -326,6 +338,18 @@ def _tensor_rebuild(obj: Any, load: Context) -> Callable[..., Any]:
     return build
 
 
+def _dtype_view(obj: Any, load: Context) -> Callable[..., Any]:
+    """Tensor.view(dtype): the same bytes as another dtype, nothing else."""
+
+    def view(tensor: Any, dtype: Any) -> Any:
+        torch = sys.modules["torch"]
+        if not isinstance(tensor, torch.Tensor) or not isinstance(dtype, torch.dtype):
+            raise refused("views something other than a tensor as a dtype")
+        return obj(tensor, dtype)
+
+    return view
+
+
 def _dtype_copy(obj: Any, load: Context) -> Callable[..., Any]:
     """numpy pickles a dtype as dtype(spec, align, True): a copy. Without
     copy=True numpy returns its own shared dtype, and the state the file
@@ -395,6 +419,7 @@ GUARDS: dict[str, Guard] = {
     "bit_generator": _bit_generator, "admitted_class_argument": _admitted_class_argument,
     "cython_reconstructor": _admitted_class_argument, "enum_lookup": _enum_lookup, "decimal_text": _decimal_text,
     "flat_slice": _flat_slice, "singleton_type": _singleton_type, "existing_logger": _existing_logger,
+    "no_arguments": _no_arguments, "dtype_view": _dtype_view,
 }
 
 

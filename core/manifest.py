@@ -2,7 +2,8 @@
 
 Versions, target and root type, the sha256 and size of every member, what
 save did not write as it was (substitutions), the versions of the packages
-the pickled objects come from, the object count, and the Ed25519 signature
+the pickled objects come from, the object count, the arrays written out of
+band (by path, dtype and shape: optional), and the Ed25519 signature
 over all of it that says who wrote the file (`provenance`; docs/FORMAT.md).
 Every problem in a manifest read from a file is a one-line CheckpointError.
 
@@ -37,13 +38,38 @@ class Member:
 
 @dataclass(frozen=True)
 class Substitution:
-    """Something save did not write as it was: a rewrap or a strip."""
+    """Something save did not write as it was: a rewrap, code by value, a strip."""
 
     path: str
     kind: str
     action: str
     lost: str
     note: str = ""
+    also_at: tuple[str, ...] = ()
+    registry: str = ""
+    """For a strip that took the entry out of its registry: that registry's path."""
+
+
+@dataclass(frozen=True)
+class Array:
+    """An array or tensor whose bytes save wrote out of band, described as a
+    safetensors header describes one: read without unpickling anything.
+    Its elements are `member`'s bytes from `offset` on, laid out by `shape`
+    and `strides` (in bytes); tensors that are views of one storage share
+    its member."""
+
+    path: str
+    """Where it sits in the model, as scan prints paths; "" if save could not place it."""
+    type: str
+    """Its class: numpy.ndarray, torch.Tensor, torch.nn.parameter.Parameter, ..."""
+    dtype: str
+    """In its library's spelling: float32, bfloat16, >f4 (a byte order other than this machine's)."""
+    shape: tuple[int, ...]
+    member: str
+    offset: int
+    strides: tuple[int, ...]
+    nbytes: int
+    """Bytes its elements take (a view shows fewer than its member holds)."""
     also_at: tuple[str, ...] = ()
 
 
@@ -70,9 +96,17 @@ class Manifest:
     modules: dict[str, str] = field(default_factory=dict)
     objects: int = 0
     """Objects in data.pkl's memo: what `load` reports without counting again."""
+    arrays: tuple[Array, ...] = ()
+    """The arrays and tensors in buffer members, by path (optional: older files list none)."""
+    stack: int = 0
+    """Recursion levels data.pkl was written with, when its graph was too deep for the
+    default (`ckpt.core.stack`): a whole load gives itself as many; 0 otherwise."""
     signature: Signature | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
+    as_read: bytes | None = field(default=None, compare=False, repr=False)
+    """`canonical()` of the manifest as a file holds it, fields this ckpt does
+    not know included (a newer ckpt's): what its signature covers."""
 
     def to_dict(self, *, signed: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -86,24 +120,32 @@ class Manifest:
             "members": {name: {"sha256": m.sha256, "size": m.size} for name, m in self.members.items()},
             "substitutions": [
                 {"path": s.path, "kind": s.kind, "action": s.action, "lost": s.lost, "note": s.note,
-                 "also_at": list(s.also_at)}
+                 "also_at": list(s.also_at), **({"registry": s.registry} if s.registry else {})}
                 for s in self.substitutions
             ],
             "modules": dict(self.modules),
             "objects": self.objects,
+            **({"stack": self.stack} if self.stack else {}),
         }
+        if self.arrays:  # absent, not empty, when there are none: the signed bytes of files without it stay as they were
+            data["arrays"] = [
+                {"path": a.path, "type": a.type, "dtype": a.dtype, "shape": list(a.shape), "member": a.member,
+                 "offset": a.offset, "strides": list(a.strides), "nbytes": a.nbytes, "also_at": list(a.also_at)}
+                for a in self.arrays
+            ]
         if signed and self.signature is not None:
             data["signature"] = {"alg": self.signature.alg, "public_key": self.signature.public_key,
                                  "value": self.signature.value}
         return data
 
     def canonical(self) -> bytes:
-        """The bytes a signature covers: the manifest without its signature."""
-        return json.dumps(self.to_dict(signed=False), sort_keys=True, separators=(",", ":")).encode()
+        """The bytes a signature covers: the manifest without its signature,
+        as read from a file (`as_read`), else as this ckpt writes it."""
+        return self.as_read if self.as_read is not None else _canonical(self.to_dict(signed=False))
 
     def signed(self, key: SigningKey) -> Manifest:
         """This manifest with `key`'s signature (of everything but the signature)."""
-        unsigned = dataclasses.replace(self, signature=None, format_version=FORMAT_VERSION)
+        unsigned = dataclasses.replace(self, signature=None, format_version=FORMAT_VERSION, as_read=None)
         value = base64.b64encode(key.sign(unsigned.canonical())).decode()
         return dataclasses.replace(unsigned, signature=Signature(key.public.line, value))
 
@@ -134,6 +176,7 @@ def parse_manifest(raw: bytes) -> Manifest:
                 _text(s["path"], "path"), _text(s["kind"], "kind"), _text(s["action"], "action"),
                 _text(s.get("lost", ""), "lost"), _text(s.get("note", ""), "note"),
                 tuple(_text(p, "also_at") for p in _typed(s.get("also_at", []), list, "also_at")),
+                _text(s.get("registry", ""), "registry"),
             )
             for s in _typed(data.get("substitutions", []), list, "substitutions")
         )
@@ -148,11 +191,19 @@ def parse_manifest(raw: bytes) -> Manifest:
             modules={_text(k, "module"): _text(v, "version") for k, v in
                      _typed(data.get("modules", {}), dict, "modules").items()},
             objects=_int(data.get("objects", 0)),
+            arrays=tuple(_array(a, members) for a in _typed(data.get("arrays", []), list, "arrays")),
+            stack=_int(data.get("stack", 0)),
             signature=_signature(data.get("signature")),
             format_version=version,
+            as_read=_canonical({key: value for key, value in data.items() if key != "signature"}),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"manifest.json is missing or mistypes a field ({exc})") from None
+
+
+def _canonical(data: dict[str, Any]) -> bytes:
+    """What a signature covers: JSON with sorted keys and no whitespace."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _typed(value: Any, kind: type, what: str) -> Any:
@@ -163,6 +214,22 @@ def _typed(value: Any, kind: type, what: str) -> Any:
 
 def _text(value: Any, what: str) -> str:
     return _typed(value, str, what)
+
+
+def _array(value: Any, members: dict[str, Member]) -> Array:
+    entry = _typed(value, dict, "array")
+    member = _text(entry["member"], "member")
+    if member not in members:
+        raise TypeError(f"an array's member {printable(member)!r} is not one of the file's members")
+    shape = tuple(_int(n) for n in _typed(entry["shape"], list, "shape"))
+    strides = tuple(_int(n) for n in _typed(entry["strides"], list, "strides"))
+    if len(strides) != len(shape):
+        raise TypeError("an array's strides and shape differ in length")
+    return Array(
+        _text(entry["path"], "path"), _text(entry["type"], "type"), _text(entry["dtype"], "dtype"), shape, member,
+        _int(entry["offset"]), strides, _int(entry["nbytes"]),
+        tuple(_text(p, "also_at") for p in _typed(entry.get("also_at", []), list, "also_at")),
+    )
 
 
 def _signature(value: Any) -> Signature | None:

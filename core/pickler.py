@@ -9,8 +9,12 @@ every other type gets copyreg's reducer or `__reduce_ex__` itself, called
 from C. A `reducer_override` would cost a Python call for every object
 (issue 15: 302,005 calls, 1.18x plain pickle on the object-heavy benchmark
 against 0.99x for the table); only a save with strips installs one, since
-those are chosen by identity. Types created while pickling are decided when
-met, like the others.
+those are chosen by identity, or with code by value (`by_value`: functions
+and classes never reach a dispatch table). Save pickles with the table
+alone first, and again with code by value only if that failed or named
+something of `__main__` (`Tap.names_main`): a model without such code pays
+nothing for it. Types created while pickling are decided when met, like
+the others.
 
 Weak references and containers keep what the checkpoint holds anyway: the
 first one met runs a pre-pass (the same pickler, writing nowhere, weak
@@ -35,8 +39,9 @@ import types
 from collections.abc import Callable, Collection
 from typing import Any, BinaryIO
 
-from . import catalog, rewrap
+from . import byvalue, catalog, registry, rewrap
 from .graph import PROTOCOL, global_error
+from .registry import Removal
 from .tensors import TensorReducer, tensor_types
 
 OUT_OF_BAND_MIN = 64 * 1024
@@ -51,15 +56,23 @@ _Handler = Callable[[Any], Any]
 class Tap:
     """A pickler's file: passes writes on (or drops them, with no target),
     reports the bytes passed on so far to `progress`, and can capture the
-    next writes instead, to read back what was written."""
+    next writes instead, to read back what was written. It notes whether
+    the pickle may name something of `__main__`: a function or class there
+    is written by name by a pickler without `reducer_override`, and must be
+    written by value instead (`byvalue`)."""
 
     def __init__(self, target: Any = None, progress: Callable[[int], None] | None = None) -> None:
         self.target = target
         self.progress = progress
         self.captured: bytes | None = None
+        self.names_main = False
+        """A write held the text `__main__` (the C pickler writes a global's module
+        name inside one frame, so no name is split between writes)."""
         self._written = 0
 
     def write(self, data: Any) -> int:
+        if not self.names_main and type(data) is bytes and MAIN in data:
+            self.names_main = True
         n = memoryview(data).nbytes
         if self.captured is not None:
             self.captured += bytes(data)
@@ -71,15 +84,20 @@ class Tap:
         return n
 
 
-def memo_size(pickler: pickle.Pickler, tap: Tap) -> int:
+def memo_size(pickler: pickle.Pickler, tap: Tap, written: bytearray | None = None) -> int:
     """How many objects the pickler memoized, without copying its memo (that
     costs more than the pickling): a new object gets the next memo index, and
-    pickling it again writes that index as a memo GET. Ends the pickler's use."""
+    pickling it again writes that index as a memo GET. The two pickles this
+    writes are appended to `written` (what a replay of the pickler's output
+    must also be fed); nothing else should be pickled into the same file after."""
     marker: list[Any] = []
     tap.captured = b""
     pickler.dump(marker)
+    first = tap.captured
     tap.captured = b""
     pickler.dump((marker,))
+    if written is not None:
+        written += first + tap.captured
     indexes = memo_indexes(tap.captured, 1)
     if indexes is None:  # a pickler writes a memoized object as a GET: never
         raise RuntimeError("the pickler wrote its marker again instead of a memo GET")
@@ -125,12 +143,17 @@ def _past_frame(raw: bytes, i: int) -> int:
     return i + 9 if raw[i : i + 1] == b"\x95" else i
 
 
+MAIN = b"__main__"
+
+
 class RewrapPickler(pickle.Pickler):
     def __init__(
         self,
         file: BinaryIO | None,
         *,
         strip_ids: Collection[int] = (),
+        removals: Collection[Removal] = (),
+        by_value: bool = False,
         out_of_band: bool = True,
         progress: Callable[[int], None] | None = None,
         saved: Collection[int] | None = None,
@@ -138,8 +161,15 @@ class RewrapPickler(pickle.Pickler):
         self.tap = Tap(file, progress)
         self.dispatch_table = _Reducers(self.reducer_for)  # read by Pickler.__init__, as reducer_override is
         self._strip = frozenset(strip_ids)
-        if self._strip:
-            self.reducer_override = self._stripping  # type: ignore[method-assign]  # read by Pickler.__init__
+        self._removals: dict[int, list[Removal]] = {}
+        """Stripped callables left out of their registries, by the id of the object written without them."""
+        for removal in removals:
+            self._removals.setdefault(id(removal.anchor), []).append(removal)
+        self.by_value = by_value
+        """Functions and classes pickle cannot name are written by value (else pickling fails on them)."""
+        self._functions = byvalue.Functions()
+        if self._strip or self._removals or by_value:
+            self.reducer_override = self._override  # type: ignore[method-assign]  # read by Pickler.__init__
         super().__init__(self.tap, PROTOCOL, buffer_callback=self._take_buffer if out_of_band else None)
         self.buffers: list[pickle.PickleBuffer] = []
         self.substituted: list[Any] = []
@@ -153,6 +183,7 @@ class RewrapPickler(pickle.Pickler):
         self._nulled: set[int] = set()
         self.notes: dict[int, str] = {}
         """Remarks known only while saving, by object id (what a weak container kept)."""
+        self._sentinels: dict[int, str] | None = None
         self.loggers: dict[int, Any] = {}
         """The loggers written (by name, as pickle does): their handlers are not saved."""
 
@@ -161,6 +192,14 @@ class RewrapPickler(pickle.Pickler):
         it looked up in its table): where the manifest's package versions come from."""
         return {getattr(cls, "__module__", None) or "" for cls in self.dispatch_table}
 
+    def tensor_storages(self) -> dict[int, Any]:
+        """The dtype each torch storage was written as, by the address of its bytes (`TensorReducer.storages`)."""
+        return self._tensors.storages() if self._tensors is not None else {}
+
+    def tensor_bytes(self, tensor: Any) -> Any:
+        """The numpy array of the storage `tensor` was written from (`TensorReducer.bytes_of`)."""
+        return self._tensors.bytes_of(tensor) if self._tensors is not None else None
+
     @property
     def rewrapped(self) -> bool:
         """Whether any catalog kind was rewrapped or stripped (then save lists them)."""
@@ -168,6 +207,8 @@ class RewrapPickler(pickle.Pickler):
 
     def dump(self, obj: Any) -> None:
         self._root = obj
+        if type(obj) in (dict, list, tuple) and id(obj) in self._removals:  # pickle reduces no plain root
+            obj = registry.written(self._removals[id(obj)], registry.default_reduce)
         try:
             super().dump(obj)
         finally:
@@ -175,11 +216,26 @@ class RewrapPickler(pickle.Pickler):
             if isinstance(self._saved, dict):
                 self._saved = None  # the pre-pass's memo: it keeps every object alive
 
-    def _stripping(self, obj: Any) -> Any:
+    def _override(self, obj: Any) -> Any:
+        """Strips, chosen by identity (and the objects written without a
+        stripped registry entry), and code by value: functions and classes
+        never reach a dispatch table. A Python call for every object, so
+        installed only for a save that needs one or the other."""
         if id(obj) in self._strip:
             self._nulled.add(id(obj))
             self.substituted.append(obj)
             return rewrap.NONE_REDUCE
+        if id(obj) in self._removals:  # reduced as its type is, then its registry copied without the entry
+            return registry.written(self._removals[id(obj)], self.reducer_for(type(obj)) or registry.default_reduce)
+        if not self.by_value:
+            return NotImplemented
+        if type(obj) is types.FunctionType:
+            if byvalue.by_value(obj):
+                self.substituted.append(obj)
+                return self._functions.reduce(obj)
+        elif isinstance(obj, type) and byvalue.by_value(obj):
+            self.substituted.append(obj)
+            return byvalue.reduce_class(obj)
         return NotImplemented
 
     def reducer_for(self, cls: type) -> _Handler | None:
@@ -187,6 +243,12 @@ class RewrapPickler(pickle.Pickler):
         that copyreg does not reduce (pickle writes those by name)."""
         if cls in _BY_REFERENCE:
             return self._by_reference
+        if cls is types.MethodType:
+            return reduce_method
+        if cls is object:
+            return self._sentinel
+        if cls in byvalue.PARTS:
+            return byvalue.PARTS[cls]  # type: ignore[no-any-return]
         if issubclass(cls, type):
             return copyreg.dispatch_table.get(cls)
         if issubclass(cls, logging.Logger):
@@ -200,7 +262,22 @@ class RewrapPickler(pickle.Pickler):
             return functools.partial(self._rewrap, kinds, _default_reducer(cls))
         if isinstance(getattr(cls, "__reduce__", None), types.FunctionType):
             return _through_descriptor
+        if rewrap.asks_bare_instance(cls):
+            return rewrap.reduce_with_state_setter
         return _default_reducer(cls)
+
+    def _sentinel(self, obj: object) -> Any:
+        """A bare `object()` is a sentinel (`MISSING = object()`), compared by
+        identity: one that is a module's global is written by name, so the
+        load gets the module's own, not a new one that no `is` matches
+        (redis' connections took a copy of its SENTINEL for a dict of
+        options). Found by one look through the loaded modules, the first
+        time a save meets one."""
+        if self._sentinels is None:
+            self._sentinels = {id(value): name for module in list(sys.modules.values())
+                               for name, value in list(getattr(module, "__dict__", {}).items()) if type(value) is object}
+        name = self._sentinels.get(id(obj))
+        return name if name is not None else _default(obj)
 
     def _rewrap(self, kinds: tuple[catalog.Kind, ...], default: _Handler, obj: Any) -> Any:
         kind = catalog.applying(kinds, obj)
@@ -223,7 +300,8 @@ class RewrapPickler(pickle.Pickler):
         references: the memo of a pre-pass over the whole graph with the same
         strips, weak kinds written empty, minus what it wrote as None."""
         if self._saved is None:
-            pre = RewrapPickler(None, strip_ids=self._strip, saved=_PRE_PASS)  # writes nowhere
+            pre = RewrapPickler(None, strip_ids=self._strip, removals=[r for rs in self._removals.values() for r in rs],
+                                by_value=self.by_value, saved=_PRE_PASS)  # writes nowhere
             pre.dump(self._root)
             memo = pre.memo.copy()
             pre.clear_memo()
@@ -298,6 +376,20 @@ def _through_descriptor(obj: Any) -> Any:
     return value
 
 
+def reduce_method(method: types.MethodType) -> Any:
+    """A bound method, as pickle writes it (`getattr(its object, name)`),
+    except that a private one (`self.__on_item`) is named by the attribute
+    it is, `_Owner__on_item`: pickle uses the function's `__name__`, which
+    no object has after load."""
+    name = getattr(method.__func__, "__name__", "")
+    if isinstance(name, str) and name.startswith("__") and not name.endswith("__"):
+        owner = getattr(method.__func__, "__qualname__", "").rpartition(".")[0].rpartition(".")[2]
+        mangled = f"_{owner.lstrip('_')}{name}"
+        if owner.lstrip("_") and getattr(method.__self__, mangled, None) == method:
+            return getattr, (method.__self__, mangled)
+    return _default(method)
+
+
 def plain_global(obj: Any) -> Any:
     """Name a method descriptor or a builtin bound to a class (torch's
     functions, `SimpleQueue.put`) as the module attribute it also is, where
@@ -314,7 +406,7 @@ def plain_global(obj: Any) -> Any:
 
 
 def dumps(obj: Any, *, strip_ids: Collection[int] = ()) -> bytes:
-    """The rewrapped pickle of `obj` with every buffer in band."""
+    """The rewrapped pickle of `obj` with every buffer in band, code by value."""
     out = io.BytesIO()
-    RewrapPickler(out, strip_ids=strip_ids, out_of_band=False).dump(obj)
+    RewrapPickler(out, strip_ids=strip_ids, by_value=True, out_of_band=False).dump(obj)
     return out.getvalue()

@@ -37,8 +37,12 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import importlib
 import importlib.machinery
+import importlib.metadata
+import importlib.util
+import pkgutil
 import sys
 import types
 from collections.abc import Iterable, Iterator
@@ -46,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import reviewed
+from . import byvalue, reviewed
 from .guards import guard_name
 from .errors import ConfigError, printable
 from .reviewed import CLASS, FUNCTION, Entry
@@ -92,6 +96,34 @@ def _dotted(text: str) -> bool:
     return bool(text) and all(part.isidentifier() for part in text.split("."))
 
 
+def require_installed(trust: Trust) -> None:
+    """Refuse (ConfigError) a trust entry whose top-level package is not
+    installed: a typo, most likely, named with the installed names nearest
+    it. Only `importlib.util.find_spec` of top-level names: nothing is imported."""
+    for entry in (*trust.packages, *sorted(trust.names)):
+        top = entry.partition(":")[0].partition(".")[0]
+        if not top.isidentifier() or top in sys.modules or top in MAIN_MODULES:
+            continue
+        try:
+            found = importlib.util.find_spec(top) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            names = _top_level_names()
+            near = [names[n] for n in difflib.get_close_matches(top.lower(), sorted(names), n=3)]
+            guess = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+            raise ConfigError(f"trust entry {printable(entry)!r}: no module or package {printable(top)!r} is "
+                              f"installed here{guess}")
+
+
+def _top_level_names() -> dict[str, str]:
+    """What can be imported at the top level here (installed distributions'
+    packages, modules on sys.path, the standard library), by lower-cased name."""
+    names = {*importlib.metadata.packages_distributions(), *(m.name for m in pkgutil.iter_modules()),
+             *sys.builtin_module_names, *sys.stdlib_module_names}
+    return {name.lower(): name for name in sorted(names) if not name.startswith("_")}
+
+
 @dataclass(frozen=True)
 class Admission:
     """A resolved global and what the file may do with it."""
@@ -127,6 +159,8 @@ class Judgement:
     refusals: tuple[Refusal, ...]
     problems: tuple[str, ...]
     malformed: str | None = None
+    code: tuple[str, ...] = ()
+    """cloudpickle's reconstructors the stream names: it holds code saved by value."""
 
     @property
     def ok(self) -> bool:
@@ -171,7 +205,8 @@ def judge(facts: StreamFacts, trust: Trust = Trust(), *, complete: bool = True, 
                                     "ckpt cannot do both", None))
             continue
         admissions[name] = found
-    return Judgement(admissions, tuple(refusals), facts.problems, facts.malformed)
+    code = tuple(name for name in facts.globals if byvalue.reconstructs_code(name))
+    return Judgement(admissions, tuple(refusals), facts.problems, facts.malformed, code)
 
 
 def admissible(name: str, trust: Trust) -> bool:
@@ -188,6 +223,10 @@ def admit(name: str, trust: Trust) -> Admission | Refusal:
     module, _, qualname = name.partition(":")
     if not _dotted(module) or not _dotted(qualname) or _dunder(module, qualname):
         return Refusal(name, "is not a name ckpt ever loads", None)
+    if byvalue.reconstructs_code(name):
+        return Refusal(name, f"rebuilds {CODE_BY_VALUE}: it loads only from a signer you trust", None)
+    if name in _WHOLE_ONLY:
+        return Refusal(name, f"{_WHOLE_ONLY[name]}: it loads only from a signer you trust", None)
     entry = reviewed.BY_NAME.get(name)
     exact = name in trust.names
     package = trust.package_of(module)
@@ -220,6 +259,15 @@ def admit(name: str, trust: Trust) -> Admission | Refusal:
     if package and isinstance(obj, type) and not _private(qualname):
         return _package_class(name, obj, package)
     return Refusal(name, f"is not trusted ({_role(obj, qualname)})", name)
+
+
+CODE_BY_VALUE = "code saved by value (a lambda or local function)"
+_WHOLE_ONLY = {
+    "importlib:import_module": "imports a module the file names (a module the model held)",
+    "ckpt.core.rewrap:set_state": "sets an object's attributes, as whole loads of a class whose __getattr__ recurses "
+                                  "before its state is set (pymongo's Database) need",
+}
+"""Globals a whole load runs and a data load never does, whatever is trusted."""
 
 
 def defines(module: str, qualname: str) -> str | None:

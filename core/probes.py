@@ -10,12 +10,17 @@ unbound from that loop afterwards, as they were.
 
 from __future__ import annotations
 
+import os
+import pathlib
+import queue
+import sys
 import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from .rewrap import bar_stream
+from . import sandbox
+from .rewrap import bar_stream, pooled_connections
 
 TIMEOUT = 2.0
 
@@ -24,24 +29,60 @@ class ProbeFailed(Exception):
     """A restored object did not behave like the primitive it stands for."""
 
 
+class _Other:
+    """Another thread, kept for as long as probes keep it busy: probing a
+    thousand locks needs two thousand calls from another thread, and a
+    thread started for each cost more than the probes. It ends after
+    `IDLE` seconds without work, so nothing outlives a verify for long."""
+
+    IDLE = 0.5
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._work: queue.SimpleQueue[tuple[Callable[[], Any], dict[str, Any], threading.Event]] = queue.SimpleQueue()
+        self._alive = False
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        box: dict[str, Any] = {}
+        done = threading.Event()
+        with self._lock:
+            self._work.put((fn, box, done))
+            if not self._alive:
+                self._alive = True
+                threading.Thread(target=self._serve, name="ckpt-probe", daemon=True).start()
+        if not done.wait(TIMEOUT):
+            raise ProbeFailed("a probe thread did not finish (deadlock?)")
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                item = self._work.get(timeout=self.IDLE)
+            except queue.Empty:
+                with self._lock:
+                    if self._work.empty():
+                        self._alive = False
+                        return
+                continue
+            fn, box, done = item
+            try:
+                box["result"] = fn()
+            except BaseException as exc:  # carried back to the caller
+                box["error"] = exc
+            done.set()
+
+
+_others = {False: _Other(), True: _Other()}
+"""The other thread of probes run in a data-only load's sandbox (started
+there, so jailed as that thread is) and of the rest: a thread started
+outside the sandbox never runs a sandboxed probe's work."""
+
+
 def _in_thread(fn: Callable[[], Any]) -> Any:
     """Run `fn` in another thread and return its result (or raise its error)."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["result"] = fn()
-        except BaseException as exc:  # carried back to the caller
-            box["error"] = exc
-
-    worker = threading.Thread(target=run, name="ckpt-probe", daemon=True)
-    worker.start()
-    worker.join(TIMEOUT)
-    if worker.is_alive():
-        raise ProbeFailed("a probe thread did not finish (deadlock?)")
-    if "error" in box:
-        raise box["error"]
-    return box.get("result")
+    return _others[sandbox.loading()].run(sandbox.carried(fn))
 
 
 def probe_lock(lock: Any) -> None:
@@ -194,6 +235,12 @@ def probe_progress_bar(bar: Any) -> None:
         raise ProbeFailed("the restored progress bar does not render to text")
 
 
+def probe_module(module: Any) -> None:
+    """A module restored by its name is the loading process's own."""
+    if sys.modules.get(module.__name__) is not module:
+        raise ProbeFailed(f"{module.__name__} is not the module this process imported under that name")
+
+
 def probe_weakref(ref: Any) -> None:
     """Calling it gives its referent, or None once that is gone, from any thread."""
     here = ref()
@@ -240,33 +287,110 @@ def probe_ssl_context(ctx: Any) -> None:
         raise ProbeFailed("the restored SSL context did not start a handshake")
 
 
-def probe_sqlite(conn: Any) -> None:
-    """Its database file opens read-only and reads (through a connection of
-    the probe's own: a lazy connection stays unopened, the file unchanged)."""
-    import pathlib
-    import sqlite3
-
+def probe_db_file(conn: Any) -> None:
+    """Its database file opens and reads, through a connection of the
+    probe's own (sqlite's read-only, duckdb's as the lazy one will open it):
+    a lazy connection stays unopened, the file unchanged."""
     path = getattr(conn, "database", None)
-    if path is None:
+    if path is None:  # a live sqlite3 connection: asked directly
         conn.execute("select count(*) from sqlite_master").fetchone()
         return
     if not pathlib.Path(path).exists():
         raise ProbeFailed(f"the database file {path} does not exist here")
+    try:
+        _READERS[conn.driver](path, conn.options)
+    except Exception as exc:  # sqlite3.DatabaseError, duckdb.Error: each driver's own
+        raise ProbeFailed(f"{path} does not read as a {conn.driver} database ({exc})") from None
+
+
+def _read_sqlite(path: str, options: dict[str, Any]) -> None:
+    import sqlite3
+
     probe = sqlite3.connect(f"{pathlib.Path(path).resolve().as_uri()}?mode=ro", uri=True)
     try:
         probe.execute("select count(*) from sqlite_master").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise ProbeFailed(f"{path} does not read as a sqlite database ({exc})") from None
     finally:
         probe.close()
+
+
+def _read_duckdb(path: str, options: dict[str, Any]) -> None:
+    """Opened as the lazy connection will open it: duckdb refuses one process
+    two connections to a file in different modes, and a read-only one while
+    another process holds it open for writing."""
+    import duckdb
+
+    with duckdb.connect(path, **options) as probe:
+        probe.execute("select count(*) from duckdb_tables()").fetchone()
+
+
+_READERS = {"sqlite3": _read_sqlite, "duckdb": _read_duckdb}
+
+
+def probe_read_file(file: Any) -> None:
+    """Its file is there and reads from the saved position (opened by the
+    probe itself: a lazy file stays unopened, at its position)."""
+    if file.opened:
+        return
+    try:
+        with open(file.path, file.mode, **file.options) as probe:
+            probe.seek(file.position)
+            probe.read(1)
+    except (OSError, ValueError) as exc:  # gone, unreadable, or not text in its encoding
+        raise ProbeFailed(f"{file.path} does not read from position {file.position} here ({exc})") from None
+
+
+def probe_connection_pool(pool: Any) -> None:
+    """It holds no connection of the saving process: the client connects again on first use."""
+    left = len(pooled_connections(pool))
+    if left:
+        raise ProbeFailed(f"the restored pool holds {left} connection(s) from the saving process")
+
+
+def probe_process_pool(pool: Any) -> None:
+    """Not shut down, and its settings run a job: a pool of the same context,
+    initializer and worker limit starts a worker and returns a result, then
+    is shut down. The restored pool itself starts no worker (probes leave
+    what they probe as it was: a pool's workers, left running, outlive the
+    caller's use of it until the interpreter's exit, where they race its
+    exit hook)."""
+    if pool._shutdown_thread or pool._broken:
+        raise ProbeFailed("the restored process pool is shut down or broken")
+    twin = type(pool)(1, pool._mp_context, pool._initializer, pool._initargs)
+    try:
+        result = twin.submit(abs, -3).result(TIMEOUT * 15)
+    except Exception as exc:  # a timeout, or BrokenProcessPool: a worker that could not start
+        raise ProbeFailed(f"the restored process pool's settings did not run a job ({type(exc).__name__}: {exc})"
+                          ) from None
+    finally:
+        twin.shutdown(wait=True, cancel_futures=True)
+    if result != 3:
+        raise ProbeFailed("the restored process pool's settings ran a job but returned the wrong result")
+
+
+def probe_file_sink(sink: Any) -> None:
+    """Not opened yet, in append mode (it opens its file on the first
+    message), and writable where it will open it, if that folder exists
+    (loguru makes a missing one). Nothing is written."""
+    if sink._file is not None:
+        raise ProbeFailed("the restored log file sink already holds an open file")
+    if "a" not in sink._kwargs["mode"]:
+        raise ProbeFailed(f"the restored log file sink would open its file in mode {sink._kwargs['mode']!r}, not append")
+    folder = os.path.dirname(os.path.abspath(sink._path))
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK):
+        raise ProbeFailed(f"the restored log file sink cannot write in {folder} here")
+
+
+def probe_enqueued_handler(handler: Any) -> None:
+    """Its worker thread takes from its queue: a confirmation put through it
+    comes back (what `logger.complete()` waits for)."""
+    _in_thread(handler.complete_queue)
+
+
 def probe_listener(listener: Any) -> None:
-    """Stopped, as restored; with nothing queued, its thread starts and stops
-    (with records queued it is not started: that would emit them)."""
-    if listener._thread is not None:
-        raise ProbeFailed("the restored queue listener has a thread: it should be restored stopped")
-    if listener.queue.empty():
-        listener.start()
-        _in_thread(listener.stop)
+    """Started, as it was saved: its thread is alive, taking from the queue.
+    (No record is sent through it: that would reach the model's handlers.)"""
+    if listener._thread is None or not listener._thread.is_alive():
+        raise ProbeFailed("the restored queue listener has no running thread: what is queued is never handled")
 
 
 def probe_mp_semaphore(sem: Any) -> None:

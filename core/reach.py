@@ -41,8 +41,10 @@ def _codes(*names: str) -> list[int]:
 
 
 (UNKNOWN, ATOM, EMPTY, FROM_MARK, FROM_TOP_1, FROM_TOP_2, FROM_TOP_3, INTO_TOP_1, INTO_TOP_2, INTO_TOP_MARK, PUT, GET,
- SKIP, MARK, POP, POP_MARK, DUP, STOP) = range(18)
-"""What an opcode does to the replay's stack (one table for both twins)."""
+ SKIP, MARK, POP, POP_MARK, DUP, STOP, LEAD) = range(19)
+"""What an opcode does to the replay's stack (one table for both twins). LEAD
+pushes a value that leads by itself: NEXT_BUFFER's effect when the replay
+looks for out-of-band buffers (`replay(buffers=True)`) instead of targets."""
 
 EFFECTS = bytearray(256)
 for _effect, _names in (
@@ -77,10 +79,12 @@ class Replay:
     """The replay's state across the pickles one pickler writes (its memo
     carries over from one `feed` to the next, as the pickler's does).
 
-    `targets` are the memo indexes of the substituted objects."""
+    `targets` are the memo indexes of the substituted objects; `effects` is
+    EFFECTS, or BUFFER_EFFECTS to find what holds an out-of-band buffer."""
 
-    def __init__(self, targets: Collection[int]) -> None:
+    def __init__(self, targets: Collection[int], effects: bytes | bytearray = EFFECTS) -> None:
         self._targets = frozenset(targets)
+        self._effects = effects
         self._bits = bytearray(1)  # node 0: atoms
         self._memo: list[int] = []  # memo index -> node; -1 for an index never stored
         self._fed = 0
@@ -98,7 +102,7 @@ class Replay:
         """Replay complete pickles (one or more, each ending in STOP);
         whether the value of the last one leads to a substituted object."""
         self._fed += len(raw)
-        bits, memo = self._bits, self._memo
+        bits, memo, effects = self._bits, self._memo, self._effects
         stack: list[int] = []
         marks: list[int] = []
         result: bool | None = None
@@ -107,7 +111,7 @@ class Replay:
             while i < end:
                 code = raw[i]
                 start, i = _argument(raw, i, code)
-                effect = EFFECTS[code]
+                effect = effects[code]
                 if effect == ATOM:
                     stack.append(0)
                 elif effect == GET:
@@ -117,8 +121,8 @@ class Replay:
                     stack.append(memo[index])
                 elif effect == PUT:
                     self._put(len(memo) if start == i else _index(raw, start, i, code), stack, marks)
-                elif effect == EMPTY:
-                    stack.append(self._node(False))
+                elif effect == EMPTY or effect == LEAD:
+                    stack.append(self._node(effect == LEAD))
                 elif FROM_MARK <= effect <= FROM_TOP_3:
                     cut = marks.pop() if effect == FROM_MARK else len(stack) - (effect - FROM_MARK)
                     if cut < (marks[-1] if marks else 0):
@@ -207,20 +211,26 @@ def _index(raw: bytes | bytearray, start: int, end: int, code: int) -> int:
     return int(text)
 
 
-def replay(targets: Collection[int]) -> Any:
-    """A Replay: core/_reach.c's, unless it was not built or CKPT_PURE_PYTHON is set."""
+BUFFER_EFFECTS = bytes(EFFECTS[:_codes("NEXT_BUFFER")[0]]) + bytes([LEAD]) + bytes(EFFECTS[_codes("NEXT_BUFFER")[0] + 1:])
+"""EFFECTS where an out-of-band buffer leads: a value leads if it holds an array save wrote out of band."""
+
+
+def replay(targets: Collection[int], *, buffers: bool = False) -> Any:
+    """A Replay (of EFFECTS, or with `buffers` of BUFFER_EFFECTS): core/_reach.c's,
+    unless it was not built or CKPT_PURE_PYTHON is set."""
+    effects = BUFFER_EFFECTS if buffers else bytes(EFFECTS)
     if not os.environ.get("CKPT_PURE_PYTHON"):
         try:
             from . import _reach  # type: ignore[attr-defined]
         except ImportError:
             pass
         else:
-            return _reach.Replay(targets, _TABLE)
-    return Replay(targets)
+            return _reach.Replay(targets, _WIDTHS + effects)
+    return Replay(targets, effects)
 
 
-_TABLE = bytes((127 if entry is None else entry[1]) & 0xFF for entry in WIDTHS) + bytes(EFFECTS)
-"""WIDTHS and EFFECTS for core/_reach.c: a signed width (127: no opcode), then the effect, per opcode."""
+_WIDTHS = bytes((127 if entry is None else entry[1]) & 0xFF for entry in WIDTHS)
+"""WIDTHS for core/_reach.c: a signed width per opcode (127: no opcode); its table is these, then the effects."""
 
 
 class Disagreement(Exception):
@@ -235,18 +245,19 @@ class _Leads(Exception):
 class StreamOracle:
     """The scan's oracle (`scan.Oracle`) for the model save just pickled:
     an object fails if pickling it again with the same pickler -- a memo GET
-    for anything already written -- replays to a value that leads to a
-    substituted object. `pickler` is save's RewrapPickler, its memo intact;
-    `data` is what it wrote."""
+    for anything already written -- replays to a value that leads to one of
+    `targets` (the objects save substituted), or with `buffers` to an array
+    it wrote out of band. `pickler` is save's RewrapPickler, its memo intact;
+    `data` is everything it wrote."""
 
-    def __init__(self, pickler: Any, data: bytes | bytearray) -> None:
+    def __init__(self, pickler: Any, data: bytes | bytearray, targets: list[Any], *, buffers: bool = False) -> None:
         self._pickler = pickler
-        self.substituted = list(pickler.substituted)
-        chosen = self._pickle(tuple(self.substituted))
-        indexes = memo_indexes(chosen, len(self.substituted))
+        self.targets = targets
+        chosen = self._pickle(tuple(targets))
+        indexes = memo_indexes(chosen, len(targets))
         if indexes is None:
             raise Disagreement("an object save substituted was not in the pickler's memo")
-        self._replay = replay(indexes)
+        self._replay = replay(indexes, buffers=buffers)
         self._feed(data)
         self._feed(chosen)
 

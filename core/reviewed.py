@@ -130,8 +130,10 @@ ENTRIES: tuple[Entry, ...] = (
           "does not have comes back detached, never registered", fresh=False, guard="existing_logger"),
     *_classes("logging", "Formatter Filter PercentStyle StrFormatStyle StringTemplateStyle LogRecord",
               "logging configuration data"),
-    *_classes("logging", "Handler NullHandler StreamHandler", "a handler writing to a stream the file cannot open "
-              "(built from its state: constructing one would register it with the process's logging)"),
+    *_classes("logging", "Handler NullHandler", "a handler writing nowhere the file names (built from its state)"),
+    Entry("logging:StreamHandler", CLASS, "a handler on a standard stream; called with no argument it picks up "
+          "the loading process's stderr (the log-handler rewrap; the guard admits no argument, so no stream comes "
+          "from the file)", call=True, guard="no_arguments"),
     *_classes("logging.handlers", "QueueHandler MemoryHandler BufferingHandler",
               "a handler forwarding records in memory"),
     # --- the catalog's rewraps (core/rewrap.py) -------------------------------
@@ -167,7 +169,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("ssl:_ASN1Object", CLASS, "an OID by its text: the purpose of create_default_context (ssl.Purpose's "
           "members do not survive pickle)", call=True),
     Entry("logging.handlers:QueueListener", CLASS, "a queue listener, stopped: its queue and handlers (the "
-          "queue-listener rewrap)"),
+          "queue-listener rewrap also starts it, which is no data)"),
     *_classes("asyncio.locks", "Lock Event Semaphore BoundedSemaphore",
               "an asyncio primitive, bound to no event loop: its plain state (the async rewraps)"),
     Entry("asyncio.locks:Condition", CLASS, "a fresh asyncio condition around the saved lock (the async-condition "
@@ -207,8 +209,14 @@ ENTRIES: tuple[Entry, ...] = (
     # --- torch -----------------------------------------------------------------
     Entry("torch:as_strided", FUNCTION, "a view of a tensor ckpt wrote (core/tensors.py); bounds checked by torch; "
           "also as a value, the function _rebuild_from_type_v2 is given (its guard admits no other)", value=True),
-    Entry("torch:frombuffer", FUNCTION, "a tensor over a buffer the file holds"),
-    Entry("torch:empty", FUNCTION, "an empty storage's tensor, within the file's size", guard="bounded_empty"),
+    Entry("torch:from_numpy", FUNCTION, "a tensor sharing the memory of a numpy array the file holds (a storage's "
+          "bytes, core/tensors.py)"),
+    Entry("torch._C:TensorBase.view", FUNCTION, "a storage's bytes seen as its dtype (core/tensors.py); the guard "
+          "admits a tensor and a dtype only", guard="dtype_view"),
+    Entry("torch:frombuffer", FUNCTION, "a tensor over a buffer the file holds (how ckpt wrote a storage before "
+          "format 2)"),
+    Entry("torch:empty", FUNCTION, "an empty storage's tensor, within the file's size (before format 2)",
+          guard="bounded_empty"),
     Entry("torch._tensor:_rebuild_from_type_v2", FUNCTION, "a tensor subclass or a tensor with attributes: calls "
           "torch.as_strided only", guard="tensor_rebuild"),
     Entry("torch._utils:_rebuild_parameter", FUNCTION, "a Parameter around a tensor"),

@@ -1,9 +1,11 @@
-"""How each thread kind is written into a checkpoint: tiny reduce functions.
+"""How each catalog kind is written into a checkpoint: tiny reduce functions.
 
 Each `reduce_<kind>(obj)` returns a standard pickle reduce value built only
-from stdlib callables, so the `data.pkl` inside a checkpoint loads with plain
-`pickle.load` and nothing from ckpt installed. The catalog table points at
-these; the pickler uses them; `register()` installs them into `copyreg`.
+from stdlib callables (and the library's own classes), so the `data.pkl`
+inside a checkpoint loads with plain `pickle.load` and nothing from ckpt
+installed, except what reopens lazily (`lazy`: database files, files read
+from). The catalog table points at these; the pickler uses them;
+`register()` installs them into `copyreg`.
 
 Kinds with no reducer here (Queue, Event, Semaphore, ...) need none: they
 pickle as ordinary objects once their inner Lock / RLock / Condition are
@@ -13,6 +15,8 @@ asyncio primitives are written as themselves without the event loop they
 bound to and the futures waiting on them. multiprocessing primitives are
 written as fresh local ones (their constructors, called with the saved
 settings): a file outlives the processes that shared the originals.
+Connection pools are written empty, and executors and queues served by a
+worker are made again by their constructors, which start the worker.
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ import cmd
 import collections
 import copyreg
 import functools
+import importlib
 import inspect
 import io
 import logging
+import os
 import queue
+import stat
 import sys
 import threading
 import types
@@ -35,7 +42,7 @@ from concurrent.futures import _base as futures_base
 from typing import Any
 
 from .graph import global_error
-from .lazy import LazyConnection
+from .lazy import READ_MODES, LazyConnection, LazyFile
 
 NONE_REDUCE = (type(None), ())
 """Reduce value that loads as `None` (pickled as `type(None)()`): a stripped object."""
@@ -60,6 +67,28 @@ class Call:
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         return self.func, self.args
+
+
+class Rebuilt:
+    """Placeholder pickled as an instance of `cls` given `state`, as pickle
+    writes a plain instance (NEWOBJ, then BUILD): a changed copy of an
+    object (a pool's queue with its connections taken out), written
+    without making the copy. Pickle checks that the class NEWOBJ makes is
+    the `__class__` of the object it writes: the placeholder answers with
+    the class it stands for."""
+
+    __slots__ = ("cls", "state")
+
+    def __init__(self, cls: type, state: dict[str, Any]) -> None:
+        self.cls = cls
+        self.state = state
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return self.cls
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return copyreg.__newobj__, (self.cls,), self.state  # type: ignore[attr-defined]
 
 
 def default_reduce(obj: Any, **changes: Any) -> tuple[Any, ...]:
@@ -120,7 +149,30 @@ def reduce_thread_pool(pool: Any) -> tuple[Any, ...]:
 
 
 def reduce_local(local: threading.local) -> tuple[Any, ...]:
+    """A fresh thread-local of the same class, empty in every thread; a
+    subclass whose `__init__` requires arguments (rich's dataclass
+    `ConsoleThreadLocals(theme_stack=...)`) gets them from this thread's
+    attributes of the same names, since `threading.local` calls `__init__`
+    again, with the arguments it was made with, in each thread that uses it."""
+    arguments = local_arguments(local)
+    if arguments:
+        return functools.partial(type(local), **arguments), ()
     return type(local), ()
+
+
+def local_arguments(local: threading.local) -> dict[str, Any]:
+    """The arguments without a default that the `__init__` of `local`'s class
+    takes by keyword, from this thread's attributes of those names (a
+    required one it has no attribute for is left out: the call fails at load
+    as it would have at construction)."""
+    init = type(local).__init__
+    if not isinstance(init, types.FunctionType):  # threading.local's own: it takes none
+        return {}
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    state = vars(local)
+    required = [p.name for p in list(inspect.signature(init).parameters.values())[1:]
+                if p.default is p.empty and p.kind in keyword]
+    return {name: state[name] for name in required if name in state}
 
 
 def reduce_future(future: Any) -> tuple[Any, ...]:
@@ -133,14 +185,20 @@ def reduce_future(future: Any) -> tuple[Any, ...]:
 
 def reduce_handler(handler: logging.Handler) -> tuple[Any, ...]:
     """A handler keeps its configuration; its lock is rewrapped by the RLock
-    reducer; its stream is handled by `stream_treatment` (a standard stream
-    is written as the std-stream row writes one: whatever wraps it, and
-    past cloudpickle, whose own reducer for files comes before copyreg's)."""
+    reducer; its stream is handled by `stream_treatment`. A plain
+    `StreamHandler` on stderr (logging's default) is rebuilt by its own
+    constructor, which picks up the loading process's stderr: no global of
+    `sys` (which the model hubs' scanners flag) and no `getattr`. Another
+    standard stream is written as the std-stream row writes one (whatever
+    wraps it, and past cloudpickle, whose own reducer for files comes
+    before copyreg's)."""
     treatment = stream_treatment(handler)
     if treatment == "reopen":
         return _reopening_file_handler(handler)  # type: ignore[arg-type]
     if treatment == "strip":
         return default_reduce(handler, stream=None)
+    if treatment == "std" and type(handler) is logging.StreamHandler and std_stream_name(handler.stream) == "stderr":
+        return logging.StreamHandler, (), {k: v for k, v in vars(handler).items() if k not in ("stream", "lock")}
     if treatment == "std":
         rebind = reduce_std_stream(handler.stream)  # type: ignore[attr-defined]
         if isinstance(rebind, str):
@@ -163,8 +221,15 @@ def _reopening_file_handler(handler: logging.FileHandler) -> tuple[Any, ...]:
 
 
 def reduce_listener(listener: Any) -> tuple[Any, ...]:
-    # Its thread is stripped: a QueueListener with no thread is a stopped one.
-    return default_reduce(listener, _thread=None)
+    """A started listener, started again: its state as saved (queue and
+    handlers) with no thread, then its own `start()` once it is built, which
+    gives it a new thread. Spelled like the SimpleQueue's refill,
+
+        next(iter([restored, QueueListener.start(restored)]))
+
+    which evaluates to the restored listener after starting it."""
+    restored = Rebuilt(type(listener), {**vars(listener), "_thread": None})
+    return next, (Call(iter, [restored, Call(type(listener).start, restored)]),)
 
 
 _ASYNC_WAITERS = ("_waiters", "_getters", "_putters")
@@ -425,7 +490,59 @@ def reduce_ssl_context(ctx: Any) -> tuple[Any, ...]:
     return ssl.create_default_context, (Call(ssl._ASN1Object, _SERVER_AUTH_OID),)
 
 
-# --- sqlite ---------------------------------------------------------------------
+# --- objects whose __getattr__ recurses before their state is set -------------
+
+
+def asks_bare_instance(cls: type) -> bool:
+    """Whether loading an instance of `cls` with pickle's own BUILD would
+    recurse without end: BUILD first asks the new, empty instance for
+    `__setstate__`, which a class without one answers through its
+    `__getattr__`; pymongo's Database and Collection read `self._name`
+    there, which is not set yet, so they ask again, and again. Found by
+    asking an empty instance once, here, as the load would."""
+    getattr_ = getattr(cls, "__getattr__", None)
+    if not isinstance(getattr_, types.FunctionType) or hasattr(cls, "__setstate__"):
+        return False
+    if cls.__reduce_ex__ is not object.__reduce_ex__ or cls.__new__ is not object.__new__:
+        return False
+    try:
+        getattr(object.__new__(cls), "__setstate__", None)
+    except RecursionError:
+        return True
+    except Exception:  # it raised, as the load would: pickle passes that on
+        return False
+    return False
+
+
+def reduce_with_state_setter(obj: Any) -> Any:
+    """pickle's own reduction, its state applied by `set_state` instead of BUILD."""
+    value = obj.__reduce_ex__(5)
+    if not isinstance(value, tuple) or len(value) < 3 or value[2] is None or len(value) == 6:
+        return value
+    return (*value, *(None,) * (5 - len(value)), set_state)
+
+
+def set_state(obj: Any, state: Any) -> None:
+    """What BUILD does for an object with no `__setstate__`, without asking it for one."""
+    slots = None
+    if isinstance(state, tuple) and len(state) == 2:
+        state, slots = state
+    if state:
+        obj.__dict__.update(state)
+    for name, value in (slots or {}).items():
+        setattr(obj, name, value)
+
+
+# --- modules ---------------------------------------------------------------------
+
+
+def reduce_module(module: types.ModuleType) -> tuple[Any, ...]:
+    """Imported by its name where the file loads, as cloudpickle writes a module
+    (the functions saved by value read modules among their globals)."""
+    return importlib.import_module, (module.__name__,)
+
+
+# --- database connections and files read from: reopened lazily -----------------
 
 
 def sqlite_file(conn: Any) -> str | None:
@@ -439,9 +556,174 @@ def sqlite_file(conn: Any) -> str | None:
     return row[2] if row is not None else None
 
 
+def duckdb_file(conn: Any) -> tuple[str, bool] | None:
+    """The file of a duckdb connection's database and whether it was opened
+    read-only; None for an in-memory database or a closed connection. Asked
+    on a cursor of its own (duckdb's duplicate connection to the same
+    database), so a result the connection holds is left for its owner to fetch."""
+    try:
+        cursor = conn.cursor()
+    except Exception:  # duckdb.ConnectionException: closed
+        return None
+    try:
+        row = cursor.execute("select path, readonly from duckdb_databases() "
+                             "where database_name = current_database()").fetchone()
+    finally:
+        cursor.close()
+    return (row[0], bool(row[1])) if row is not None and row[0] else None
+
+
+def _lazy_again(conn: LazyConnection) -> tuple[Any, ...]:
+    """A restored connection is written as it was made, opened since or not."""
+    return LazyConnection, (conn.database, dict(conn.options), conn.driver)
+
+
 def reduce_sqlite(conn: Any) -> tuple[Any, ...]:
-    """A connection that reopens its file on first use (`lazy`): nothing is
-    opened at load. A restored one is written the same way, unopened or not."""
+    """A connection that reopens its file on first use (`lazy`): nothing is opened at load."""
     if isinstance(conn, LazyConnection):
-        return LazyConnection, (conn.database, dict(conn.options))
-    return LazyConnection, (sqlite_file(conn), {"isolation_level": conn.isolation_level})
+        return _lazy_again(conn)
+    return LazyConnection, (sqlite_file(conn), {"isolation_level": conn.isolation_level}, "sqlite3")
+
+
+def reduce_duckdb(conn: Any) -> tuple[Any, ...]:
+    """As `reduce_sqlite`: the same file, read-only if it was opened so."""
+    if isinstance(conn, LazyConnection):
+        return _lazy_again(conn)
+    path, read_only = duckdb_file(conn)  # type: ignore[misc]  # the row applies only to a file
+    return LazyConnection, (path, {"read_only": read_only}, "duckdb")
+
+
+def read_mode(file: Any) -> str | None:
+    """How a file of the read-file row was opened ("r" or "rb"), or None if it
+    does not qualify: open, for reading only, by the path of a regular file
+    that is still the file it opened (not replaced, deleted, or relative to
+    another directory since), and able to say where it is (a text file read
+    with next() cannot)."""
+    if isinstance(file, LazyFile):
+        return file.mode
+    name, mode = getattr(file, "name", None), getattr(file, "mode", None)
+    if not isinstance(name, str) or mode not in READ_MODES or file.closed:
+        return None
+    try:
+        opened, named = os.fstat(file.fileno()), os.stat(name)
+        file.tell()
+    except OSError:
+        return None
+    return mode if stat.S_ISREG(opened.st_mode) and os.path.samestat(opened, named) else None
+
+
+def reduce_read_file(file: Any) -> tuple[Any, ...]:
+    """A file that reopens its path on first use, at the position it was at:
+    its absolute path (the loading process may run elsewhere), its mode, and
+    a text file's encoding and errors. What was buffered is read again."""
+    if isinstance(file, LazyFile):
+        position = file.resource.tell() if file.opened else file.position
+        return LazyFile, (file.path, file.mode, position, dict(file.options))
+    mode = read_mode(file)
+    options = {} if "b" in mode else {"encoding": file.encoding, "errors": file.errors}  # type: ignore[operator]
+    return LazyFile, (os.path.abspath(file.name), mode, file.tell(), options)
+
+
+# --- pools of live connections: kept, emptied -------------------------------------
+
+POOLED = {
+    "urllib3.connectionpool.HTTPConnectionPool": ("pool",),
+    "httpcore.ConnectionPool": ("_connections", "_requests"),
+    "httpcore.AsyncConnectionPool": ("_connections", "_requests"),
+    "httpcore2.ConnectionPool": ("_connections", "_requests"),
+    "httpcore2.AsyncConnectionPool": ("_connections", "_requests"),
+    "redis.connection.ConnectionPool": ("_available_connections", "_in_use_connections", "_created_connections",
+                                        "pool", "_connections"),
+    "redis.asyncio.connection.ConnectionPool": ("_available_connections", "_in_use_connections"),
+}
+"""The connection pools ckpt knows (the connection-pool row matches these
+classes), and the attributes where each keeps its connections, or counts
+them: what the rewrap empties. (httpx's clients hold httpcore's pools,
+openai's and anthropic's those of their forks, httpx2 and httpcore2;
+requests' adapters drop their urllib3 pools themselves.)"""
+
+
+def pooling(pool: Any) -> list[str]:
+    """The attributes of `pool` that hold or count its connections: those of
+    the first class in its MRO that POOLED names (each library is imported:
+    it made the pool)."""
+    for cls in type(pool).__mro__:
+        for dotted, names in POOLED.items():
+            module, _, qualname = dotted.rpartition(".")
+            if getattr(sys.modules.get(module), qualname, None) is cls:
+                return [name for name in names if name in vars(pool)]
+    return []
+
+
+def pooled_connections(pool: Any) -> list[Any]:
+    """The connections a pool holds (idle, in use, or requests waiting for one), each once."""
+    found: dict[int, Any] = {}
+    for name in pooling(pool):
+        value = getattr(pool, name)
+        items = value.queue if isinstance(value, queue.Queue) else () if isinstance(value, int) else value
+        found.update((id(item), item) for item in list(items) if item is not None)
+    return list(found.values())
+
+
+def _emptied(value: Any) -> Any:
+    """What a pool's attribute holds with no connection: a count is 0; a
+    queue holds a free slot (None) for each of its maxsize, as the pool's
+    constructor fills it; a list or set is empty, a weak set too."""
+    if isinstance(value, int):
+        return 0
+    if isinstance(value, queue.Queue):
+        return Rebuilt(type(value), {**vars(value), "queue": type(value.queue)([None] * value.maxsize)})
+    if type(value) in (list, set):
+        return type(value)()
+    return Call(type(value), [])
+
+
+def reduce_connection_pool(pool: Any) -> tuple[Any, ...]:
+    """The same pool, its settings, locks and SSL context kept, with no
+    connection in it: its sockets (and an async pool's event-loop transports)
+    belong to the saving process, so the client opens a new connection on
+    its first request after load."""
+    return default_reduce(pool, **{name: _emptied(getattr(pool, name)) for name in pooling(pool)})
+
+
+# --- worker-backed executors and queues: started again -------------------------
+
+
+def reduce_process_pool(pool: Any) -> tuple[Any, ...]:
+    """A fresh executor with the saved settings (max_workers, the kind of
+    context, initializer and its arguments, max_tasks_per_child): its worker
+    processes, and the pipes and queues that reach them, belong to the
+    saving run. Pickled as they are, those pipe ends would carry their file
+    descriptor numbers, which name other files (or none) in the loading
+    process, and close them when collected."""
+    settings = {"max_workers": pool._max_workers, "mp_context": pool._mp_context,
+                "initializer": pool._initializer, "initargs": pool._initargs,
+                "max_tasks_per_child": pool._max_tasks_per_child}
+    cls: type = type(pool)
+    return functools.partial(cls, **settings), ()
+
+
+def handler_settings(handler: Any) -> dict[str, Any]:
+    """A loguru handler's constructor arguments, as it keeps them (`filter_` as `_filter`)."""
+    parameters = inspect.signature(type(handler).__init__).parameters
+    return {name: getattr(handler, "_" + name.rstrip("_")) for name in parameters if name != "self"}
+
+
+def reduce_enqueued_handler(handler: Any) -> tuple[Any, ...]:
+    """A loguru handler added with enqueue=True, made again by its
+    constructor: a fresh queue with its worker thread, writing to the same
+    sink. (loguru's own pickling leaves the sink and thread behind, for a
+    child process that hands its messages to its parent's worker: loaded
+    anywhere else, nothing takes them from the queue, and
+    `logger.complete()` waits forever.)"""
+    cls: type = type(handler)
+    return functools.partial(cls, **handler_settings(handler)), ()
+
+
+def reduce_file_sink(sink: Any) -> tuple[Any, ...]:
+    """A loguru file sink unopened, as `delay=True` makes one: it opens its
+    path (rotation, retention and compression kept) on the first message
+    after load, in append mode, so a sink that truncated its file at the
+    start of the saving run does not truncate it again."""
+    kwargs = {**sink._kwargs, "mode": sink._kwargs["mode"].replace("w", "a")}
+    return default_reduce(sink, _file=None, _file_path=None, _file_dev=-1, _file_ino=-1, _kwargs=kwargs)

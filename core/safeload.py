@@ -28,7 +28,7 @@ from typing import Any
 from . import sandbox
 from .errors import Argument, CheckpointError, UnsafeCheckpointError, one_line, printable
 from .guards import Context
-from .policy import Judgement, Trust, judge, narrowest
+from .policy import CODE_BY_VALUE, Judgement, Trust, judge, narrowest
 from .provenance import Origin, Provenance
 from .reviewed import CLASS
 from .stream import StreamFacts, analyse
@@ -91,13 +91,16 @@ def refusal(judgement: Judgement, what: str, origin: Provenance) -> CheckpointEr
         return CheckpointError(f"cannot load {what}: data.pkl {judgement.malformed} (damaged, or not a pickle)")
     why = f"refusing to load {what}: it is {origin.describe()}, so it loads as data only"
     whole = f"to load it whole, if you trust whoever wrote it: {origin.way_forward(what)}"
-    if judgement.problems:
-        more = f" (and {len(judgement.problems) - 1} more)" if len(judgement.problems) > 1 else ""
-        return UnsafeCheckpointError(f"{why}, and data.pkl {judgement.problems[0]}{more}", hint=whole)
+    if judgement.code:  # nothing admits it as data: the other refusals would only distract
+        return UnsafeCheckpointError(f"{why}, and data.pkl holds {CODE_BY_VALUE}, which loads only from a signer "
+                                     "you trust", hint=whole)
     refused = sorted(judgement.refusals, key=lambda r: r.name)
-    listed = "; ".join(f"{printable(r.name)} {r.why}" for r in refused)
+    reasons = [f"data.pkl {p}" for p in judgement.problems]
+    if refused:
+        reasons.append(f"data.pkl needs {len(refused)} global(s) ckpt does not load as data: "
+                       + "; ".join(f"{printable(r.name)} {r.why}" for r in refused))
     flags = narrowest(r.trust for r in refused if r.trust)
     trust = Argument("trust", list(flags))
-    names = f"; or, as data, trust just these names: {trust}" if flags else ""
-    return UnsafeCheckpointError(f"{why}, and data.pkl needs {len(refused)} global(s) ckpt does not load as data: "
-                                 f"{listed}", hint=whole + names, arguments=[trust] if flags else ())
+    names = f"; or, as data, trust just these names: {trust}" if flags and not judgement.problems else ""
+    return UnsafeCheckpointError(f"{why}, and " + "; and ".join(reasons), hint=whole + names,
+                                 arguments=[trust] if names else ())

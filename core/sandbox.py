@@ -137,6 +137,24 @@ def loading() -> bool:
     return getattr(_loading, "watch", None) is not None
 
 
+def carried(work: Callable[[], T]) -> Callable[[], T]:
+    """`work`, to run on another thread under this thread's watch (verify's
+    probes hand work to a thread they keep for many probes)."""
+    watch = getattr(_loading, "watch", None)
+    if watch is None:
+        return work
+
+    def watched() -> T:
+        previous = getattr(_loading, "watch", None)
+        _loading.watch = watch
+        try:
+            return work()
+        finally:
+            _loading.watch = previous
+
+    return watched
+
+
 def _refuse(what: str) -> CheckpointError:
     watch: _Watch = _loading.watch
     if watch.violation is None:

@@ -23,21 +23,27 @@ from __future__ import annotations
 
 import copyreg
 import enum
+import functools
 import pickle
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import catalog
+from . import byvalue, catalog, stack
 from .catalog import Action, Kind
 from .graph import ATOMS, PROTOCOL, Children, Unpicklable, decompose
 from .notices import logger_notices, logger_types
-from .paths import Edge, format_path
+from .paths import Edge, format_path, matches
 from .pickler import Tap, memo_size
+from .registry import Holders, registry_of, strip_effect
 from .stream import collector_paused
 from .target import resolve
 from .tensors import TensorReducer, tensor_types
+
+_HOLDERS = 8
+"""How far up a finding's containers are kept for a strip (`registry`): a registry sits near its owner."""
 
 _SKIP_LEVELS = 100
 """After pickle runs out of recursion depth on a subtree, walk this many
@@ -75,6 +81,10 @@ class Finding:
     owner: Owner | None = field(default=None, compare=False)
     obj: Any = field(default=None, repr=False, compare=False)
     """The object itself (save strips by identity; verify exercises it)."""
+    registry: str = ""
+    """The path of the registry it is an entry of (a hook dict, a callback list), if it is a callable in one."""
+    holders: Holders = field(default=(), repr=False, compare=False)
+    """The containers and owner above it, for a strip that takes it out of its registry."""
 
     @property
     def object_id(self) -> int:
@@ -87,6 +97,11 @@ class Finding:
     @property
     def paths(self) -> tuple[str, ...]:
         return (self.path, *self.also_at)
+
+    @property
+    def strip_effect(self) -> str:
+        """What `--strip` of it would do to its owner, for what a user strips."""
+        return strip_effect(self.obj, self.registry) if self.action in (Action.ERROR, Action.BY_VALUE) else ""
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,11 @@ class ScanReport:
     @property
     def exit_code(self) -> int:
         return 1 if self.findings else 0
+
+    def at(self, path: str) -> tuple[Finding, ...]:
+        """The findings at `path`: a path as the scan prints it, or a pattern
+        with `[*]` for like findings (as a refusal prints their group)."""
+        return tuple(f for f in self.findings if any(matches(path, p) for p in f.paths))
 
 
 def qualified_name(cls: type) -> str:
@@ -155,13 +175,28 @@ def _discard(buffer: pickle.PickleBuffer) -> bool:
 def pickle_error(obj: Any, loggers: dict[int, Any] | None = None) -> tuple[BaseException | None, int]:
     """Try the C pickler on `obj`: (the exception or None, objects memoized);
     the loggers it pickles (by name) go into `loggers`."""
-    tap = Tap()
-    pickler = pickle.Pickler(tap, PROTOCOL, buffer_callback=_discard)
     table = _dispatch_table()
     if loggers is not None:
-        table = {**(table or copyreg.dispatch_table), **dict.fromkeys(logger_types(), _noting(loggers))}
-    if table is not None:
-        pickler.dispatch_table = table
+        table.update(dict.fromkeys(logger_types(), _noting(loggers)))
+    error, pickler, tap = _attempt(pickle.Pickler, table, obj)
+    if error is None and tap.names_main:  # by name here, but a function or class of __main__ is saved by value
+        error, pickler, tap = _attempt(_CodeFinder, table, obj)
+    return (error, 0) if error is not None else (None, memo_size(pickler, tap))
+
+
+def _attempt(kind: type[pickle.Pickler], table: dict[type, Any], obj: Any) -> tuple[BaseException | None, Any, Tap]:
+    """Pickle `obj` with a new pickler of `kind`; again on a deep stack if
+    it ran out of recursion, as save does (`stack`)."""
+    tap = Tap()
+    pickler = kind(tap, PROTOCOL, buffer_callback=_discard)
+    pickler.dispatch_table = table
+    error = _verdict(pickler, obj)
+    if isinstance(error, RecursionError) and not stack.levels():
+        return stack.run(functools.partial(_attempt, kind, table, obj))
+    return error, pickler, tap
+
+
+def _verdict(pickler: pickle.Pickler, obj: Any) -> BaseException | None:
     try:
         pickler.dump(obj)
     except (KeyboardInterrupt, SystemExit):
@@ -171,8 +206,21 @@ def pickle_error(obj: Any, loggers: dict[int, Any] | None = None) -> tuple[BaseE
         # The traceback holds this frame, and so the pickler and its memo of
         # everything pickled so far: 43 MiB of the scan's peak on the
         # benchmark's object-heavy model (issue 15). The verdict is the exception alone.
-        return exc.with_traceback(None), 0
-    return None, memo_size(pickler, tap)
+        return exc.with_traceback(None)
+    return None
+
+
+class CodeByValue(pickle.PicklingError):
+    """What the scan's pickle says of a function or class that save writes by value."""
+
+
+class _CodeFinder(pickle.Pickler):
+    """A pickler that stops at the first function or class written by value."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if (type(obj) is types.FunctionType or isinstance(obj, type)) and byvalue.by_value(obj):
+            raise CodeByValue(f"{byvalue.describe(obj)}: saved by value")
+        return NotImplemented
 
 
 def _noting(loggers: dict[int, Any]) -> Any:
@@ -185,27 +233,41 @@ def _noting(loggers: dict[int, Any]) -> Any:
     return reduce
 
 
-def _dispatch_table() -> dict[type, Any] | None:
+def _dispatch_table() -> dict[type, Any]:
     """copyreg's reducers, minus ckpt's own (`register()`: report what they
-    rewrap), plus ckpt's torch tensor reducer, which hands storages over as
-    out-of-band buffers (discarded here) where torch's own would copy every
+    rewrap), plus cloudpickle's for what code by value is made of (as save
+    writes it), plus ckpt's torch tensor reducer, which hands storages over
+    as out-of-band buffers (discarded here) where torch's own would copy every
     storage into the pickle. Verdicts do not change: torch pickles plain
     tensors either way, and odd ones still go to torch's reduction."""
-    tensors = tensor_types()
-    if not catalog.REGISTERED and not tensors:
-        return None
     table = {cls: reduce for cls, reduce in copyreg.dispatch_table.items() if cls not in catalog.REGISTERED}
-    reducer = TensorReducer()
-    table.update({cls: reducer for cls in tensors})
+    table.update(byvalue.PARTS)
+    tensors = tensor_types()
+    if tensors:
+        reducer = TensorReducer()
+        table.update({cls: reducer for cls in tensors})
     return table
 
 
 _EXIT = object()
 
 
+def locate(obj: Any, oracle: Oracle, stop: Callable[[Any], bool]) -> list[tuple[Any, str, tuple[str, ...]]]:
+    """Where each object `stop` picks sits under `obj`: (object, path, also_at).
+    The scan's own walk, going down only into what `oracle` says leads to
+    one (save's stream oracle for the arrays it wrote out of band), and never
+    into a picked object itself."""
+    walker = _Walker(oracle, stop)
+    with collector_paused():
+        walker.run(obj)
+    return [(walker.objs[node], walker._path(node), walker._also(node)) for node in walker.stopped]
+
+
 class _Walker:
-    def __init__(self, oracle: Oracle | None = None) -> None:
+    def __init__(self, oracle: Oracle | None = None, stop: Callable[[Any], bool] | None = None) -> None:
         self._oracle = oracle or (lambda obj: pickle_error(obj, self.loggers))
+        self._stop = stop
+        self.stopped: dict[int, None] = {}  # nodes `stop` picked, in the order met
         self.objs: list[Any] = []  # keeps every walked object (and its id) alive
         self.parents: list[int] = []
         self.edges: list[Edge] = []
@@ -245,6 +307,10 @@ class _Walker:
             node = self._add(obj, parent, edge)
             if error is not None:
                 self.failing.add(node)
+            if self._stop is not None and self._stop(obj):
+                self.stopped[node] = None
+                self.events += 1
+                continue
             if kind is not None:
                 self._find(node, kind, kind.remark(obj))
                 stack.extend(self._push(list(kind.walk_payload(obj)), node, depth, skip, check=False))
@@ -321,7 +387,7 @@ class _Walker:
 
     def _revisit(self, node: int, parent: int, edge: Edge) -> None:
         """A second reference: pickle's memo would write a reference to it."""
-        if node in self.found:
+        if node in self.found or node in self.stopped:
             self.also.setdefault(node, []).append((parent, edge))
         if node in self.failing:
             self.events += 1
@@ -376,7 +442,9 @@ class _Walker:
         out = []
         for node, (kind, note) in self.found.items():
             obj = self.objs[node]
-            also = tuple(self._path(p, e) for p, e in self.also.get(node, ()))
+            also = self._also(node)
+            holders = self._holders(node)
+            entry = registry_of(obj, holders)
             out.append(
                 Finding(
                     path=self._path(node),
@@ -389,9 +457,31 @@ class _Walker:
                     also_at=also,
                     owner=self._owner(node),
                     obj=obj,
+                    registry=self._path(self._ancestor(node, entry[0] + 1)) if entry else "",
+                    holders=holders,
                 )
             )
         return out
+
+    def _also(self, node: int) -> tuple[str, ...]:
+        """The other paths that reach `node`."""
+        return tuple(self._path(p, e) for p, e in self.also.get(node, ()))
+
+    def _holders(self, node: int) -> Holders:
+        """Each container above `node` with its edge down, up to the first that is no plain dict, list or tuple."""
+        out: list[tuple[Any, Edge]] = []
+        while self.parents[node] >= 0 and len(out) < _HOLDERS:
+            parent = self.parents[node]
+            out.append((self.objs[parent], self.edges[node]))
+            if type(self.objs[parent]) not in (dict, list, tuple):
+                break
+            node = parent
+        return tuple(out)
+
+    def _ancestor(self, node: int, levels: int) -> int:
+        for _ in range(levels):
+            node = self.parents[node]
+        return node
 
     def _owner(self, node: int) -> Owner | None:
         parent = self.parents[node]

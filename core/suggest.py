@@ -111,12 +111,13 @@ def _rebuild(name: str, finding: Finding, first: dict[int, str]) -> tuple[str, s
     elsewhere = [path for path in finding.paths if path not in _own_names(finding)]
     if elsewhere:
         recreate += f"  # shared with {', '.join(elsewhere)}: rebuilt here, it no longer is"
-    return f'state["{name}"] = {keep}  # {finding.type}: {kind.lost}', recreate
+    why = f"{finding.note}, which pickle cannot name" if kind.action is Action.BY_VALUE else kind.lost
+    return f'state["{name}"] = {keep}  # {finding.type}: {why}', recreate
 
 
 def _modules_in(code: str, type_name: str) -> set[str]:
     """The modules the generated code names (`threading.Lock()`, `{type}`)."""
     modules = {"threading", "queue", "logging", "logging.handlers", "concurrent.futures", "asyncio", "multiprocessing",
-               "sys", "ssl", "sqlite3", "weakref",
+               "sys", "ssl", "sqlite3", "duckdb", "weakref", "importlib",
                type_name.rpartition(".")[0]}
     return {module for module in modules if module and f"{module}." in code}

@@ -5,10 +5,13 @@ which copies the data into the pickle and, on load, runs `torch.load` with
 `weights_only=False` — a full, unrestricted unpickler hidden inside. ckpt
 writes instead
 
-    torch.as_strided(torch.frombuffer(<buffer>, dtype=...), size, stride, offset)
+    torch.as_strided(TensorBase.view(torch.from_numpy(<bytes>), dtype), size, stride, offset)
 
-where the buffer is the storage's own memory, handed to pickle as a
-protocol-5 out-of-band buffer (an aligned archive member, never copied).
+where <bytes> is a numpy uint8 array over the storage's own memory, which
+numpy pickles as a protocol-5 out-of-band buffer (an aligned archive member,
+never copied). Every name is a plain function (no `functools.partial`, whose
+keyword arguments `torch.frombuffer` would need and which the model hubs'
+scanners flag), and any dtype, bfloat16 and float8 included, is a view of bytes.
 Tensors that share a storage share one buffer and one base, so views stay
 views. Tensors with Python attributes, subclasses and `requires_grad` go
 through `torch._tensor._rebuild_from_type_v2`, which applies the state to
@@ -21,8 +24,6 @@ untrusted file could read out of bounds.
 
 from __future__ import annotations
 
-import functools
-import pickle
 import sys
 from typing import Any
 
@@ -34,6 +35,8 @@ class TensorReducer:
 
     def __init__(self) -> None:
         self._bases: dict[tuple[int, int, Any], Call] = {}
+        self._bytes: dict[tuple[int, int, Any], Any] = {}
+        """The numpy uint8 array written for each storage (numpy hands its memory over as the buffer)."""
 
     def __call__(self, tensor: Any) -> Any:
         torch = sys.modules["torch"]
@@ -50,17 +53,28 @@ class TensorReducer:
             return torch.as_strided, args
         return torch._tensor._rebuild_from_type_v2, (torch.as_strided, type(tensor), args, state)
 
+    def storages(self) -> dict[int, Any]:
+        """The dtype each storage was written as, by the address of its bytes."""
+        return {raw.__array_interface__["data"][0]: key[2] for key, raw in self._bytes.items()}
+
+    def bytes_of(self, tensor: Any) -> Any:
+        """The numpy array of the storage `tensor` was written from, if this reducer wrote it."""
+        return self._bytes.get(_key(tensor))
+
     def _base(self, torch: Any, tensor: Any) -> Call:
-        """`frombuffer` over the whole storage, built once per storage and dtype."""
+        """The whole storage as a 1-d tensor of the dtype, built once per storage and dtype."""
         storage = tensor.untyped_storage()
-        key = (storage.data_ptr(), storage.nbytes(), tensor.dtype)
+        key = _key(tensor)
         if key not in self._bases:
-            if storage.nbytes() == 0:
-                self._bases[key] = Call(functools.partial(torch.empty, dtype=tensor.dtype), 0)
-            else:
-                raw = torch.tensor([], dtype=torch.uint8).set_(storage).numpy()
-                self._bases[key] = Call(functools.partial(torch.frombuffer, dtype=tensor.dtype), pickle.PickleBuffer(raw))
+            raw = self._bytes[key] = torch.tensor([], dtype=torch.uint8).set_(storage).numpy()
+            self._bases[key] = Call(torch._C.TensorBase.view, Call(torch.from_numpy, raw), tensor.dtype)
         return self._bases[key]
+
+
+def _key(tensor: Any) -> tuple[int, int, Any]:
+    """A tensor's storage, as the bases are keyed: its memory, its size, and the dtype it is read as."""
+    storage = tensor.untyped_storage()
+    return storage.data_ptr(), storage.nbytes(), tensor.dtype
 
 
 def _plain(torch: Any, tensor: Any) -> bool:

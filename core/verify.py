@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from .compare import differences
 from .container import Archive
 from .errors import CheckpointError, CkptError
 from .paths import follow
+from .policy import Trust, require_installed
 from .probes import ProbeFailed
 from .provenance import Provenance, provenance
 from .scan import scan_object
@@ -72,6 +72,8 @@ def verify(
     if not (is_path(path) or isinstance(path, Archive)):
         raise TypeError(f"verify takes the path or URL of a checkpoint, not {type(path).__name__} (it reads the "
                         "file more than once); load_checkpoint and inspect take file objects")
+    trust = tuple(trust)
+    require_installed(Trust.parse(trust))  # a typo is bad input, not a failed check
     with contextlib.ExitStack() as stack:
         try:
             archive = stack.enter_context(opened(path, storage_options))
@@ -102,6 +104,7 @@ def _verify(archive: Archive, path: str, trust: Iterable[str], trusted_keys: tup
     if against is not None:
         stripped = {p for s in report.manifest.substitutions if s.action == Action.STRIP.value
                     for p in (s.path, *s.also_at)}
+        stripped |= {s.registry for s in report.manifest.substitutions if s.action == Action.REMOVE.value}
         diffs = differences(report.obj, against, stripped=stripped)
         checks.append(Check("against target", not diffs, "; ".join(diffs) or "structurally equal"))
     return VerifyReport(str(path), tuple(checks))
@@ -121,53 +124,12 @@ def _structural_checks(archive: Archive, origin: Provenance, loaded: LoadReport 
     return checks
 
 
-def _stable(path: str) -> str:
-    """A path with the addresses in it blanked: a dict key that is an object
-    is written with its repr (`[<Scope at 0x7f...>]`), which differs after load."""
-    return re.sub(r" at 0x[0-9a-fA-F]+", " at 0x…", path)
-
-
-def _picklable_restorations(report: LoadReport) -> tuple[list[tuple[str, Any, catalog.Kind]], set[str]]:
-    """Rewrapped objects that plain pickle handles once restored (an asyncio
-    lock no longer bound to a loop, a stopped QueueListener), so a scan of
-    the loaded object does not find them: found at their saved paths instead.
-    Also returns the paths that cannot be followed (behind a custom state)."""
-    found, unreachable = [], set()
-    for sub in report.manifest.substitutions:
-        kind = catalog.BY_NAME.get(sub.kind)
-        if sub.action != Action.REWRAP.value or kind is None or kind.applies is None:
-            continue
-        try:
-            obj = follow(report.obj, sub.path)
-        except LookupError:
-            unreachable.add(_stable(sub.path))
-            continue
-        if kind in catalog.kinds_of_type(type(obj)):
-            found.append((sub.path, obj, kind))
-    return found, unreachable
-
-
-def _probed(restored: list[tuple[str, Any, catalog.Kind]]) -> list[str]:
-    """Each restored primitive's probe; what failed."""
-    broken = []
-    for path, obj, kind in restored:
-        if kind.probe is None:
-            continue
-        try:
-            kind.probe(obj)
-        except ProbeFailed as exc:
-            broken.append(f"{path}: {exc}")
-        except Exception as exc:  # what the object held misbehaved: a finding, not a crash of verify
-            broken.append(f"{path}: {type(exc).__name__}: {exc}")
-    return broken
-
-
 def _restored_checks(report: LoadReport) -> list[Check]:
-    """The checks of what a load restored. They run the objects' own code (a
-    scan pickles them; probes call what they hold: an executor's
-    initializer, a condition's lock), and a file loaded as data only chose
-    all of it: then they run in the load's sandbox, the threads the probes
-    start watched and jailed in turn."""
+    """The checks of what a load restored. They run the objects' own code
+    (probes call what they hold: an executor's initializer, a condition's
+    lock; a scan pickles them), and a file loaded as data only chose all of
+    it: then they run in the load's sandbox, the threads the probes start
+    watched and jailed in turn."""
     if report.provenance.whole:
         return _checks_of_restored(report)
     try:
@@ -178,19 +140,29 @@ def _restored_checks(report: LoadReport) -> list[Check]:
 
 def _checks_of_restored(report: LoadReport) -> list[Check]:
     """Restored primitives work, strips came back as None, and what came
-    back agrees with the manifest's substitutions."""
-    rewrapped = {_stable(s.path) for s in report.manifest.substitutions if s.action == Action.REWRAP.value}
-    found = scan_object(report.obj).findings
-    restored = {id(f.obj): (f.path, f.obj, catalog.BY_NAME[f.kind]) for f in found}
-    by_path, unreachable = _picklable_restorations(report)
-    restored.update((id(obj), (path, obj, kind)) for path, obj, kind in by_path)
-    broken = _probed(list(restored.values()))
-    present = {_stable(path) for path, _, kind in restored.values() if kind.action is Action.REWRAP} | unreachable
-    missing = sorted(rewrapped - present)
+    back agrees with the manifest's substitutions. Each is found at the path
+    the manifest gives, as a user would reach it: no second scan of the
+    model. Only a path that cannot be followed without running code (behind
+    a custom `__getstate__`) is looked for by a scan, and only if there is one."""
+    rewraps = [s for s in report.manifest.substitutions if s.action == Action.REWRAP.value]
+    restored, missing, unreachable = [], [], []
+    for sub in rewraps:
+        kind = catalog.BY_NAME.get(sub.kind)
+        try:
+            obj = follow(report.obj, sub.path)
+        except LookupError:
+            unreachable.append(sub.path)
+            continue
+        if kind is None or kind not in catalog.kinds_of_type(type(obj)):
+            missing.append(sub.path)
+        else:
+            restored.append((sub.path, obj, kind))
+    restored += _found_by_scan(report.obj, unreachable)
+    broken = _probed(restored)
     checks = [
         Check("primitives work", not broken, "; ".join(broken) or f"{len(restored)} restored object(s) exercised"),
         Check("substitutions", not missing,
-              f"not found after load: {', '.join(missing)}" if missing else f"{len(rewrapped)} rewrap(s) accounted for"),
+              f"not found after load: {', '.join(missing)}" if missing else f"{len(rewraps)} rewrap(s) accounted for"),
     ]
     not_none = []
     for sub in report.manifest.substitutions:
@@ -205,3 +177,27 @@ def _checks_of_restored(report: LoadReport) -> list[Check]:
                         f"not None after load: {', '.join(not_none)}" if not_none else "stripped objects are None"))
     return checks
 
+
+def _probed(restored: list[tuple[str, Any, catalog.Kind]]) -> list[str]:
+    """Each restored primitive's probe; what failed."""
+    broken = []
+    for path, obj, kind in restored:
+        try:
+            if kind.probe is not None:
+                kind.probe(obj)
+        except ProbeFailed as exc:
+            broken.append(f"{path}: {exc}")
+        except Exception as exc:  # what the object held misbehaved: a finding, not a crash of verify
+            broken.append(f"{path}: {type(exc).__name__}: {exc}")
+    return broken
+
+
+def _found_by_scan(obj: Any, paths: list[str]) -> list[tuple[str, Any, catalog.Kind]]:
+    """The restored objects at `paths` that `follow` cannot reach, found by a
+    scan of the loaded model (which names them as save did), where it finds
+    them: a primitive plain pickle handles once restored is not a finding,
+    and goes unprobed."""
+    if not paths:
+        return []
+    wanted = set(paths)
+    return [(f.path, f.obj, catalog.BY_NAME[f.kind]) for f in scan_object(obj).findings if f.path in wanted]

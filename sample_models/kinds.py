@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import concurrent.futures.process
 import logging
 import logging.handlers
 import multiprocessing
@@ -16,6 +17,7 @@ import ssl
 import sys
 import tempfile
 import threading
+import types
 import weakref
 from typing import Any
 
@@ -301,6 +303,10 @@ def local_class() -> Holder:
     return Holder(Local)
 
 
+def code() -> Holder:
+    return Holder(compile("1 + 1", "<sample>", "eval"))
+
+
 def weakref_() -> Holder:
     return Holder(weakref.ref(Holder))
 
@@ -310,8 +316,57 @@ def db_connection() -> Holder:
     return Holder(sqlite3.connect(path, check_same_thread=False))
 
 
+def read_file() -> Holder:
+    """This module's own source, open for reading, one line in."""
+    source = open(__file__, encoding="utf-8")  # noqa: SIM115 - the sample holds it open
+    source.readline()
+    return Holder(source)
+
+
+def duckdb_connection() -> Holder:
+    """A connection to a file of this process's own: duckdb lets one process at a time open a file to write."""
+    import duckdb
+
+    return Holder(duckdb.connect(os.path.join(tempfile.gettempdir(), f"ckpt-sample-{os.getpid()}.duckdb")))
+
+
+def connection_pool() -> Holder:
+    """An HTTP connection pool, not connected (the rewrap is the same with connections in it)."""
+    import urllib3
+
+    return Holder(urllib3.HTTPConnectionPool("127.0.0.1", 9, maxsize=2))
+
+
+def process_pool() -> Holder:
+    return Holder(concurrent.futures.ProcessPoolExecutor(max_workers=2, initializer=_echo, initargs=(1,)))
+
+
+def _loguru_handler(sink: Any, **options: Any) -> Any:
+    """The handler loguru makes for `sink`, added to a logger of its own."""
+    from loguru._logger import Core, Logger
+
+    own = Logger(core=Core(), exception=None, depth=0, record=False, lazy=False, colors=False, raw=False,
+                 capture=True, patchers=[], extra={})
+    handler_id = own.add(sink, **options)
+    return own._core.handlers[handler_id]
+
+
+def queued_log_sink() -> Holder:
+    """A loguru handler with enqueue=True (its worker thread running), writing to a module-level function."""
+    return Holder(_loguru_handler(_echo, enqueue=True))
+
+
+def log_file_sink() -> Holder:
+    """A loguru file sink with its file open."""
+    return Holder(_loguru_handler(os.path.join(tempfile.gettempdir(), "ckpt-sample-loguru.log"))._sink)
+
+
 def module() -> Holder:
     return Holder(sys.modules["json"] if "json" in sys.modules else __import__("json"))
+
+
+def dynamic_module() -> Holder:
+    return Holder(types.ModuleType("made_on_the_fly"))
 
 
 def frame() -> Holder:
@@ -331,14 +386,19 @@ FACTORIES = {
     "mp-condition": mp_condition, "mp-event": mp_event, "mp-barrier": mp_barrier, "mp-queue": mp_queue,
     "mp-simple-queue": mp_simple_queue, "mp-value": mp_value, "mp-array": mp_array, "thread": thread,
     "event-loop": event_loop, "async-future": async_future, "open-file": open_file, "socket": socket_,
-    "generator": generator, "local-function": local_function, "local-class": local_class, "weakref": weakref_,
+    "generator": generator, "local-function": local_function, "local-class": local_class, "code": code,
+    "weakref": weakref_,
     "std-stream": std_stream, "weak-container": weak_container, "ssl-context": ssl_context, "memory-db": memory_db,
     "weak-proxy": weak_proxy, "db-connection": db_connection, "db-cursor": db_cursor, "module": module,
-    "frame": frame, "unpicklable": unpicklable, "progress-bar": progress_bar, "progress-bar-file": progress_bar_file,
+    "dynamic-module": dynamic_module, "frame": frame, "unpicklable": unpicklable, "progress-bar": progress_bar,
+    "progress-bar-file": progress_bar_file, "read-file": read_file, "duckdb-connection": duckdb_connection,
+    "connection-pool": connection_pool, "process-pool": process_pool, "queued-log-sink": queued_log_sink,
+    "log-file-sink": log_file_sink,
 }
 """Catalog kind name -> factory; the tests check that every kind has one."""
 
-NEEDS = {"progress-bar": "tqdm", "progress-bar-file": "tqdm"}
+NEEDS = {"progress-bar": "tqdm", "progress-bar-file": "tqdm", "duckdb-connection": "duckdb", "connection-pool": "urllib3",
+         "queued-log-sink": "loguru", "log-file-sink": "loguru"}
 """Kinds whose sample needs an optional library: tests skip them where it is absent (`conftest.sample`)."""
 
 CARRIED = {"queue-listener": [("model.value.queue", "queue"), ("model.value.handlers[0]", "log-handler")]}

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -206,6 +208,78 @@ def s3() -> Iterator[S3Server]:
         yield S3Server(f"http://{host}:{port}")
     finally:
         server.stop()
+
+
+# --- pre-commit ----------------------------------------------------------------
+
+GIT = ["git", "-c", "user.name=ckpt tests", "-c", "user.email=tests@ckpt.invalid", "-c", "commit.gpgsign=false"]
+
+PRE_COMMIT = pytest.mark.xdist_group("pre-commit")
+"""The tests that run the real pre-commit share one worker, so its hooks'
+environment (ckpt installed in a virtualenv, about 15 s) is built once."""
+
+
+def clean_env() -> dict[str, str]:
+    """No GIT_* variables leaking in (tests run from a git hook would carry them)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")} | {"NO_COLOR": "1"}
+
+
+@pytest.fixture(scope="session")
+def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This repository's working tree, committed on branch main of a scratch git repository.
+
+    `pre-commit try-repo` on the repository itself would use HEAD plus the
+    tracked files' changes, missing new files until they are committed;
+    a snapshot of the tracked and untracked (not ignored) files tests the
+    code as it is here, which is what the rest of the suite imports."""
+    dest = tmp_path_factory.mktemp("hook-repo")
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True, text=True, check=True, env=clean_env()).stdout
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"]):
+        subprocess.run([*GIT, *command], cwd=dest, check=True, env=clean_env())
+    return dest
+
+
+@pytest.fixture(scope="session")
+def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One pre-commit store for the session: the hooks' environment is built
+    once (`pre-commit try-repo` would build it again for every run, 11 s each)."""
+    return tmp_path_factory.mktemp("pre-commit-home")
+
+
+def pre_commit_config(repository: Path) -> str:
+    """README's `.pre-commit-config.yaml`, exactly as written but for its
+    repository URL, which points at `repository` (`hook_repo`)."""
+    readme = (REPO / "README.md").read_text()
+    found = re.search(r"```yaml\n(# \.pre-commit-config\.yaml.*?)```", readme, re.S)
+    assert found, "README has no .pre-commit-config.yaml block"
+    config, replaced = re.subn(r"(repo: )\S+", lambda m: f"{m.group(1)}{repository}", found.group(1), count=1)
+    assert replaced == 1 and "repo: local" not in config
+    return config
+
+
+def run_pre_commit(project: Path, config: str, store: Path, *, all_files: bool = True,
+                   env: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
+    """Run the real pre-commit in the git repository `project` with `config`
+    (on every file, or as a commit would: on the staged changes); return its
+    exit code and each ckpt hook's report by name."""
+    (project / ".pre-commit-config.yaml").write_text(config)
+    subprocess.run([*GIT, "add", "-A"], cwd=project, check=True, env=clean_env())
+    proc = subprocess.run([sys.executable, "-m", "pre_commit", "run", *(["--all-files"] if all_files else [])],
+                          cwd=project, capture_output=True, text=True, timeout=600,
+                          env=clean_env() | {"PRE_COMMIT_HOME": str(store)} | (env or {}))
+    output = proc.stdout + proc.stderr
+    hooks = {}
+    for match in re.finditer(r"^(ckpt \w+)\.+(?:\(no files to check\))?(Passed|Failed|Skipped)$(.*?)(?=^ckpt \w+\.+|\Z)",
+                             output, re.M | re.S):
+        hooks[match.group(1)] = match.group(2) + match.group(3)
+    assert set(hooks) == {"ckpt check", "ckpt verify"}, output
+    return proc.returncode, hooks
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,6 +1,6 @@
 """README.md is accurate: its kinds table is the catalog's, its JSON example
-is real output, its local pre-commit hooks are the published ones, and its
-Python examples run as written."""
+is real output, its pre-commit snippet works as written and its local hooks
+are the published ones, and its Python examples run as written."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from ckpt.cli import kinds_table
-from conftest import REPO
+from conftest import GIT, PRE_COMMIT, REPO, clean_env, pre_commit_config, run_pre_commit
 
 README = (REPO / "README.md").read_text()
 
@@ -57,6 +57,30 @@ def test_local_pre_commit_hooks_are_the_published_ones() -> None:
     for hook in hooks:
         expected = {k: v for k, v in published[hook["id"]].items() if k != "description"}
         assert hook == {**expected, "language": "system"}
+
+
+@PRE_COMMIT
+def test_the_pre_commit_snippet_works_as_written(hook_repo: Path, pre_commit_home: Path, tmp_path: Path) -> None:
+    """README's .pre-commit-config.yaml, its URL pointed at a snapshot of this
+    repository (branch main, no tags, as the project is): the real pre-commit
+    runs both hooks with the `rev` as written, and `pre-commit autoupdate
+    --freeze`, as README advises, pins that rev to a commit."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "demo.py").write_text("def build():\n    return {'weights': [1.0, 2.0]}\n")
+    (project / "pyproject.toml").write_text('[tool.ckpt]\ntargets = ["demo:build"]\n')
+    subprocess.run([*GIT, "init", "-q"], cwd=project, check=True, env=clean_env())
+    config = pre_commit_config(hook_repo)
+    assert re.search(r"^\s+rev: main\b", config, re.M), config
+    code, hooks = run_pre_commit(project, config, pre_commit_home)
+    assert code == 0 and hooks["ckpt check"].startswith("Passed") and hooks["ckpt verify"].startswith("Skipped"), hooks
+    frozen = subprocess.run([sys.executable, "-m", "pre_commit", "autoupdate", "--freeze"], cwd=project,
+                            capture_output=True, text=True, timeout=120,
+                            env=clean_env() | {"PRE_COMMIT_HOME": str(pre_commit_home)})
+    assert frozen.returncode == 0, frozen.stdout + frozen.stderr
+    commit = subprocess.run([*GIT, "rev-parse", "main"], cwd=hook_repo, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert f"rev: {commit}" in (project / ".pre-commit-config.yaml").read_text()
 
 
 def test_python_examples_run_as_written(tmp_path: Path) -> None:

@@ -3,11 +3,9 @@ installed `ckpt` (and the real `pre-commit`, `git`) on a temporary project."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,8 @@ from typing import Any
 import pytest
 
 from ckpt.core.catalog import ALL_KINDS
-from conftest import REPO, RunCkpt, assert_one_line_error, flip_byte
+from conftest import (GIT, PRE_COMMIT, REPO, RunCkpt, assert_one_line_error, clean_env, flip_byte,
+                      pre_commit_config, run_pre_commit)
 
 MODEL = """
 import threading
@@ -65,7 +64,7 @@ def add_open_file(root: Path) -> int:
     model = root / "demopkg" / "model.py"
     lines = model.read_text().splitlines()
     at = next(i for i, line in enumerate(lines) if "self.lock =" in line) + 1
-    lines.insert(at, "        self.log_file = open(__file__)")
+    lines.insert(at, "        self.log_file = open(__file__ + '.log', 'a')")  # written to: read-only files reopen
     model.write_text("\n".join(lines) + "\n")
     return at + 1
 
@@ -169,7 +168,10 @@ def assert_code_scanning_sarif(doc: dict[str, Any]) -> dict[str, Any]:
     assert doc["version"] == "2.1.0" and "sarif-schema-2.1.0" in doc["$schema"]
     [run] = doc["runs"]
     driver = run["tool"]["driver"]
-    assert driver["name"] == "ckpt" and driver["version"] and driver["informationUri"].startswith("https://")
+    assert driver["name"] == "ckpt" and driver["version"]
+    assert driver.get("informationUri", "https://").startswith("https://")  # a real address, or none
+    [invocation] = run["invocations"]
+    assert invocation["executionSuccessful"] is True
     rules = driver["rules"]
     for rule in rules:
         assert rule["id"] and rule["shortDescription"]["text"] and rule["fullDescription"]["text"]
@@ -190,7 +192,7 @@ def test_rules_are_the_catalog(run_ckpt: RunCkpt, project: Path) -> None:
     run = assert_code_scanning_sarif(run_ckpt("check", "--format", "sarif", cwd=project).json())
     assert [r["id"] for r in run["tool"]["driver"]["rules"]] == [k.name for k in ALL_KINDS] + ["check-failed"]
     levels = {r["id"]: r["defaultConfiguration"]["level"] for r in run["tool"]["driver"]["rules"]}
-    assert levels["lock"] == "warning" and levels["open-file"] == "error"
+    assert levels["lock"] == "note" and levels["open-file"] == "error"  # save rewraps a lock: nothing to fix
 
 
 def test_check_sarif_points_at_the_assignment(run_ckpt: RunCkpt, project: Path) -> None:
@@ -206,7 +208,7 @@ def test_check_sarif_points_at_the_assignment(run_ckpt: RunCkpt, project: Path) 
         "artifactLocation": {"uri": "demopkg/model.py", "uriBaseId": "%SRCROOT%"},
         "region": {"startLine": line},
     }
-    assert by_rule["lock"]["level"] == "warning"
+    assert by_rule["lock"]["level"] == "note"
     damaged = by_rule["check-failed"]
     assert damaged["level"] == "error" and "hashes" in damaged["message"]["text"]
     assert damaged["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "models/model.ckpt"
@@ -217,79 +219,28 @@ def test_scan_sarif(run_ckpt: RunCkpt) -> None:
     assert result.code == 1, result
     run = assert_code_scanning_sarif(result.json())
     found = {r["properties"]["path"]: r for r in run["results"]}
-    assert found["model.worker"]["ruleId"] == "thread" and found["model.worker"]["level"] == "warning"
+    assert found["model.worker"]["ruleId"] == "thread" and found["model.worker"]["level"] == "note"
     worker = found["model.worker"]["locations"][0]["physicalLocation"]
     assert worker["artifactLocation"]["uri"] == "sample_models/service.py"
     source = (REPO / "sample_models" / "service.py").read_text().splitlines()
     assert source[worker["region"]["startLine"] - 1].strip().startswith("self.worker =")
 
 
-def test_scan_sarif_errors_for_what_save_refuses(run_ckpt: RunCkpt) -> None:
+def test_scan_sarif_errors_for_what_save_refuses_and_notes_what_it_handles(run_ckpt: RunCkpt) -> None:
+    run = assert_code_scanning_sarif(run_ckpt("scan", "sample_models.kinds:generator", "--format", "sarif").json())
+    assert {r["ruleId"]: r["level"] for r in run["results"]} == {"generator": "error"}
     run = assert_code_scanning_sarif(run_ckpt("scan", "sample_models.nested:hidden", "--format", "sarif").json())
     levels = {r["ruleId"]: r["level"] for r in run["results"]}
-    assert levels["local-function"] == "error" and levels["lock"] == "warning"
+    assert levels["local-function"] == "note" and levels["lock"] == "note"  # saved by value, rewrapped
 
 
 # --- pre-commit --------------------------------------------------------------
 
-GIT = ["git", "-c", "user.name=ckpt tests", "-c", "user.email=tests@ckpt.invalid", "-c", "commit.gpgsign=false"]
-
-
-def clean_env() -> dict[str, str]:
-    """No GIT_* variables leaking in (tests run from a git hook would carry them)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("GIT_")} | {"NO_COLOR": "1"}
-
-
-@pytest.fixture(scope="session")
-def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This repository's working tree, committed in a scratch git repository.
-
-    `pre-commit try-repo` on the repository itself would use HEAD plus the
-    tracked files' changes, missing new files until they are committed;
-    a snapshot of the tracked and untracked (not ignored) files tests the
-    code as it is here, which is what the rest of the suite imports."""
-    dest = tmp_path_factory.mktemp("hook-repo")
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=REPO, capture_output=True, text=True, check=True, env=clean_env()).stdout
-    for name in filter(None, listed.split("\0")):
-        source = REPO / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"]):
-        subprocess.run([*GIT, *command], cwd=dest, check=True, env=clean_env())
-    return dest
-
-
-@pytest.fixture(scope="session")
-def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One pre-commit store for the session: the hooks' environment is built
-    once (`pre-commit try-repo` would build it again for every run, 11 s each)."""
-    return tmp_path_factory.mktemp("pre-commit-home")
-
-
 def try_repo(hook_repo: Path, project: Path, store: Path, *, all_files: bool = True) -> tuple[int, dict[str, str]]:
-    """Run every hook of `hook_repo` on `project` with the real pre-commit
-    (on every file, or as a commit would: on the staged changes), configured
-    as a user would: the repository at its commit in .pre-commit-config.yaml;
-    return its exit code and each hook's report by name."""
-    rev = subprocess.run([*GIT, "rev-parse", "HEAD"], cwd=hook_repo, capture_output=True, text=True, check=True,
-                         env=clean_env()).stdout.strip()
-    ids = re.findall(r"^- id: (\S+)", (hook_repo / ".pre-commit-hooks.yaml").read_text(), re.M)
-    (project / ".pre-commit-config.yaml").write_text(
-        f"repos:\n- repo: {hook_repo}\n  rev: {rev}\n  hooks:\n" + "".join(f"  - id: {i}\n" for i in ids))
-    subprocess.run([*GIT, "add", "-A"], cwd=project, check=True, env=clean_env())
-    ci_home = project.parent / "ci-home"  # CI holds no private key: only the project's trusted-keys
-    proc = subprocess.run([sys.executable, "-m", "pre_commit", "run", *(["--all-files"] if all_files else [])],
-                          cwd=project, capture_output=True, text=True, timeout=600,
-                          env=clean_env() | {"PRE_COMMIT_HOME": str(store), "CKPT_HOME": str(ci_home)})
-    output = proc.stdout + proc.stderr
-    hooks = {}
-    for match in re.finditer(r"^(ckpt \w+)\.+(?:\(no files to check\))?(Passed|Failed|Skipped)$(.*?)(?=^ckpt \w+\.+|\Z)",
-                             output, re.M | re.S):
-        hooks[match.group(1)] = match.group(2) + match.group(3)
-    assert set(hooks) == {"ckpt check", "ckpt verify"}, output
-    return proc.returncode, hooks
+    """Every hook of `hook_repo` on `project` with the real pre-commit, configured
+    as README says (`pre_commit_config`), in CI's environment: no private key."""
+    return run_pre_commit(project, pre_commit_config(hook_repo), store, all_files=all_files,
+                          env={"CKPT_HOME": str(project.parent / "ci-home")})
 
 
 @pytest.fixture
@@ -299,12 +250,14 @@ def git_project(tmp_path: Path, run_ckpt: RunCkpt) -> Path:
     return root
 
 
+@PRE_COMMIT
 def test_pre_commit_hooks_pass_a_clean_project(hook_repo: Path, git_project: Path, pre_commit_home: Path) -> None:
     code, hooks = try_repo(hook_repo, git_project, pre_commit_home)
     assert code == 0, hooks
     assert hooks["ckpt check"].startswith("Passed") and hooks["ckpt verify"].startswith("Passed")
 
 
+@PRE_COMMIT
 def test_pre_commit_hooks_stop_a_new_attribute_and_a_tampered_checkpoint(hook_repo: Path, git_project: Path,
                                                                            pre_commit_home: Path) -> None:
     add_open_file(git_project)
@@ -313,7 +266,7 @@ def test_pre_commit_hooks_stop_a_new_attribute_and_a_tampered_checkpoint(hook_re
     assert code == 1, hooks
     check, verify = hooks["ckpt check"], hooks["ckpt verify"]
     assert check.startswith("Failed") and "model.log_file (open-file" in check
-    assert verify.startswith("Failed") and re.search(r"checkpoint models/model\.ckpt\s+FAIL\s+hashes", verify)
+    assert verify.startswith("Failed") and re.search(r"models/model\.ckpt: FAIL.*\n(.*\n)*?hashes\s+FAIL", verify)
 
 
 def commit_all(project: Path) -> None:
@@ -327,6 +280,7 @@ def edit_config(project: Path, old: str, new: str) -> None:
     config.write_text(config.read_text().replace(old, new))
 
 
+@PRE_COMMIT
 @pytest.mark.parametrize(("change", "failure"), [
     (lambda root: edit_config(root, '"demopkg.model:build"', '"demopkg.model:biuld"'), "does not resolve"),
     (lambda root: edit_config(root, 'trusted-keys = ["keys/team.pub"]', "trusted-keys = []"), "signature"),
@@ -343,6 +297,7 @@ def test_pre_commit_check_runs_on_a_commit_without_python_changes(hook_repo: Pat
     assert code == 1 and hooks["ckpt check"].startswith("Failed") and failure in hooks["ckpt check"], hooks
 
 
+@PRE_COMMIT
 def test_pre_commit_skips_ckpt_check_when_nothing_it_reads_changes(hook_repo: Path, git_project: Path,
                                                                     pre_commit_home: Path) -> None:
     commit_all(git_project)

@@ -117,13 +117,13 @@ def test_save_refuses_to_overwrite_without_force(run_ckpt: RunCkpt, saved: Path)
 
 
 def test_save_refuses_unrewrappable_objects_naming_paths(run_ckpt: RunCkpt, tmp_path: Path) -> None:
-    out = tmp_path / "h.ckpt"
-    result = run_ckpt("save", "sample_models.nested:hidden", "-o", str(out))
-    assert_one_line_error(result, 1, "model['callback'] (local-function", "pass --strip model['callback'] to save")
+    out = tmp_path / "g.ckpt"
+    result = run_ckpt("save", "sample_models.kinds:generator", "-o", str(out))
+    assert_one_line_error(result, 1, "model.value (generator", "pass --strip model.value to save")
     assert not out.exists()
-    stripped = run_ckpt("save", "sample_models.nested:hidden", "-o", str(out), "--strip", "model['callback']")
+    stripped = run_ckpt("save", "sample_models.kinds:generator", "-o", str(out), "--strip", "model.value")
     assert stripped.code == 0, stripped
-    assert "model['callback']" in stripped.out and "strip" in stripped.out
+    assert "model.value" in stripped.out and "strip" in stripped.out
 
 
 def test_strip_of_a_path_with_no_finding_names_the_flag(run_ckpt: RunCkpt, tmp_path: Path) -> None:

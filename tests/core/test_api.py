@@ -11,6 +11,9 @@ import io
 import os
 import pkgutil
 import re
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 from typing import Any
@@ -253,3 +256,53 @@ def test_the_command_line_respells_each_as_its_flag(refusals: dict[str, CkptErro
     for spelled, exc in refusals.items():
         line = flags.message(exc)
         assert expected[spelled] in line and spelled not in line, line
+
+
+# --- import ckpt --------------------------------------------------------------
+
+
+def test_import_ckpt_is_the_api_in_a_fresh_interpreter(tmp_path: Path) -> None:
+    """What torch and joblib users type: the top level is ckpt.core's API,
+    every name the same object, one list of them (`__all__`), the errors too."""
+    code = textwrap.dedent(
+        """
+        import threading
+        import ckpt
+        import ckpt.core
+
+        assert ckpt.__all__ == ckpt.core.__all__ and len(ckpt.__all__) > 30
+        assert all(getattr(ckpt, name) is getattr(ckpt.core, name) for name in ckpt.__all__)
+        assert issubclass(ckpt.UnsafeCheckpointError, ckpt.CkptError) and ckpt.__version__
+        ckpt.save({"lock": threading.Lock(), "n": 1}, "m.ckpt")
+        assert ckpt.load("m.ckpt")["n"] == 1 and ckpt.verify("m.ckpt").ok and ckpt.diff("m.ckpt", "m.ckpt").equal
+        assert [f.kind for f in ckpt.scan({"lock": threading.Lock()}).findings] == ["lock"]
+        with ckpt.registered():
+            pass
+        try:
+            ckpt.load("absent.ckpt")
+        except ckpt.MissingFileError:
+            print("ok")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr
+
+
+def test_a_trust_entry_naming_nothing_installed_is_refused_before_anything_is_imported(tmp_path: Path) -> None:
+    ckpt.save({"n": 1}, tmp_path / "m.ckpt")
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import ckpt
+
+        try:
+            ckpt.load({str(tmp_path / "m.ckpt")!r}, trust=["sklaern"])
+        except ckpt.ConfigError as exc:
+            print(exc)
+        print("sklearn" in sys.modules)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "trust entry 'sklaern': no module or package 'sklaern' is installed here; did you mean 'sklearn'?", "False"]

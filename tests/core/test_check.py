@@ -32,10 +32,10 @@ class Model:
         self.lock = threading.Lock()
 
 
-class WithLambda(Model):
+class WithGenerator(Model):
     def __init__(self):
         super().__init__()
-        self.scorer = lambda x: x * 2
+        self.scorer = (x * 2 for x in self.weights)
 
 
 def clean():
@@ -47,7 +47,7 @@ def locked():
 
 
 def broken():
-    return WithLambda()
+    return WithGenerator()
 
 
 def raises():
@@ -125,7 +125,7 @@ def test_unrewrappable_attribute_fails_naming_its_path(project: Project) -> None
     report = check(project.config('targets = ["{pkg}.model:broken"]'))
     [item] = report.items
     assert report.exit_code == 1 and not item.ok
-    assert [(f.path, f.kind) for f in item.failing] == [("model.scorer", "local-function")]
+    assert [(f.path, f.kind) for f in item.failing] == [("model.scorer", "generator")]
     assert "model.scorer" in item.why
     assert {f.path for f in item.scan.findings} == {"model.scorer", "model.lock"}
 

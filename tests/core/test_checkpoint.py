@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import queue
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import ckpt.core as ckpt
 from ckpt.core import catalog
 from ckpt.core.catalog import Action
 from ckpt.core.errors import SaveError, WriteError
-from conftest import sample
+from conftest import REPO, sample
 from sample_models import kinds, nested, service
 
 TRUST = ["sample_models", "test_checkpoint"]
@@ -34,11 +35,21 @@ NOT_AS_DATA = {
     "mp-event": "multiprocessing", "mp-barrier": "multiprocessing", "mp-queue": "multiprocessing",
     "mp-simple-queue": "multiprocessing", "mp-value": "multiprocessing", "mp-array": "multiprocessing",
     "progress-bar": "tqdm", "db-connection": "ckpt.core.lazy:LazyConnection", "log-handler": "logging:FileHandler",
+    "duckdb-connection": "ckpt.core.lazy:LazyConnection", "read-file": "ckpt.core.lazy:LazyFile",
+    "connection-pool": "urllib3", "process-pool": "concurrent.futures.process:ProcessPoolExecutor",
+    "queued-log-sink": "loguru", "log-file-sink": "loguru", "queue-listener": "logging.handlers:QueueListener.start",
+    "local-function": "code saved by value", "local-class": "code saved by value", "code": "code saved by value",
+    "module": "importlib:import_module (called) imports a module the file names",
 }
 """Kinds a file from someone else cannot bring back as data, and the name the
 refusal gives: making a multiprocessing primitive can start multiprocessing's
-resource tracker (a process), a tqdm bar starts its monitor thread, and a
-restored sqlite connection or file handler writes where the file says."""
+resource tracker (a process), a tqdm bar, a queued log sink or a queue
+listener starts a thread, a process pool starts processes, a restored database connection or
+file handler writes where the file says and a file read from reads it; a
+connection pool or a log file sink is data, once its library is trusted."""
+
+LAZY = {"db-connection", "duckdb-connection", "read-file"}
+"""Kinds restored as a ckpt.core.lazy stand-in, which opens on first use."""
 
 
 def round_trip(obj: Any, tmp_path: Path, **save_options: Any) -> Any:
@@ -59,10 +70,10 @@ def test_every_saveable_kind_round_trips_and_passes_verify(kind: str, tmp_path: 
     loaded = ckpt.load(path)
     if catalog.BY_NAME[kind].action is Action.STRIP:
         assert loaded.value is None
-    else:  # a type of the same kind again: a sqlite connection comes back as the lazy one it is rewrapped
-        # as, and an asyncio primitive or a stopped listener as one plain pickle handles
+    else:  # a type of the same kind again: a database connection or a file read from comes back as the lazy
+        # one it is rewrapped as, and an asyncio primitive as one plain pickle handles
         assert catalog.BY_NAME[kind] in catalog.kinds_of_type(type(loaded.value))
-        assert type(loaded.value) is type(model.value) or kind == "db-connection"
+        assert type(loaded.value) is type(model.value) or kind in LAZY
 
 
 @pytest.mark.parametrize("kind", SAVEABLE)
@@ -447,11 +458,14 @@ def test_out_of_band_arrays_are_aligned_members(tmp_path: Path) -> None:
     assert info.compress_type == zipfile.ZIP_STORED
 
 
-def test_classes_of_a_script_load_whole_for_you_and_as_data_when_main_is_trusted(tmp_path: Path) -> None:
+def test_classes_of_a_script_are_saved_by_value_and_load_without_it(tmp_path: Path) -> None:
+    """A class of `__main__` pickled by name would load only where that script
+    runs again: it is saved by value, loads in any process you trust it in,
+    and as data it is refused, naming what it is."""
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent(
         f"""
-        import os, threading
+        import threading
         import ckpt.core as ckpt
 
         class Model:
@@ -459,21 +473,20 @@ def test_classes_of_a_script_load_whole_for_you_and_as_data_when_main_is_trusted
                 self.lock = threading.Lock()
                 self.weights = [1, 2, 3]
 
+            def total(self):
+                with self.lock:
+                    return sum(self.weights)
+
         ckpt.save(Model(), {str(tmp_path / 'm.ckpt')!r})
-        print("yours:", ckpt.load({str(tmp_path / 'm.ckpt')!r}).weights)
-        os.environ["CKPT_HOME"] = {str(tmp_path / 'another-user')!r}
-        try:
-            ckpt.load({str(tmp_path / 'm.ckpt')!r})
-        except ckpt.UnsafeCheckpointError as exc:
-            print("refused:", exc)
-        print("as data:", ckpt.load({str(tmp_path / 'm.ckpt')!r}, trust=["__main__"]).weights)
         """
     ))
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert "yours: [1, 2, 3]" in proc.stdout
-    assert "refused: refusing to load" in proc.stdout and "trust=['__main__:Model']" in proc.stdout
-    assert "as data: [1, 2, 3]" in proc.stdout
+    subprocess.run([sys.executable, str(script)], check=True, cwd=tmp_path)
+    load = f"import ckpt.core as ckpt; print(ckpt.load({str(tmp_path / 'm.ckpt')!r}).total())"
+    mine = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, cwd=REPO)
+    assert mine.returncode == 0 and mine.stdout == "6\n", mine.stderr
+    other = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, cwd=REPO,
+                           env={**os.environ, "CKPT_HOME": str(tmp_path / "another-user")})
+    assert other.returncode == 1 and "code saved by value (a lambda or local function)" in other.stderr
 
 
 class Callbacks:

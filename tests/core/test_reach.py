@@ -1,6 +1,6 @@
 """Save's replay of the stream it wrote (core/reach.py, core/_reach.c): the
-two twins agree on every stream, real, mutated, hostile or random, and
-never crash; the replay marks exactly the values that lead to a substituted
+two twins agree on every stream, real, mutated, hostile or random (looking
+for targets, and for out-of-band buffers), and never crash; the replay marks exactly the values that lead to a substituted
 object; and the manifest save builds from it is the one the plain scan
 gives, on every sample and benchmark model, compiled and in pure Python."""
 
@@ -43,8 +43,10 @@ def outcome(replay: Any, chunks: list[bytes]) -> list[Any]:
 
 
 def agree(chunks: list[bytes], targets: list[int]) -> list[Any]:
+    """Both twins, looking for targets and (the arrays' replay) for out-of-band buffers."""
     fast = outcome(reach.replay(targets), chunks)
     assert fast == outcome(Replay(targets), chunks)
+    assert outcome(reach.replay(targets, buffers=True), chunks) == outcome(Replay(targets, reach.BUFFER_EFFECTS), chunks)
     return fast
 
 
@@ -83,7 +85,7 @@ def test_exactly_the_values_that_lead_to_a_substituted_object_are_marked() -> No
     lock = threading.Lock()
     model = {"near": [lock], "far": {"path": [("x", lock)]}, "clean": [{"a": 1}, (2, 3)], "again": lock}
     oracle = oracle_for(model)
-    assert [type(o) for o in oracle.substituted] == [type(lock)]
+    assert [type(o) for o in oracle.targets] == [type(lock)]
     assert oracle(model)[0] is not None and oracle(model["near"])[0] is not None
     assert oracle(model["far"]["path"][0])[0] is not None
     assert oracle(model["clean"])[0] is None and oracle(model["clean"][0])[0] is None
@@ -97,7 +99,7 @@ def oracle_for(model: Any) -> StreamOracle:
     out = io.BytesIO()
     pickler = RewrapPickler(out)
     pickler.dump(model)
-    return StreamOracle(pickler, out.getvalue())
+    return StreamOracle(pickler, out.getvalue(), list(pickler.substituted))
 
 
 def models() -> list[tuple[str, Any]]:
@@ -112,6 +114,12 @@ def models() -> list[tuple[str, Any]]:
                     and not inspect.signature(factory).parameters:
                 found.append((f"{module.name}:{name}", factory))
     return found
+
+
+BUILT_AT_EACH_CALL = {"nested:hidden"}
+"""Models whose custom __getstate__ builds a new lock at each call: the lock
+the stream holds is not the one the walk meets, so the plain scan decides
+(and the save's notice says so)."""
 
 
 @pytest.mark.parametrize("pure", [False, True], ids=["compiled", "pure-python"])
@@ -133,7 +141,8 @@ def test_manifests_are_the_plain_scans_on_every_sample_and_bench_model(pure: boo
             continue
         got = [(s.path, s.kind, s.action, s.also_at) for s in report.manifest.substitutions]
         assert got == [(f.path, f.kind, f.action.value, f.also_at) for f in expected], name
-        assert not any("second scan" in n for n in report.notices), (name, report.notices)
+        if name not in BUILT_AT_EACH_CALL:
+            assert not any("second scan" in n for n in report.notices), (name, report.notices)
         compared += bool(got)
     assert compared >= 25
 

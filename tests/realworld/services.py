@@ -12,8 +12,9 @@ that loads one case imports only that case's library.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 
 class Service:
@@ -153,3 +154,54 @@ class LineSink:
     def __call__(self, message: Any) -> None:
         with open(self.path, "a", encoding="utf-8") as out:
             out.write(str(message))
+
+
+# --- what real code keeps in its objects ------------------------------------
+
+T = TypeVar("T")
+Number = TypeVar("Number", int, float)
+
+
+class Box(Generic[T]):
+    """A user generic: `Box[int]` is a typing alias a service may hold."""
+
+    def __init__(self, item: T) -> None:
+        self.item = item
+
+
+class Pipeline:
+    """Callback-style code: bound methods of private names kept as values,
+    one name-mangled (`self.__flush`), as handlers of an event table."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.seen: list[Any] = []
+        self.flushed = 0
+        self.on_item = self._on_item
+        self.handlers = {"item": self._on_item, "flush": self.__flush}
+
+    def _on_item(self, item: Any) -> None:
+        with self.lock:
+            self.seen.append(item)
+
+    def __flush(self) -> int:
+        with self.lock:
+            self.flushed += len(self.seen)
+            self.seen.clear()
+            return self.flushed
+
+
+@dataclasses.dataclass
+class RequestContext(threading.local):
+    """Per-thread state made with a required argument (as rich's
+    ConsoleThreadLocals is): `threading.local` runs `__init__` again, with
+    the same arguments, in each thread that uses it."""
+
+    settings: dict[str, Any]
+    stack: list[str] = dataclasses.field(default_factory=list)
+
+
+def quadratic(trial: Any) -> float:
+    """An optuna objective (module-level, so a study's trials can name it)."""
+    x = trial.suggest_float("x", -10.0, 10.0)
+    return (x - 2.0) ** 2
