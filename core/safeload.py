@@ -31,7 +31,7 @@ from .guards import Context
 from .policy import CODE_BY_VALUE, Judgement, Trust, judge, narrowest
 from .provenance import Origin, Provenance
 from .reviewed import CLASS
-from .stream import StreamFacts, analyse
+from .stream import CALL, StreamFacts, analyse
 from .unpickler import DataUnpickler
 
 
@@ -51,13 +51,20 @@ class Plan:
     trust: Trust
     what: str
 
+    @property
+    def calls_exact_trust(self) -> bool:
+        """Whether the file calls a name the user trusts exactly: its effects
+        are the user's to accept, so the kernel's jail, which every thread it
+        starts would inherit, is not applied (the audit hook still is)."""
+        return any(a.source == f"--trust {a.name}" and a.uses & CALL for a in self.judgement.admissions.values())
+
     def construct(self, buffers: Iterable[Any] | None = None) -> Loaded:
         buffers = list(buffers) if buffers is not None else None
         limit = max(len(memoryview(self.data)), 1) * 8 + sum(memoryview(b).nbytes for b in (buffers or ()))
         admitted = {id(a.obj) for a in self.judgement.admissions.values() if a.kind == CLASS}
         unpickler = DataUnpickler(self.data, self.judgement.admissions, self.trust, Context(limit, admitted), buffers)
         try:
-            obj = sandbox.run(unpickler.load, bytes(self.data))
+            obj = sandbox.run(unpickler.load, bytes(self.data), kernel=not self.calls_exact_trust)
         except CheckpointError as exc:
             raise type(exc)(f"cannot load {self.what} as data: {exc.message}", hint=exc.hint,
                             arguments=exc.arguments) from None

@@ -47,7 +47,8 @@ import sys
 import threading
 import warnings
 import weakref
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -91,13 +92,17 @@ class _Watch:
     doing: str
     violation: str | None = None
     """The first refusal, kept even where a class's own code swallowed it."""
+    trusted: int = 0
+    """Calls in progress of a name the user trusts exactly: a thread they start is theirs."""
 
 
-def run(work: Callable[[], T], data: bytes, *, threads: bool = False, doing: str = "built") -> T:
+def run(work: Callable[[], T], data: bytes, *, threads: bool = False, doing: str = "built",
+        kernel: bool = True) -> T:
     """`work()` (building a file's objects, or with `threads` exercising
     them), in the sandbox: on a thread of its own, jailed where the kernel
-    allows, with the audit hook armed for `data`, and the process compared
-    before and after."""
+    allows (unless not `kernel`: the user trusts by its exact name something
+    the file calls, whose threads are the user's), with the audit hook armed
+    for `data`, and the process compared before and after."""
     if loading():  # the jail thread waits for nobody: a load inside a load would wait for itself
         raise _refuse("another file was loaded")
     _install()
@@ -105,7 +110,8 @@ def run(work: Callable[[], T], data: bytes, *, threads: bool = False, doing: str
         before = ProcessState()
         watch = _Watch(data, threads, doing)
         outcome: dict[str, Any] = {}
-        worker = threading.Thread(target=_jailed, args=(work, watch, outcome), name="ckpt-data-load", daemon=True)
+        worker = threading.Thread(target=_jailed, args=(work, watch, outcome, kernel), name="ckpt-data-load",
+                                  daemon=True)
         worker.start()
         worker.join()
         changed = before.restore()
@@ -119,9 +125,10 @@ def run(work: Callable[[], T], data: bytes, *, threads: bool = False, doing: str
     return outcome["result"]  # type: ignore[no-any-return]
 
 
-def _jailed(work: Callable[[], Any], watch: _Watch, outcome: dict[str, Any]) -> None:
+def _jailed(work: Callable[[], Any], watch: _Watch, outcome: dict[str, Any], kernel: bool) -> None:
     try:
-        jail()
+        if kernel:
+            jail()
         _loading.watch = watch
         try:
             with collector_paused():  # what a load builds is new and reachable
@@ -135,6 +142,22 @@ def _jailed(work: Callable[[], Any], watch: _Watch, outcome: dict[str, Any]) -> 
 def loading() -> bool:
     """Whether this thread is building (or exercising) a file's objects."""
     return getattr(_loading, "watch", None) is not None
+
+
+@contextlib.contextmanager
+def trusted() -> Iterator[None]:
+    """While a name the user trusts exactly is called: a thread it starts is
+    the user's (trusting `QueueListener.start` is asking for its thread), not
+    watched; writes, connections and processes in this thread stay refused."""
+    watch: _Watch | None = getattr(_loading, "watch", None)
+    if watch is None:
+        yield
+        return
+    watch.trusted += 1
+    try:
+        yield
+    finally:
+        watch.trusted -= 1
 
 
 def carried(work: Callable[[], T]) -> Callable[[], T]:
@@ -215,7 +238,7 @@ def _refusing(start: Callable[..., Any], what: str) -> Callable[..., Any]:
 
     def guarded(*args: Any, **kwargs: Any) -> Any:
         watch = getattr(_loading, "watch", None)
-        if watch is None:
+        if watch is None or (watch.trusted and what == _THREAD):
             return start(*args, **kwargs)
         if not (watch.threads and what == _THREAD and args):
             raise _refuse(what)

@@ -122,6 +122,19 @@ class Connects(Acts):
         socket.create_connection(("127.0.0.1", int(os.environ["PROBE_PORT"])), timeout=1)
 
 
+def start_worker(path):
+    """A function whose purpose is a thread: trusted by its exact name, the thread is the user's."""
+    worker = threading.Thread(target=lambda: open(path, "w").write("the user's worker"))
+    worker.start()
+    worker.join()
+    return path
+
+
+def write_now(path):
+    open(path, "w").write("x")
+    return path
+
+
 class LoadsAnotherFile(Acts):
     def act(self):
         import ckpt.core
@@ -153,6 +166,25 @@ for name in sys.argv[1:]:
     except ckpt.CkptError as exc:
         outcome = {"refused": str(exc)}
     outcome["changed"] = [i for i, (a, b) in enumerate(zip(before, state())) if a != b]
+    results[name] = outcome
+
+class Calls:
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+for function in (probe.start_worker, probe.write_now):
+    name = f"ckpt_trusted_probe:{function.__name__}"
+    data = pickle.dumps(Calls(function, os.path.join(os.environ["PROBE_WORK"], "trusted", function.__name__)))
+    outcome = {}
+    for trust in (["ckpt_trusted_probe"], [name]):
+        try:
+            outcome[trust[0]] = {"loaded": ckpt.loads(data, trust=trust)}
+        except ckpt.CkptError as exc:
+            outcome[trust[0]] = {"refused": str(exc)}
     results[name] = outcome
 print(json.dumps(results))
 '''
@@ -186,6 +218,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, dict[s
     (root / "ckpt_trusted_probe.py").write_text(textwrap.dedent(MODULE))
     work = root / "work"
     work.mkdir()
+    (work / "trusted").mkdir()
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
@@ -229,4 +262,19 @@ def test_nothing_reached_the_disk(outcomes: tuple[dict[str, dict[str, object]], 
     import time
 
     time.sleep(0.5)  # a thread or process that escaped would have written by now
-    assert sorted(p.name for p in work.iterdir()) == []
+    assert sorted(p.name for p in work.iterdir()) == ["trusted"]
+    assert sorted(p.name for p in (work / "trusted").iterdir()) == ["start_worker"]
+
+
+def test_a_function_trusted_by_its_exact_name_may_start_its_thread_but_not_write_itself(
+        outcomes: tuple[dict[str, dict[str, object]], Path]) -> None:
+    """Trusting a package never admits its functions; trusting
+    `module:start_worker` exactly is asking for what it does: its thread
+    runs, as the user's (and writes). A write in the loading thread itself
+    stays refused, exact trust or not."""
+    found, work = outcomes
+    worker, writer = found["ckpt_trusted_probe:start_worker"], found["ckpt_trusted_probe:write_now"]
+    assert "is not trusted" in str(worker["ckpt_trusted_probe"]["refused"])
+    assert str(worker["ckpt_trusted_probe:start_worker"]["loaded"]).endswith("start_worker")
+    assert (work / "trusted" / "start_worker").read_text() == "the user's worker"
+    assert "a file was opened for writing" in str(writer["ckpt_trusted_probe:write_now"]["refused"])
