@@ -101,6 +101,8 @@ def _bound_methods() -> list[Case]:
             glob("builtins", "map"), glob("pathlib", "Path.unlink"), items(path(w.keep)))))),
         Case("list(filter(pathlib:Path.unlink, [keep]))", family, lambda w: pkl(call(glob("builtins", "list"), call(
             glob("builtins", "filter"), glob("pathlib", "Path.unlink"), items(path(w.keep)))))),
+        Case("slice(a reviewed function) keeping it as data", family, lambda w: pkl(call(
+            glob("builtins", "slice"), glob("logging", "getLogger")))),
         Case("defaultdict(Path(p).touch)", family, lambda w: pkl(call(
             glob("collections", "defaultdict"), attr(path(w.sentinel), "touch")))),
         Case("partial(numpy:ndarray.tofile, array, p)()", family, lambda w: pkl(call(call(
@@ -405,6 +407,9 @@ def _public() -> list[Case]:
                           + MARK + touch(w) + b"t" + b"R")),
         row("NEWOBJ of a class named as a function", "tests/data2 (the NEWOBJ spelling)", lambda w: pkl(
             glob("posix", "system") + tup(touch(w)) + NEWOBJ)),
+        Case("protocol 0 text, escaped (benign)", family, lambda w: b"(lp0\nVtext \\u00e9\\u1234\np1\na.",
+             loads_at=TRUSTS, source="picklescan tests/data/benign0_v0.pkl (its codec was imported mid-load)",
+             preimport=False),
     ]
 
 

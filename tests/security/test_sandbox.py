@@ -122,6 +122,28 @@ class Connects(Acts):
         socket.create_connection(("127.0.0.1", int(os.environ["PROBE_PORT"])), timeout=1)
 
 
+CLASS_LOOKUPS = []
+
+
+class NewReturnsAFunction:
+    """Its own pickling calls it (it defines __reduce__), and its __new__ hands back something else."""
+
+    def __new__(cls, *args):
+        return os.system
+
+    def __reduce__(self):
+        return type(self), ()
+
+
+class ClassProperty:
+    """An object that answers a question about its class by running code."""
+
+    @property
+    def __class__(self):
+        CLASS_LOOKUPS.append(1)
+        return tuple
+
+
 def start_worker(path):
     """A function whose purpose is a thread: trusted by its exact name, the thread is the user's."""
     worker = threading.Thread(target=lambda: open(path, "w").write("the user's worker"))
@@ -167,6 +189,16 @@ for name in sys.argv[1:]:
         outcome = {"refused": str(exc)}
     outcome["changed"] = [i for i, (a, b) in enumerate(zip(before, state())) if a != b]
     results[name] = outcome
+
+# calling a class must give its own instance; a type check never asks an object for its __class__
+returns_function = b"\\x80\\x05cckpt_trusted_probe\\nNewReturnsAFunction\\n)R."
+asks_class = b"\\x80\\x05cbuiltins\\nlist\\ncckpt_trusted_probe\\nClassProperty\\n)\\x81R."
+for name, data in (("NewReturnsAFunction", returns_function), ("ClassProperty", asks_class)):
+    try:
+        results[name] = {"loaded": repr(ckpt.loads(data, trust=["ckpt_trusted_probe"]))}
+    except ckpt.CkptError as exc:
+        results[name] = {"refused": str(exc), "class lookups": len(probe.CLASS_LOOKUPS)}
+
 
 class Calls:
     def __init__(self, function, *args):
@@ -264,6 +296,14 @@ def test_nothing_reached_the_disk(outcomes: tuple[dict[str, dict[str, object]], 
     time.sleep(0.5)  # a thread or process that escaped would have written by now
     assert sorted(p.name for p in work.iterdir()) == ["trusted"]
     assert sorted(p.name for p in (work / "trusted").iterdir()) == ["start_worker"]
+
+
+def test_calling_a_trusted_class_gives_its_own_instance_and_a_type_check_runs_nothing(
+        outcomes: tuple[dict[str, dict[str, object]], Path]) -> None:
+    found, _ = outcomes
+    assert "instead of its own instance" in str(found["NewReturnsAFunction"]["refused"]), found
+    assert "not a tuple" in str(found["ClassProperty"]["refused"]), found
+    assert found["ClassProperty"]["class lookups"] == 0
 
 
 def test_a_function_trusted_by_its_exact_name_may_start_its_thread_but_not_write_itself(
