@@ -69,6 +69,25 @@ def _one_argument(obj: Any, load: Context) -> Callable[..., Any]:
     return call
 
 
+_ITERATED = frozenset({list, tuple, type(iter([])), type(iter(())), map})
+"""What iter, next, any and map may iterate: builtin sequences, their
+iterators and a map, whose iteration runs no class's code."""
+
+
+def _builtin_iteration(obj: Any, load: Context) -> Callable[..., Any]:
+    """iter, next and any call their argument's __iter__ / __next__: only
+    on a builtin list, tuple, their iterators or a map (the SimpleQueue
+    rewrap's spelling), never on an object whose class's code would run."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if len(args) != 1 or kwargs or type(args[0]) not in _ITERATED:
+            what = _name(type(args[0])) if len(args) == 1 else f"{len(args)} arguments"
+            raise refused(f"calls {_name(obj)} on {what} (only builtin lists, tuples, their iterators and map)")
+        return obj(args[0])
+
+    return call
+
+
 def _no_arguments(obj: Any, load: Context) -> Callable[..., Any]:
     """A constructor that picks up what it needs from the loading process (a
     StreamHandler's stderr): nothing from the file."""
@@ -83,11 +102,14 @@ def _no_arguments(obj: Any, load: Context) -> Callable[..., Any]:
 
 def _queue_refill(obj: Any, load: Context) -> Callable[..., Any]:
     """map() is written only to refill a SimpleQueue; any other function
-    would let a small file make an unbounded number of calls."""
+    would let a small file make an unbounded number of calls, and anything
+    but builtin sequences would run a class's __iter__."""
 
     def refill(function: Any, *iterables: Any) -> Any:
         if function is not queue.SimpleQueue.put:
             raise refused("maps a function other than SimpleQueue.put over its data")
+        if any(type(it) not in (list, tuple) for it in iterables):
+            raise refused("maps SimpleQueue.put over something other than builtin lists and tuples")
         return obj(function, *iterables)
 
     return refill
@@ -209,6 +231,24 @@ def _no_debug_flag(obj: Any, load: Context) -> Callable[..., Any]:
         return obj(pattern, flags)
 
     return compile_pattern
+
+
+def _no_initializer(obj: Any, load: Context) -> Callable[..., Any]:
+    """An executor's worker threads call its initializer with its initargs,
+    outside any sandbox, when work is first submitted: restored without
+    them, and the load says so."""
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = inspect.signature(obj).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise refused(f"builds a {_name(obj)} with bad arguments ({exc})") from None
+        if bound.arguments.get("initializer") is not None:
+            bound.arguments["initializer"], bound.arguments["initargs"] = None, ()
+            load.warnings.append(f"{_name(obj)} restored without the initializer the file gave it")
+        return obj(*bound.args, **bound.kwargs)
+
+    return build
 
 
 def delayed_open(obj: Any, load: Context) -> Callable[..., Any]:
@@ -372,6 +412,7 @@ def _enum_lookup(obj: Any, load: Context) -> Callable[..., Any]:
 
 GUARDS: dict[str, Guard] = {
     "sized": _sized, "one_argument": _one_argument, "queue_refill": _queue_refill,
+    "builtin_iteration": _builtin_iteration, "no_initializer": _no_initializer,
     "integers_only": _integers_only, "no_debug_flag": _no_debug_flag, "delayed_open": delayed_open,
     "bounded_reconstruct": _bounded_reconstruct, "bounded_mareconstruct": _bounded_mareconstruct,
     "bounded_empty": _bounded_empty, "tensor_rebuild": _tensor_rebuild, "dtype_copy": _dtype_copy,
@@ -380,6 +421,11 @@ GUARDS: dict[str, Guard] = {
     "flat_slice": _flat_slice, "singleton_type": _singleton_type, "existing_logger": _existing_logger,
     "no_arguments": _no_arguments, "dtype_view": _dtype_view,
 }
+
+
+TAKES_FUNCTIONS = frozenset({"tensor_rebuild", "bit_generator", "queue_refill"})
+"""Guards handed the reviewed functions a file passes them (each checks
+them by identity); every other callee is given none."""
 
 
 def guard_name(obj: Any, named: str | None) -> str | None:

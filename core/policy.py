@@ -10,7 +10,10 @@ A global is `module:qualname`. It is admitted by
 This is the data-only tier's policy: a file signed by a key the user trusts
 never reaches it (`provenance`).
 
-Nothing is imported before the name is admitted. An admitted name is then
+Nothing is imported before the name is admitted, and a module of a
+package (not the standard library's) that is not imported yet is imported
+only if its source defines the name (a module imported for its side
+effects defines nothing a pickle can name). An admitted name is then
 resolved: `module` imported, `qualname` walked through classes only (never
 through a module attribute, a function or an instance), and the result must
 be a class or function whose own `__module__` and `__qualname__` are the
@@ -36,12 +39,13 @@ import ast
 import dataclasses
 import difflib
 import importlib
+import importlib.machinery
 import importlib.metadata
 import importlib.util
 import pkgutil
 import sys
 import types
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,10 +233,15 @@ def admit(name: str, trust: Trust) -> Admission | Refusal:
     cython = reviewed.cython_class(qualname)
     if not admissible(name, trust):
         return Refusal(name, "is not trusted", name)
-    if (package and not exact and entry is None and cython is None and not reviewed.rule_modules(module)
-            and module not in sys.modules and not defines(module, qualname.partition(".")[0])):
-        return Refusal(name, f"is not defined in the source of {module}, which ckpt does not import just to look "
-                       "(importing a module runs it)", None)
+    if (not exact and entry is None and cython is None and module not in sys.modules
+            and module.partition(".")[0] not in sys.stdlib_module_names):
+        bound = defines(module, qualname)
+        if bound is None:
+            return Refusal(name, f"is not defined in the source of {module}, which ckpt does not import just to "
+                           "look (importing a module runs it)", None)
+        if bound == "function":
+            return Refusal(name, f"is not trusted (a function, by the source of {module}, which is not imported "
+                           "for it: trust it by its exact name)", name)
     try:
         obj = resolve(module, qualname)
     except LookupError as exc:
@@ -261,41 +270,94 @@ _WHOLE_ONLY = {
 """Globals a whole load runs and a data load never does, whatever is trusted."""
 
 
-def defines(module: str, name: str) -> bool:
-    """Whether `module`'s source defines `name` at its top level (a class,
-    a function, an assignment), read without importing the module itself:
-    a module imported only for its side effects (sklearn's
-    `enable_iterative_imputer`) defines nothing a pickle can name. A module
-    with no source to read (compiled) is given the benefit of the doubt."""
+def defines(module: str, qualname: str) -> str | None:
+    """How `module`'s source binds `qualname` (a top-level name, or one
+    nested in the classes its dots name): "class", "function" or "name" (an
+    assignment); None when it does not (a module imported only for its side
+    effects, sklearn's `enable_iterative_imputer`, defines nothing a pickle
+    can name; torch._dynamo's `GuardBuilder.get` is a function, not a class,
+    so nothing needs importing to refuse it). Read without running anything:
+    neither the module nor the packages above it are imported (`find_spec`
+    would import the parents, and torch._inductor's __init__ registers exit
+    hooks). A module whose source cannot be read (compiled, zipped, found by
+    an import hook of its own) gets the benefit of the doubt: "name"."""
+    origin = _source_file(module)
+    if origin is None:
+        return "name"
     try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return True  # `resolve` says what is missing
-    origin = spec.origin if spec is not None else None
-    if not origin or not origin.endswith(".py"):
-        return True
-    try:
-        tree = ast.parse(Path(origin).read_bytes())
+        body = ast.parse(Path(origin).read_bytes(), filename=origin).body
     except (OSError, SyntaxError, ValueError):
-        return True
-    return name in _bound(tree.body)
+        return "name"
+    *outer, last = qualname.split(".")
+    for part in outer:
+        body = next((node.body for node in _statements(body) if isinstance(node, ast.ClassDef) and node.name == part),
+                    [])
+    return _bound(body).get(last)
 
 
-def _bound(body: list[ast.stmt]) -> set[str]:
-    """Names a module body defines (imports are not definitions)."""
-    names: set[str] = set()
-    for node in body:
-        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-            names.add(node.name)
+def _source_file(module: str) -> str | None:
+    """The .py file `module` would be imported from, found the way the path
+    finder finds it, from the deepest package already imported: no module
+    code runs."""
+    parts = module.split(".")
+    depth = next((i for i in range(len(parts), 0, -1) if ".".join(parts[:i]) in sys.modules), 0)
+    search = getattr(sys.modules[".".join(parts[:depth])], "__path__", None) if depth else None
+    if depth and search is None:
+        return None
+    spec = None
+    for i in range(depth, len(parts)):
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: i + 1]), search)
+        except (ImportError, ValueError):
+            return None
+        if spec is None:
+            return None
+        search = spec.submodule_search_locations
+        if i < len(parts) - 1 and not search:
+            return None
+    origin = spec.origin if spec is not None else None
+    return origin if origin and origin.endswith(".py") else None
+
+
+def _bound(body: list[ast.stmt]) -> dict[str, str]:
+    """Names a module or class body binds, with how: "class", "function" or
+    "name" (imports are not definitions; the last binding wins)."""
+    names: dict[str, str] = {}
+    for node in _statements(body):
+        if isinstance(node, ast.ClassDef):
+            names[node.name] = "class"
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names[node.name] = "function"
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
-        elif isinstance(node, (ast.If, ast.Try, ast.With)):
-            for part in ("body", "orelse", "finalbody"):
-                names |= _bound(getattr(node, part, []))
-            for handler in getattr(node, "handlers", []):
-                names |= _bound(handler.body)
+            names.update((name, "name") for target in targets for name in _assigned(target))
     return names
+
+
+def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """A body's statements, with those of its if / try / with blocks (a
+    definition under `if TYPE_CHECKING` or in an `except ImportError`)."""
+    for node in body:
+        if isinstance(node, (ast.If, ast.Try, ast.With)):
+            for part in ("body", "orelse", "finalbody"):
+                yield from _statements(getattr(node, part, []))
+            for handler in getattr(node, "handlers", []):
+                yield from _statements(handler.body)
+        else:
+            yield node
+
+
+def _assigned(target: ast.expr) -> Iterator[str]:
+    """The names an assignment binds: `x = ...`, `x, y = ...`; never the
+    object an attribute or item is set on (`impute.__all__ += [...]` in
+    enable_iterative_imputer binds nothing of its own)."""
+    if isinstance(target, ast.Name):
+        yield target.id
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for element in target.elts:
+            yield from _assigned(element)
+    elif isinstance(target, ast.Starred):
+        yield from _assigned(target.value)
 
 
 def _by_name(name: str, trust: Trust) -> Admission | Refusal:
@@ -401,10 +463,17 @@ def _exactly_trusted(name: str, obj: Any) -> Admission:
     return Admission(name, obj, FUNCTION, VALUE | CALL | RESULT_USED, True, None, f"--trust {name}")
 
 
-def _package_class(name: str, cls: type, package: str) -> Admission:
-    """A class of a trusted package: what its own pickling does, nothing more."""
+def _package_class(name: str, cls: type, package: str) -> Admission | Refusal:
+    """A class of a trusted package: what its own pickling does, nothing more.
+    Not one with a finalizer of its own code: its `__del__` would run, with
+    the file's state, at collection or exit, outside any sandbox (torch's
+    StorageWeakRef calls an attribute the file sets on its argument)."""
+    finalizer = next((base for base in cls.__mro__[:-1] if "__del__" in vars(base)), None)
+    if finalizer is not None:
+        return Refusal(name, f"has a finalizer ({finalizer.__module__}.{finalizer.__qualname__}.__del__) that would "
+                       f"run the file's state after the load: --trust {package} does not cover it", name)
     enum = _is_enum_class(cls)
-    allowed = VALUE | NEW | RESULT_USED | INSTANCE_CALLED  # its instances' __call__ is its own code
+    allowed = VALUE | NEW | RESULT_USED  # never calling an instance: no pickling of its own does that
     if _declares(cls, ("__getnewargs__", "__getnewargs_ex__")):
         allowed |= NEW_ARGS
     if enum or _reduces_to_itself(cls):

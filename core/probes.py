@@ -19,6 +19,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from . import sandbox
 from .rewrap import bar_stream, pooled_connections
 
 TIMEOUT = 2.0
@@ -73,12 +74,15 @@ class _Other:
             done.set()
 
 
-_other = _Other()
+_others = {False: _Other(), True: _Other()}
+"""The other thread of probes run in a data-only load's sandbox (started
+there, so jailed as that thread is) and of the rest: a thread started
+outside the sandbox never runs a sandboxed probe's work."""
 
 
 def _in_thread(fn: Callable[[], Any]) -> Any:
     """Run `fn` in another thread and return its result (or raise its error)."""
-    return _other.run(fn)
+    return _others[sandbox.loading()].run(sandbox.carried(fn))
 
 
 def probe_lock(lock: Any) -> None:

@@ -43,6 +43,8 @@ class Entry:
     guard: str | None = None
     value: bool = False
     """A function that may also be stored as data (see the module docstring)."""
+    new: bool = True
+    """A class that may be made without its constructor (then given state)."""
 
     @property
     def allowed(self) -> int:
@@ -50,7 +52,7 @@ class Entry:
             return VALUE
         if self.kind == FUNCTION:
             return CALL | (RESULT_USED if self.fresh else 0) | (VALUE if self.value else 0)
-        bits = VALUE | NEW | RESULT_USED
+        bits = VALUE | RESULT_USED | (NEW if self.new else 0)
         return bits | (CALL if self.call else 0) | (NEW_ARGS if self.new_args else 0)
 
 
@@ -86,10 +88,8 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("builtins:getattr", FUNCTION, "only as pickle names a method of a class: getattr(an admitted class, name) "
           "is the global module:Class.name, admitted or refused as that name (zoneinfo's ZoneInfo._unpickle); "
           "never an attribute of an object the file built", fresh=False),
-    Entry("builtins:iter", FUNCTION, "the SimpleQueue rewrap's expression; one argument only", fresh=False,
-          guard="one_argument"),
-    Entry("builtins:next", FUNCTION, "the SimpleQueue rewrap's expression", fresh=False),
-    Entry("builtins:any", FUNCTION, "the SimpleQueue rewrap's expression", fresh=False),
+    *_functions("builtins", "iter next any", "the SimpleQueue rewrap's expression; of one builtin list, tuple, "
+                "iterator of one or map only (no class's __iter__ runs)", fresh=False, guard="builtin_iteration"),
     Entry("builtins:map", CLASS, "the SimpleQueue rewrap's expression; maps SimpleQueue.put only", call=True,
           fresh=False, guard="queue_refill"),
     # --- collections, functools, types, io --------------------------------
@@ -148,8 +148,9 @@ ENTRIES: tuple[Entry, ...] = (
     *_classes("_queue", "SimpleQueue", "a fresh SimpleQueue, refilled by the rewrap", call=True),
     Entry("_queue:SimpleQueue.put", FUNCTION, "refills a SimpleQueue the load created; as a value (map's "
           "argument), calling it puts data in a queue", value=True),
-    Entry("concurrent.futures.thread:ThreadPoolExecutor", CLASS, "a fresh executor with the saved settings",
-          call=True),
+    Entry("concurrent.futures.thread:ThreadPoolExecutor", CLASS, "a fresh executor with the saved settings, but "
+          "no initializer (its worker threads would call it: ckpt's own verify, or your first submit); only by "
+          "its constructor, never given state after", call=True, fresh=False, new=False, guard="no_initializer"),
     Entry("concurrent.futures._base:Future", CLASS, "a finished or cancelled future's result"),
     *(Entry(f"sys:{name}", CONSTANT, "the loading process's standard stream of that name (the std-stream rewrap)")
       for name in ("stdin", "stdout", "stderr")),

@@ -11,8 +11,8 @@ parse -> audit -> construct, as in skops:
    why the file is not trusted whole, and both ways forward (trust its
    signer, or trust these exact names);
 3. construct: the data-only unpickler (`unpickler`) runs the stream itself,
-   checking each call, state and item as it happens, with an audit hook
-   armed that refuses, in the loading thread, what no data load does.
+   checking each call, state and item as it happens, in a sandbox
+   (`sandbox`) that refuses what no data load does.
 
 The analysis is the plan and the unpickler the check: where the two could
 disagree (the analysis predicts; the unpickler has the real objects), the
@@ -21,19 +21,17 @@ unpickler decides, so nothing rests on the prediction being complete.
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from . import sandbox
 from .errors import Argument, CheckpointError, UnsafeCheckpointError, one_line, printable
 from .guards import Context
 from .policy import CODE_BY_VALUE, Judgement, Trust, judge, narrowest
 from .provenance import Origin, Provenance
 from .reviewed import CLASS
-from .stream import StreamFacts, analyse, collector_paused
+from .stream import CALL, StreamFacts, analyse
 from .unpickler import DataUnpickler
 
 
@@ -53,13 +51,20 @@ class Plan:
     trust: Trust
     what: str
 
+    @property
+    def calls_exact_trust(self) -> bool:
+        """Whether the file calls a name the user trusts exactly: its effects
+        are the user's to accept, so the kernel's jail, which every thread it
+        starts would inherit, is not applied (the audit hook still is)."""
+        return any(a.source == f"--trust {a.name}" and a.uses & CALL for a in self.judgement.admissions.values())
+
     def construct(self, buffers: Iterable[Any] | None = None) -> Loaded:
         buffers = list(buffers) if buffers is not None else None
         limit = max(len(memoryview(self.data)), 1) * 8 + sum(memoryview(b).nbytes for b in (buffers or ()))
         admitted = {id(a.obj) for a in self.judgement.admissions.values() if a.kind == CLASS}
         unpickler = DataUnpickler(self.data, self.judgement.admissions, self.trust, Context(limit, admitted), buffers)
         try:
-            obj = _watched(unpickler.load, bytes(self.data))()
+            obj = sandbox.run(unpickler.load, bytes(self.data), kernel=not self.calls_exact_trust)
         except CheckpointError as exc:
             raise type(exc)(f"cannot load {self.what} as data: {exc.message}", hint=exc.hint,
                             arguments=exc.arguments) from None
@@ -106,77 +111,3 @@ def refusal(judgement: Judgement, what: str, origin: Provenance) -> CheckpointEr
     names = f"; or, as data, trust just these names: {trust}" if flags and not judgement.problems else ""
     return UnsafeCheckpointError(f"{why}, and " + "; and ".join(reasons), hint=whole + names,
                                  arguments=[trust] if names else ())
-
-
-# --- the audit hook ------------------------------------------------------------
-
-FORBIDDEN_EVENTS = frozenset({
-    "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "os.kill", "os.killpg",
-    "subprocess.Popen", "pty.spawn", "socket.connect", "socket.sendto", "socket.sendmsg", "socket.bind",
-    "socket.getaddrinfo", "urllib.Request", "http.client.connect", "ftplib.connect", "smtplib.connect",
-    "imaplib.open", "poplib.connect", "nntplib.connect", "telnetlib.Telnet.open", "webbrowser.open",
-    "os.remove", "os.rmdir", "os.rename", "os.mkdir", "os.symlink", "os.link", "os.truncate", "os.chmod",
-    "os.chown", "os.utime", "os.putenv", "os.unsetenv", "os.chdir", "shutil.rmtree", "shutil.copyfile",
-    "shutil.copytree", "shutil.move", "shutil.chown", "shutil.make_archive", "shutil.unpack_archive",
-    "sqlite3.connect", "ctypes.dlopen", "mmap.__new__", "sys.settrace", "sys.setprofile",
-})
-"""Audit events refused while a file's objects are built as data: nothing
-starts a process, connects, writes, deletes or changes files, loads a
-native library or changes the process's environment."""
-
-_WRITING = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-_loading = threading.local()
-
-
-def _watch(event: str, args: tuple[Any, ...]) -> None:
-    data = getattr(_loading, "data", None)
-    if data is None:
-        return
-    if event in FORBIDDEN_EVENTS:
-        _loading.violation = f"{event} was called while its objects were built"
-    elif event == "open" and _writes(args):
-        _loading.violation = f"a file was opened for writing ({printable(str(args[0]))!r}) while its objects were built"
-    elif event == "compile" and _from_file(args[0], data):
-        _loading.violation = "code from the file itself was compiled while its objects were built"
-    else:
-        return
-    raise CheckpointError(f"data.pkl: {_loading.violation}; ckpt refuses it")
-
-
-def _writes(args: tuple[Any, ...]) -> bool:
-    """An `open` event for writing: a mode with w, a, x or +, or os.open's flags."""
-    mode, flags = (args + (None, None))[1:3]
-    if isinstance(mode, str):
-        return any(c in mode for c in "wax+")
-    return isinstance(flags, int) and bool(flags & _WRITING)
-
-
-def _from_file(source: Any, data: bytes) -> bool:
-    """Source text that appears in the pickle: the file supplied the code
-    (networkx compiles code of its own while it loads: that is allowed)."""
-    if isinstance(source, str):
-        source = source.encode("utf-8", "surrogatepass")
-    return isinstance(source, bytes) and len(source) >= 4 and source in data
-
-
-_hooked: list[bool] = []
-
-
-def _watched(work: Callable[[], Any], data: bytes) -> Callable[[], Any]:
-    """`work`, run with the audit hook armed for `data` in this thread."""
-    if not _hooked:
-        sys.addaudithook(_watch)
-        _hooked.append(True)
-
-    def run() -> Any:
-        _loading.data, _loading.violation = data, None
-        try:
-            with collector_paused():  # what a load builds is new and reachable
-                result = work()
-        finally:
-            violation, _loading.data = _loading.violation, None
-        if violation:  # raised inside a class's own code, which may have swallowed it
-            raise CheckpointError(f"data.pkl: {violation}; ckpt refuses it")
-        return result
-
-    return run

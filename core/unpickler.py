@@ -25,14 +25,14 @@ and checks each one as it happens:
 
 Nothing else runs: no getattr, no bound method, no code from the file.
 What does run (an admitted class's own `__setstate__`, a guarded
-reconstructor) runs with an audit hook armed that refuses, in the loading
-thread, starting processes, connecting, writing or deleting files and
-compiling text that came from the file.
+reconstructor) runs in the sandbox (`sandbox`): no file written, no
+connection, no thread or process started, the process left as it was.
 """
 
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import functools
 import struct
 import sys
@@ -40,9 +40,10 @@ import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from . import sandbox
 from .errors import CheckpointError, MalformedPickleError, UnsafeCheckpointError, one_line, printable
 from .flood import MAX_COLLISIONS
-from .guards import GUARDS, SINGLETON_TYPES, Context
+from .guards import GUARDS, SINGLETON_TYPES, TAKES_FUNCTIONS, Context, guard_name
 from .opcodes import WIDTHS
 from .policy import Admission, Trust, admit
 from .reviewed import CLASS, FUNCTION
@@ -73,8 +74,22 @@ class _Callee:
         self.call = call
 
 
+class _ClassValue:
+    """A class ckpt did not review, trusted only with its package, as the
+    stack holds it: instantiated (NEWOBJ), called where its admission
+    allows, handed to the guarded reconstructor that builds it, but never
+    stored where whatever holds it (an executor's initializer, a __del__
+    that calls an attribute) could call it later, outside the sandbox."""
+
+    __slots__ = ("admission", "cls")
+
+    def __init__(self, admission: Admission, cls: type) -> None:
+        self.admission = admission
+        self.cls = cls
+
+
 class _CallArgs(tuple):  # type: ignore[type-arg]
-    """A tuple holding a `_Callee`: an argument list for REDUCE, nothing else."""
+    """A tuple holding a `_Callee` or a `_ClassValue`: an argument list for a call, nothing else."""
 
     __slots__ = ()
 
@@ -90,7 +105,79 @@ class _Pending:
         self.keywords: dict[str, Any] = {}
 
 
-_NOT_DATA = frozenset({_Callee, _CallArgs, _Pending})
+class _Nesting:
+    """How deep the tuples on the machine's stack nest, whoever made them.
+
+    Hashing a tuple recurses in C without a limit (a dict key nested 100,000
+    deep crashes the interpreter), so no tuple the load handles may nest
+    deeper than MAX_TUPLE_DEPTH. The machine's own TUPLE opcodes know the
+    depth of what they build; a tuple a call returned (`tuple([t])` wraps `t`
+    one level deeper) is walked once, iteratively, and remembered. The newest
+    tuple the machine made is kept aside, not in the table: a chain of
+    TUPLE1s then costs no lookup."""
+
+    __slots__ = ("known", "kept", "last", "last_level")
+
+    def __init__(self) -> None:
+        self.known: dict[int, int] = {}
+        """Depths of the tuples looked at, by id."""
+        self.kept: list[Any] = []
+        """Those tuples, kept alive so their ids stay theirs."""
+        self.last: Any = None
+        self.last_level = 0
+
+    def level(self, item: tuple[Any, ...]) -> int:
+        """The depth of a non-empty tuple (of any tuple type): 1 holds no non-empty tuple."""
+        if item is self.last:
+            return self.last_level
+        found = self.known.get(id(item))
+        return found if found is not None else self._walk(item)
+
+    def made(self, made: tuple[Any, ...], level: int) -> None:
+        if level >= MAX_TUPLE_DEPTH:
+            raise refused(f"nests tuples more than {MAX_TUPLE_DEPTH:,} levels deep")
+        self.last, self.last_level = made, level
+
+    def _walk(self, root: tuple[Any, ...]) -> int:
+        """Depth-first without recursion; `tuple.__iter__`, never a subclass's own code."""
+        known, pending = self.known, [root]
+        while pending:
+            node = pending[-1]
+            if id(node) in known:
+                pending.pop()
+                continue
+            deepest, missing = 0, False
+            for item in tuple.__iter__(node):
+                if _nests(item):
+                    level = self.last_level if item is self.last else known.get(id(item))
+                    if level is None:
+                        pending.append(item)
+                        missing = True
+                    elif level > deepest:
+                        deepest = level
+            if missing:
+                continue
+            pending.pop()
+            if deepest + 1 >= MAX_TUPLE_DEPTH:
+                raise refused(f"nests tuples more than {MAX_TUPLE_DEPTH:,} levels deep")
+            known[id(node)] = deepest + 1
+            self.kept.append(node)
+        return known[id(root)]
+
+
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None), list, dict, set, frozenset, bytearray, complex})
+
+
+def _nests(item: Any) -> bool:
+    """A non-empty tuple, of tuple or a subclass (a namedtuple hashes as a tuple)."""
+    kind = type(item)
+    if kind is tuple:
+        return bool(item)
+    return kind not in _PLAIN and issubclass(kind, tuple) and tuple.__len__(item) > 0
+
+
+_NOT_DATA = frozenset({_Callee, _ClassValue, _CallArgs, _Pending})
+_TOKENS = (_Callee, _ClassValue)
 _CODE_TYPES = frozenset({types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.MethodWrapperType,
                          types.MethodDescriptorType, types.WrapperDescriptorType, types.ClassMethodDescriptorType,
                          functools.partial, staticmethod, classmethod, property})
@@ -116,8 +203,7 @@ class DataUnpickler:
         self.memo: dict[int, Any] = {}
         self.fresh: dict[int, Any] = {}
         """Objects this load created, by id (and kept alive, so ids stay theirs)."""
-        self.depth: dict[int, int] = {}
-        """Nesting depth of the tuples deeper than one level, by id."""
+        self.nesting = _Nesting()
         self.floods = context.floods
         self.warnings = context.warnings
         self.checking = False
@@ -211,6 +297,9 @@ class DataUnpickler:
     def _describe(value: Any) -> str:
         if type(value) is _Callee:
             return f"the function {value.admission.name} as a value (trust that exact name to allow it)"
+        if type(value) is _ClassValue:
+            return (f"the class {value.admission.name} as a value (trusted with its package to be rebuilt, not held: "
+                    "trust that exact name to allow it)")
         if type(value) is _Pending:
             return "a functools.partial as a value"
         return "a function as a value"
@@ -354,7 +443,9 @@ class DataUnpickler:
     @staticmethod
     def _text(raw: bytes, encoding: str) -> str:
         try:
-            return raw.decode(encoding, "surrogatepass") if encoding == "utf-8" else raw.decode(encoding)
+            if encoding == "utf-8":
+                return raw.decode(encoding, "surrogatepass")
+            return codecs.raw_unicode_escape_decode(raw)[0]  # the codec itself: looking it up by name imports it
         except UnicodeDecodeError:
             raise refused("writes text that cannot be decoded") from None
 
@@ -462,21 +553,20 @@ class DataUnpickler:
     # --- containers ---------------------------------------------------------
 
     def _tuple(self, items: list[Any]) -> tuple[Any, ...]:
-        deepest, callee = 0, False
+        deepest, callee, nesting = 0, False, self.nesting
         for item in items:
             kind = type(item)
-            if kind is tuple:
-                deepest = max(deepest, self.depth.get(id(item), 1))
-            elif kind is _Callee:
+            if kind is _Callee or kind is _ClassValue:
                 callee = True
-            elif self.checking and kind in _NOT_DATA:
-                raise refused(f"puts {self._describe(item)} in a tuple")
+            elif kind in _NOT_DATA:
+                if self.checking:
+                    raise refused(f"puts {self._describe(item)} in a tuple")
+            elif _nests(item):
+                level = nesting.level(item)
+                if level > deepest:
+                    deepest = level
         made: tuple[Any, ...] = _CallArgs(items) if callee else tuple(items)
-        if deepest:
-            if deepest >= MAX_TUPLE_DEPTH:
-                raise refused(f"nests tuples more than {MAX_TUPLE_DEPTH:,} levels deep")
-            self.depth[id(made)] = deepest + 1
-            self.fresh[id(made)] = made  # keeps its id its own
+        nesting.made(made, deepest + 1)
         return made
 
     def _op_empty_tuple(self, at: int) -> int:
@@ -488,17 +578,31 @@ class DataUnpickler:
         return at
 
     def _op_tuple1(self, at: int) -> int:
-        self.stack.append(self._tuple([self._pop()]))
+        stack = self.stack
+        if len(stack) <= (self.marks[-1] if self.marks else 0):
+            raise _malformed(None, "stack underflow")
+        item = stack[-1]
+        if type(item) is tuple and item:  # the hot case of a deep nest: one tuple in another
+            nesting = self.nesting
+            made = stack[-1] = (item,)
+            nesting.made(made, (nesting.last_level if item is nesting.last else nesting.level(item)) + 1)
+        else:
+            stack[-1] = self._tuple([item])
         return at
 
     def _op_tuple2(self, at: int) -> int:
-        second = self._pop()
-        self.stack.append(self._tuple([self._pop(), second]))
-        return at
+        return self._last(at, 2)
 
     def _op_tuple3(self, at: int) -> int:
-        third, second = self._pop(), self._pop()
-        self.stack.append(self._tuple([self._pop(), second, third]))
+        return self._last(at, 3)
+
+    def _last(self, at: int, count: int) -> int:
+        """TUPLE2, TUPLE3: the top `count` items become one tuple."""
+        stack = self.stack
+        cut = len(stack) - count
+        if cut < (self.marks[-1] if self.marks else 0):
+            raise _malformed(None, "stack underflow")
+        stack[cut:] = (self._tuple(stack[cut:]),)
         return at
 
     def _op_empty_list(self, at: int) -> int:
@@ -642,11 +746,12 @@ class DataUnpickler:
             found = admit(name, self.trust)
             if not isinstance(found, Admission):
                 raise UnsafeCheckpointError(f"data.pkl asks for {printable(name)}, which {found.why}")
-            admission = found
+            admission = dataclasses.replace(found, guard=guard_name(found.obj, found.guard))
         obj = admission.obj
         if admission.kind == CLASS:
             self._classes[id(obj)] = admission
-            handed = obj
+            handed = obj if _storable(admission) else _ClassValue(admission, obj)
+            self.checking = self.checking or handed is not obj
         elif admission.kind == FUNCTION:
             call = GUARDS[admission.guard](obj, self.context) if admission.guard else obj
             callee = _Callee(admission, call)
@@ -665,7 +770,7 @@ class DataUnpickler:
     def _op_reduce(self, at: int) -> int:
         args = self._pop()
         func = self._pop()
-        if not isinstance(args, tuple):
+        if not _is(args, tuple):
             raise refused("calls something with arguments that are not a tuple")
         self.stack.append(self._call(func, args, {}))
         return at
@@ -675,7 +780,7 @@ class DataUnpickler:
         if kind is _Pending:
             return self._call(func.callee, (*func.args, *args), {**func.keywords, **kwargs})
         if kind is not _Callee:
-            func = self._callee_of(func)
+            func = self._callee_of(_unwrapped(func))
         admission = func.admission
         if admission.name == _PARTIAL:
             return self._pending(args)
@@ -684,18 +789,46 @@ class DataUnpickler:
         args = self._arguments(admission, args)
         if kwargs:
             self._all_data(kwargs.values(), "as a keyword argument")
+        self._bounded(admission, args, kwargs)
         try:
-            result = func.call(*args, **kwargs)
+            if admission.source == f"--trust {admission.name}":
+                with sandbox.trusted():
+                    result = func.call(*args, **kwargs)
+            else:
+                result = func.call(*args, **kwargs)
         except CheckpointError:
             raise
         except Exception as exc:
             raise CheckpointError(f"data.pkl: {admission.name} raised {type(exc).__name__}: "
                                   f"{one_line(str(exc))}") from None
-        if type(result) in _CODE_TYPES and not admission.source.startswith("--trust"):
-            raise refused(f"gets a function from {admission.name}")
+        if not admission.source.startswith(f"--trust {admission.name}"):
+            self._made_by(admission, result)
+        if _nests(result):  # tuple([t]) nests t one level deeper, out of the opcodes' sight
+            self.nesting.level(result)
         if admission.fresh:
             self.fresh[id(result)] = result
         return result
+
+    def _bounded(self, admission: Admission, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """A range is a few bytes in the file and as many items as it says to
+        whatever iterates it (a deque, a set, bytes): one longer than the
+        file could hold is refused as an argument (it may still be a value)."""
+        for arg in (*args, *kwargs.values()):
+            if type(arg) is range and _span(arg) > self.context.limit:
+                raise refused(f"passes {admission.name} a range of {_span(arg):,} items, more than the file holds")
+
+    @staticmethod
+    def _made_by(admission: Admission, result: Any) -> None:
+        """What a call returned is what its callee makes: a class makes its
+        own instances (never a function, a bound method or another class's
+        object, whatever its __new__ says), and no reviewed function returns
+        code. Only a name trusted exactly may return anything."""
+        kind = type(result)
+        if kind in _CODE_TYPES and not admission.source.startswith("--trust"):
+            raise refused(f"gets a function from {admission.name}")
+        cls = admission.obj
+        if admission.kind == CLASS and _is(cls, type) and not _is(result, cls):
+            raise refused(f"calls {admission.name}, which returned a {_qualified(kind)} instead of its own instance")
 
     def _callee_of(self, func: Any) -> _Callee:
         """What calling `func` means: an admitted class's constructor (through
@@ -704,7 +837,7 @@ class DataUnpickler:
         found = self._callees.get(id(func))
         if found is not None:
             return found
-        admission = self._classes.get(id(func)) if isinstance(func, type) else None
+        admission = self._classes.get(id(func)) if _is(func, type) else None
         if admission is not None:
             if not admission.allowed & CALL:
                 raise refused(f"calls {admission.name} with arguments, which ckpt never allows for it "
@@ -718,29 +851,35 @@ class DataUnpickler:
         raise refused(f"calls {_kind(func)}, which is not a class or function it names and ckpt admits")
 
     def _arguments(self, admission: Admission, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        """The call's arguments, with the reviewed functions among them
-        handed over where the callee's guard checks them by identity (a
-        tensor rebuilt by torch.as_strided), or replaced by None where a
-        catalog constructor would keep them (an executor's initializer)."""
+        """The call's arguments. A guard is handed the classes among them
+        (it checks each is one this load admitted) and, where it checks them
+        by identity, the reviewed functions (a tensor rebuilt by
+        torch.as_strided). A catalog constructor that would keep a function
+        or a class the file may not call (an executor's initializer, a
+        defaultdict's factory) gets None instead; anything else is refused."""
         if type(args) is not _CallArgs:
             return args
         if admission.guard:
-            return tuple(a.admission.obj if type(a) is _Callee else a for a in args)
+            args = tuple(a.cls if type(a) is _ClassValue else a for a in args)
+            if admission.guard in TAKES_FUNCTIONS:
+                return tuple(a.admission.obj if type(a) is _Callee else a for a in args)
+            if not any(type(a) is _Callee for a in args):
+                return args
+        names = ", ".join(a.admission.name for a in args if type(a) in _TOKENS)
         if admission.kind == CLASS and admission.source.startswith("reviewed"):
-            dropped = [a.admission.name for a in args if type(a) is _Callee]
-            self.warnings.append(f"{admission.name} was given the function {', '.join(dropped)} from the file, "
-                                 "which is not trusted: restored without it (None); trust that exact name to keep it")
-            return tuple(None if type(a) is _Callee else a for a in args)
-        callee = next(a for a in args if type(a) is _Callee)
-        raise refused(f"passes the function {callee.admission.name} to {admission.name} (a function from the file "
-                      "reaches no caller unless you trust that exact name)")
+            self.warnings.append(f"{admission.name} was given {names} from the file, which it would call: restored "
+                                 "without it (None); trust that exact name to keep it")
+            return tuple(None if type(a) in _TOKENS else a for a in args)
+        raise refused(f"passes {names} to {admission.name} (a function or class from the file reaches no caller "
+                      "unless you trust that exact name)")
 
     def _class_attribute(self, args: tuple[Any, ...]) -> Any:
         """getattr(Class, "name"), as pickle names a method of a class
         (zoneinfo's `ZoneInfo._unpickle`): the global `module:Class.name`,
         admitted or refused as that name. Never an attribute of an object the
         file built: no bound method loads as data."""
-        if len(args) != 2 or not isinstance(args[0], type) or type(args[1]) is not str:
+        args = tuple(_unwrapped(a) for a in args)
+        if len(args) != 2 or not _is(args[0], type) or type(args[1]) is not str:
             what = f"the attribute {printable(str(args[1]))!r} of {_kind(args[0])}" if len(args) == 2 else "getattr"
             raise refused(f"takes {what} (no bound method loads as data; trust the signer to load it whole)")
         cls, name = args
@@ -753,7 +892,7 @@ class DataUnpickler:
         if not args:
             raise refused("builds a functools.partial of nothing")
         first = args[0]
-        callee = first if type(first) is _Callee else self._callee_of(first)
+        callee = first if type(first) is _Callee else self._callee_of(_unwrapped(first))
         pending = _Pending(callee)
         pending.args = tuple(args[1:])
         self._all_data(pending.args, "as a partial's argument")
@@ -763,19 +902,20 @@ class DataUnpickler:
 
     def _build_pending(self, pending: _Pending, state: Any) -> None:
         """partial.__setstate__((func, args, keywords, dict)), for the call to come."""
-        if not (isinstance(state, tuple) and len(state) == 4):
+        if not (_is(state, tuple) and len(state) == 4):
             raise refused("gives a functools.partial a state that is not (func, args, keywords, dict)")
         func, args, keywords, extra = state
-        same = func is pending.callee or (type(func) is not _Callee and self._callee_of(func).call
+        same = func is pending.callee or (type(func) is not _Callee and self._callee_of(_unwrapped(func)).call
                                           is pending.callee.call)
-        if not same or not isinstance(args, tuple) or not isinstance(keywords, (dict, type(None))) or extra:
+        if not same or not _is(args, tuple) or not (keywords is None or _is(keywords, dict)) or extra:
             raise refused("gives a functools.partial a state that changes its function or holds attributes")
         self._all_data(args, "as a partial's argument")
         self._all_data((keywords or {}).values(), "as a partial's argument")
         pending.args, pending.keywords = tuple(args), dict(keywords or {})
 
     def _new(self, cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        admission = self._classes.get(id(cls)) if isinstance(cls, type) else None
+        cls = _unwrapped(cls)
+        admission = self._classes.get(id(cls)) if _is(cls, type) else None
         if admission is None or admission.kind != CLASS:
             raise refused(f"instantiates {_kind(cls)}, which is not a class it names and ckpt admits")
         needed = NEW_ARGS if args or kwargs else NEW
@@ -789,14 +929,16 @@ class DataUnpickler:
         except Exception as exc:
             raise CheckpointError(f"data.pkl: making a {admission.name} raised {type(exc).__name__}: "
                                   f"{one_line(str(exc))}") from None
-        if type(made) is not cls and not isinstance(made, cls):
+        if not _is(made, cls):
             raise refused(f"instantiates {admission.name}, whose __new__ returned something else")
+        if _nests(made):  # a namedtuple of the file's items
+            self.nesting.level(made)
         return self._fresh(made)
 
     def _op_newobj(self, at: int) -> int:
         args = self._pop()
         cls = self._pop()
-        if not isinstance(args, tuple):
+        if not _is(args, tuple):
             raise refused("instantiates a class with arguments that are not a tuple")
         self.stack.append(self._new(cls, args, {}))
         return at
@@ -805,7 +947,7 @@ class DataUnpickler:
         kwargs = self._pop()
         args = self._pop()
         cls = self._pop()
-        if not isinstance(args, tuple) or type(kwargs) is not dict:
+        if not _is(args, tuple) or type(kwargs) is not dict:
             raise refused("instantiates a class with arguments that are not a tuple and a dict")
         self.stack.append(self._new(cls, args, kwargs))
         return at
@@ -827,7 +969,8 @@ class DataUnpickler:
     def _instantiate(self, cls: Any, args: list[Any]) -> None:
         """pickle's protocol 0/1 instantiation: `cls(*args)` when there are
         arguments (or the class asks for them), else `cls.__new__(cls)`."""
-        if args or not isinstance(cls, type) or hasattr(cls, "__getinitargs__"):
+        cls = _unwrapped(cls)
+        if args or not _is(cls, type) or hasattr(cls, "__getinitargs__"):
             made = self._call(cls, self._tuple(args), {})
             self.fresh[id(made)] = made
         else:
@@ -850,7 +993,7 @@ class DataUnpickler:
             self._run(setstate, inst, state, cls)
             return at
         slots = None
-        if isinstance(state, tuple) and len(state) == 2:
+        if _is(state, tuple) and len(state) == 2:
             state, slots = state
         if state:
             if type(state) is not dict:
@@ -915,11 +1058,39 @@ def _malformed(position: int | None, what: str) -> MalformedPickleError:
 
 
 def _kind(obj: Any) -> str:
-    if isinstance(obj, type):
+    if _is(obj, type):
         return f"the class {_qualified(obj)}"
-    if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType)):
+    if type(obj) in (types.FunctionType, types.BuiltinFunctionType):
         return f"the function {getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', '?')}"
     return f"a {_qualified(type(obj))}"
+
+
+def _is(obj: Any, cls: type) -> bool:
+    """isinstance(obj, cls) by the object's type alone: isinstance also asks
+    the object for its `__class__`, which a class may make a property (its
+    code would run on a check)."""
+    kind = type(obj)
+    return kind is cls or type.__subclasscheck__(cls, kind)
+
+
+def _span(values: range) -> int:
+    """len(values), which raises for a range longer than sys.maxsize."""
+    return max(0, (values.stop - values.start + values.step - (1 if values.step > 0 else -1)) // values.step)
+
+
+def _unwrapped(obj: Any) -> Any:
+    return obj.cls if type(obj) is _ClassValue else obj
+
+
+def _storable(admission: Admission) -> bool:
+    """A class the loaded object may hold, to be called by whatever holds it
+    after the load, outside the sandbox: one ckpt reviewed (a container, a
+    date, a path, a decimal signal, numpy's scalar types, torch's layers), or
+    one the user trusts by its exact name. A class trusted with its package is
+    trusted to be rebuilt as its own pickling does, not to be called later
+    with what the file gives it (torch's PackageExporter(path) as an
+    executor's initializer writes that file on the first submit)."""
+    return admission.source.startswith("reviewed") or admission.source == f"--trust {admission.name}"
 
 
 def _qualified(cls: type) -> str:

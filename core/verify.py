@@ -15,13 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import catalog
+from . import catalog, sandbox
 from .catalog import Action
 from .checkpoint import (LoadReport, StorageOptions, TrustedKey, is_path, load_checkpoint, load_trusted_keys, opened,
                          version_warnings)
 from .compare import differences
 from .container import Archive
-from .errors import CkptError
+from .errors import CheckpointError, CkptError
 from .paths import follow
 from .policy import Trust, require_installed
 from .probes import ProbeFailed
@@ -125,6 +125,20 @@ def _structural_checks(archive: Archive, origin: Provenance, loaded: LoadReport 
 
 
 def _restored_checks(report: LoadReport) -> list[Check]:
+    """The checks of what a load restored. They run the objects' own code
+    (probes call what they hold: an executor's initializer, a condition's
+    lock; a scan pickles them), and a file loaded as data only chose all of
+    it: then they run in the load's sandbox, the threads the probes start
+    watched and jailed in turn."""
+    if report.provenance.whole:
+        return _checks_of_restored(report)
+    try:
+        return sandbox.run(lambda: _checks_of_restored(report), b"", threads=True, doing="exercised")
+    except CheckpointError as exc:
+        return [Check("primitives work", False, f"exercising them: {exc.message}")]
+
+
+def _checks_of_restored(report: LoadReport) -> list[Check]:
     """Restored primitives work, strips came back as None, and what came
     back agrees with the manifest's substitutions. Each is found at the path
     the manifest gives, as a user would reach it: no second scan of the
@@ -144,13 +158,7 @@ def _restored_checks(report: LoadReport) -> list[Check]:
         else:
             restored.append((sub.path, obj, kind))
     restored += _found_by_scan(report.obj, unreachable)
-    broken = []
-    for path, obj, kind in restored:
-        try:
-            if kind.probe is not None:
-                kind.probe(obj)
-        except ProbeFailed as exc:
-            broken.append(f"{path}: {exc}")
+    broken = _probed(restored)
     checks = [
         Check("primitives work", not broken, "; ".join(broken) or f"{len(restored)} restored object(s) exercised"),
         Check("substitutions", not missing,
@@ -168,6 +176,20 @@ def _restored_checks(report: LoadReport) -> list[Check]:
     checks.append(Check("stripped", not not_none,
                         f"not None after load: {', '.join(not_none)}" if not_none else "stripped objects are None"))
     return checks
+
+
+def _probed(restored: list[tuple[str, Any, catalog.Kind]]) -> list[str]:
+    """Each restored primitive's probe; what failed."""
+    broken = []
+    for path, obj, kind in restored:
+        try:
+            if kind.probe is not None:
+                kind.probe(obj)
+        except ProbeFailed as exc:
+            broken.append(f"{path}: {exc}")
+        except Exception as exc:  # what the object held misbehaved: a finding, not a crash of verify
+            broken.append(f"{path}: {type(exc).__name__}: {exc}")
+    return broken
 
 
 def _found_by_scan(obj: Any, paths: list[str]) -> list[tuple[str, Any, catalog.Kind]]:

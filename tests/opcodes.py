@@ -78,3 +78,129 @@ def _op(draw: Any) -> bytes:
 @st.composite
 def streams(draw: Any) -> bytes:
     return b"\x80\x05" + b"".join(_op(draw) for _ in range(draw(st.integers(1, 60)))) + b"."
+
+
+# --- programs that build, call, store, fill and remember -------------------------------------
+#
+# `streams` above is mostly malformed; the harm fuzzer (tests/security/fuzz_child.py) needs
+# streams the data-only unpickler runs far into: expressions that leave one object on the
+# stack, nested: constants, globals, calls, NEWOBJ, state, items and memo entries.
+
+
+def _short_text(value: str) -> bytes:
+    raw = value.encode("utf-8", "surrogatepass")
+    return (b"\x8c" + bytes([len(raw)]) if len(raw) < 256 else b"X" + len(raw).to_bytes(4, "little")) + raw
+
+
+def _number(value: int) -> bytes:
+    if 0 <= value < 256:
+        return b"K" + bytes([value])
+    raw = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
+    return b"\x8a" + bytes([len(raw)]) + raw
+
+
+def _named(name: str) -> bytes:
+    module, _, qualname = name.partition(":")
+    return b"c" + module.encode() + b"\n" + qualname.encode() + b"\n"
+
+
+def _marked(items: list[bytes], opcode: bytes) -> bytes:
+    return b"(" + b"".join(items) + opcode
+
+
+def _leaf(draw: Any, names: list[str], texts: list[str], written: list[int]) -> bytes:
+    kind = draw(st.integers(0, 7))
+    if kind == 0:
+        return draw(st.sampled_from([b"N", b"\x88", b"\x89", b")", b"]", b"}", b"\x8f"]))
+    if kind == 1:
+        return _number(draw(st.integers(-(2**70), 2**70)))
+    if kind == 2:
+        raw = draw(st.binary(max_size=6))
+        return b"C" + bytes([len(raw)]) + raw
+    if kind in (3, 4):
+        return _named(draw(st.sampled_from(names)))
+    if kind == 5:  # STACK_GLOBAL of two texts
+        return _short_text(draw(st.sampled_from(texts))) + _short_text(draw(st.sampled_from(texts))) + b"\x93"
+    if kind == 6 and written:
+        return b"h" + bytes([draw(st.sampled_from(written))])  # BINGET of a slot written before
+    if kind == 6 and draw(st.integers(0, 9)) == 0:
+        return b"h" + bytes([draw(st.integers(0, 7))])  # one that may be empty: a malformed stream
+    return _short_text(draw(st.sampled_from(texts)))
+
+
+_NESTED = 19
+"""How many kinds of nested expression `_expression` draws from."""
+
+
+def _expression(draw: Any, names: list[str], texts: list[str], budget: list[int], written: list[int]) -> bytes:
+    """One expression leaving one object on the stack, within the budget of
+    nodes; `written`: the memo slots the stream has written so far (drawn
+    in stream order, so a later BINGET finds them)."""
+    budget[0] -= 1
+    if budget[0] <= 0 or draw(st.integers(0, 3)) == 0:
+        return _leaf(draw, names, texts, written)
+
+    def one() -> bytes:
+        return _expression(draw, names, texts, budget, written)
+
+    def callee() -> bytes:  # mostly a global, as pickle writes: anything else is refused by the analysis
+        return _named(draw(st.sampled_from(names))) if draw(st.integers(0, 4)) else one()
+
+    def few(most: int = 4) -> list[bytes]:
+        return [one() for _ in range(draw(st.integers(0, most)))]
+
+    def attributes() -> bytes:  # a state dict keyed by attribute names
+        pairs = [_short_text(draw(st.sampled_from(texts))) + one() for _ in range(draw(st.integers(0, 3)))]
+        return b"}" + _marked(pairs, b"u")
+
+    kind = draw(st.integers(0, _NESTED - 1))
+    if kind == 0:
+        return _marked(few(), b"t")
+    if kind == 1:
+        size = draw(st.integers(1, 3))
+        return b"".join(one() for _ in range(size)) + b"\x85\x86\x87"[size - 1 : size]
+    if kind == 2:
+        return _marked(few(), b"l")
+    if kind == 3:
+        return _marked([one() + one() for _ in range(draw(st.integers(0, 3)))], b"d")
+    if kind == 4:
+        return _marked(few(), b"\x91")  # FROZENSET
+    if kind == 5:
+        return callee() + _marked(few(3), b"t") + b"R"  # REDUCE
+    if kind == 6:
+        return callee() + _marked(few(3), b"t") + b"\x81"  # NEWOBJ
+    if kind == 7:
+        return callee() + _marked(few(2), b"t") + attributes() + b"\x92"  # NEWOBJ_EX
+    if kind == 8:
+        state = [one, attributes, lambda: one() + attributes() + b"\x86"][draw(st.integers(0, 2))]()
+        return one() + state + b"b"  # BUILD with a state, a dict of attributes, or (state, slots)
+    if kind == 9:
+        return one() + one() + b"a"  # APPEND
+    if kind == 10:
+        return one() + _marked(few(), b"e")  # APPENDS
+    if kind == 11:
+        return one() + one() + one() + b"s"  # SETITEM
+    if kind == 12:
+        return one() + _marked([one() + one() for _ in range(draw(st.integers(0, 3)))], b"u")  # SETITEMS
+    if kind == 13:
+        return one() + _marked(few(), b"\x90")  # ADDITEMS
+    if kind in (14, 15):
+        body, slot = one(), draw(st.integers(0, 7))
+        written.append(slot)
+        return body + b"q" + bytes([slot])  # BINPUT
+    if kind == 16:
+        return one() + b"2" + one() + b"\x86"  # DUP: the object, and a pair of it and another
+    if kind == 17:
+        return one() + one() + b"0"  # POP the second
+    return _marked([callee()] + few(3), b"o")  # OBJ: a class and its arguments
+
+
+@st.composite
+def data_only_streams(draw: Any, names: list[str], texts: list[str]) -> bytes:
+    """Streams of one nested expression over `names` (module:qualname
+    globals) and `texts` (attribute names, paths): what a file uses to make
+    a load do something: constants, globals, calls, NEWOBJ, state, items
+    and memo entries (slots 0-7, read once written, now and then before:
+    a malformed stream is refused, also fine)."""
+    budget = [draw(st.integers(1, 24))]
+    return b"\x80\x05" + _expression(draw, names, texts, budget, []) + b"."

@@ -179,11 +179,19 @@ def enum_with_file_handler(work: Path) -> bytes:
     return pkl(keywords(glob("enum", "Enum"), (text("E"), members), {"type": glob("logging", "FileHandler")}))
 
 
+def _sizes() -> bytes:
+    return items(number(60_000) + b"q\x01", *[b"h\x01"] * 200)
+
+
 def map_amplification(work: Path) -> bytes:
     """any(map(any, map(bytes, [n] * k))): k * n work from a file of k entries."""
-    sizes = items(number(60_000) + b"q\x01", *[b"h\x01"] * 200)
     return pkl(call(glob("builtins", "any"), call(glob("builtins", "map"), glob("builtins", "any"),
-                                                 call(glob("builtins", "map"), glob("builtins", "bytes"), sizes))))
+                                                 call(glob("builtins", "map"), glob("builtins", "bytes"), _sizes()))))
+
+
+def map_of_a_class(work: Path) -> bytes:
+    """any(map(bytes, [n] * k)): a class (a value, unlike a function) mapped over the file's data."""
+    return pkl(call(glob("builtins", "any"), call(glob("builtins", "map"), glob("builtins", "bytes"), _sizes())))
 
 
 def tuple_key(work: Path) -> bytes:
@@ -192,6 +200,15 @@ def tuple_key(work: Path) -> bytes:
 
 def marked_tuples(work: Path) -> bytes:
     return pkl(MARK * 50_000 + NONE + TUPLE * 50_000)
+
+
+def tuples_through_calls(work: Path) -> bytes:
+    """tuple([t]) nests t one level deeper without a TUPLE opcode: 25 rounds
+    of 9,000 TUPLE1s, each round wrapped by a call, make a dict key 225,000 deep."""
+    ops = NONE
+    for _ in range(25):
+        ops = call(glob("builtins", "tuple"), MARK + ops + TUPLE1 * 9_000 + b"l")
+    return pkl(EMPTY_DICT + ops + number(1) + SETITEM)
 
 
 def strided_out_of_bounds(work: Path) -> bytes:
@@ -398,7 +415,8 @@ ATTACKS: tuple[Attack, ...] = (
            expect=CALLED, trust=("numpy",)),
     Attack("Fraction with a billion digits", lambda w: pkl(call(glob("fractions", "Fraction"),
                                                                 text("1e1000000000"))), expect=REFUSED_CALL),
-    Attack("map() amplifying calls", map_amplification, expect=REFUSED_CALL),
+    Attack("map() amplifying calls", map_amplification, expect="builtins:any is stored as a value"),
+    Attack("map() of a class amplifying calls", map_of_a_class, expect="maps a function other than SimpleQueue.put"),
     Attack("global name with a newline and a terminal escape", lambda w: pkl(
         text("os\nckpt: loaded ok") + text("x\x1b[2J") + STACK_GLOBAL), expect="is not a name ckpt ever loads"),
     Attack("SeedSequence with a 4 GB pool", lambda w: pkl(keywords(

@@ -27,20 +27,11 @@ during the load counts as a change.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
-import re
-import resource
-import selectors
-import shutil
-import socket
-import subprocess
-import sys
-import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,147 +39,16 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO, Result, assert_one_line_error
-from gadgets import CLI_SAMPLE, CLI_TRUST_LEVELS, GADGETS, PRECIOUS, TRUST_LEVELS, Gadget, Work, named_modules
-from harness import installed_ckpt
+from conftest import Result, assert_one_line_error
+from gadgets import CLI_SAMPLE, CLI_TRUST_LEVELS, GADGETS, TRUST_LEVELS, Gadget
+from workspace import Listeners, NoListener, Planted, plant, run_child, run_cli, what_happened
 
-CHILD = Path(__file__).with_name("gadget_child.py")
-CHILD_MEMORY = 4 << 30
-"""Address space of a library child: it imports all five libraries."""
-CLI_MEMORY = 2 << 30
 WORKERS = 2
 LIB_BATCHES = 2
 
 NAMES = [g.name for g in GADGETS]
 CLI_ALL = os.environ.get("CKPT_GADGETS_CLI") == "all"
 CLI_GADGETS = [g for g in GADGETS if CLI_ALL or g.name in CLI_SAMPLE]
-
-
-# --- the loopback listener ----------------------------------------------------------
-
-
-class Listeners:
-    """One listening socket per workspace, each counting who connected."""
-
-    def __init__(self) -> None:
-        self._selector = selectors.DefaultSelector()
-        self._sockets: list[socket.socket] = []
-        self.accepted: dict[int, int] = {}
-        self._stop = False
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    def open(self) -> int:
-        server = socket.socket()
-        server.bind(("127.0.0.1", 0))
-        server.listen(16)
-        server.setblocking(False)
-        port = server.getsockname()[1]
-        self.accepted[port] = 0
-        self._sockets.append(server)
-        self._selector.register(server, selectors.EVENT_READ, port)
-        return port
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop:
-            for key, _ in self._selector.select(timeout=0.2):
-                try:
-                    conn, _ = key.fileobj.accept()  # type: ignore[union-attr]
-                except OSError:
-                    continue
-                self.accepted[key.data] += 1
-                conn.close()
-
-    def close(self) -> None:
-        self._stop = True
-        self._thread.join(2)
-        for server in self._sockets:
-            server.close()
-
-
-# --- planting ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Planted:
-    gadget: Gadget
-    path: Path
-    work: Work
-    data: bytes
-    tree: dict[str, str]
-
-
-def tree(root: Path) -> dict[str, str]:
-    """Everything under root: a directory, or a file's sha256."""
-    found = {}
-    for path in sorted(root.rglob("*")):
-        rel = str(path.relative_to(root))
-        if path.is_symlink():
-            found[rel] = "link:" + os.readlink(path)
-        elif path.is_dir():
-            found[rel] = "dir"
-        else:
-            found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return found
-
-
-def plant(gadget: Gadget, base: Path, root: Path, port: int) -> Planted:
-    directory = root / re.sub(r"\W+", "_", gadget.name)
-    (directory / "victim").mkdir(parents=True)
-    (directory / "victim" / "keep.txt").write_text(PRECIOUS)
-    path = directory / "model.ckpt"
-    shutil.copy(base, path)
-    work = Work(directory, port)
-    data = gadget.plant(path, work)
-    return Planted(gadget, path, work, data, tree(directory))
-
-
-def what_happened(planted: Planted, listeners: Listeners) -> list[str]:
-    """Effects visible from outside: the workspace and the listener."""
-    effects = []
-    now = tree(planted.work.root)
-    for rel in sorted(set(now) | set(planted.tree)):
-        if now.get(rel) != planted.tree.get(rel):
-            change = "created" if rel not in planted.tree else "deleted" if rel not in now else "changed"
-            effects.append(f"{rel} {change}")
-    victim = Path(planted.work.keep)
-    if not victim.exists() or victim.read_text() != PRECIOUS:
-        effects.append("the victim file was damaged")
-    if listeners.accepted.get(planted.work.port):
-        effects.append(f"{listeners.accepted[planted.work.port]} connection(s) to the listener")
-    return effects
-
-
-# --- running things -------------------------------------------------------------------
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "NO_COLOR": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1"}
-
-
-def _limit(size: int) -> Any:
-    return lambda: resource.setrlimit(resource.RLIMIT_AS, (size, size))
-
-
-def run_cli(args: Sequence[str]) -> Result:
-    """The installed `ckpt` under the memory limit, as harness.run_limited runs it."""
-    proc = subprocess.run([installed_ckpt(), *args], cwd=REPO, capture_output=True, text=True, env=_env(),
-                          timeout=120, preexec_fn=_limit(CLI_MEMORY))
-    return Result(proc)
-
-
-def run_child(mode: str, planted: Sequence[Planted], trusts: Sequence[Sequence[str]], warm_up: Path | None) -> list[Any]:
-    jobs = [{"name": p.gadget.name, "path": str(p.path), "work": str(p.work.root), "modules": named_modules(p.data),
-             "trusts": [list(t) for t in trusts], "loads_trusts": [list(t) for t in CLI_TRUST_LEVELS]}
-            for p in planted]
-    spec = {"mode": mode, "jobs": jobs, "timeout": 20, "warm_up": str(warm_up) if warm_up else None}
-    proc = subprocess.run([sys.executable, str(CHILD)], input=json.dumps(spec), capture_output=True, text=True,
-                          cwd=REPO, env=_env(), timeout=600, preexec_fn=_limit(CHILD_MEMORY))
-    assert proc.returncode == 0, f"the {mode} child failed:\n{proc.stderr[-3000:]}"
-    return json.loads(proc.stdout)
 
 
 def cli_commands(path: Path) -> list[list[str]]:
@@ -229,8 +89,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     lib_batches = [list(planted["lib"].values())[i::LIB_BATCHES] for i in range(LIB_BATCHES)]
     with ThreadPoolExecutor(WORKERS + 1) as pool:
         # The slow children first: they overlap the many short CLI runs.
-        lib_futures = [pool.submit(run_child, "ckpt", batch, TRUST_LEVELS, base) for batch in lib_batches]
-        real_future = pool.submit(run_child, "plain", [p for p in planted["real"].values() if available[p.gadget.name]],
+        lib_futures = [pool.submit(run_child, "ckpt", batch, TRUST_LEVELS, base, loads_trusts=CLI_TRUST_LEVELS)
+                       for batch in lib_batches]
+        real_future = pool.submit(run_child, "plain", [p for p in planted["real"].values() if available[p.row.name]],
                                   [], None)
         cli_futures: dict[str, list[Future[Result]]] = {
             g.name: [pool.submit(run_cli, cmd) for cmd in cli_commands(planted["cli"][g.name].path)]
@@ -309,7 +170,7 @@ def test_each_gadget_is_real(gadget: Gadget, runs: Runs) -> None:
     assert "crashed" not in report, report
     attempt = report["attempts"][0]
     seen = {
-        "files": bool(what_happened(runs.planted["real"][gadget.name], _NoListener())),
+        "files": bool(what_happened(runs.planted["real"][gadget.name], NoListener())),
         "connect": bool(runs.listeners.accepted.get(runs.planted["real"][gadget.name].work.port)),
         "state": bool(attempt["diff"]),
         "audit": bool(attempt["events"] or report["at_exit"]),
@@ -318,6 +179,3 @@ def test_each_gadget_is_real(gadget: Gadget, runs: Runs) -> None:
     assert not missing, f"plain pickle.loads showed no {missing}: {json.dumps(attempt, default=repr)[:2000]}"
 
 
-class _NoListener(Listeners):
-    def __init__(self) -> None:
-        self.accepted = {}

@@ -33,7 +33,8 @@ from ckpt.core.errors import CkptError
 from ckpt.core.stream import analyse
 from conftest import Result, assert_one_line_error, rewrite_member
 from harness import run_many
-from hostile import ATTACKS, EXTENSIONS, Attack, call, glob, marked_tuples, number, pkl, text, tuple_key
+from hostile import (ATTACKS, EXTENSIONS, Attack, call, glob, marked_tuples, number, pkl, text, tuple_key,
+                     tuples_through_calls)
 
 PRECIOUS = "precious"
 
@@ -187,40 +188,48 @@ HARMLESS = {"billion laughs": billion_laughs, "lists nested 100,000 deep": deep_
 @pytest.mark.parametrize("name", sorted(HARMLESS))
 def test_data_that_only_looks_like_a_bomb_loads_quietly_in_bounded_memory(
         name: str, base_checkpoint: Path, tmp_path: Path) -> None:
+    """Planted by hand, the file is no longer its signer's: it loads as data
+    only, verify's one failure is the signature, never the data, and inspect
+    reports the alteration (exit 1) without building anything."""
     attack = Attack(name, payload=lambda work: HARMLESS[name]())
     target = plant(attack, base_checkpoint, tmp_path)
     list_globals(target.path)
     path = str(target.path)
     load, verify, inspect = run_many([["load", path, "--format", "json"], ["load", path, "--verify"],
                                       ["inspect", path]])
-    for result in (load, verify, inspect):
-        assert result.code == 0 and not result.err, result
+    assert load.code == 0 and not load.err, load
     assert json.loads(load.out)["root_type"]  # stdout holds the report and nothing else
+    assert inspect.code == 1 and not inspect.err and "altered after it was signed" in inspect.out, inspect
+    assert verify.code == 1 and not verify.err and "1 check(s) failed" in verify.out, verify
+    assert [c.name for c in ckpt.verify(target.path).failures] == ["signature"]
     assert ckpt.loads(target.data) is not None
     assert_nothing_ran(target.work)
 
 
-DEEP_TUPLES = {"tuples nested 200,000 deep as a dict key": tuple_key, "tuples nested 50,000 deep with MARK": marked_tuples}
+DEEP_TUPLES = {"tuples nested 200,000 deep as a dict key": tuple_key, "tuples nested 50,000 deep with MARK": marked_tuples,
+               "tuples nested 225,000 deep through tuple() calls": tuples_through_calls}
 
 
 @pytest.mark.parametrize("name", sorted(DEEP_TUPLES))
-def test_deeply_nested_tuples_cannot_crash_the_loader_and_verify_flags_them(
-        name: str, base_checkpoint: Path, tmp_path: Path) -> None:
+def test_deeply_nested_tuples_are_refused_at_load_without_crashing(name: str, base_checkpoint: Path,
+                                                                   tmp_path: Path) -> None:
     """Hashing a tuple recurses in C without a limit: 200,000 levels crash
-    CPython on a normal stack. ckpt unpickles on a stack sized to what the
-    file could nest, so the load survives; verify and inspect say the data
-    nests deeper than Python can hash safely, and verify stops there."""
+    CPython. The data-only loader refuses any tuple it handles nested deeper
+    than 10,000 levels, whether its opcodes or a call (`tuple([t])`) built
+    it: load and verify refuse in one line; inspect, which builds nothing,
+    reports the file altered and does not crash either."""
     attack = Attack(name, payload=DEEP_TUPLES[name])
     target = plant(attack, base_checkpoint, tmp_path)
     list_globals(target.path)
     path = str(target.path)
     load, verify, inspect = run_many([["load", path, "--format", "json"], ["load", path, "--verify"],
                                       ["inspect", path]])
-    assert load.code == 0 and not load.err, load
-    assert verify.code == 1 and not verify.err and "tuples nested" in verify.out, verify
-    assert inspect.code == 1 and "tuples nested" in inspect.out, inspect
-    report = ckpt.verify(target.path)
-    assert [c.name for c in report.failures] == ["nesting"]
+    assert_one_line_error(load, 1, "nests tuples more than 10,000 levels deep")
+    assert_one_line_error(verify, 1, "nests tuples more than 10,000 levels deep")
+    assert inspect.code == 1 and not inspect.err and "altered after it was signed" in inspect.out, inspect
+    with pytest.raises(CkptError, match="nests tuples"):
+        ckpt.loads(target.data)
+    assert "load" in [c.name for c in ckpt.verify(target.path).failures]
 
 
 def test_a_loaded_pattern_keeps_its_flags_but_not_debug() -> None:

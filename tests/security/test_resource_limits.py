@@ -124,8 +124,14 @@ def empty_members(path: Path, count: int = 100_000) -> None:
 
 
 def shared_array_of_a_count() -> bytes:
-    """multiprocessing.Array('d', 10**10): 80 GB of shared memory from 40 bytes."""
+    """multiprocessing.Array('d', 10**10): 80 GB of shared memory from 40 bytes.
+    multiprocessing is no part of the data-only tier: refused by name, before anything is built."""
     return pkl(call(glob("multiprocessing.sharedctypes", "Array"), text("d"), number(10**10)))
+
+
+def deque_of_a_long_range() -> bytes:
+    """deque(range(10**10)): 40 bytes that fill memory one item at a time."""
+    return pkl(call(glob("collections", "deque"), call(glob("builtins", "range"), number(10**10))))
 
 
 def build_on_a_class_without_state() -> bytes:
@@ -144,7 +150,8 @@ CASES: dict[str, tuple[Callable[[], bytes] | None, str]] = {
     "slice nested half a million deep": (lambda: pkl(_deep_slice_ops()), "slice"),
     "functools.partial nested 300,000 deep": (deep_partials, "partial"),
     "BUILD with a bad state on an allowed class": (build_on_a_class_without_state, "cannot load"),
-    "multiprocessing.Array of 10**10 items": (shared_array_of_a_count, "a list of its items"),
+    "deque(range(10**10))": (deque_of_a_long_range, "a range of 10,000,000,000 items"),
+    "multiprocessing.Array of 10**10 items": (shared_array_of_a_count, "multiprocessing.sharedctypes:Array (called) is not trusted"),
 }
 
 
