@@ -100,9 +100,13 @@ def test_quiet_prints_no_document_and_still_keeps_stdout_clean(run_ckpt: RunCkpt
         assert result.out == "" and "imported: hello on stdout" in result.err, result
 
 
-def test_sarif_levels_say_what_needs_fixing(run_ckpt: RunCkpt) -> None:
-    """What save rewraps or strips is a note (nothing to fix); what it refuses is an error."""
-    [run] = run_ckpt("scan", "sample_models.nested:hidden", "--format", "sarif").json()["runs"]
+def test_sarif_levels_say_what_needs_fixing(run_ckpt: RunCkpt, tmp_path: Path) -> None:
+    """What save rewraps, strips or saves by value is a note (nothing to fix); what it refuses is an error."""
+    (tmp_path / "model.py").write_text("import threading\n\n"
+                                       "def build():\n"
+                                       "    return {'lock': threading.Lock(), 'rows': (n for n in range(3)),\n"
+                                       "            'key': lambda row: row}\n")
+    [run] = run_ckpt("scan", "model.py:build", "--format", "sarif", cwd=tmp_path).json()["runs"]
     driver = run["tool"]["driver"]
     assert "informationUri" not in driver  # the project has no public home to point at yet
     assert {r["level"] for r in run["results"]} == {"note", "error"}
