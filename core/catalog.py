@@ -415,7 +415,7 @@ KINDS: tuple[Kind, ...] = (
          emits=("queue.SimpleQueue", "_queue.SimpleQueue.put", "queue.SimpleQueue.put", "builtins.next",
                 "builtins.iter", "builtins.any", "builtins.map"),
          note=_queue_note, probe=probes.probe_simple_queue, recreate="{target} = queue.SimpleQueue()"),
-    Kind("thread-pool", ("concurrent.futures.ThreadPoolExecutor",), Action.REWRAP,
+    Kind("thread-pool", ("concurrent.futures.thread.ThreadPoolExecutor",), Action.REWRAP,
          "worker threads and pending work (max_workers, name prefix and initializer kept)",
          "resubmit pending work after load", reduce=rewrap.reduce_thread_pool, payload=_pool_payload,
          emits=("concurrent.futures.thread.ThreadPoolExecutor",),
@@ -669,7 +669,7 @@ def _refresh() -> None:
     for kind in KINDS:
         for dotted in kind.types:
             module, _, attr = dotted.rpartition(".")
-            if module in loaded and (cls := getattr(sys.modules[module], attr, None)) is not None:
+            if module in loaded and (cls := vars(sys.modules[module]).get(attr)) is not None:  # no lazy import
                 _by_type.setdefault(cls, []).append(kind)
     _resolved.update(loaded)
     _decided.clear()

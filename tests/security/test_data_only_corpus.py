@@ -38,7 +38,7 @@ from typing import Any
 import pytest
 
 from conftest import Result, assert_one_line_error
-from corpus import CASES, FAMILIES, NO_TRUST, TRUSTS, Case
+from families import CASES, FAMILIES, NO_TRUST, TRUSTS, Case
 from gadgets import Work
 from workspace import Listeners, Planted, plant, run_child, run_cli, what_happened
 
