@@ -1,7 +1,7 @@
 """Work done in another process on a model that holds thread primitives:
 what `multiprocessing`, `ProcessPoolExecutor`, joblib, Dask and Ray ship
-with pickle. Used by the README's `register()` and cluster examples and
-their tests."""
+with pickle. Used by the `register()` and cluster examples of docs/API.md
+and docs/CLUSTERS.md, and their tests."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 
 Each cluster starts once for the module, and the module runs in one xdist
 worker (its group): two Ray clusters at once would only cost time. The
-README's cluster examples run here too, the Ray one on this cluster.
+examples of docs/CLUSTERS.md run here too, the Ray one on this cluster.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import ckpt.core as ckpt
 from conftest import REPO
 from sample_models import service
 from sample_models.parallel import Keeper, Throttle, busy_throttle, exercise, serve_one
-from test_readme import code_blocks, subsection
+from docpages import page
 
 pytestmark = pytest.mark.xdist_group("clusters")
 
@@ -113,24 +113,24 @@ def test_ray_actor_built_with_a_model_swaps_it_for_another(ray) -> None:
     ray.kill(keeper)
 
 
-# --- the README's examples -------------------------------------------------
+# --- docs/CLUSTERS.md's examples ---------------------------------------------
 
 
 def run_example(title: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """The README subsection's Python blocks, run as one script from the repository root."""
-    blocks = [b for b in code_blocks(("python",)) if b in subsection(title)]
+    """The Python blocks of one section of docs/CLUSTERS.md, run as one script from the repository root."""
+    blocks = page("CLUSTERS.md").blocks("python", within=title)
     assert blocks, title
     return subprocess.run([sys.executable, "-c", "\n".join(blocks)], cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=120)
 
 
-def test_readme_dask_example_runs_as_written() -> None:
+def test_the_dask_example_runs_as_written() -> None:
     pytest.importorskip("distributed")
     proc = run_example("Shipping a model to Dask", {})
     assert proc.returncode == 0, proc.stderr
 
 
-def test_readme_ray_example_runs_as_written(ray) -> None:
+def test_the_ray_example_runs_as_written(ray) -> None:
     """On this module's cluster: RAY_ADDRESS makes the example's `ray.init` connect to it."""
     proc = run_example("Shipping a model to Ray", {"RAY_ADDRESS": ray.get_runtime_context().gcs_address})
     assert proc.returncode == 0, proc.stderr

@@ -24,8 +24,8 @@ SMALL_PARTS = ["--storage-option", f"default_block_size={5 << 20}"]
 
 
 def test_load_verify_json_and_an_existing_object(s3: S3Server, run_ckpt: RunCkpt) -> None:
-    """(The plain round trip, save -> load --verify -> inspect, is README's
-    S3 example: tests/test_readme.py runs it against this server.)"""
+    """(The plain round trip, save -> load --verify -> inspect, is
+    docs/REMOTE.md's S3 example: tests/test_docs.py runs it against this server.)"""
     bucket = s3.bucket()
     url = f"s3://{bucket}/service.ckpt"
     ckpt.save(service.build(), url, storage_options=s3.options)

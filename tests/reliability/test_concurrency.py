@@ -5,7 +5,7 @@ consumer on a restored Queue, one waiter on a shared Condition, one barrier
 round and an executor's thread names; these go further: re-entrant locking,
 every waiter woken, a semaphore's bound, many barrier rounds, a bounded
 queue with blocked producers, an executor under load. Then what a save does
-when another thread changes the model meanwhile (README, "Guarantees").
+when another thread changes the model meanwhile (docs/GUARANTEES.md).
 """
 
 from __future__ import annotations
