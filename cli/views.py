@@ -1,7 +1,7 @@
 """What each command shows: reports turned into text (via TextOutput) or JSON data.
 
 JSON documents are built here field by field, so their schema (documented
-in README) is explicit and does not change when a dataclass grows a field.
+in docs/CLI.md) is explicit and does not change when a dataclass grows a field.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Scan reads it to name what it finds, save (the pickler) to rewrap or strip,
 suggest to write the hand fix, verify to exercise what was restored, and the
-README's "What happens to each kind" table is generated from it. Adding a
+"What happens to each kind" table in docs/KINDS.md is generated from it. Adding a
 kind means adding a row here, nothing else.
 
 A row matches by type, including subclasses, unless the subclass takes care

@@ -46,8 +46,10 @@ _HOLDERS = 8
 """How far up a finding's containers are kept for a strip (`registry`): a registry sits near its owner."""
 
 _SKIP_LEVELS = 100
-"""After pickle runs out of recursion depth on a subtree, walk this many
-levels in Python before asking the C pickler again (it would fail again)."""
+"""After pickle runs out of recursion depth on a subtree, walk at least this
+many levels in Python before asking the C pickler again (it would fail
+again), and more the deeper the walk is (half its depth): a chain too deep
+for save is asked about some twenty times, not once per hundred levels."""
 
 
 class Severity(enum.IntEnum):
@@ -275,7 +277,8 @@ class _Walker:
         self.clean: set[int] = set()  # ids that pickle cleanly on their own
         self.kept: list[Any] = []  # keeps the clean objects (and their ids) alive
         self.found: dict[int, tuple[Kind, str]] = {}
-        self.failing: set[int] = set()  # nodes pickle is known to fail on
+        self.failing: set[int] = set()  # nodes pickle is known (or presumed) to fail on
+        self.presumed: set[int] = set()  # ids of lone children presumed to fail as their parent did
         self.events = 0  # findings and references to failing nodes: "something below failed"
         self.also: dict[int, list[tuple[int, Edge]]] = {}
         self.objects = 0  # memoized by the C pickler in clean subtrees (walked nodes come on top)
@@ -316,7 +319,7 @@ class _Walker:
                 stack.extend(self._push(list(kind.walk_payload(obj)), node, depth, skip, check=False))
                 continue
             if isinstance(error, RecursionError):
-                skip = depth + _SKIP_LEVELS
+                skip = depth + max(_SKIP_LEVELS, depth // 2)
             try:
                 children = decompose(obj)
             except Unpicklable as exc:
@@ -324,33 +327,39 @@ class _Walker:
                 continue
             # exit marker, popped after the children: (_EXIT, node, -, events so far, its error, -)
             stack.append((_EXIT, node, ("exit",), self.events, error, 0))
-            stack.extend(self._push(children, node, depth, skip, check=depth + 1 >= skip))
+            stack.extend(self._push(children, node, depth, skip, check=depth + 1 >= skip, error=error))
 
-    def _push(self, children: Children, node: int, depth: int, skip: int, check: bool) -> list[tuple[Any, ...]]:
+    def _push(self, children: Children, node: int, depth: int, skip: int, check: bool,
+              error: BaseException | None = None) -> list[tuple[Any, ...]]:
         """Stack entries for the children worth walking, last child first.
 
         With `check`, only the children that fail under the C pickler are
         kept, found by pickling them in halves; each carries its error.
+        `error` is the parent's, if it failed.
         """
         children = [(e, c) for e, c in children if type(c) not in ATOMS]
         if check:
-            entries = [(c, node, e, depth + 1, err, skip) for e, c, err in self._failing(children)]
+            entries = [(c, node, e, depth + 1, err, skip) for e, c, err in self._failing(children, error)]
         else:
             entries = [(c, node, e, depth + 1, None, skip) for e, c in children]
         entries.reverse()
         return entries
 
-    def _failing(self, children: Children) -> list[tuple[Edge, Any, BaseException | None]]:
+    def _failing(self, children: Children, parent_error: BaseException | None = None
+                 ) -> list[tuple[Edge, Any, BaseException | None]]:
         """The children pickle fails on: asked of the oracle for each at once
         when it can answer so (`verdicts`, save's stream oracle), else found
         by pickling halves. The whole list is not tried first: its parent
-        just failed, so it would fail too."""
+        just failed, so it would fail too. Nor is a lone child (`_inherit`)."""
         out: list[tuple[Edge, Any, BaseException | None]] = []
         verdicts = getattr(self._oracle, "verdicts", None)
         if verdicts is not None:
             for (edge, child), error in zip(children, verdicts([c for _, c in children])):
                 if error is not None:
                     self._leaf(edge, child, out, error)
+            return out
+        if len(children) == 1 and parent_error is not None and not isinstance(parent_error, RecursionError):
+            self._inherit(*children[0], out, parent_error)
             return out
         half = len(children) // 2
         todo = [(half, len(children)), (0, half)] if half else [(0, len(children))]
@@ -376,6 +385,18 @@ class _Walker:
         if error is not None:
             out.append((edge, child, error))
 
+    def _inherit(self, edge: Edge, child: Any, out: list[tuple[Edge, Any, BaseException | None]],
+                 error: BaseException) -> None:
+        """The lone child of a failing object fails with its parent's error,
+        presumed without pickling it: asking would pickle all that lies
+        beneath it again, at every level of a long chain. The presumption is
+        checked only if nothing beneath the child fails after all (`_exit`)."""
+        if id(child) in self.clean:
+            return
+        if id(child) not in self.visited and catalog.kind_for(child) is None:
+            self.presumed.add(id(child))
+        out.append((edge, child, error))
+
     def _check(self, objs: list[Any]) -> BaseException | None:
         """Pickle `objs` together; remember them as clean if that works."""
         error, count = self._oracle(objs[0] if len(objs) == 1 else tuple(objs))
@@ -393,9 +414,15 @@ class _Walker:
             self.events += 1
 
     def _exit(self, node: int, events_before: int, error: BaseException | None) -> None:
-        """Post-order: pickle failed on this object, yet nothing beneath it did."""
+        """Post-order: pickle failed on this object, yet nothing beneath it did.
+        Unless it was only presumed to fail, and does not: then its parent is
+        the object the walk cannot pin down further."""
         if error is None or self.events > events_before:
             return
+        if id(self.objs[node]) in self.presumed:
+            error = self._check([self.objs[node]])
+            if error is None:
+                return
         if isinstance(error, RecursionError):
             depth = self._depth(node)
             message = (

@@ -331,3 +331,48 @@ def test_sqlite_connection_to_a_file_is_rewrapped_in_memory_is_stripped(tmp_path
     model = {"file": sqlite3.connect(tmp_path / "a.db"), "memory": sqlite3.connect(":memory:")}
     found = {f.path: (f.kind, f.action) for f in scan(model).findings}
     assert found == {"model['file']": ("db-connection", Action.REWRAP), "model['memory']": ("memory-db", Action.STRIP)}
+
+
+def _chain_with_lock_at_the_end(depth: int) -> nested.Node:
+    root = nested.deep(depth)
+    node = root
+    while node.children:
+        node = node.children[0]
+    node.guard = threading.Lock()
+    return root
+
+
+def test_lock_at_the_end_of_a_long_chain_is_found_by_its_full_path() -> None:
+    report = scan(_chain_with_lock_at_the_end(30_000))
+    (finding,) = report.findings
+    assert finding.kind == "lock"
+    assert finding.path == "model" + ".children[0]" * 29_999 + ".guard"
+
+
+def test_chain_too_deep_even_for_save_is_one_finding_with_its_depth() -> None:
+    report = scan(nested.deep(100_000))
+    (finding,) = report.findings
+    assert finding.kind == "unpicklable" and finding.note.startswith("RecursionError: the object graph is too deep")
+    depth = finding.path.count(".children[0]")
+    assert f"({2 * depth} levels from the root" in finding.note  # each level: an attribute, then an item
+    assert 0 < depth < 100_000
+
+
+class FailsOnce:
+    """A reducer that fails the first time only: pickle fails, yet a second look finds nothing."""
+
+    calls = 0
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+
+    def __reduce_ex__(self, protocol: int) -> Any:
+        FailsOnce.calls += 1
+        if FailsOnce.calls == 1:
+            raise TypeError("failed the first time")
+        return (FailsOnce, (self.child,))
+
+
+def test_failure_nothing_beneath_explains_is_reported_where_pickle_failed() -> None:
+    report = scan({"x": FailsOnce([[1, 2]])})
+    assert [(f.path, f.note) for f in report.findings] == [("model", "TypeError: failed the first time")]
