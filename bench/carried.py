@@ -186,9 +186,9 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[Any], bool], str]] = {
 
 def _write(tool: str, obj: Any, path: Path) -> None:
     if tool == "ckpt":
-        import ckpt.core
+        import ckpt
 
-        ckpt.core.save(obj, path)
+        ckpt.save(obj, path)
         return
     module = __import__(tool)
     with open(path, "wb") as file:
@@ -213,9 +213,9 @@ def save_all(directory: Path) -> None:
 
 def _read(tool: str, path: Path) -> Any:
     if tool == "ckpt":
-        import ckpt.core
+        import ckpt
 
-        return ckpt.core.load(path)
+        return ckpt.load(path)
     module = __import__("dill") if tool == "dill" else pickle
     with open(path, "rb") as file:
         return module.load(file)
@@ -239,11 +239,11 @@ def load_all(directory: Path, other_home: Path) -> dict[str, dict[str, str]]:
 
 def _as_another_user(path: Path) -> str:
     """How a ckpt file loads for someone who does not trust its signer: what the refusal says it holds."""
-    import ckpt.core
+    import ckpt
 
     try:
-        ckpt.core.load(path)
-    except ckpt.core.CkptError as exc:
+        ckpt.load(path)
+    except ckpt.CkptError as exc:
         said = "refused: " if "\n" not in str(exc) else "refused, over several lines: "
         return said + exc.message.partition("as data only, and ")[2]
     except FileNotFoundError:

@@ -160,7 +160,7 @@ def run_loads(runner: Runner, spec: ModelSpec, tool: Tool, row: Row, path: Path,
 
 def file_layout(path: Path) -> dict[str, Any]:
     """Count ckpt's out-of-band members and check their alignment (reads the zip structure only)."""
-    from ckpt.core.container import ALIGN, open_archive
+    from ckpt.format.archive import ALIGN, open_archive
 
     with open_archive(path) as archive:
         names = archive.buffer_names

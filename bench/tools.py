@@ -67,14 +67,14 @@ def _read_with(load: Callable[[BinaryIO], Any]) -> Callable[[Path, Trust], Any]:
 
 
 def ckpt_save(obj: Any, path: Path) -> None:
-    import ckpt.core as ckpt
+    import ckpt
 
     ckpt.save(obj, path, overwrite=True)
 
 
 def _ckpt_load(mmap: bool) -> Callable[[Path, Trust], Any]:
     def load(path: Path, trust: Trust) -> Any:
-        import ckpt.core as ckpt
+        import ckpt
 
         return ckpt.load(path, trust=trust, mmap=mmap)
 
@@ -85,7 +85,7 @@ def _ckpt_load_verify(mmap: bool) -> Callable[[Path, Trust], Any]:
     """load_checkpoint, then every check of verify on that loaded report; fails unless all pass."""
 
     def load_verify(path: Path, trust: Trust) -> Any:
-        import ckpt.core as ckpt
+        import ckpt
 
         report = ckpt.load_checkpoint(path, trust=trust, mmap=mmap)
         verdict = ckpt.verify(path, trust=trust, loaded=report)

@@ -84,7 +84,7 @@ def _dumps(obj: Any) -> int:
 
 
 def _scan(obj: Any) -> int:
-    import ckpt.core as ckpt
+    import ckpt
 
     return len(ckpt.scan(obj).findings)
 
@@ -119,7 +119,7 @@ def prepare_process(job: dict[str, Any]) -> tuple[ModelSpec, Tool | None, float]
     spec = MODELS[job["model"]]
     tool = BY_NAME.get(job.get("tool", ""))
     rss_start = rss_mib()
-    for module in ("ckpt.core", *spec.imports, *(tool.imports if tool else ())):
+    for module in ("ckpt", *spec.imports, *(tool.imports if tool else ())):
         importlib.import_module(module)
     return spec, tool, rss_start
 

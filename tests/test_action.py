@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from conftest import REPO
 
 ACTION = yaml.safe_load((REPO / "action.yml").read_text())

@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import REPO, RunCkpt
 
 import ckpt
-from conftest import REPO, RunCkpt
 from sample_models import before_move
 
 DATA = REPO / "tests" / "data"

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import ckpt.core as ckpt
 from conftest import REPO
-from sample_models import service
-from sample_models.parallel import Keeper, Throttle, busy_throttle, exercise, serve_one
 from docpages import page
+
+import ckpt
+from sample_models.parallel import Keeper, Throttle, busy_throttle, exercise
 
 pytestmark = pytest.mark.xdist_group("clusters")
 
@@ -140,7 +139,7 @@ def test_the_ray_example_runs_as_written(ray) -> None:
 
 
 def test_importing_ckpt_or_building_a_runtime_env_imports_neither_dask_nor_ray(tmp_path: Path) -> None:
-    code = ("import sys, ckpt.core as ckpt; ckpt.ray_runtime_env(); "
+    code = ("import sys, ckpt; ckpt.ray_runtime_env(); "
             "print(sorted({'dask', 'distributed', 'ray'} & sys.modules.keys()))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc
@@ -149,9 +148,9 @@ def test_importing_ckpt_or_building_a_runtime_env_imports_neither_dask_nor_ray(t
 def test_ray_runtime_env_merges_into_a_base_and_refuses_a_second_hook() -> None:
     base = {"env_vars": {"MODE": "prod"}, "pip": ["numpy"]}
     env = ckpt.ray_runtime_env(base)
-    assert env == {**base, "worker_process_setup_hook": "ckpt.core.register.register"}
+    assert env == {**base, "worker_process_setup_hook": "ckpt.ship.register.register"}
     assert env["env_vars"] is not base["env_vars"]  # Ray writes into the env_vars it is given
     assert ckpt.ray_runtime_env(env) == env
     with pytest.raises(ckpt.ConfigError, match="already has a worker_process_setup_hook .'mypkg.setup'. .*"
-                                               r"call ckpt.core.register\(\) from that hook"):
+                                               r"call ckpt.ship.register\(\) from that hook"):
         ckpt.ray_runtime_env({"worker_process_setup_hook": "mypkg.setup"})

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from ckpt.cli import kinds_table
 from conftest import GIT, PRE_COMMIT, REPO, clean_env, pre_commit_config, run_pre_commit
 from docpages import README, Page, page, pages
+
+from ckpt.cli import kinds_table
 
 
 def test_kinds_table_is_generated_from_the_catalog() -> None:
@@ -159,7 +159,7 @@ def test_the_s3_examples_run_against_a_real_s3_server(s3, run_ckpt, tmp_path: Pa
 
 
 def test_the_storage_options_table_is_what_ckpt_reads(tmp_path: Path) -> None:
-    from ckpt.core import config
+    from ckpt import config
 
     [toml] = [b for b in page("REMOTE.md").blocks("toml") if "storage-options" in b]
     (tmp_path / "pyproject.toml").write_text(toml)
@@ -179,9 +179,9 @@ class StandIn(MemoryFileSystem):
     protocol = ("gs", "gcs")
 
 fsspec.register_implementation("gs", StandIn, clobber=True)
-import ckpt.core
+import ckpt
 from sample_models import service
-ckpt.core.save(service.build(), "gs://my-bucket/models/service.ckpt")
+ckpt.save(service.build(), "gs://my-bucket/models/service.ckpt")
 """
 
 
@@ -204,7 +204,7 @@ def test_the_gcs_examples_run_against_a_stand_in(tmp_path: Path) -> None:
 
 def test_every_tool_ckpt_example_is_a_valid_configuration(tmp_path: Path) -> None:
     """Each `[tool.ckpt]` block of every page, read as strictly as `ckpt check` reads it."""
-    from ckpt.core import config
+    from ckpt import config
 
     examples = [(p.name, b) for p in pages() for b in p.blocks("toml") if b.startswith("[tool.ckpt]")]
     assert {name for name, _ in examples} >= {"README.md", "docs/CLI.md"}

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import ckpt.core as ckpt
 from conftest import sample
+
+import ckpt
 
 THREAD_KINDS = ("lock", "rlock", "condition", "semaphore", "event", "barrier", "queue", "simple-queue",
                 "thread-pool", "future", "thread-local", "log-handler-stderr")

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import ckpt.core as ckpt
 from conftest import RunCkpt
+
+import ckpt
 
 CASES = {
     "sklearn_pipeline": (["sklearn"], {"model.steps[0][1].lock_": "rlock", "model.steps[0][1].handler_": "log-handler"}),

@@ -21,17 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import ckpt.core as ckpt
-from ckpt.core import probes
 from conftest import REPO, RunCkpt
+
+import ckpt
+from ckpt.kinds import probes
 from sample_models import kinds
 
 HOLDER = "sample_models.kinds:Holder"
 
 CHILDREN = '''
 import asyncio, ctypes, logging, logging.handlers, multiprocessing, sys
-import ckpt.core as ckpt
+import ckpt
 
 
 def start(method, target, *args):
@@ -351,7 +351,7 @@ def test_async_service_sample(run_ckpt: RunCkpt, tmp_path: Path) -> None:
     loaded = run_ckpt("load", str(path), "--verify", "--against",
                       "sample_models.async_service:build", "--format", "json")
     assert loaded.code == 0 and loaded.json()["verify"]["ok"], loaded
-    script = ("import sys, ckpt.core as ckpt\nfrom sample_models import async_service\n"
+    script = ("import sys, ckpt\nfrom sample_models import async_service\n"
               "service = ckpt.load(sys.argv[1])\n"
               "print(async_service.run_after_load(service))\n")
     assert printed_by(script, path) == "{'results': [-2.0, -1.5], 'served': 5, 'ready': True}"
@@ -373,7 +373,7 @@ def test_mp_service_sample_serves_through_spawned_workers(run_ckpt: RunCkpt, tmp
     assert notes["model.results"] == "1 item(s) not kept" and notes["model.served"] == "c_int 3 kept"
     loaded = run_ckpt("load", str(path), "--verify", "--format", "json")
     assert loaded.code == 0 and loaded.json()["verify"]["ok"], loaded
-    script = ("import sys, ckpt.core as ckpt\nfrom sample_models import mp_service\n"
+    script = ("import sys, ckpt\nfrom sample_models import mp_service\n"
               "if __name__ == '__main__':\n"
               "    model = ckpt.load(sys.argv[1])\n"
               "    print(mp_service.serve(model, [[1.0, 2.0, 3.0], [0.0, 0.0, 1.0]]))\n")

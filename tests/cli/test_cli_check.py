@@ -11,10 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import (
+    GIT,
+    PRE_COMMIT,
+    REPO,
+    RunCkpt,
+    assert_one_line_error,
+    clean_env,
+    flip_byte,
+    pre_commit_config,
+    run_pre_commit,
+)
 
-from ckpt.core.catalog import ALL_KINDS
-from conftest import (GIT, PRE_COMMIT, REPO, RunCkpt, assert_one_line_error, clean_env, flip_byte,
-                      pre_commit_config, run_pre_commit)
+from ckpt.kinds.catalog import ALL_KINDS
 
 MODEL = """
 import threading

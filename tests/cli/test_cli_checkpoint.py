@@ -10,7 +10,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import RunCkpt, assert_one_line_error, rewrite_member
 
 

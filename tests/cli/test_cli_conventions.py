@@ -9,7 +9,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, RunCkpt, assert_one_line_error
 
 

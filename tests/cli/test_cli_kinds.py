@@ -13,18 +13,18 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from ckpt.core.rewrap import Call
 from conftest import REPO, RunCkpt, assert_one_line_error, rewrite_member
 
+from ckpt.kinds.rewrap import Call
+
 SERVICE = "sample_models.http_service:build"
-TRUST = ("sample_models", "ckpt.core.lazy:LazyConnection")
+TRUST = ("sample_models", "ckpt.kinds.lazy:LazyConnection")
 SERVICE_TRUST = tuple(arg for entry in TRUST for arg in ("--trust", entry))
 
 
 def in_fresh_process(path: Path, trust: tuple[str, ...], check: str) -> subprocess.CompletedProcess[str]:
     """Load `path` with ckpt in a new interpreter as `model` and run `check` (asserts) on it."""
-    code = f"import ckpt.core as ckpt, sqlite3, ssl, sys, weakref\nmodel = ckpt.load({str(path)!r}, trust={trust!r})\n"
+    code = f"import ckpt, sqlite3, ssl, sys, weakref\nmodel = ckpt.load({str(path)!r}, trust={trust!r})\n"
     proc = subprocess.run([sys.executable, "-c", code + textwrap.dedent(check)], cwd=REPO, capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -111,7 +111,7 @@ def test_sqlite_connection_from_someone_else_needs_trust_to_load(run_ckpt: RunCk
     uses it: from someone else, only with that exact name trusted."""
     path, _ = service
     refused = run_ckpt("load", str(path), "--trust", "sample_models", env={"CKPT_HOME": str(tmp_path / "another")})
-    assert refused.code == 1 and "--trust ckpt.core.lazy:LazyConnection" in refused.err, refused
+    assert refused.code == 1 and "--trust ckpt.kinds.lazy:LazyConnection" in refused.err, refused
 
 
 def test_in_memory_database_is_stripped_with_advice(run_ckpt: RunCkpt, tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-import ckpt.core as ckpt
 from conftest import REPO, Result, RunCkpt, S3Server, assert_one_line_error
+
+import ckpt
 from sample_models import service
 
 pytest.importorskip("s3fs")

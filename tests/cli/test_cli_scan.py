@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import RunCkpt, assert_one_line_error
 
 
@@ -200,7 +199,7 @@ def test_scan_does_not_import_what_the_model_does_not_use(tmp_path: Path) -> Non
     """Recognising sqlite3 connections or multiprocessing locks must not import them."""
     code = (
         "import sys, threading\n"
-        "from ckpt.core import scan\n"
+        "from ckpt import scan\n"
         "report = scan({'lock': threading.Lock()})\n"
         "assert [f.kind for f in report.findings] == ['lock'], report\n"
         "print(sorted({'sqlite3', 'multiprocessing.synchronize'} & set(sys.modules)))\n"

@@ -15,7 +15,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, RunCkpt
 
 SLOW_MODEL = textwrap.dedent(

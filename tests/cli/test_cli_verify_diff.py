@@ -13,7 +13,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, RunCkpt, assert_one_line_error, flip_byte, rewrite_member
 
 NET = """

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import ckpt.core as ckpt
-from ckpt.cli import flags
-from ckpt.core.errors import CkptError
 from conftest import RunCkpt
+
+import ckpt
+from ckpt.cli import flags
+from ckpt.errors import CkptError
 from sample_models import kinds, service
 
 TRUST = ["sample_models"]
@@ -193,22 +193,23 @@ def test_a_missing_checkpoint_is_also_a_file_not_found_error(tmp_path: Path) -> 
 
 
 def every_error_class() -> set[type]:
-    """Every CkptError subclass defined anywhere in ckpt.core."""
-    for module in pkgutil.iter_modules(ckpt.__path__):
-        if module.name != "dask_plugin":  # imports distributed, an optional extra; defines no error
-            importlib.import_module(f"ckpt.core.{module.name}")
+    """Every CkptError subclass defined anywhere in ckpt."""
+    for module in pkgutil.walk_packages(ckpt.__path__, "ckpt."):
+        # dask_plugin imports distributed, an optional extra, and defines no error; __main__ runs the command line
+        if module.name.rpartition(".")[2] not in ("dask_plugin", "__main__"):
+            importlib.import_module(module.name)
     found, todo = set(), [CkptError]
     while todo:
         cls = todo.pop()
         found.add(cls)
         todo += cls.__subclasses__()
-    return {cls for cls in found if cls.__module__.startswith("ckpt.core")}
+    return {cls for cls in found if cls.__module__.startswith("ckpt.")}
 
 
 def test_every_error_class_is_exported() -> None:
-    """Except ckpt.core.check's own (raised by `ckpt check`'s engine, which
-    ckpt.core does not export)."""
-    errors = {cls for cls in every_error_class() if cls.__module__ != "ckpt.core.check"}
+    """Except ckpt.checking's own (raised by `ckpt check`'s engine, which
+    ckpt does not export)."""
+    errors = {cls for cls in every_error_class() if cls.__module__ != "ckpt.checking"}
     assert len(errors) >= 9
     for cls in errors:
         assert getattr(ckpt, cls.__name__) is cls and cls.__name__ in ckpt.__all__
@@ -262,15 +263,16 @@ def test_the_command_line_respells_each_as_its_flag(refusals: dict[str, CkptErro
 
 
 def test_import_ckpt_is_the_api_in_a_fresh_interpreter(tmp_path: Path) -> None:
-    """What torch and joblib users type: the top level is ckpt.core's API,
-    every name the same object, one list of them (`__all__`), the errors too."""
+    """What torch and joblib users type: the top level is the API, one list
+    of it (`__all__`), the errors too; `ckpt.core`, where it was before the
+    src/ layout, is the same objects."""
     code = textwrap.dedent(
         """
         import threading
         import ckpt
         import ckpt.core
 
-        assert ckpt.__all__ == ckpt.core.__all__ and len(ckpt.__all__) > 30
+        assert ckpt.core.__all__ == ckpt.__all__ and len(ckpt.__all__) > 30
         assert all(getattr(ckpt, name) is getattr(ckpt.core, name) for name in ckpt.__all__)
         assert issubclass(ckpt.UnsafeCheckpointError, ckpt.CkptError) and ckpt.__version__
         ckpt.save({"lock": threading.Lock(), "n": 1}, "m.ckpt")

@@ -1,4 +1,4 @@
-"""The arrays a manifest lists (core/arrays.py): every array and tensor save
+"""The arrays a manifest lists (src/ckpt/format/arrays.py): every array and tensor save
 writes out of band, at the path scan would print, described so that its
 member's bytes read back as the array itself (what inspect and diff rely
 on, with nothing unpickled); the same from the compiled replay and its
@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import rewrite_member
 
 import ckpt
-from ckpt.core.container import open_archive
-from ckpt.core.manifest import Array, parse_manifest
-from conftest import rewrite_member
+from ckpt.format.archive import open_archive
+from ckpt.format.manifest import Array, parse_manifest
 
 np = pytest.importorskip("numpy")
 
@@ -153,7 +153,7 @@ def test_a_field_this_ckpt_does_not_know_is_signed_and_ignored(tmp_path: Path) -
     added after signing."""
     import base64
 
-    from ckpt.core.keys import signing_key
+    from ckpt.trust.keys import signing_key
 
     path, _ = saved(tmp_path, model())
     with zipfile.ZipFile(path) as archive:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 import ckpt
-from conftest import unwritable
 
 np = pytest.importorskip("numpy")
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-import ckpt.core as ckpt
-from ckpt.core.container import open_archive
-from ckpt.core.errors import CheckpointError
+import ckpt
+from ckpt.errors import CheckpointError
+from ckpt.format.archive import open_archive
 
 np = pytest.importorskip("numpy")
 

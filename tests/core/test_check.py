@@ -13,14 +13,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from ckpt.core import config as config_module
-from ckpt.core import save
-from ckpt.core.check import check
-from ckpt.core.config import Config
-from ckpt.core.errors import ConfigError
-from ckpt.core.target import resolve
 from conftest import flip_byte
+
+from ckpt import config as config_module
+from ckpt import save
+from ckpt.checking import check
+from ckpt.config import Config
+from ckpt.errors import ConfigError
+from ckpt.target import resolve
 
 MODEL = """
 import threading

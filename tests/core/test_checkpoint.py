@@ -9,8 +9,8 @@ import os
 import queue
 import subprocess
 import sys
-import threading
 import textwrap
+import threading
 import time
 import weakref
 import zipfile
@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import ckpt.core as ckpt
-from ckpt.core import catalog
-from ckpt.core.catalog import Action
-from ckpt.core.errors import SaveError, WriteError
 from conftest import REPO, sample
+
+import ckpt
+from ckpt.errors import SaveError
+from ckpt.kinds import catalog
+from ckpt.kinds.catalog import Action
 from sample_models import kinds, nested, service
 
 TRUST = ["sample_models", "test_checkpoint"]
@@ -34,8 +34,8 @@ NOT_AS_DATA = {
     "mp-lock": "multiprocessing", "mp-semaphore": "multiprocessing", "mp-condition": "multiprocessing",
     "mp-event": "multiprocessing", "mp-barrier": "multiprocessing", "mp-queue": "multiprocessing",
     "mp-simple-queue": "multiprocessing", "mp-value": "multiprocessing", "mp-array": "multiprocessing",
-    "progress-bar": "tqdm", "db-connection": "ckpt.core.lazy:LazyConnection", "log-handler": "logging:FileHandler",
-    "duckdb-connection": "ckpt.core.lazy:LazyConnection", "read-file": "ckpt.core.lazy:LazyFile",
+    "progress-bar": "tqdm", "db-connection": "ckpt.kinds.lazy:LazyConnection", "log-handler": "logging:FileHandler",
+    "duckdb-connection": "ckpt.kinds.lazy:LazyConnection", "read-file": "ckpt.kinds.lazy:LazyFile",
     "connection-pool": "urllib3", "process-pool": "concurrent.futures.process:ProcessPoolExecutor",
     "queued-log-sink": "loguru", "log-file-sink": "loguru", "queue-listener": "logging.handlers:QueueListener.start",
     "local-function": "code saved by value", "local-class": "code saved by value", "code": "code saved by value",
@@ -49,7 +49,7 @@ file handler writes where the file says and a file read from reads it; a
 connection pool or a log file sink is data, once its library is trusted."""
 
 LAZY = {"db-connection", "duckdb-connection", "read-file"}
-"""Kinds restored as a ckpt.core.lazy stand-in, which opens on first use."""
+"""Kinds restored as a ckpt.kinds.lazy stand-in, which opens on first use."""
 
 
 def round_trip(obj: Any, tmp_path: Path, **save_options: Any) -> Any:
@@ -444,7 +444,7 @@ def test_out_of_band_arrays_are_aligned_members(tmp_path: Path) -> None:
     assert sorted(report.manifest.members) == ["buffers/0", "data.pkl"]
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo("buffers/0")
-    from ckpt.core.container import open_archive
+    from ckpt.format.archive import open_archive
 
     with open_archive(path) as archive:
         assert archive.offset("buffers/0") % 64 == 0
@@ -466,7 +466,7 @@ def test_classes_of_a_script_are_saved_by_value_and_load_without_it(tmp_path: Pa
     script.write_text(textwrap.dedent(
         f"""
         import threading
-        import ckpt.core as ckpt
+        import ckpt
 
         class Model:
             def __init__(self):
@@ -481,7 +481,7 @@ def test_classes_of_a_script_are_saved_by_value_and_load_without_it(tmp_path: Pa
         """
     ))
     subprocess.run([sys.executable, str(script)], check=True, cwd=tmp_path)
-    load = f"import ckpt.core as ckpt; print(ckpt.load({str(tmp_path / 'm.ckpt')!r}).total())"
+    load = f"import ckpt; print(ckpt.load({str(tmp_path / 'm.ckpt')!r}).total())"
     mine = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, cwd=REPO)
     assert mine.returncode == 0 and mine.stdout == "6\n", mine.stderr
     other = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, cwd=REPO,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ckpt.core import config
-from ckpt.core.errors import ConfigError
+from ckpt import config
+from ckpt.errors import ConfigError
 
 VALID = """
 [project]

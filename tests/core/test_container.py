@@ -10,11 +10,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-import ckpt.core as ckpt
-from ckpt.core.atomic import atomic_write, remove_stale_temporaries
-from ckpt.core.errors import CheckpointError, CkptError, WriteError
 from conftest import rewrite_member
+
+import ckpt
+from ckpt.errors import CheckpointError, CkptError, WriteError
+from ckpt.format.atomic import atomic_write, remove_stale_temporaries
 
 SENTINEL_CODE = "open({path!r}, 'w').write('pwned')"
 
@@ -183,7 +183,7 @@ def _through_zipfile(path: Path, members: list[tuple[str, bytes]]) -> None:
     """The same members written by zipfile's own member writer (how ckpt wrote them before issue 15)."""
     import struct
 
-    from ckpt.core.container import ALIGN, _PADDING_ID, _info
+    from ckpt.format.archive import _PADDING_ID, ALIGN, _info
 
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for name, data in members:
@@ -203,7 +203,7 @@ def test_buffer_members_are_the_bytes_zipfile_writes_zip64_included(tmp_path: Pa
     sha256): byte for byte what zipfile writes, and, past the zip64 limit
     (lowered here: members over 4 GiB take the same branch), still a zip
     that zipfile reads and checks, and ckpt loads."""
-    from ckpt.core.container import ArchiveWriter
+    from ckpt.format.archive import ArchiveWriter
 
     monkeypatch.setattr(zipfile, "ZIP64_LIMIT", zip64_limit)
     members = [(f"buffers/{i}", os.urandom(size)) for i, size in enumerate((3 << 20, 100_003, 2 << 20))]

@@ -8,11 +8,11 @@ import copy
 import threading
 
 import pytest
-
-import ckpt.core as ckpt
-from ckpt.core import catalog
-from ckpt.core.catalog import Action
 from conftest import sample
+
+import ckpt
+from ckpt.kinds import catalog
+from ckpt.kinds.catalog import Action
 from sample_models.parallel import busy_throttle, exercise
 
 COVERED = [kind for kind in catalog.KINDS if kind.action in (Action.REWRAP, Action.STRIP) and not kind.for_files]

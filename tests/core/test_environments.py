@@ -12,10 +12,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-import ckpt.core as ckpt
-from ckpt.core.errors import CheckpointError
 from conftest import RunCkpt, assert_one_line_error, rewrite_member
+
+import ckpt
+from ckpt.errors import CheckpointError
 
 
 def set_module_version(path: Path, module: str, version: str) -> None:
@@ -62,7 +62,7 @@ def test_a_missing_package_is_named_with_its_saved_version(run_ckpt: RunCkpt, tm
         """
     ))
     path = tmp_path / "m.ckpt"
-    code = f"import ckpt.core as c, vanishing_pkg; c.save(vanishing_pkg.Model(), {str(path)!r})"
+    code = f"import ckpt as c, vanishing_pkg; c.save(vanishing_pkg.Model(), {str(path)!r})"
     saved = subprocess.run([sys.executable, "-c", code], cwd=package.parent, capture_output=True, text=True)
     assert saved.returncode == 0, saved.stderr
     result = run_ckpt("load", str(path), "--trust", "vanishing_pkg", cwd=tmp_path)  # not importable from here

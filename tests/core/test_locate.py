@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ckpt.core.locate import Location, finding_location, module_file
-from ckpt.core.scan import scan
-from ckpt.core.target import resolve
+from ckpt.scanning.locate import Location, finding_location, module_file
+from ckpt.scanning.walk import scan
+from ckpt.target import resolve
 
 SOURCE = """
 import threading

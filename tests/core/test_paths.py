@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import sample_models
-from ckpt.core.scan import scan
+from ckpt.scanning.walk import scan
 from sample_models import kinds, nested
 
 _NOT_EXPRESSIONS = "<item "  # a SimpleQueue's items: no expression reaches them without draining it

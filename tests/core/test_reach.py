@@ -1,4 +1,4 @@
-"""Save's replay of the stream it wrote (core/reach.py, core/_reach.c): the
+"""Save's replay of the stream it wrote (src/ckpt/scanning/replay.py, src/ckpt/scanning/_replay.c): the
 two twins agree on every stream, real, mutated, hostile or random (looking
 for targets, and for out-of-band buffers), and never crash; the replay marks exactly the values that lead to a substituted
 object; and the manifest save builds from it is the one the plain scan
@@ -17,17 +17,17 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import ckpt.core as ckpt
-import sample_models
-from ckpt.core import reach
-from ckpt.core.pickler import RewrapPickler
-from ckpt.core.reach import Replay, ReplayError, StreamOracle
-from ckpt.core.scan import scan_object
 from opcodes import streams
 from test_stream import mutated, samples
 
-compiled = pytest.mark.skipif(reach.replay([]).__class__ is Replay, reason="core/_reach.c is not built here")
+import ckpt
+import sample_models
+from ckpt.kinds.pickler import RewrapPickler
+from ckpt.scanning import replay as reach
+from ckpt.scanning.replay import Replay, ReplayError, StreamOracle
+from ckpt.scanning.walk import scan_object
+
+compiled = pytest.mark.skipif(reach.replay([]).__class__ is Replay, reason="src/ckpt/scanning/_replay.c is not built here")
 
 
 def outcome(replay: Any, chunks: list[bytes]) -> list[Any]:

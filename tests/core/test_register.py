@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import ckpt.core as ckpt
+import ckpt
 from sample_models import service
 from sample_models.parallel import serve_one
 

@@ -11,15 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
-
-import ckpt.core as ckpt
 from conftest import REPO, S3Server
+
+import ckpt
 from sample_models import service
 
 s3fs = pytest.importorskip("s3fs")
 
 def test_importing_ckpt_imports_no_fsspec() -> None:
-    code = "import sys, ckpt.core, ckpt.cli; print(sorted(m for m in ('fsspec', 's3fs') if m in sys.modules))"
+    code = "import sys, ckpt, ckpt.cli; print(sorted(m for m in ('fsspec', 's3fs') if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert proc.stdout.strip() == "[]", proc.stderr
 

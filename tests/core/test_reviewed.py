@@ -35,9 +35,9 @@ from typing import Any
 
 import pytest
 
-import ckpt.core as ckpt
-from ckpt.core import reviewed
-from ckpt.core.stream import analyse
+import ckpt
+from ckpt.trust import reviewed
+from ckpt.trust.analysis import analyse
 from sample_models import kinds
 
 ALIASES = {

@@ -13,13 +13,13 @@ import weakref
 from typing import Any, NamedTuple
 
 import pytest
+from conftest import sample
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ckpt.core import catalog
-from ckpt.core.catalog import Action
-from ckpt.core.scan import scan, scan_object
-from conftest import sample
+from ckpt.kinds import catalog
+from ckpt.kinds.catalog import Action
+from ckpt.scanning.walk import scan, scan_object
 from sample_models import kinds, nested, service
 
 

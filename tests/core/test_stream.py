@@ -1,4 +1,4 @@
-"""The stream analysis: what it finds, and that core/_stream.c and the
+"""The stream analysis: what it finds, and that src/ckpt/trust/_analysis.c and the
 pure-Python loop agree on every stream, real, hostile, mutated or random."""
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from ckpt.core import stream
-from ckpt.core.pickler import dumps
-from ckpt.core.stream import CALL, NEW, NEW_ARGS, RESULT_USED, VALUE, analyse
 from opcodes import streams
+
+from ckpt.kinds.pickler import dumps
+from ckpt.trust import analysis as stream
+from ckpt.trust.analysis import CALL, NEW, NEW_ARGS, RESULT_USED, VALUE, analyse
 
 compiled = pytest.mark.skipif(stream._fast_path() is None, reason="the compiled fast path is not built here")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ckpt.core.errors import TargetError
-from ckpt.core.target import TargetCallError, parse, resolve
+from ckpt.errors import TargetError
+from ckpt.target import TargetCallError, parse, resolve
 
 _counter = itertools.count()
 

@@ -336,7 +336,9 @@ def _otel_tracing() -> Service:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+        InMemorySpanExporter,
+    )
 
     exporter = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "checkout"}))
@@ -444,7 +446,6 @@ def _(svc: Any) -> None:
 
 def _loguru_logger() -> Service:
     from loguru import logger
-
     from services import LineSink
 
     log_file = fresh_dir("loguru") / "app.log"
@@ -1018,7 +1019,6 @@ def _attrs_models() -> Service:
       _attrs_models)
 def _(svc: Any) -> None:
     import attrs
-
     from services import RateLimit
 
     check_lock(svc.lock)
@@ -1387,7 +1387,6 @@ def _(svc: Any) -> None:
     import typing
 
     import pydantic
-
     from services import Box, Number, T
 
     check_lock(svc.lock)
@@ -1673,7 +1672,6 @@ def _(svc: Any) -> None:
 
 def _optuna_storage() -> Service:
     import optuna
-
     from services import quadratic
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -1688,7 +1686,6 @@ def _optuna_storage() -> Service:
       _optuna_storage)
 def _(svc: Any) -> None:
     import optuna
-
     from services import quadratic
 
     check_lock(svc.lock)

@@ -36,8 +36,9 @@ def save(folder: Path, name: str) -> None:
     """Build and save, then build another and exercise it (the saved one's
     files, a database or a log, stay as saved for the load to find).
     Reports which step failed, and what save did."""
-    import ckpt.core as ckpt
     import corpus
+
+    import ckpt
 
     case = corpus.CASES[name]
     reason = case.unsupported() if case.unsupported else ""
@@ -76,8 +77,9 @@ def plain_pickle_error(obj: Any) -> str:
 def load(folder: Path, name: str, trusted_keys: list[str]) -> None:
     """Load as the user would (no trust flags), check that it loaded whole
     and verifies, then exercise the loaded object."""
-    import ckpt.core as ckpt
     import corpus
+
+    import ckpt
 
     path = folder / f"{name}.ckpt"
     try:
@@ -100,7 +102,7 @@ def load(folder: Path, name: str, trusted_keys: list[str]) -> None:
 
 def refused(folder: Path, name: str) -> None:
     """Load expecting a refusal: the file is not signed by a key this user trusts."""
-    import ckpt.core as ckpt
+    import ckpt
 
     try:
         ckpt.load(folder / f"{name}.ckpt")

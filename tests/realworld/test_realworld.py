@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-import ckpt.core as ckpt
 import corpus
+import pytest
 from conftest import RunCkpt, assert_one_line_error, rewrite_member
 from run_cases import MARK
+
+import ckpt
 
 HERE = Path(__file__).resolve().parent
 CHILD_TIMEOUT = 180

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-import ckpt.core as ckpt
+import ckpt
 
 
 def model(version: int, layers: int = 4) -> dict[str, Any]:

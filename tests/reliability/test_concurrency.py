@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import ckpt.core as ckpt
-from ckpt.core.errors import SaveError
+import ckpt
+from ckpt.errors import SaveError
 
 WORKERS = 8
 SIZE = 2_000

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import ckpt.core as ckpt
-from ckpt.core.errors import WriteError
 from conftest import REPO, Result, assert_one_line_error, unwritable
 from harness import installed_ckpt, run_limited
 from killed_saves import model
 from stalling import OUTPUT_ENV
+
+import ckpt
+from ckpt.errors import WriteError
 
 HERE = Path(__file__).resolve().parent
 TEMPORARIES = ".model.ckpt.*.ckpt-tmp"
@@ -178,7 +178,7 @@ def test_full_disk_is_one_line_and_keeps_the_old_file(full_disk: Path, tmp_path:
 
 def test_two_processes_saving_to_one_path_leave_one_valid_file(tmp_path: Path) -> None:
     path = tmp_path / "model.ckpt"
-    saver = ("import sys, ckpt.core as c; from killed_saves import model; m = model(int(sys.argv[1]), layers=1)\n"
+    saver = ("import sys, ckpt as c; from killed_saves import model; m = model(int(sys.argv[1]), layers=1)\n"
              "for _ in range(15): c.save(m, sys.argv[2], overwrite=True)")
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{REPO}"}
     writers = [subprocess.Popen([sys.executable, "-c", saver, str(version), str(path)], env=env,

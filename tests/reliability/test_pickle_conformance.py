@@ -30,11 +30,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import ckpt.core as ckpt
-from ckpt.core.errors import CheckpointError, UnsafeCheckpointError
-from ckpt.core.pickler import RewrapPickler
-from ckpt.core.policy import Trust
-from ckpt.core.safeload import unpickle
+import ckpt
+from ckpt.errors import CheckpointError, UnsafeCheckpointError
+from ckpt.kinds.pickler import RewrapPickler
+from ckpt.trust.data_only import unpickle
+from ckpt.trust.policy import Trust
 
 pt = pytest.importorskip("test.pickletester", reason="this Python ships without its test package")
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-import ckpt.core as ckpt
 from conftest import REPO, Result, S3Server, assert_one_line_error
 from harness import installed_ckpt
+
+import ckpt
 
 s3fs = pytest.importorskip("s3fs")
 

@@ -13,11 +13,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-import ckpt.core as ckpt
-from bench import carried
-from ckpt.core.catalog import Action
 from conftest import REPO
+
+import ckpt
+from bench import carried
+from ckpt.kinds.catalog import Action
 
 pytestmark = pytest.mark.xdist_group("carried")  # one worker builds the saved cases once, for every test here
 
@@ -70,7 +70,7 @@ def test_a_save_with_code_by_value_lists_it_and_loads_in_a_script_that_never_def
     script.write_text(textwrap.dedent(
         f"""
         import threading
-        import ckpt.core as ckpt
+        import ckpt
 
         def scale(x):
             return 2 * x
@@ -90,6 +90,6 @@ def test_a_save_with_code_by_value_lists_it_and_loads_in_a_script_that_never_def
     [scale] = [path for path in substitutions if path.endswith(".__globals__['scale']")]  # read by the lambda
     assert substitutions == {"model.lock": "rewrap", "model.head": "by-value", "type(model)": "by-value",
                              scale: "by-value"}
-    load = f"import ckpt.core as ckpt; m = ckpt.load({str(tmp_path / 'm.ckpt')!r}); print(m.head(3), m.lock.locked())"
+    load = f"import ckpt; m = ckpt.load({str(tmp_path / 'm.ckpt')!r}); print(m.head(3), m.lock.locked())"
     loaded = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, cwd=REPO)
     assert loaded.returncode == 0 and loaded.stdout == "7 False\n", loaded.stderr

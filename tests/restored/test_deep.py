@@ -9,10 +9,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-import ckpt.core as ckpt
-from ckpt.core import stack
 from conftest import REPO
+
+import ckpt
+from ckpt.objects import stack
 from sample_models import nested
 
 
@@ -50,7 +50,7 @@ def test_a_pymongo_client_with_a_deep_query_loads_whole_in_a_fresh_process(tmp_p
     client.close()
     check = textwrap.dedent(
         f"""
-        import ckpt.core as ckpt
+        import ckpt
         svc = ckpt.load({str(tmp_path / 'svc.ckpt')!r})
         spec, depth = svc["cursor"]._spec, 0
         while "$and" in spec:
@@ -78,7 +78,7 @@ def test_a_recursion_without_end_at_load_is_an_error_not_a_crash(tmp_path: Path)
     ))
     code = textwrap.dedent(
         f"""
-        import ckpt.core as ckpt, runaway
+        import ckpt, runaway
         model = runaway.Runaway()
         model.weights = [1.0]
         ckpt.save(model, {str(tmp_path / 'r.ckpt')!r})

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import ckpt.core as ckpt
 import restored_clients as cases
 from conftest import RunCkpt
+
+import ckpt
 
 pytestmark = pytest.mark.xdist_group("restored")  # one worker: the servers and files are shared
 
@@ -55,10 +55,10 @@ tool, env, timeout = sys.argv[1], cases.Env(**json.loads(sys.argv[2])), float(sy
 
 def load(path):
     if tool == "ckpt":
-        import ckpt.core
+        import ckpt
 
-        report = ckpt.core.load_checkpoint(path)
-        verified = ckpt.core.verify(path, loaded=report)
+        report = ckpt.load_checkpoint(path)
+        verified = ckpt.verify(path, loaded=report)
         if not verified.ok:
             raise AssertionError("verify: " + "; ".join(f"{c.name}: {c.detail}" for c in verified.failures))
         return report.obj
@@ -292,7 +292,7 @@ def test_someone_else_s_file_names_each_constructor_it_needs(saved: dict[str, Sa
     require("duckdb")
     another = {"CKPT_HOME": str(tmp_path / "another-user")}
     expected = {"process-pool": "concurrent.futures.process:ProcessPoolExecutor", "loguru": "loguru._handler:Handler",
-                "duckdb": "ckpt.core.lazy:LazyConnection", "read-files": "ckpt.core.lazy:LazyFile"}
+                "duckdb": "ckpt.kinds.lazy:LazyConnection", "read-files": "ckpt.kinds.lazy:LazyFile"}
     for name, needed in expected.items():
         refused = run_ckpt("load", str(saved[name].files["ckpt"]), "--trust", "restored_clients",
                            env={**another, "PYTHONPATH": str(HERE)})

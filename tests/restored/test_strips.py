@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import ckpt.core as ckpt
-from ckpt.core.paths import follow
 from conftest import REPO, RunCkpt
+
+import ckpt
+from ckpt.objects.paths import follow
 
 torch = pytest.importorskip("torch")
 
@@ -192,7 +192,7 @@ def test_paths_hold_no_thread_id_or_address_and_still_lead_to_the_object() -> No
 
 def test_paths_are_the_same_in_another_run() -> None:
     """A pid-keyed dict as ProcessPoolExecutor keeps its workers, scanned in two processes."""
-    code = ("import multiprocessing as mp, ckpt.core as ckpt\n"
+    code = ("import multiprocessing as mp, ckpt\n"
             "if __name__ == '__main__':\n"
             "    p = mp.get_context('fork').Process(target=print); p.start(); p.join()\n"
             "    print(sorted(f.path for f in ckpt.scan({'processes': {p.pid: p}}).findings))\n")
@@ -204,8 +204,8 @@ def test_paths_are_the_same_in_another_run() -> None:
 def test_a_strip_pattern_in_tool_ckpt_covers_a_group_by_position(tmp_path: Path) -> None:
     """What a refusal prints goes into [tool.ckpt] as it is: a pattern with
     [*], and a path that names entries by position."""
-    from ckpt.core.check import check
-    from ckpt.core.config import load
+    from ckpt.checking import check
+    from ckpt.config import load
 
     (tmp_path / "pattern_svc.py").write_text(
         "import socket\n\ndef build():\n    return {'socks': [socket.socket() for _ in range(5)], "

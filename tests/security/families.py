@@ -36,9 +36,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import rewrite_member
-from gadgets import FALSE, NEWOBJ, MARK_TEXT, Work, attr, built, mapping, method, new, text_array, tup
-from hostile import (APPENDS, EMPTY_DICT, EMPTY_LIST, MARK, NONE, SETITEM, TRUE, blob, call, glob, items,
-                     keywords, number, pkl, text)
+from gadgets import (
+    FALSE,
+    MARK_TEXT,
+    NEWOBJ,
+    Work,
+    attr,
+    built,
+    mapping,
+    method,
+    new,
+    text_array,
+    tup,
+)
+from hostile import (
+    APPENDS,
+    EMPTY_DICT,
+    EMPTY_LIST,
+    MARK,
+    NONE,
+    SETITEM,
+    TRUE,
+    blob,
+    call,
+    glob,
+    items,
+    keywords,
+    number,
+    pkl,
+    text,
+)
 
 APPEND, ADDITEMS, STACK_GLOBAL = b"a", b"\x90", b"\x93"
 

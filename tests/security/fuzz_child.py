@@ -10,8 +10,8 @@ Three passes, each for a share of the time budget:
   reviewed table, its rule families, classes of the packages a user
   trusts and names ckpt refuses, with the opcodes that build, call, store,
   fill and remember (`opcodes.data_only_streams`), and each is loaded with
-  `ckpt.core.loads` (at no trust and trusting sklearn, pandas and torch)
-  and `ckpt.core.load` of a checkpoint built around it, under the harm
+  `ckpt.loads` (at no trust and trusting sklearn, pandas and torch)
+  and `ckpt.load` of a checkpoint built around it, under the harm
   oracle (harm.py): an audit hook hearing every thread, canary files and a
   diff of the working directory, and the process's state before and after
   (threads, loggers, sys.modules with every named module imported first,
@@ -19,7 +19,7 @@ Three passes, each for a share of the time budget:
   filters, cwd...). At the end, what interpreter exit does runs on all that
   loaded. Any effect fails with the example (hypothesis shrinks it).
 
-The crash property: `ckpt.core.loads` and `stream.analyse` return or raise
+The crash property: `ckpt.loads` and `stream.analyse` return or raise
 a CkptError, never anything else, save's replay (`reach`) answers alike in
 C and in Python, and never crash or hang (the parent kills a child that
 overruns its budget; each example is written to `--current` first, so the
@@ -45,14 +45,22 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 
-import ckpt.core as ckpt
-from ckpt.core import reach
-from ckpt.core.errors import CkptError
-from ckpt.core.stream import analyse
+import ckpt
+from ckpt.errors import CkptError
+from ckpt.scanning import replay as reach
+from ckpt.trust.analysis import analyse
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared stream strategy
+from harm import (  # noqa: E402
+    Recorder,
+    changes,
+    difference,
+    exit_as_the_interpreter_does,
+    snapshot,
+    tree,
+)
 from opcodes import data_only_streams, streams  # noqa: E402
-from harm import Recorder, changes, difference, exit_as_the_interpreter_does, snapshot, tree  # noqa: E402
+
 
 def check(data: bytes, current: Path) -> None:
     current.write_bytes(data)
@@ -65,7 +73,7 @@ def check(data: bytes, current: Path) -> None:
 
 
 def replayed(data: bytes) -> None:
-    """Save's replay of a stream (core/_reach.c and its Python twin): the
+    """Save's replay of a stream (src/ckpt/scanning/_replay.c and its Python twin): the
     same answer or both a ReplayError, never a crash."""
     answers: list[Any] = []
     for replay in (reach.replay([0, 3]), reach.Replay([0, 3])):
@@ -73,7 +81,7 @@ def replayed(data: bytes) -> None:
             answers.append((replay.feed(data), replay.memo_size))
         except reach.ReplayError:
             answers.append("refused")
-    assert answers[0] == answers[1], f"core/_reach.c and core/reach.py disagree: {answers}"
+    assert answers[0] == answers[1], f"src/ckpt/scanning/_replay.c and src/ckpt/scanning/replay.py disagree: {answers}"
 
 
 def samples() -> list[bytes]:
@@ -148,7 +156,7 @@ class HarmOracle:
     """A working directory with canaries, the loader's inputs, and the checks."""
 
     def __init__(self, current: Path) -> None:
-        from ckpt.core import reviewed
+        from ckpt.trust import reviewed
 
         self.current = current
         self.work = Path(tempfile.mkdtemp(prefix="ckpt-fuzz-work-", dir=current.resolve().parent))

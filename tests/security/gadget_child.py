@@ -8,8 +8,8 @@ sklearn, pandas and torch once, then forks once per job (a fresh,
 disposable copy of an interpreter that already has the libraries): the
 fork imports the modules the payload names (as a loader resolving them
 would; none when the job lists none), snapshots the process, runs the load
--- `ckpt.core.load` at each of `trusts` (and `ckpt.core.verify`, whose
-probes exercise what loaded, when the job says so) and `ckpt.core.loads` at
+-- `ckpt.load` at each of `trusts` (and `ckpt.verifying`, whose
+probes exercise what loaded, when the job says so) and `ckpt.loads` at
 each of `loads_trusts` in "ckpt" mode, plain `pickle.loads` in "plain" mode --
 with the harm oracle's audit hook recording (harm.py), snapshots again,
 then does what interpreter exit does (joins the threads it would wait for,
@@ -81,13 +81,13 @@ def _verified(report: Any) -> Any:
     that fails is a finding about the object, not an effect)."""
     failures = [c for c in report.failures if c.name == "load"]
     if failures:
-        raise sys.modules["ckpt.core"].CheckpointError("; ".join(f"{c.name}: {c.detail}" for c in failures))
+        raise sys.modules["ckpt"].CheckpointError("; ".join(f"{c.name}: {c.detail}" for c in failures))
     return report
 
 
 def _is_ckpt_error(exc: BaseException) -> bool:
-    core = sys.modules.get("ckpt.core")
-    return core is not None and isinstance(exc, core.CkptError)
+    api = sys.modules.get("ckpt")
+    return api is not None and isinstance(exc, api.CkptError)
 
 
 def run_job(mode: str, job: dict[str, Any]) -> dict[str, Any]:
@@ -105,15 +105,15 @@ def run_job(mode: str, job: dict[str, Any]) -> dict[str, Any]:
         attempt = _attempt(lambda: pickle.loads(data))
         report["attempts"].append({"trust": None, **attempt})
     else:
-        import ckpt.core
+        import ckpt
 
         data = _data_pkl(job["path"])
         for trust in job["trusts"]:
-            runs = [("load", lambda: ckpt.core.load(job["path"], trust=trust))]
+            runs = [("load", lambda: ckpt.load(job["path"], trust=trust))]
             if trust in job.get("loads_trusts", []):
-                runs.append(("loads", lambda: ckpt.core.loads(data, trust=trust)))
+                runs.append(("loads", lambda: ckpt.loads(data, trust=trust)))
             if job.get("verify"):  # a load, then ckpt's probes exercise what it restored
-                runs.append(("verify", lambda: _verified(ckpt.core.verify(job["path"], trust=trust))))
+                runs.append(("verify", lambda: _verified(ckpt.verify(job["path"], trust=trust))))
             for how, run in runs:
                 report["attempts"].append({"trust": trust, "how": how, **_attempt(run)})
     assert RECORDER is not None
@@ -168,7 +168,7 @@ def main() -> None:
             except ImportError:
                 pass
         if mode == "ckpt":
-            import ckpt.core  # noqa: F401
+            import ckpt  # noqa: F401
 
             _warm_up(spec.get("warm_up"))
         snapshot()  # what taking a snapshot imports lazily is imported now
@@ -194,10 +194,10 @@ def main() -> None:
 
 def _warm_up(path: str | None) -> None:
     """Whatever the loader imports lazily on its first load, refusal or not, is not the payload's doing."""
-    import ckpt.core
+    import ckpt
 
     if path:
-        for run in (lambda: ckpt.core.load(path), lambda: ckpt.core.verify(path), lambda: ckpt.core.inspect(path)):
+        for run in (lambda: ckpt.load(path), lambda: ckpt.verify(path), lambda: ckpt.inspect(path)):
             try:
                 run()
             except Exception:
@@ -206,7 +206,7 @@ def _warm_up(path: str | None) -> None:
                  b"\x80\x04ctorch.fx.graph_module\nreduce_graph_module\n."):
         for trust in ((), ("sklearn", "torch")):
             try:
-                ckpt.core.loads(data, trust=trust)
+                ckpt.loads(data, trust=trust)
             except Exception:
                 pass
 

@@ -34,9 +34,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hostile import (BUILD, EMPTY_DICT, EMPTY_TUPLE, MARK, NONE, SETITEMS, TRUE, TUPLE, RunsShell, blob, call, glob,
-                     items, keywords, number, pkl, text)
 from conftest import rewrite_member
+from hostile import (
+    BUILD,
+    EMPTY_DICT,
+    EMPTY_TUPLE,
+    MARK,
+    NONE,
+    SETITEMS,
+    TRUE,
+    TUPLE,
+    RunsShell,
+    blob,
+    call,
+    glob,
+    items,
+    keywords,
+    number,
+    pkl,
+    text,
+)
 
 FALSE, NEWOBJ, NEWOBJ_EX = b"\x89", b"\x81", b"\x92"
 

@@ -3,8 +3,8 @@
 Every case of `corpus.CASES` is planted in its own copy of a valid
 checkpoint (data.pkl replaced, manifest recomputed: an altered file, so it
 loads as data only), then loaded in a child process (gadget_child.py, one
-fork per case) with `ckpt.core.load` at each of
-the case's trust levels and `ckpt.core.loads` at none, the harm oracle's
+fork per case) with `ckpt.load` at each of
+the case's trust levels and `ckpt.loads` at none, the harm oracle's
 audit hook recording from every thread (harm.py). Each load is refused with
 a CkptError, or, where the case says it loads, returns inert data; and:
 
@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import Result, assert_one_line_error
 from families import CASES, FAMILIES, NO_TRUST, TRUSTS, Case
 from gadgets import Work
@@ -70,7 +69,7 @@ def _cli_commands(case: Case, path: Path) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
-    import ckpt.core as ckpt
+    import ckpt
 
     base = tmp_path_factory.mktemp("corpus-base") / "model.ckpt"
     ckpt.save({"weights": list(range(10)), "name": "model"}, base)
@@ -199,7 +198,7 @@ def _public_files(root: Path) -> list[PublicFile]:
 
 @pytest.mark.skipif(not PUBLIC, reason="CKPT_PUBLIC_PICKLES names no directory of public hostile pickles")
 def test_public_hostile_pickles_do_nothing(tmp_path_factory: pytest.TempPathFactory) -> None:
-    import ckpt.core as ckpt
+    import ckpt
 
     files = _public_files(Path(PUBLIC or "."))
     assert files, f"no pickles under {PUBLIC}"

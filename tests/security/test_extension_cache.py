@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-import ckpt.core as ckpt
+import ckpt
 
 CODE = 0x7FF0
 
@@ -37,7 +37,7 @@ def test_a_cached_extension_still_goes_through_the_policy(registered: bytes) -> 
 def test_the_analysis_refuses_extension_codes_without_resolving_them(registered: bytes) -> None:
     import os
 
-    from ckpt.core.stream import analyse
+    from ckpt.trust.analysis import analyse
 
     facts = analyse(registered)
     assert facts.globals == {} and any("extension code" in p for p in facts.problems)

@@ -8,7 +8,7 @@ checkpoint (manifest recomputed to match), one per way of running it:
   exactly one `ckpt: ` line and no traceback; `inspect` shows or refuses it
   (the rows of gadgets.CLI_SAMPLE by default, every row with
   CKPT_GADGETS_CLI=all: a `ckpt` process costs half a second);
-- the library (`ckpt.core.load` and `loads`) at every level of
+- the library (`ckpt.load` and `loads`) at every level of
   `gadgets.TRUST_LEVELS`, in a child process (gadget_child.py) that forks
   once per payload, audits the load with sys.addaudithook and compares the
   process before and after: every load raises a CkptError, no audited event
@@ -38,10 +38,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import Result, assert_one_line_error
 from gadgets import CLI_SAMPLE, CLI_TRUST_LEVELS, GADGETS, TRUST_LEVELS, Gadget
-from workspace import Listeners, NoListener, Planted, plant, run_child, run_cli, what_happened
+from workspace import (
+    Listeners,
+    NoListener,
+    Planted,
+    plant,
+    run_child,
+    run_cli,
+    what_happened,
+)
 
 WORKERS = 2
 LIB_BATCHES = 2
@@ -75,7 +82,7 @@ class Runs:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
-    import ckpt.core as ckpt
+    import ckpt
 
     base = tmp_path_factory.mktemp("gadget-base") / "model.ckpt"
     ckpt.save({"weights": list(range(100)), "name": "model"}, base)

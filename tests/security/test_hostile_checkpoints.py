@@ -27,14 +27,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import ckpt.core as ckpt
-from ckpt.core.errors import CkptError
-from ckpt.core.stream import analyse
 from conftest import Result, assert_one_line_error, rewrite_member
 from harness import run_many
-from hostile import (ATTACKS, EXTENSIONS, Attack, call, glob, marked_tuples, number, pkl, text, tuple_key,
-                     tuples_through_calls)
+from hostile import (
+    ATTACKS,
+    EXTENSIONS,
+    Attack,
+    call,
+    glob,
+    marked_tuples,
+    number,
+    pkl,
+    text,
+    tuple_key,
+    tuples_through_calls,
+)
+
+import ckpt
+from ckpt.errors import CkptError
+from ckpt.trust.analysis import analyse
 
 PRECIOUS = "precious"
 

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-import ckpt.core as ckpt
 from conftest import assert_one_line_error, rewrite_member
 from harness import run_limited
 from hostile import EMPTY_DICT, MARK, SETITEMS, call, glob, number, pkl, text
+
+import ckpt
 
 SECONDS = 10.0
 """Every case ends well within this (the issue's bound for any file under 10 MB)."""

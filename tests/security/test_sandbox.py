@@ -1,4 +1,4 @@
-"""The construct step's sandbox (core/sandbox.py) against code the user trusts.
+"""The construct step's sandbox (src/ckpt/trust/sandbox.py) against code the user trusts.
 
 A package the user trusts runs its own `__setstate__` during a data-only
 load. Here that package is a module written for the test (`--trust
@@ -159,13 +159,13 @@ def write_now(path):
 
 class LoadsAnotherFile(Acts):
     def act(self):
-        import ckpt.core
-        ckpt.core.loads(b"\\x80\\x05N.")
+        import ckpt
+        ckpt.loads(b"\\x80\\x05N.")
 '''
 
 CHILD = '''
 import json, logging, multiprocessing, multiprocessing.spawn, os, pickle, sys, threading, warnings, atexit
-import ckpt.core as ckpt
+import ckpt
 import ckpt_trusted_probe as probe
 
 weakref_hook = __import__("weakref").finalize(ckpt, lambda: None)  # finalize's own exit hook is in place
