@@ -152,5 +152,5 @@ def test_ray_runtime_env_merges_into_a_base_and_refuses_a_second_hook() -> None:
     assert env["env_vars"] is not base["env_vars"]  # Ray writes into the env_vars it is given
     assert ckpt.ray_runtime_env(env) == env
     with pytest.raises(ckpt.ConfigError, match="already has a worker_process_setup_hook .'mypkg.setup'. .*"
-                                               r"call ckpt.ship.register\(\) from that hook"):
+                                               r"call ckpt.register\(\) from that hook"):
         ckpt.ray_runtime_env({"worker_process_setup_hook": "mypkg.setup"})

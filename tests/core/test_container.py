@@ -14,6 +14,7 @@ from conftest import rewrite_member
 
 import ckpt
 from ckpt.errors import CheckpointError, CkptError, WriteError
+from ckpt.format.archive import open_archive
 from ckpt.format.atomic import atomic_write, remove_stale_temporaries
 
 SENTINEL_CODE = "open({path!r}, 'w').write('pwned')"
@@ -47,7 +48,7 @@ def test_truncated(saved: Path) -> None:
 
 def test_bit_flip_in_data(saved: Path) -> None:
     data = bytearray(saved.read_bytes())
-    with ckpt.container.open_archive(saved) as archive:
+    with open_archive(saved) as archive:
         position = archive.offset("data.pkl") + 20
     data[position] ^= 0x01
     saved.write_bytes(bytes(data))
