@@ -387,7 +387,7 @@ def _names_main(data: bytearray) -> bool:
 def _locate(obj: Any, target: str, pickler: RewrapPickler, data: bytearray, notices: list[str]) -> ScanReport:
     """Where each object the pickler substituted sits, for the manifest: the
     scan's own walk (so the same paths, in the same order), asking the
-    stream just written which objects lead to one (`reach.StreamOracle`)
+    stream just written which objects lead to one (`replay.StreamOracle`)
     instead of pickling halves of the model again. Checked against what the
     pickler recorded; where the two disagree, the plain scan decides, and
     the report says so."""

@@ -1,4 +1,4 @@
-"""The kinds real services hold (issue 13): each round-trips through the
+"""The kinds real services hold: each round-trips through the
 installed `ckpt save` and `ckpt load --verify`, and the restored object is
 exercised in a fresh interpreter."""
 

@@ -181,7 +181,7 @@ def test_interrupt_during_pickling_keeps_the_previous_checkpoint(tmp_path: Path)
 
 
 def _through_zipfile(path: Path, members: list[tuple[str, bytes]]) -> None:
-    """The same members written by zipfile's own member writer (how ckpt wrote them before issue 15)."""
+    """The same members written by zipfile's own member writer (how earlier versions of ckpt wrote them)."""
     import struct
 
     from ckpt.format.archive import _PADDING_ID, ALIGN, _info

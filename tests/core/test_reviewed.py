@@ -183,3 +183,11 @@ def test_a_stored_clock_comes_back_as_itself_and_no_other_function_loads_as_data
     for function in (len, sorted, operator.add, json.loads, functools.partial(max, 1)):
         with pytest.raises(ckpt.UnsafeCheckpointError, match="not trusted|never allows"):
             ckpt.loads(ckpt.dumps({"f": function}))
+
+
+def test_each_reviewed_name_has_one_entry_across_the_table_and_the_catalog() -> None:
+    """The catalog's rows carry the entries their rewraps write; a name given
+    twice would let one entry silently replace the other's guard."""
+    names = [entry.name for entry in reviewed.ENTRIES]
+    assert sorted(name for name in set(names) if names.count(name) > 1) == []
+    assert "_thread:allocate_lock" in reviewed.BY_NAME  # read from the lock row

@@ -1,4 +1,4 @@
-"""A corpus of real-world service objects (issue 11).
+"""A corpus of real-world service objects.
 
 Each case builds a service object (a class from `services`) holding an
 object of a third-party library plus a `threading.Lock()`, so plain pickle
@@ -1114,7 +1114,7 @@ def _jinja2_environment() -> Service:
     env = jinja2.Environment(loader=jinja2.DictLoader({"greet.html": "<p>Hi {{ name|title }}!</p>"}),
                              autoescape=True, trim_blocks=True)
     env.globals["site"] = "shop"
-    # Not get_template() here: a cached Template holds compiled code (issue 13).
+    # Not get_template() here: a cached Template holds compiled code.
     return Service("jinja2_environment", env=env)
 
 
@@ -1287,7 +1287,7 @@ def _(svc: Any) -> None:
     svc.pool.shutdown(wait=True)
 
 
-# --- left for issue 13 ----------------------------------------------------------------
+# --- left as they are ------------------------------------------------------------------
 #
 # Objects real services hold that cannot be pickled at all, even with every
 # lock removed, and that the corpus therefore holds only in part (the ones

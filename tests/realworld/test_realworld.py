@@ -1,4 +1,4 @@
-"""The real-world corpus (issue 11): a user's own checkpoints load whole,
+"""The real-world corpus: a user's own checkpoints load whole,
 with no flags, and work.
 
 Every case is built and saved in a child process, signed with the key of

@@ -1,4 +1,4 @@
-"""A hostile checkpoint cannot hang, exhaust memory or crash load, verify or inspect (issue 12).
+"""A hostile checkpoint cannot hang, exhaust memory or crash load, verify or inspect.
 
 Each case is a small file that, before the limits, cost minutes of CPU, a
 gigabyte of memory or a segfault. Each runs through the installed `ckpt`

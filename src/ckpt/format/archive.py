@@ -219,8 +219,8 @@ class ArchiveWriter:
     def members(self) -> dict[str, Member]:
         """Every member written so far, with its sha256 (waiting for the last
         ones, and for a `durable` file's early fsyncs: the caller's final
-        fsync then has only the manifest left; issue 15, save of 500 MB of
-        arrays 1.5-1.9x plain pickle with writing, hashing and fsync in turn)."""
+        fsync then has only the manifest left; with writing, hashing and fsync
+        in turn, a save of 500 MB of arrays took 1.5-1.9x plain pickle)."""
         self._hashing.settle()
         self._sync.wait()
         return self._members
@@ -244,7 +244,7 @@ class ArchiveWriter:
         """A member of known size whose data starts on a 64-byte boundary.
 
         Written here rather than through zipfile's member writer, which
-        computes the CRC-32 on the writing thread (0.26 s of 500 MB, issue 15):
+        computes the CRC-32 on the writing thread (0.26 s of 500 MB):
         the same local header (zipfile's own `FileHeader`), the data, and the
         CRC, computed beside the sha256, put in the header once known
         (`_hashed`); zipfile writes the central directory from the same
@@ -288,7 +288,7 @@ class ArchiveWriter:
 
     def finish(self, manifest: Manifest) -> None:
         # One line: json's C encoder does not indent, and its Python one took
-        # 37 ms for the 1,000 substitutions of the object-heavy benchmark (issue 15).
+        # 37 ms for the 1,000 substitutions of the object-heavy benchmark.
         self._zip.writestr(_info(MANIFEST), json.dumps(manifest.to_dict()) + "\n")
         self._zip.close()
 

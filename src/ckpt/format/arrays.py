@@ -4,7 +4,7 @@ The manifest's `arrays` describe each one the way a safetensors header
 does (dtype, shape, where its bytes are), so `inspect` and `diff` show and
 compare them without unpickling anything. Where each sits comes from the
 scan's own walk (`scan.locate`), asking the stream save has just written
-which objects hold an out-of-band buffer (`reach.StreamOracle` with
+which objects hold an out-of-band buffer (`scanning.replay.StreamOracle` with
 `buffers`): only the branches that hold arrays are walked, at memo-GET
 cost, and the walk stops at each numpy array or torch tensor it meets. A
 tensor is listed with its own dtype, shape, strides and offset into its

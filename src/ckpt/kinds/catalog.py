@@ -1,9 +1,12 @@
 """The catalog: ONE table of every kind of object ckpt knows.
 
 Scan reads it to name what it finds, save (the pickler) to rewrap or strip,
-suggest to write the hand fix, verify to exercise what was restored, and the
-"What happens to each kind" table in docs/KINDS.md is generated from it. Adding a
-kind means adding a row here, nothing else.
+suggest to write the hand fix, verify to exercise what was restored, the
+data-only loader to admit what a rewrap writes, and the "What happens to each
+kind" table in docs/KINDS.md is generated from it. A kind is one row, and
+everything it needs lives in this folder: the row names its reducer
+(`rewrap`) and its probe (`probes`) and carries the reviewed entries its
+rewrap writes (`admits`); nothing else lists kinds.
 
 A row matches by type, including subclasses, unless the subclass takes care
 of its own pickling (defines `__reduce__`, `__reduce_ex__` or `__getstate__`)
@@ -31,6 +34,7 @@ from ckpt.kinds import byvalue, probes, rewrap
 from ckpt.kinds.lazy import LazyConnection, LazyFile
 from ckpt.objects.decompose import PROTOCOL
 from ckpt.objects.paths import Edge
+from ckpt.trust.entries import CLASS, CONSTANT, FUNCTION, Entry, classes, functions
 
 
 class Action(str, enum.Enum):
@@ -73,8 +77,10 @@ class Kind:
     """Verify: raises probes.ProbeFailed if a restored object does not work."""
     applies: Callable[[Any], bool] | None = None
     """Narrows a type match (a function is only a finding if pickle cannot name it)."""
-    emits: tuple[str, ...] = ()
-    """Globals the rewrap writes besides `types` (the safe loader allows them)."""
+    admits: tuple[Entry, ...] = ()
+    """The globals the rewrap writes that a file from anyone may use (entries
+    of the reviewed table, each with its reason). What it writes beyond them
+    loads from a signer you trust, or with --trust."""
     keep: str | None = None
     """Suggest: expression to keep in `__getstate__` (`{obj}` is the attribute)."""
     recreate: str = "{target} = None"
@@ -148,10 +154,8 @@ def _listener_note(listener: Any) -> str:
 
 
 _ASYNC_INTERNAL = frozenset({"_loop", "_waiters"})
-_ASYNC_EMITS = ("collections.deque",)
 _UNLINKED = "its link to other processes: restored as a fresh local one"
 _PASS_ON = "pass it to the child processes that need it after load"
-_MP_EMITS = ("functools.partial", "multiprocessing.context.ForkContext", "multiprocessing.context.SpawnContext")
 
 
 def _mp_semaphore_note(sem: Any) -> str:
@@ -379,6 +383,7 @@ def _code_note(code: types.CodeType) -> str:
 
 _FILES = ("_io.TextIOWrapper", "_io.BufferedReader", "_io.BufferedWriter", "_io.BufferedRandom")
 _QUEUE_INTERNALS = frozenset({"mutex", "not_empty", "not_full", "all_tasks_done"})
+_UNBOUND = "an asyncio primitive, bound to no event loop: its plain state"
 _DROP = "drop it in __getstate__ and rebuild it in __setstate__, or pass --strip PATH to save it as None"
 _WHOLE = "the file loads only from a signer you trust (as data, it is refused)"
 _NAMED = "for a file others load as data, use a module-level"
@@ -386,100 +391,133 @@ _NAMED = "for a file others load as data, use a module-level"
 KINDS: tuple[Kind, ...] = (
     # --- thread primitives: rewrapped -------------------------------------
     Kind("lock", ("_thread.LockType",), Action.REWRAP, "nothing (restored unlocked)", "none needed",
-         reduce=rewrap.reduce_lock, note=_held, emits=("_thread.allocate_lock",), probe=probes.probe_lock,
-         recreate="{target} = threading.Lock()"),
+         reduce=rewrap.reduce_lock, note=_held, probe=probes.probe_lock,
+         recreate="{target} = threading.Lock()",
+         admits=(Entry("_thread:allocate_lock", FUNCTION, "a fresh lock"),)),
     Kind("rlock", ("_thread.RLock",), Action.REWRAP, "owner and recursion count (restored unlocked)",
-         "none needed", reduce=rewrap.reduce_rlock, note=_held, emits=("threading.RLock",), probe=probes.probe_rlock,
-         recreate="{target} = threading.RLock()"),
+         "none needed", reduce=rewrap.reduce_rlock, note=_held, probe=probes.probe_rlock,
+         recreate="{target} = threading.RLock()",
+         admits=(Entry("threading:RLock", FUNCTION, "a fresh re-entrant lock"),)),
     Kind("condition", ("threading.Condition",), Action.REWRAP, "waiting threads",
          "none needed; a lock it shares stays shared", reduce=rewrap.reduce_condition,
          internal=frozenset({"_lock", "acquire", "release", "_release_save", "_acquire_restore",
                              "_is_owned", "_waiters"}),
-         probe=probes.probe_condition, inner="_lock", recreate="{target} = threading.Condition({inner})"),
+         probe=probes.probe_condition, inner="_lock", recreate="{target} = threading.Condition({inner})",
+         admits=(Entry("threading:Condition", CLASS, "a fresh condition around the saved lock", call=True),)),
     Kind("semaphore", ("threading.Semaphore", "threading.BoundedSemaphore"), Action.REWRAP, "waiting threads (value and bound kept)",
          "none needed", internal=frozenset({"_cond"}), note=_semaphore_note, probe=probes.probe_semaphore,
-         keep="{obj}._value", recreate="{target} = {type}({saved})"),
+         keep="{obj}._value", recreate="{target} = {type}({saved})",
+         admits=classes("threading", "Semaphore BoundedSemaphore", "a thread primitive rebuilt from its state")),
     Kind("event", ("threading.Event",), Action.REWRAP, "waiting threads (flag kept)", "none needed",
          internal=frozenset({"_cond"}), probe=probes.probe_event, keep="{obj}.is_set()",
-         recreate="{target} = threading.Event()\nif {saved}:\n    {target}.set()"),
+         recreate="{target} = threading.Event()\nif {saved}:\n    {target}.set()",
+         admits=classes("threading", "Event", "a thread primitive rebuilt from its state")),
     Kind("barrier", ("threading.Barrier",), Action.REWRAP,
          "threads waiting at save time (parties, action and timeout kept)", "none needed",
          reduce=rewrap.reduce_barrier, internal=frozenset({"_cond"}), probe=probes.probe_barrier,
-         keep="({obj}.parties, {obj}._action, {obj}._timeout)", recreate="{target} = threading.Barrier(*{saved})"),
+         keep="({obj}.parties, {obj}._action, {obj}._timeout)", recreate="{target} = threading.Barrier(*{saved})",
+         admits=classes("threading", "Barrier", "a thread primitive rebuilt from its state")),
     Kind("queue", ("queue.Queue", "queue.LifoQueue", "queue.PriorityQueue"), Action.REWRAP, "nothing (type, maxsize and items kept)", "none needed",
          internal=_QUEUE_INTERNALS, note=_queue_note, probe=probes.probe_queue,
          keep="({obj}.maxsize, list({obj}.queue))",
-         recreate="maxsize, items = {saved}\n{target} = {type}(maxsize)\nfor item in items:\n    {target}.put(item)"),
+         recreate="maxsize, items = {saved}\n{target} = {type}(maxsize)\nfor item in items:\n    {target}.put(item)",
+         admits=classes("queue", "Queue LifoQueue PriorityQueue", "a queue rebuilt from its state (maxsize, items)")),
     Kind("simple-queue", ("_queue.SimpleQueue",), Action.REWRAP, "nothing (items kept, in order)",
          "none needed", reduce=rewrap.reduce_simple_queue, payload=_simple_queue_items,
-         emits=("queue.SimpleQueue", "_queue.SimpleQueue.put", "queue.SimpleQueue.put", "builtins.next",
-                "builtins.iter", "builtins.any", "builtins.map"),
-         note=_queue_note, probe=probes.probe_simple_queue, recreate="{target} = queue.SimpleQueue()"),
+         note=_queue_note, probe=probes.probe_simple_queue, recreate="{target} = queue.SimpleQueue()",
+         admits=(*classes("queue", "SimpleQueue", "a fresh SimpleQueue, refilled by the rewrap", call=True),
+                 *classes("_queue", "SimpleQueue", "a fresh SimpleQueue, refilled by the rewrap", call=True),
+                 Entry("_queue:SimpleQueue.put", FUNCTION, "refills a SimpleQueue the load created; as a value "
+                       "(map's argument), calling it puts data in a queue", value=True),
+                 *functions("builtins", "iter next any", "the rewrap's expression; of one builtin list, tuple, "
+                            "iterator of one or map only (no class's __iter__ runs)", fresh=False,
+                            guard="builtin_iteration"),
+                 Entry("builtins:map", CLASS, "the rewrap's expression; maps SimpleQueue.put only", call=True,
+                       fresh=False, guard="queue_refill"))),
     Kind("thread-pool", ("concurrent.futures.thread.ThreadPoolExecutor",), Action.REWRAP,
          "worker threads and pending work (max_workers, name prefix and initializer kept)",
          "resubmit pending work after load", reduce=rewrap.reduce_thread_pool, payload=_pool_payload,
-         emits=("concurrent.futures.thread.ThreadPoolExecutor",),
          note=_pool_note, probe=probes.probe_thread_pool, keep="{obj}._max_workers",
-         recreate="{target} = concurrent.futures.ThreadPoolExecutor({saved})"),
+         recreate="{target} = concurrent.futures.ThreadPoolExecutor({saved})",
+         admits=(Entry("concurrent.futures.thread:ThreadPoolExecutor", CLASS, "a fresh executor with the saved "
+                       "settings, but no initializer (its worker threads would call it: ckpt's own verify, or your "
+                       "first submit); only by its constructor, never given state after", call=True, fresh=False,
+                       new=False, guard="no_initializer"),)),
     Kind("future", ("concurrent.futures.Future",), Action.REWRAP,
          "callbacks and waiters; a future not done is restored cancelled", "none needed",
-         reduce=rewrap.reduce_future, emits=("concurrent.futures._base.Future",), internal=frozenset({"_condition", "_waiters", "_done_callbacks"}),
-         note=_future_note, probe=probes.probe_future),
+         reduce=rewrap.reduce_future, internal=frozenset({"_condition", "_waiters", "_done_callbacks"}),
+         note=_future_note, probe=probes.probe_future,
+         admits=(Entry("concurrent.futures._base:Future", CLASS, "a finished or cancelled future's result"),)),
     Kind("thread-local", ("_thread._local",), Action.REWRAP, "every thread's attributes (restored empty)",
          "set the attributes again after load", reduce=rewrap.reduce_local, payload=_local_arguments,
-         emits=("threading.local", "functools.partial"),
-         probe=probes.probe_local, recreate="{target} = threading.local()"),
+         probe=probes.probe_local, recreate="{target} = threading.local()",
+         admits=(Entry("threading:local", CLASS, "a fresh thread-local namespace", call=True),
+                 Entry("_thread:_local", CLASS, "a fresh thread-local namespace", call=True))),
     Kind("log-handler", ("logging.Handler",), Action.REWRAP,
          "an open stream (files reopen lazily in append mode; standard streams are rebound; others stripped)",
-         "none needed for file and standard-stream handlers", reduce=rewrap.reduce_handler, emits=("functools.partial",),
+         "none needed for file and standard-stream handlers", reduce=rewrap.reduce_handler,
          internal=frozenset({"lock", "stream"}), note=_handler_note, probe=probes.probe_handler,
          keep='getattr({obj}, "baseFilename", None)',
-         recreate="{target} = logging.FileHandler({saved}, delay=True) if {saved} else logging.StreamHandler()"),
+         recreate="{target} = logging.FileHandler({saved}, delay=True) if {saved} else logging.StreamHandler()",
+         admits=(Entry("logging:StreamHandler", CLASS, "a handler on a standard stream; called with no "
+                       "argument it picks up the loading process's stderr (the guard admits no argument, so no "
+                       "stream comes from the file)", call=True, guard="no_arguments"),)),
     # --- process resources: rebuilt ------------------------------------------
     Kind("std-stream", _FILES + ("_io.FileIO",), Action.REWRAP,
          "nothing (rebound to the loading process's stream of the same name)", "none needed",
          reduce=rewrap.reduce_std_stream, applies=_is_std_stream, note=_std_stream_note, probe=probes.probe_std_stream,
-         emits=("builtins.getattr", "cmd.Cmd", "logging.StreamHandler"),
          keep='"stderr" if {obj} in (sys.stderr, sys.__stderr__) else "stdout" if {obj} in (sys.stdout, '
               'sys.__stdout__) else "stdin"',
-         recreate='{target} = {{"stdin": sys.stdin, "stdout": sys.stdout, "stderr": sys.stderr}}[{saved}]'),
+         recreate='{target} = {{"stdin": sys.stdin, "stdout": sys.stdout, "stderr": sys.stderr}}[{saved}]',
+         admits=tuple(Entry(f"sys:{name}", CONSTANT, "the loading process's standard stream of that name")
+                       for name in ("stdin", "stdout", "stderr"))),
     Kind("progress-bar", ("tqdm.std.tqdm",), Action.REWRAP,
          "its position, postfix, rate and elapsed time (a fresh bar at its count: total, desc, unit, scale, leave, "
          "width and format kept; quiet at load, it shows from its first update)",
          "none needed; a bar writing to another file is refused (progress-bar-file)",
          reduce=rewrap.reduce_progress_bar, applies=_bar_on_std_stream, payload=_nothing, note=_bar_note,
-         probe=probes.probe_progress_bar, emits=("functools.partial", "tqdm.asyncio.tqdm_asyncio"),
+         probe=probes.probe_progress_bar,
          keep="dict(total={obj}.total, initial={obj}.n, desc={obj}.desc, unit={obj}.unit, leave={obj}.leave)",
          recreate="{target} = {type}(**{saved})"),
     Kind("weakref", ("weakref.ReferenceType",), Action.REWRAP,
          "its callback; a reference whose referent is not saved elsewhere comes back dead",
          "keep a strong reference elsewhere in the model to what must survive", reduce=rewrap.reduce_weakref,
          weak=True, payload=lambda obj: (), note=_weak_scan_note, probe=probes.probe_weakref,
-         emits=("weakref.ReferenceType", "weakref.WeakMethod", "builtins.set", "builtins.getattr"),
-         keep="{obj}()", recreate="{target} = weakref.ref({saved}) if {saved} is not None else None"),
+         keep="{obj}()", recreate="{target} = weakref.ref({saved}) if {saved} is not None else None",
+         admits=(Entry("weakref:ReferenceType", CLASS, "a weak reference; of one argument, never a callback",
+                       call=True, guard="one_argument"),)),
     Kind("weak-container", ("weakref.WeakValueDictionary", "weakref.WeakKeyDictionary", "_weakrefset.WeakSet"),
          Action.REWRAP, "entries whose weakly held object is not saved elsewhere (counted at save)", "none needed",
          reduce=rewrap.reduce_weak_container, weak=True, payload=_weak_payload, note=_weak_scan_note,
          probe=probes.probe_weak_container,
-         emits=("weakref.WeakValueDictionary", "weakref.WeakKeyDictionary", "_weakrefset.WeakSet"),
-         keep="list({obj}.items()) if hasattr({obj}, 'items') else list({obj})", recreate="{target} = {type}({saved})"),
+         keep="list({obj}.items()) if hasattr({obj}, 'items') else list({obj})", recreate="{target} = {type}({saved})",
+         admits=(*classes("weakref", "WeakValueDictionary WeakKeyDictionary", "a weak mapping built from the "
+                          "entries the file holds", call=True),
+                 Entry("_weakrefset:WeakSet", CLASS, "a weak set built from the objects the file holds", call=True))),
     Kind("ssl-context", ("ssl.SSLContext",), Action.REWRAP,
          "loaded certificates, custom CA files, ciphers and ALPN (protocol, verify mode and hostname check kept; "
          "the system's CAs loaded)", "load custom CA files and certificate chains again after load",
          reduce=rewrap.reduce_ssl_context, applies=_ssl_rebuildable, note=_ssl_note, probe=probes.probe_ssl_context,
-         emits=("ssl.create_default_context", "ssl._create_unverified_context", "ssl._ASN1Object", "ssl._SSLMethod"),
          keep="({obj}.verify_mode, {obj}.check_hostname)",
          recreate="{target} = ssl.create_default_context()\n{target}.check_hostname = False\n"
-                  "{target}.verify_mode, {target}.check_hostname = {saved}"),
+                  "{target}.verify_mode, {target}.check_hostname = {saved}",
+         admits=(Entry("ssl:create_default_context", FUNCTION, "a verifying client context with the system's "
+                       "CAs; one positional argument, its purpose, so no CA file, path or data comes from the file; "
+                       "no state either (keylog_filename would open a file)", fresh=False, guard="one_argument"),
+                 Entry("ssl:_create_unverified_context", FUNCTION, "a context that does not verify, of a protocol; "
+                       "one positional argument, so no certificate file comes from the file; no state", fresh=False,
+                       guard="one_argument"),
+                 Entry("ssl:_ASN1Object", CLASS, "an OID by its text: the purpose of create_default_context "
+                       "(ssl.Purpose's members do not survive pickle)", call=True))),
     Kind("db-connection", ("sqlite3.Connection", "ckpt.kinds.lazy.LazyConnection"), Action.REWRAP,
          "open transactions, row_factory and text_factory (reopened lazily on first use: path and isolation "
          "level kept)", "load it with --trust ckpt.kinds.lazy:LazyConnection (it writes to the saved path when "
          "used); set row_factory again after load", reduce=rewrap.reduce_sqlite, applies=_sqlite_on_file,
-         note=_db_note, probe=probes.probe_db_file, emits=("ckpt.kinds.lazy.LazyConnection",),
+         note=_db_note, probe=probes.probe_db_file,
          keep='{obj}.execute("PRAGMA database_list").fetchone()[2]', recreate="{target} = sqlite3.connect({saved})"),
     Kind("memory-db", ("sqlite3.Connection",), Action.STRIP, "the in-memory database (restored as None)",
          "save its content with Connection.serialize() and restore it with deserialize()",
-         reduce=rewrap.reduce_stripped, applies=_sqlite_in_memory, emits=("builtins.type",),
+         reduce=rewrap.reduce_stripped, applies=_sqlite_in_memory,
          note=lambda conn: "an in-memory database: stripped", keep="{obj}.serialize()",
          recreate='{target} = sqlite3.connect(":memory:")\n{target}.deserialize({saved})'),
     Kind("duckdb-connection", ("_duckdb.DuckDBPyConnection", "ckpt.kinds.lazy.LazyConnection"), Action.REWRAP,
@@ -487,27 +525,24 @@ KINDS: tuple[Kind, ...] = (
          "file kept, read-only if it was opened so)", "close it in the saving process before another opens it (duckdb "
          "locks its file); load it with --trust ckpt.kinds.lazy:LazyConnection (unless read-only, it writes to the "
          "saved path when used)", reduce=rewrap.reduce_duckdb, applies=_duckdb_on_file,
-         note=_db_note, probe=probes.probe_db_file, emits=("ckpt.kinds.lazy.LazyConnection",),
+         note=_db_note, probe=probes.probe_db_file,
          keep='{obj}.cursor().execute("select path, readonly from duckdb_databases() where database_name = '
               'current_database()").fetchone()', recreate="{target} = duckdb.connect(*{saved})"),
     Kind("read-file", ("_io.TextIOWrapper", "_io.BufferedReader", "_io.FileIO", "ckpt.kinds.lazy.LazyFile"),
          Action.REWRAP, "what it had buffered, and its content if the file changes (reopened lazily by its "
          "absolute path on first use, at the saved position: mode, encoding and errors kept)",
          "load it with --trust ckpt.kinds.lazy:LazyFile (it reads the saved path when used)",
-         reduce=rewrap.reduce_read_file, applies=_read_file, note=_read_file_note, probe=probes.probe_read_file,
-         emits=("ckpt.kinds.lazy.LazyFile",), keep="({obj}.name, {obj}.mode, {obj}.tell())",
+         reduce=rewrap.reduce_read_file, applies=_read_file, note=_read_file_note, probe=probes.probe_read_file, keep="({obj}.name, {obj}.mode, {obj}.tell())",
          recreate="path, mode, position = {saved}\n{target} = open(path, mode)\n{target}.seek(position)"),
     # --- clients' connections and workers: emptied, or made again ---------------
     Kind("connection-pool", tuple(rewrap.POOLED), Action.REWRAP,
          "its open connections, with their sockets, TLS sessions and event-loop transports (the pool, its "
          "settings and limits kept, empty: the client connects again on first use)", "none needed",
-         reduce=rewrap.reduce_connection_pool, payload=_pool_settings, note=_connections_note, probe=probes.probe_connection_pool, emits=("copyreg.__newobj__",),
+         reduce=rewrap.reduce_connection_pool, payload=_pool_settings, note=_connections_note, probe=probes.probe_connection_pool,
          recreate="{target} = None  # make the pool again with the client's settings: its connections cannot be saved"),
     Kind("process-pool", ("concurrent.futures.process.ProcessPoolExecutor",), Action.REWRAP,
          "worker processes and pending work (max_workers, start method, initializer and max_tasks_per_child kept)",
          "resubmit pending work after load", reduce=rewrap.reduce_process_pool, payload=_pool_payload,
-         emits=("functools.partial", "multiprocessing.context.ForkContext", "multiprocessing.context.SpawnContext",
-                "multiprocessing.context.ForkServerContext"),
          note=_process_pool_note, probe=probes.probe_process_pool, keep="{obj}._max_workers",
          recreate="{target} = concurrent.futures.ProcessPoolExecutor({saved})"),
     Kind("queued-log-sink", ("loguru._handler.Handler",), Action.REWRAP,
@@ -515,53 +550,58 @@ KINDS: tuple[Kind, ...] = (
          "is logged after load; what was queued at save is written by the saving process)",
          "none needed", reduce=rewrap.reduce_enqueued_handler, applies=_enqueued, payload=_handler_payload,
          note=lambda handler: f"a new worker thread writes to {handler._name} after load",
-         probe=probes.probe_enqueued_handler, emits=("functools.partial",), for_files=True),
+         probe=probes.probe_enqueued_handler, for_files=True),
     Kind("log-file-sink", ("loguru._file_sink.FileSink",), Action.REWRAP,
          "the open file (reopened in append mode on the first message: path, rotation, retention and compression "
          "kept)", "none needed", reduce=rewrap.reduce_file_sink, applies=_sink_file_open,
          internal=frozenset({"_file"}), note=lambda sink: f"reopens {sink._file_path} in append mode on the first message",
-         probe=probes.probe_file_sink, emits=("copyreg.__newobj__",)),
+         probe=probes.probe_file_sink),
     Kind("queue-listener", ("logging.handlers.QueueListener",), Action.REWRAP,
          "its thread (started again at load on a new one; queue, items and handlers kept)",
          "none needed; stop() it before saving if records queued then must not be handled again after load",
          reduce=rewrap.reduce_listener, applies=_started,
          internal=frozenset({"_thread"}), note=_listener_note, probe=probes.probe_listener,
-         recreate="{target} = None  # rebuild it: logging.handlers.QueueListener(queue, *handlers), then start()"),
+         recreate="{target} = None  # rebuild it: logging.handlers.QueueListener(queue, *handlers), then start()",
+         admits=(Entry("logging.handlers:QueueListener", CLASS, "a queue listener, stopped: its queue and "
+                       "handlers (the rewrap also starts it, which is no data)"),)),
     # --- asyncio primitives bound to an event loop: rewrapped unbound -------
     Kind("async-lock", ("asyncio.Lock",), Action.REWRAP, "its event loop and waiting coroutines (restored unlocked)",
-         "none needed", reduce=rewrap.reduce_async_lock, applies=_bound_to_loop, internal=_ASYNC_INTERNAL,
-         emits=_ASYNC_EMITS, note=_held, probe=probes.probe_async_lock, recreate="{target} = asyncio.Lock()"),
+         "none needed", reduce=rewrap.reduce_async_lock, applies=_bound_to_loop, internal=_ASYNC_INTERNAL, note=_held, probe=probes.probe_async_lock, recreate="{target} = asyncio.Lock()",
+         admits=classes("asyncio.locks", "Lock", _UNBOUND)),
     Kind("async-condition", ("asyncio.Condition",), Action.REWRAP, "its event loop and waiting coroutines",
          "none needed; a lock it shares stays shared", reduce=rewrap.reduce_condition, applies=_bound_to_loop,
          internal=_ASYNC_INTERNAL | {"_lock", "locked", "acquire", "release"}, probe=probes.probe_async_condition,
-         recreate="{target} = asyncio.Condition()"),
+         recreate="{target} = asyncio.Condition()",
+         admits=(Entry("asyncio.locks:Condition", CLASS, "a fresh asyncio condition around the saved lock",
+                       call=True),)),
     Kind("async-semaphore", ("asyncio.Semaphore", "asyncio.BoundedSemaphore"), Action.REWRAP,
          "its event loop and waiting coroutines (value and bound kept)", "none needed", reduce=rewrap.reduce_async,
-         applies=_bound_to_loop, internal=_ASYNC_INTERNAL, emits=_ASYNC_EMITS, note=_semaphore_note,
-         probe=probes.probe_async_semaphore, keep="{obj}._value", recreate="{target} = {type}({saved})"),
+         applies=_bound_to_loop, internal=_ASYNC_INTERNAL, note=_semaphore_note,
+         probe=probes.probe_async_semaphore, keep="{obj}._value", recreate="{target} = {type}({saved})",
+         admits=classes("asyncio.locks", "Semaphore BoundedSemaphore", _UNBOUND)),
     Kind("async-event", ("asyncio.Event",), Action.REWRAP, "its event loop and waiting coroutines (flag kept)",
-         "none needed", reduce=rewrap.reduce_async, applies=_bound_to_loop, internal=_ASYNC_INTERNAL,
-         emits=_ASYNC_EMITS, probe=probes.probe_async_event, keep="{obj}.is_set()",
-         recreate="{target} = asyncio.Event()\nif {saved}:\n    {target}.set()"),
+         "none needed", reduce=rewrap.reduce_async, applies=_bound_to_loop, internal=_ASYNC_INTERNAL, probe=probes.probe_async_event, keep="{obj}.is_set()",
+         recreate="{target} = asyncio.Event()\nif {saved}:\n    {target}.set()",
+         admits=classes("asyncio.locks", "Event", _UNBOUND)),
     Kind("async-queue", ("asyncio.Queue",), Action.REWRAP,
          "its event loop, waiting coroutines and items taken but not marked done (type, maxsize and items kept)",
          "none needed", reduce=rewrap.reduce_async_queue, applies=_bound_to_loop,
-         internal=frozenset({"_loop", "_getters", "_putters", "_finished"}), emits=_ASYNC_EMITS, note=_queue_note,
+         internal=frozenset({"_loop", "_getters", "_putters", "_finished"}), note=_queue_note,
          probe=probes.probe_async_queue, keep="({obj}.maxsize, list({obj}._queue))",
          recreate="maxsize, items = {saved}\n{target} = {type}(maxsize)\nfor item in items:\n"
-                  "    {target}.put_nowait(item)"),
+                  "    {target}.put_nowait(item)",
+         admits=classes("asyncio.queues", "Queue PriorityQueue LifoQueue",
+                         "an asyncio queue, bound to no event loop: maxsize and items")),
     # --- multiprocessing primitives: rewrapped as fresh local ones ---------
     Kind("mp-lock", ("multiprocessing.synchronize.Lock", "multiprocessing.synchronize.RLock"), Action.REWRAP,
-         f"{_UNLINKED}, unlocked", _PASS_ON, reduce=rewrap.reduce_mp_lock, payload=_nothing, note=_held,
-         emits=_MP_EMITS, for_files=True, probe=probes.probe_lock,
+         f"{_UNLINKED}, unlocked", _PASS_ON, reduce=rewrap.reduce_mp_lock, payload=_nothing, note=_held, for_files=True, probe=probes.probe_lock,
          recreate="{target} = {type}(ctx=multiprocessing.get_context())"),
     Kind("mp-semaphore", ("multiprocessing.synchronize.Semaphore", "multiprocessing.synchronize.BoundedSemaphore"),
          Action.REWRAP, f"{_UNLINKED} (a Semaphore keeps its value, a BoundedSemaphore its bound, with every slot "
-         "free)", _PASS_ON, reduce=rewrap.reduce_mp_semaphore, payload=_nothing, note=_mp_semaphore_note,
-         emits=_MP_EMITS, for_files=True, probe=probes.probe_mp_semaphore, keep="{obj}.get_value()",
+         "free)", _PASS_ON, reduce=rewrap.reduce_mp_semaphore, payload=_nothing, note=_mp_semaphore_note, for_files=True, probe=probes.probe_mp_semaphore, keep="{obj}.get_value()",
          recreate="{target} = {type}({saved}, ctx=multiprocessing.get_context())"),
     Kind("mp-condition", ("multiprocessing.synchronize.Condition",), Action.REWRAP, f"waiting processes; {_UNLINKED}",
-         "none needed; a lock it shares stays shared", reduce=rewrap.reduce_mp_condition, emits=_MP_EMITS,
+         "none needed; a lock it shares stays shared", reduce=rewrap.reduce_mp_condition,
          for_files=True,
          internal=frozenset({"_lock", "acquire", "release", "_sleeping_count", "_woken_count", "_wait_semaphore"}),
          probe=probes.probe_condition, recreate="{target} = multiprocessing.Condition()"),
@@ -569,39 +609,36 @@ KINDS: tuple[Kind, ...] = (
          internal=frozenset({"_cond", "_flag"}), for_files=True, probe=probes.probe_event, keep="{obj}.is_set()",
          recreate="{target} = multiprocessing.Event()\nif {saved}:\n    {target}.set()"),
     Kind("mp-barrier", ("multiprocessing.synchronize.Barrier",), Action.REWRAP,
-         f"{_UNLINKED} (parties, action and timeout kept)", _PASS_ON, reduce=rewrap.reduce_mp_barrier,
-         emits=_MP_EMITS, for_files=True, internal=frozenset({"_cond", "_wrapper", "_array"}),
+         f"{_UNLINKED} (parties, action and timeout kept)", _PASS_ON, reduce=rewrap.reduce_mp_barrier, for_files=True, internal=frozenset({"_cond", "_wrapper", "_array"}),
          probe=probes.probe_barrier, keep="({obj}.parties, {obj}._action, {obj}._timeout)",
          recreate="{target} = multiprocessing.Barrier(*{saved})"),
     Kind("mp-queue", ("multiprocessing.queues.Queue", "multiprocessing.queues.JoinableQueue"), Action.REWRAP,
          f"its items; {_UNLINKED}, empty (maxsize kept)", "put the items again after load, if they matter",
-         reduce=rewrap.reduce_mp_queue, payload=_nothing, note=_mp_queue_note, emits=_MP_EMITS, for_files=True,
+         reduce=rewrap.reduce_mp_queue, payload=_nothing, note=_mp_queue_note, for_files=True,
          probe=probes.probe_mp_queue, keep="{obj}._maxsize",
          recreate="{target} = {type}({saved}, ctx=multiprocessing.get_context())"),
     Kind("mp-simple-queue", ("multiprocessing.queues.SimpleQueue",), Action.REWRAP, f"its items; {_UNLINKED}, empty",
          "put the items again after load, if they matter", reduce=rewrap.reduce_mp_queue, payload=_nothing,
-         note=_mp_queue_note, emits=_MP_EMITS, for_files=True, probe=probes.probe_mp_queue,
+         note=_mp_queue_note, for_files=True, probe=probes.probe_mp_queue,
          recreate="{target} = multiprocessing.SimpleQueue()"),
     Kind("mp-value", ("multiprocessing.sharedctypes.Synchronized",), Action.REWRAP,
          f"{_UNLINKED} (type and value kept)", _PASS_ON, reduce=rewrap.reduce_mp_shared, payload=_nothing,
-         note=_shared_note, emits=("functools.partial", "multiprocessing.sharedctypes.Value", "ctypes.c_bool"),
+         note=_shared_note,
          for_files=True, probe=probes.probe_shared, keep="(type({obj}.get_obj()), {obj}.value)",
          recreate="ctype, value = {saved}\n{target} = multiprocessing.Value(ctype, value)"),
     Kind("mp-array", ("multiprocessing.sharedctypes.SynchronizedArray",), Action.REWRAP,
          f"{_UNLINKED} (type and contents kept)", _PASS_ON, reduce=rewrap.reduce_mp_shared,
-         payload=_nothing, note=_shared_note, emits=("functools.partial", "multiprocessing.sharedctypes.Array"),
+         payload=_nothing, note=_shared_note,
          for_files=True, probe=probes.probe_shared, keep="({obj}.get_obj()._type_, {obj}[:])",
          recreate="ctype, items = {saved}\n{target} = multiprocessing.Array(ctype, items)"),
     # --- threads and event loops: stripped -----------------------------------
     Kind("thread", ("threading.Thread",), Action.STRIP, "the thread and its attributes (restored as None)",
-         "start a new thread after load", reduce=rewrap.reduce_stripped, note=_thread_note,
-         emits=("builtins.type",)),
+         "start a new thread after load", reduce=rewrap.reduce_stripped, note=_thread_note),
     Kind("event-loop", ("asyncio.AbstractEventLoop",), Action.STRIP, "the loop and everything scheduled on it "
          "(restored as None)", "run the loaded model in the loading process's loop (asyncio.run, "
-         "asyncio.get_running_loop())", reduce=rewrap.reduce_stripped, note=_loop_note, emits=("builtins.type",)),
+         "asyncio.get_running_loop())", reduce=rewrap.reduce_stripped, note=_loop_note),
     Kind("async-future", ("asyncio.Future",), Action.STRIP, "the task or future and its result (restored as None)",
-         "create the task again after load", reduce=rewrap.reduce_stripped, note=_async_future_note,
-         emits=("builtins.type",)),
+         "create the task again after load", reduce=rewrap.reduce_stripped, note=_async_future_note),
     # --- everything else pickle refuses: reported, never rewrapped ---------
     Kind("open-file", _FILES + ("_io.FileIO", "_io.BufferedRWPair", "tempfile._TemporaryFileWrapper"), Action.ERROR,
          "the open file",
@@ -755,3 +792,8 @@ def kind_for(obj: Any) -> Kind | None:
     if handled_by_copyreg(cls):
         return None
     return applying(kinds_of_type(cls), obj)
+
+
+def admitted_entries() -> tuple[Entry, ...]:
+    """Every row's `admits`: what the reviewed table takes from the catalog."""
+    return tuple(entry for kind in KINDS for entry in kind.admits)

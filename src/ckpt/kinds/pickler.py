@@ -7,7 +7,7 @@ reducer (plain stdlib constructors, so the pickle loads without ckpt), and
 `substituted` records each object so written, in order, for the manifest;
 every other type gets copyreg's reducer or `__reduce_ex__` itself, called
 from C. A `reducer_override` would cost a Python call for every object
-(issue 15: 302,005 calls, 1.18x plain pickle on the object-heavy benchmark
+(302,005 calls, 1.18x plain pickle on the object-heavy benchmark
 against 0.99x for the table); only a save with strips installs one, since
 those are chosen by identity, or with code by value (`by_value`: functions
 and classes never reach a dispatch table). Save pickles with the table

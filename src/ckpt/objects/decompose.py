@@ -59,21 +59,6 @@ def decompose(obj: Any, *, keep_atoms: bool = False) -> Children:
     return _reduce_children(obj, value, skip)
 
 
-def global_name(obj: Any, name: str | None = None) -> str | None:
-    """`module.name` under which `obj` is reachable (None if it has no name):
-    `name` when a reducer gave one, else its qualified name, else its plain
-    name (torch's functions have a qualname no module attribute matches)."""
-    candidates = [name] if name else [getattr(obj, "__qualname__", None), getattr(obj, "__name__", None)]
-    names = [n for n in candidates if isinstance(n, str)]
-    if not names:
-        return None
-    for candidate in names:
-        module = getattr(obj, "__module__", None) or _which_module(obj, candidate)
-        if _lookup_error(obj, candidate) is None or candidate is names[-1]:
-            return f"{module}.{candidate}"
-    return None
-
-
 def global_error(obj: Any, name: str | None = None) -> str | None:
     """Why pickle cannot write `obj` by reference as module.qualname, or None."""
     if name is None:

@@ -1,7 +1,7 @@
 """Structural comparison of two object graphs: what `--against` reports.
 
 Walks both graphs side by side, taking objects apart the way pickle does
-(`graph.decompose`), and reports the first paths where they differ.
+(`objects.decompose`), and reports the first paths where they differ.
 Arrays and tensors compare by shape, dtype and values (NaN equal to NaN);
 catalog kinds compare by what a checkpoint keeps (queue items, semaphore
 value, event flag), never by the fresh lock inside; loggers by name (what

@@ -7,8 +7,8 @@ is built from values written before it. Replaying the opcodes with one bit
 per value -- does this value hold, or lead to, a substituted object? --
 marks every memo entry on a path to one, in one pass over the bytes. The
 scan's walk then goes down only into marked objects (`StreamOracle`, below),
-where the plain scan re-pickles halves of the model to find them (issue 15:
-5,000 pickler runs on the object-heavy benchmark).
+where the plain scan re-pickles halves of the model to find them (5,000
+pickler runs on the object-heavy benchmark).
 
 `Replay` is fed the pickler's output: the main pickle, then, for each object
 the walk asks about, that object pickled again by the same pickler (a memo

@@ -153,7 +153,7 @@ Oracle = Callable[[Any], tuple[BaseException | None, int]]
 """What the walk asks of an object (or a tuple of objects): what stops
 pickling it (None if nothing does), and how many objects that memoized.
 `pickle_error` asks the C pickler; save asks the stream it just wrote
-(`reach.StreamOracle`), which answers for the objects it substituted."""
+(`replay.StreamOracle`), which answers for the objects it substituted."""
 
 
 def scan_object(obj: Any, target: str = "", oracle: Oracle | None = None) -> ScanReport:
@@ -208,7 +208,7 @@ def _verdict(pickler: pickle.Pickler, obj: Any) -> BaseException | None:
         pickler.clear_memo()
         # The traceback holds this frame, and so the pickler and its memo of
         # everything pickled so far: 43 MiB of the scan's peak on the
-        # benchmark's object-heavy model (issue 15). The verdict is the exception alone.
+        # benchmark's object-heavy model. The verdict is the exception alone.
         return exc.with_traceback(None)
     return None
 

@@ -2,7 +2,7 @@
 
 parse -> audit -> construct, as in skops:
 
-1. parse: `stream.analyse` reads data.pkl's opcodes and lists every global
+1. parse: `analysis.analyse` reads data.pkl's opcodes and lists every global
    with each use the stream makes of it, and anything no ordinary pickle
    does (state given to a global, a call of a computed object, ...);
 2. audit: `policy.judge` resolves each global by exact identity against
@@ -35,10 +35,10 @@ from ckpt.errors import (
 from ckpt.moved import current
 from ckpt.trust import sandbox
 from ckpt.trust.analysis import CALL, StreamFacts, analyse
+from ckpt.trust.entries import CLASS
 from ckpt.trust.guards import Context
 from ckpt.trust.policy import CODE_BY_VALUE, Judgement, Trust, judge, narrowest
 from ckpt.trust.provenance import Origin, Provenance
-from ckpt.trust.reviewed import CLASS
 from ckpt.trust.unpickler import DataUnpickler
 
 

@@ -64,8 +64,8 @@ from ckpt.trust.analysis import (
     VALUE,
     StreamFacts,
 )
+from ckpt.trust.entries import CLASS, FUNCTION, Entry
 from ckpt.trust.guards import guard_name
-from ckpt.trust.reviewed import CLASS, FUNCTION, Entry
 
 MAIN_MODULES = ("__main__", "__mp_main__")
 """A script's own module: trusted like any package (`--trust __main__`)."""

@@ -3,20 +3,12 @@
 One entry per exact name (`module:qualname`), each with what the file may do
 with it and a one-line reason, the way fickling keeps its allowlist: the
 stdlib data types, numpy, pandas, scipy.sparse and torch reconstructors, and
-what the catalog's rewraps write. A few *rules* cover families too large to
+(read from the catalog's rows) what its rewraps write. A few *rules* cover families too large to
 list and uniform enough to judge by what they resolve to (torch's layers and
 optimizers, numpy's scalar types and ufuncs, stdlib enum members, builtin
 exceptions, Cython's generated `__pyx_unpickle_<Class>` reconstructors).
 
-What an entry permits (bits from `stream`):
-- a class: stored as a value and instantiated (`cls.__new__(cls)`, then its
-  own `__setstate__` or attribute update) by default; `call` adds
-  `cls(*args)` (its own `__init__`), `new_args` adds `cls.__new__(cls, *args)`;
-- a function: called (never stored, unless `value`: a function harmless to
-  call with any data, such as a clock); `fresh` says whether what it
-  returns is a new object (which may then receive state or items);
-- a constant: stored as a value only.
-`guard` names a check of the call's arguments (`guards`), applied by identity.
+What an entry permits: see `entries`.
 Nothing here is callable because of its name alone: `policy` resolves each
 name and checks it is the object reviewed.
 """
@@ -24,44 +16,10 @@ name and checks it is the object reviewed.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from typing import Any
 
-from ckpt.trust.analysis import CALL, NEW, NEW_ARGS, RESULT_USED, VALUE
-
-CLASS, FUNCTION, CONSTANT = "class", "function", "constant"
-
-
-@dataclass(frozen=True)
-class Entry:
-    name: str
-    kind: str
-    reason: str
-    call: bool = False
-    new_args: bool = False
-    fresh: bool = True
-    guard: str | None = None
-    value: bool = False
-    """A function that may also be stored as data (see the module docstring)."""
-    new: bool = True
-    """A class that may be made without its constructor (then given state)."""
-
-    @property
-    def allowed(self) -> int:
-        if self.kind == CONSTANT:
-            return VALUE
-        if self.kind == FUNCTION:
-            return CALL | (RESULT_USED if self.fresh else 0) | (VALUE if self.value else 0)
-        bits = VALUE | RESULT_USED | (NEW if self.new else 0)
-        return bits | (CALL if self.call else 0) | (NEW_ARGS if self.new_args else 0)
-
-
-def _classes(module: str, names: str, reason: str, **options: Any) -> list[Entry]:
-    return [Entry(f"{module}:{name}", CLASS, reason, **options) for name in names.split()]
-
-
-def _functions(module: str, names: str, reason: str, **options: Any) -> list[Entry]:
-    return [Entry(f"{module}:{name}", FUNCTION, reason, **options) for name in names.split()]
+from ckpt.kinds.catalog import admitted_entries
+from ckpt.trust.entries import CLASS, CONSTANT, FUNCTION, Entry, classes, functions
 
 
 def _numpy_core(name: str, kind: str, reason: str, **options: Any) -> list[Entry]:
@@ -77,9 +35,9 @@ ENTRIES: tuple[Entry, ...] = (
     # --- builtins ---------------------------------------------------------
     Entry("builtins:slice", CLASS, "a slice; of plain bounds only (a chain of slices would crash when freed)",
           call=True, guard="flat_slice"),
-    *_classes("builtins", "int float complex bool str list dict tuple set frozenset object range",
+    *classes("builtins", "int float complex bool str list dict tuple set frozenset object range",
               "a builtin data type; calling it builds plain data from plain data", call=True),
-    *_classes("builtins", "bytes bytearray", "a builtin data type; its size is bounded by the file", call=True,
+    *classes("builtins", "bytes bytearray", "a builtin data type; its size is bounded by the file", call=True,
               guard="sized"),
     Entry("builtins:type", CLASS, "only as pickle writes NoneType, NotImplementedType and ellipsis: "
           "type(None); the guard refuses any other call", call=True, fresh=False, guard="singleton_type"),
@@ -88,94 +46,47 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("builtins:getattr", FUNCTION, "only as pickle names a method of a class: getattr(an admitted class, name) "
           "is the global module:Class.name, admitted or refused as that name (zoneinfo's ZoneInfo._unpickle); "
           "never an attribute of an object the file built", fresh=False),
-    *_functions("builtins", "iter next any", "the SimpleQueue rewrap's expression; of one builtin list, tuple, "
-                "iterator of one or map only (no class's __iter__ runs)", fresh=False, guard="builtin_iteration"),
-    Entry("builtins:map", CLASS, "the SimpleQueue rewrap's expression; maps SimpleQueue.put only", call=True,
-          fresh=False, guard="queue_refill"),
     # --- collections, functools, types, io --------------------------------
-    *_classes("collections", "OrderedDict defaultdict deque Counter ChainMap UserDict UserList UserString",
+    *classes("collections", "OrderedDict defaultdict deque Counter ChainMap UserDict UserList UserString",
               "a container; its constructor stores what it is given", call=True),
     Entry("functools:partial", CLASS, "a call to come, as ckpt writes keyword arguments (a file handler, a tensor's "
           "dtype): the data-only unpickler keeps it as the call it spells, of an admitted function, and no "
           "partial reaches the loaded object", call=True),
     Entry("types:SimpleNamespace", CLASS, "an attribute bag", call=True),
-    *_classes("_io", "StringIO BytesIO", "an in-memory buffer; its state is its text or bytes"),
+    *classes("_io", "StringIO BytesIO", "an in-memory buffer; its state is its text or bytes"),
     # --- dates, numbers, identifiers, paths ---------------------------------
-    *_classes("datetime", "date time datetime timedelta timezone tzinfo", "a date or time value", call=True),
+    *classes("datetime", "date time datetime timedelta timezone tzinfo", "a date or time value", call=True),
     Entry("decimal:Decimal", CLASS, "a decimal number; only from its text, of bounded length (converting a huge "
           "integer takes quadratic time)", call=True, guard="decimal_text"),
     Entry("decimal:Context", CLASS, "decimal arithmetic settings", call=True),
-    *_classes("decimal", "Clamped DivisionByZero Inexact InvalidOperation Overflow Rounded Subnormal Underflow "
+    *classes("decimal", "Clamped DivisionByZero Inexact InvalidOperation Overflow Rounded Subnormal Underflow "
               "FloatOperation", "a decimal signal, as a value (a Context's traps and flags)"),
     Entry("string:Template", CLASS, "a string template (logging's $-style formats hold one)"),
     Entry("fractions:Fraction", CLASS, "a rational number; only from two integers of bounded size", call=True,
           guard="integers_only"),
     Entry("uuid:UUID", CLASS, "an identifier"),
-    *_classes("ipaddress", "IPv4Address IPv6Address IPv4Network IPv6Network IPv4Interface IPv6Interface",
+    *classes("ipaddress", "IPv4Address IPv6Address IPv4Network IPv6Network IPv4Interface IPv6Interface",
               "an address value", call=True),
-    *_classes("pathlib", "PurePath PurePosixPath PureWindowsPath Path PosixPath WindowsPath",
+    *classes("pathlib", "PurePath PurePosixPath PureWindowsPath Path PosixPath WindowsPath",
               "a path value; nothing is opened", call=True),
-    *_functions("re", "_compile compile", "compiles a pattern (re.DEBUG dropped: it prints)", guard="no_debug_flag"),
+    *functions("re", "_compile compile", "compiles a pattern (re.DEBUG dropped: it prints)", guard="no_debug_flag"),
     Entry("re:Pattern", CLASS, "a compiled pattern, as a value"),
     Entry("zoneinfo:ZoneInfo", CLASS, "a time zone, looked up by key", call=True),
     Entry("zoneinfo:ZoneInfo._unpickle", FUNCTION, "looks up a time zone by key", fresh=False),
-    *_functions("time", "monotonic monotonic_ns time time_ns perf_counter perf_counter_ns process_time",
+    *functions("time", "monotonic monotonic_ns time time_ns perf_counter perf_counter_ns process_time",
                 "a clock, also as a value: called with any data it reads the time or raises (cachetools' TTLCache "
                 "keeps one as its timer)", fresh=False, value=True),
     # --- http.cookiejar: every requests.Session and httpx.Client holds one ---
-    *_classes("http.cookiejar", "Cookie CookieJar FileCookieJar MozillaCookieJar LWPCookieJar DefaultCookiePolicy",
+    *classes("http.cookiejar", "Cookie CookieJar FileCookieJar MozillaCookieJar LWPCookieJar DefaultCookiePolicy",
               "cookies and the policy for them: data (a jar's lock is rewrapped)"),
     # --- logging ------------------------------------------------------------
     Entry("logging:getLogger", FUNCTION, "the loading process's logger of that name (pickle's own spelling); one it "
           "does not have comes back detached, never registered", fresh=False, guard="existing_logger"),
-    *_classes("logging", "Formatter Filter PercentStyle StrFormatStyle StringTemplateStyle LogRecord",
+    *classes("logging", "Formatter Filter PercentStyle StrFormatStyle StringTemplateStyle LogRecord",
               "logging configuration data"),
-    *_classes("logging", "Handler NullHandler", "a handler writing nowhere the file names (built from its state)"),
-    Entry("logging:StreamHandler", CLASS, "a handler on a standard stream; called with no argument it picks up "
-          "the loading process's stderr (the log-handler rewrap; the guard admits no argument, so no stream comes "
-          "from the file)", call=True, guard="no_arguments"),
-    *_classes("logging.handlers", "QueueHandler MemoryHandler BufferingHandler",
+    *classes("logging", "Handler NullHandler", "a handler writing nowhere the file names (built from its state)"),
+    *classes("logging.handlers", "QueueHandler MemoryHandler BufferingHandler",
               "a handler forwarding records in memory"),
-    # --- the catalog's rewraps (src/ckpt/kinds/rewrap.py) -------------------------------
-    Entry("_thread:allocate_lock", FUNCTION, "a fresh lock (the lock rewrap)"),
-    Entry("threading:RLock", FUNCTION, "a fresh re-entrant lock (the rlock rewrap)"),
-    Entry("threading:Condition", CLASS, "a fresh condition around the saved lock (the condition rewrap)", call=True),
-    *_classes("threading", "Semaphore BoundedSemaphore Event Barrier", "a thread primitive rebuilt from its state"),
-    Entry("threading:local", CLASS, "a fresh thread-local namespace", call=True),
-    Entry("_thread:_local", CLASS, "a fresh thread-local namespace", call=True),
-    *_classes("queue", "Queue LifoQueue PriorityQueue", "a queue rebuilt from its state (maxsize, items)"),
-    *_classes("queue", "SimpleQueue", "a fresh SimpleQueue, refilled by the rewrap", call=True),
-    *_classes("_queue", "SimpleQueue", "a fresh SimpleQueue, refilled by the rewrap", call=True),
-    Entry("_queue:SimpleQueue.put", FUNCTION, "refills a SimpleQueue the load created; as a value (map's "
-          "argument), calling it puts data in a queue", value=True),
-    Entry("concurrent.futures.thread:ThreadPoolExecutor", CLASS, "a fresh executor with the saved settings, but "
-          "no initializer (its worker threads would call it: ckpt's own verify, or your first submit); only by "
-          "its constructor, never given state after", call=True, fresh=False, new=False, guard="no_initializer"),
-    Entry("concurrent.futures._base:Future", CLASS, "a finished or cancelled future's result"),
-    *(Entry(f"sys:{name}", CONSTANT, "the loading process's standard stream of that name (the std-stream rewrap)")
-      for name in ("stdin", "stdout", "stderr")),
-    Entry("weakref:ReferenceType", CLASS, "a weak reference (the weakref rewrap); of one argument, never a "
-          "callback", call=True, guard="one_argument"),
-    *_classes("weakref", "WeakValueDictionary WeakKeyDictionary", "a weak mapping built from the entries the file "
-              "holds (the weak-container rewrap)", call=True),
-    Entry("_weakrefset:WeakSet", CLASS, "a weak set built from the objects the file holds (the weak-container "
-          "rewrap)", call=True),
-    Entry("ssl:create_default_context", FUNCTION, "a verifying client context with the system's CAs (the "
-          "ssl-context rewrap); one positional argument, its purpose, so no CA file, path or data comes from the "
-          "file; no state either (keylog_filename would open a file)", fresh=False, guard="one_argument"),
-    Entry("ssl:_create_unverified_context", FUNCTION, "a context that does not verify, of a protocol (the "
-          "ssl-context rewrap); one positional argument, so no certificate file comes from the file; no state",
-          fresh=False, guard="one_argument"),
-    Entry("ssl:_ASN1Object", CLASS, "an OID by its text: the purpose of create_default_context (ssl.Purpose's "
-          "members do not survive pickle)", call=True),
-    Entry("logging.handlers:QueueListener", CLASS, "a queue listener, stopped: its queue and handlers (the "
-          "queue-listener rewrap also starts it, which is no data)"),
-    *_classes("asyncio.locks", "Lock Event Semaphore BoundedSemaphore",
-              "an asyncio primitive, bound to no event loop: its plain state (the async rewraps)"),
-    Entry("asyncio.locks:Condition", CLASS, "a fresh asyncio condition around the saved lock (the async-condition "
-          "rewrap)", call=True),
-    *_classes("asyncio.queues", "Queue PriorityQueue LifoQueue",
-              "an asyncio queue, bound to no event loop: maxsize and items (the async-queue rewrap)"),
     # --- numpy ----------------------------------------------------------------
     *_numpy_core("multiarray:_reconstruct", FUNCTION, "an empty array of a shape and dtype, within the file's size",
                  guard="bounded_reconstruct"),
@@ -184,27 +95,27 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("numpy:dtype", CLASS, "a dtype; only as numpy pickles it (a copy, so its state is its own)", call=True,
           guard="dtype_copy"),
     Entry("numpy:ndarray", CLASS, "the array class, as an argument of its rebuild functions"),
-    *_classes("numpy.ma", "MaskedArray", "the masked array class, as an argument of its rebuild function"),
+    *classes("numpy.ma", "MaskedArray", "the masked array class, as an argument of its rebuild function"),
     Entry("numpy.ma.core:_mareconstruct", FUNCTION, "an empty masked array, within the file's size",
           guard="bounded_mareconstruct"),
-    *_functions("numpy.random._pickle", "__generator_ctor __randomstate_ctor",
+    *functions("numpy.random._pickle", "__generator_ctor __randomstate_ctor",
                 "a random generator of a named bit generator, state applied after", guard="bit_generator"),
     Entry("numpy.random._pickle:__bit_generator_ctor", FUNCTION, "a bit generator by its name, state applied after; "
           "also as a value, the constructor numpy's generator constructors are given", guard="bit_generator",
           value=True),
-    *_classes("numpy.random._pcg64", "PCG64 PCG64DXSM", "a bit generator"),
-    *_classes("numpy.random._mt19937", "MT19937", "a bit generator"),
-    *_classes("numpy.random._philox", "Philox", "a bit generator"),
-    *_classes("numpy.random._sfc64", "SFC64", "a bit generator"),
-    *_classes("numpy.random.bit_generator", "SeedSequence", "a seed sequence (rebuilt by its Cython reconstructor)"),
+    *classes("numpy.random._pcg64", "PCG64 PCG64DXSM", "a bit generator"),
+    *classes("numpy.random._mt19937", "MT19937", "a bit generator"),
+    *classes("numpy.random._philox", "Philox", "a bit generator"),
+    *classes("numpy.random._sfc64", "SFC64", "a bit generator"),
+    *classes("numpy.random.bit_generator", "SeedSequence", "a seed sequence (rebuilt by its Cython reconstructor)"),
     # --- pandas (its classes need --trust pandas; its reconstructors are here) --
     Entry("pandas._libs.internals:_unpickle_block", FUNCTION, "a block of a DataFrame from its values"),
     Entry("pandas.core.indexes.base:_new_Index", FUNCTION, "an Index of an admitted Index class from its data",
           guard="admitted_class_argument"),
     Entry("pandas._libs.tslibs.timestamps:_unpickle_timestamp", FUNCTION, "a Timestamp from its value"),
     Entry("pandas._libs.tslibs.timedeltas:_timedelta_unpickle", FUNCTION, "a Timedelta from its value"),
-    *_functions("pandas._libs.tslibs.nattype", "_nat_unpickle __nat_unpickle", "pandas' NaT singleton", fresh=False),
-    *_classes("pandas.core.internals.managers", "BlockManager SingleBlockManager",
+    *functions("pandas._libs.tslibs.nattype", "_nat_unpickle __nat_unpickle", "pandas' NaT singleton", fresh=False),
+    *classes("pandas.core.internals.managers", "BlockManager SingleBlockManager",
               "a DataFrame's or Series' blocks and axes: its constructor stores them", call=True),
     # --- torch -----------------------------------------------------------------
     Entry("torch:as_strided", FUNCTION, "a view of a tensor ckpt wrote (src/ckpt/kinds/tensors.py); bounds checked by torch; "
@@ -227,6 +138,7 @@ ENTRIES: tuple[Entry, ...] = (
     *(Entry(f"torch:{dtype}", CONSTANT, "a dtype") for dtype in _TORCH_DTYPES.split()),
     Entry("torch.serialization:_get_layout", FUNCTION, "looks a tensor layout up by its name (torch.strided)",
           fresh=False),
+    *admitted_entries(),
 )
 
 BY_NAME: dict[str, Entry] = {entry.name: entry for entry in ENTRIES}
@@ -295,15 +207,3 @@ when `<Class>` of the same module is."""
 
 def cython_class(qualname: str) -> str | None:
     return qualname[len(CYTHON_RECONSTRUCTOR):] if qualname.startswith(CYTHON_RECONSTRUCTOR) else None
-
-
-
-RUNS_ITS_STATE = {
-    "scipy.stats._distn_infrastructure:rv_generic": "scipy.stats distributions compile source text kept in their "
-    "state when they are unpickled",
-}
-"""Classes whose own unpickling compiles code their state carries: the load's
-audit hook refuses that (the code comes from the file) whatever is trusted,
-so save refuses them first (`checkpoint.required_trust`), naming the path.
-Save them as their parameters instead (scipy: the distribution's name and
-arguments)."""

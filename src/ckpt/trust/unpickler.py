@@ -50,6 +50,7 @@ from ckpt.errors import (
 from ckpt.objects.opcodes import WIDTHS
 from ckpt.trust import sandbox
 from ckpt.trust.analysis import CALL, INSTANCE_CALLED, NEW, NEW_ARGS, VALUE
+from ckpt.trust.entries import CLASS, FUNCTION
 from ckpt.trust.flood import MAX_COLLISIONS
 from ckpt.trust.guards import (
     GUARDS,
@@ -59,7 +60,6 @@ from ckpt.trust.guards import (
     guard_name,
 )
 from ckpt.trust.policy import Admission, Trust, admit
-from ckpt.trust.reviewed import CLASS, FUNCTION
 
 LINE_LIMIT = 1 << 20
 """The longest text argument read (protocol 0's INT, FLOAT, GLOBAL ... lines,
