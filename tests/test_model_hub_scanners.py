@@ -26,6 +26,8 @@ from conftest import sample
 
 import ckpt
 
+pytestmark = pytest.mark.xdist_group("model-hub")  # one worker builds the module's shared runs once
+
 THREAD_KINDS = ("lock", "rlock", "condition", "semaphore", "event", "barrier", "queue", "simple-queue",
                 "thread-pool", "future", "thread-local", "log-handler-stderr")
 

@@ -41,6 +41,8 @@ from families import CASES, FAMILIES, NO_TRUST, TRUSTS, Case
 from gadgets import Work
 from workspace import Listeners, Planted, plant, run_child, run_cli, what_happened
 
+pytestmark = pytest.mark.xdist_group("data-only-corpus")  # one worker builds the module's shared runs once
+
 NAMES = [case.name for case in CASES]
 CHILDREN = 1
 """Children loading the corpus (each imports five libraries first: one keeps the suite's CPU down)."""

@@ -50,6 +50,8 @@ from workspace import (
     what_happened,
 )
 
+pytestmark = pytest.mark.xdist_group("gadgets")  # one worker builds the module's shared runs once
+
 WORKERS = 2
 LIB_BATCHES = 2
 

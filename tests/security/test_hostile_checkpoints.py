@@ -47,6 +47,8 @@ import ckpt
 from ckpt.errors import CkptError
 from ckpt.trust.analysis import analyse
 
+pytestmark = pytest.mark.xdist_group("hostile")  # one worker builds the module's shared runs once
+
 PRECIOUS = "precious"
 
 

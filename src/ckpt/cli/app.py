@@ -22,10 +22,6 @@ from ckpt.cli.render.terminal import TextOutput
 
 _state = {"traceback": False, "quiet": False}
 
-SCHEMA_VERSION = 1
-"""Of every JSON document ckpt prints (`schema_version`): raised when a field changes meaning or goes away."""
-
-
 def wants_traceback() -> bool:
     return _state["traceback"]
 
@@ -79,7 +75,7 @@ def render(fmt: str, text: Callable[[TextOutput], None], data: Callable[[], dict
     if _state["quiet"]:
         return
     if fmt == "json":
-        documents.keep({"schema_version": SCHEMA_VERSION, **data()})
+        documents.keep({"schema_version": documents.SCHEMA_VERSION, **data()})
     elif fmt == "sarif" and log is not None:
         documents.keep(log())
     else:

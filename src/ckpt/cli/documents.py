@@ -21,6 +21,11 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ckpt.cli.render import sarif
+
+SCHEMA_VERSION = 1
+"""Of every JSON document ckpt prints (`schema_version`): raised when a field changes meaning or goes away."""
+
 MACHINE = ("json", "sarif")
 
 _kept: list[dict[str, Any]] = []
@@ -89,9 +94,6 @@ def _stdout_fd() -> int | None:
 def finish(fmt: str, code: int, error: str | None) -> None:
     """Write the one document of this run: the command's, or the error's
     (the caller skips this under --quiet)."""
-    from ckpt.cli.app import SCHEMA_VERSION
-    from ckpt.cli.render import sarif
-
     if error is not None or not _kept:
         message = (error or f"ckpt exited with code {code} without a report").removeprefix("error: ")
         document = sarif.error_log(message, code) if fmt == "sarif" else {

@@ -154,11 +154,12 @@ class _EarlySync:
     """fsyncs of a file while it is still being written, one at a time, on a
     thread of their own: the disk writes the arrays back while the CPU hashes
     the next ones, and the caller's final fsync has little left. Without a
-    file (not `durable`), nothing."""
+    file (not `durable`), nothing. The thread starts with the first early
+    fsync: a small checkpoint never needs one, nor pays for starting it."""
 
     def __init__(self, file: BinaryIO | None) -> None:
         self._file = file
-        self._pool = _Worker("ckpt-fsync") if file is not None else None
+        self._pool: _Worker | None = None
         self._running: Future[None] | None = None
         self._unsynced = 0
 
@@ -167,13 +168,14 @@ class _EarlySync:
         `_EARLY_SYNC_BYTES` are unsynced and no fsync is still running (many
         small members do not make as many fsyncs)."""
         self._unsynced += written
-        if self._pool is None or self._file is None or self._unsynced < _EARLY_SYNC_BYTES \
+        if self._file is None or self._unsynced < _EARLY_SYNC_BYTES \
                 or (self._running is not None and not self._running.done()):
             return
         self._unsynced = 0
         if self._running is not None:
             self._running.result()  # raises what the last one met (EIO, ENOSPC)
         self._file.flush()
+        self._pool = self._pool or _Worker("ckpt-fsync")
         self._running = self._pool.submit(os.fsync, self._file.fileno())
 
     def wait(self) -> None:

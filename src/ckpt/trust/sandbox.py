@@ -112,8 +112,12 @@ def run(work: Callable[[], T], data: bytes, *, threads: bool = False, doing: str
         outcome: dict[str, Any] = {}
         worker = threading.Thread(target=_jailed, args=(work, watch, outcome, kernel), name="ckpt-data-load",
                                   daemon=True)
-        worker.start()
-        worker.join()
+        # Off for the jailed thread's whole life: what a load builds is new and
+        # reachable, and a collection there would run the finalizers of the
+        # process's own garbage under the jail, where their cleanup fails.
+        with collector_paused():
+            worker.start()
+            worker.join()
         changed = before.restore()
     if watch.violation:
         raise CheckpointError(f"data.pkl: {watch.violation}; ckpt refuses it")
@@ -131,8 +135,7 @@ def _jailed(work: Callable[[], Any], watch: _Watch, outcome: dict[str, Any], ker
             jail()
         _loading.watch = watch
         try:
-            with collector_paused():  # what a load builds is new and reachable
-                outcome["result"] = work()
+            outcome["result"] = work()
         finally:
             _loading.watch = None
     except BaseException as exc:  # handed to the caller's thread

@@ -9,27 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ckpt import (
-    Array,
-    ArrayDiff,
-    CheckItem,
-    CheckReport,
-    Diff,
-    Finding,
-    Inspection,
-    LoadReport,
-    Provenance,
-    SaveReport,
-    ScanReport,
-    Substitution,
-    Suggestion,
-    VerifyReport,
-    keys,
-)
+import ckpt
 from ckpt.cli.render.text import verdict
 
 
-def finding_json(f: Finding) -> dict[str, Any]:
+def finding_json(f: ckpt.Finding) -> dict[str, Any]:
     return {
         "path": f.path,
         "type": f.type,
@@ -43,7 +27,7 @@ def finding_json(f: Finding) -> dict[str, Any]:
     }
 
 
-def scan_json(report: ScanReport, suggestions: list[Suggestion] | None) -> dict[str, Any]:
+def scan_json(report: ckpt.ScanReport, suggestions: list[ckpt.Suggestion] | None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "target": report.target,
         "root_type": report.root_type,
@@ -57,12 +41,12 @@ def scan_json(report: ScanReport, suggestions: list[Suggestion] | None) -> dict[
     return data
 
 
-def substitution_json(s: Substitution) -> dict[str, Any]:
+def substitution_json(s: ckpt.Substitution) -> dict[str, Any]:
     return {"path": s.path, "kind": s.kind, "action": s.action, "lost": s.lost, "note": s.note,
             "also_at": list(s.also_at), **({"registry": s.registry} if s.registry else {})}
 
 
-def provenance_json(origin: Provenance) -> dict[str, Any]:
+def provenance_json(origin: ckpt.Provenance) -> dict[str, Any]:
     return {
         "origin": origin.origin.value,
         "loads": "whole" if origin.whole else "data only",
@@ -73,11 +57,11 @@ def provenance_json(origin: Provenance) -> dict[str, Any]:
     }
 
 
-def save_json(report: SaveReport) -> dict[str, Any]:
+def save_json(report: ckpt.SaveReport) -> dict[str, Any]:
     signature = report.manifest.signature
     return {
         "path": report.path,
-        "signer": keys.fingerprint(signature.public_key) if signature else None,
+        "signer": ckpt.keys.fingerprint(signature.public_key) if signature else None,
         "size": report.size,
         "seconds": round(report.seconds, 4),
         "replaced": report.replaced,
@@ -86,14 +70,14 @@ def save_json(report: SaveReport) -> dict[str, Any]:
     }
 
 
-def check_json(checks: VerifyReport) -> dict[str, Any]:
+def check_json(checks: ckpt.VerifyReport) -> dict[str, Any]:
     return {
         "ok": checks.ok,
         "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks.checks],
     }
 
 
-def load_json(report: LoadReport, checks: VerifyReport | None) -> dict[str, Any]:
+def load_json(report: ckpt.LoadReport, checks: ckpt.VerifyReport | None) -> dict[str, Any]:
     data: dict[str, Any] = {
         "path": report.path,
         "root_type": report.manifest.root_type,
@@ -110,7 +94,7 @@ def load_json(report: LoadReport, checks: VerifyReport | None) -> dict[str, Any]
     return data
 
 
-def inspect_json(inspection: Inspection) -> dict[str, Any]:
+def inspect_json(inspection: ckpt.Inspection) -> dict[str, Any]:
     return {
         "path": inspection.path,
         "size": inspection.size,
@@ -124,26 +108,26 @@ def inspect_json(inspection: Inspection) -> dict[str, Any]:
     }
 
 
-def array_json(a: Array) -> dict[str, Any]:
+def array_json(a: ckpt.Array) -> dict[str, Any]:
     return {"path": a.path or None, "also_at": list(a.also_at), "type": a.type, "dtype": a.dtype,
             "shape": list(a.shape), "nbytes": a.nbytes, "member": a.member, "offset": a.offset,
             "strides": list(a.strides)}
 
 
-def verify_json(reports: Sequence[VerifyReport]) -> dict[str, Any]:
+def verify_json(reports: Sequence[ckpt.VerifyReport]) -> dict[str, Any]:
     return {"ok": all(r.ok for r in reports), "files": [{"path": r.path, **check_json(r)} for r in reports]}
 
 
-def _largest(d: ArrayDiff) -> float | str | None:
+def _largest(d: ckpt.ArrayDiff) -> float | str | None:
     """JSON has no infinity: a NaN against a number is the string "inf"."""
     return "inf" if d.largest is not None and d.largest == float("inf") else d.largest
 
 
-def diff_json(result: Diff) -> dict[str, Any]:
-    def side(a: Array | None) -> dict[str, Any] | None:
+def diff_json(result: ckpt.Diff) -> dict[str, Any]:
+    def side(a: ckpt.Array | None) -> dict[str, Any] | None:
         return None if a is None else array_json(a)
 
-    def substitution(s: Substitution | None) -> dict[str, Any] | None:
+    def substitution(s: ckpt.Substitution | None) -> dict[str, Any] | None:
         return None if s is None else substitution_json(s)
 
     return {
@@ -160,7 +144,7 @@ def diff_json(result: Diff) -> dict[str, Any]:
     }
 
 
-def check_report_json(report: CheckReport) -> dict[str, Any]:
+def check_report_json(report: ckpt.CheckReport) -> dict[str, Any]:
     return {
         "config": str(report.config) if report.config else None,
         "fail_on": report.fail_on,
@@ -169,7 +153,7 @@ def check_report_json(report: CheckReport) -> dict[str, Any]:
     }
 
 
-def _item_json(item: CheckItem) -> dict[str, Any]:
+def _item_json(item: ckpt.CheckItem) -> dict[str, Any]:
     data: dict[str, Any] = {"what": item.what, "name": item.name, "ok": item.ok, "why": item.why}
     if item.scan is not None:
         data["findings"] = [finding_json(f) for f in item.scan.findings]
