@@ -312,4 +312,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # the burners and the running worker are stopped by then
+        print("interrupted: nothing written", file=sys.stderr)
+        sys.exit(130)
