@@ -35,6 +35,7 @@ if str(ROOT) not in sys.path:  # `python bench/goals.py` puts bench/, not the re
 
 from bench.paired import EVERY_BUFFER, WORKLOADS  # noqa: E402
 from bench.report import QUICK_WARNING, commit, put_marked, table  # noqa: E402
+from bench.run import _choices as choices  # noqa: E402
 from bench.run import spawn  # noqa: E402
 
 GIB = 1 << 30
@@ -253,11 +254,11 @@ def section(args: argparse.Namespace, results: dict[Comparison, dict[str, Any]],
         if not mine:
             continue
         parts += [f"### {goal.title}", table(HEADER, [row for c, r in mine.items() for row in rows(c, r)])]
-        extra = [text for text in (goal.note, members_note(mine) if goal.name == "members" else "") if text]
         if goal.name == "sizes" and per_gib(mine):
             parts += ["Seconds per GiB of file, ckpt:", per_gib(mine)]
-        if extra:
-            parts.append(" ".join(extra))
+        note = " ".join(text for text in (goal.note, members_note(mine)) if text)
+        if note:
+            parts.append(note)
     return "\n\n".join(parts)
 
 
@@ -276,11 +277,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--tmpdir", type=Path, help="where files are written (default: the system temp dir)")
     args = parser.parse_args(argv)
     args.argv = argv
-    chosen = [name.strip() for name in (args.only or ",".join(GOALS)).split(",") if name.strip()]
-    unknown = [name for name in chosen if name not in GOALS]
-    if unknown or not chosen:
-        parser.error(f"--only: {', '.join(unknown) or 'nothing'} is not one of {', '.join(GOALS)}")
-    args.only = chosen
+    args.only = choices(parser, "--only", args.only or ",".join(GOALS), tuple(GOALS))
     args.repeats = args.repeats or (2 if args.quick else 5)
     if args.repeats < 1 or args.busy < 0:
         parser.error("--repeats must be at least 1 and --busy at least 0")
