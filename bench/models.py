@@ -141,6 +141,30 @@ def array_heavy(total_mib: float = 500, arrays: int = 20, seed: int = 0, *, vari
     return model
 
 
+def array_dict(total_mib: float = 1024, arrays: int = 4, seed: int = 0, *, variant: str = "as_is") -> dict[str, Any]:
+    """Just (b)'s arrays: a dict of `arrays` float32 arrays, `total_mib` MiB in all. Nothing in it
+    needs a hand fix, so both variants are the same dict and every tool saves the same object."""
+    return array_heavy(total_mib, arrays, seed, variant="fixed").weights
+
+
+def tiny(*, variant: str = "as_is") -> dict[str, Any]:
+    """A training step's small state: a few numbers and a lock (the hand-fixed variant drops the lock)."""
+    _check_variant(variant, ("as_is", "fixed"))
+    state: dict[str, Any] = {"step": 1200, "epoch": 3, "loss": 0.25, "lr": 1e-3}
+    if variant == "as_is":
+        state["lock"] = threading.Lock()
+    return state
+
+
+def many_arrays(count: int = 100_000, *, variant: str = "as_is") -> list[Any]:
+    """`count` one-element arrays: as many buffer members as arrays, once saved with every buffer
+    out of band (bench/paired.py); nothing here needs a hand fix either."""
+    import numpy as np
+
+    _check_variant(variant, ("as_is", "fixed"))
+    return [np.arange(i, i + 1) for i in range(count)]
+
+
 # --- (c) torch ----------------------------------------------------------------
 
 

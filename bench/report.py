@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ def render(
         f"{seconds / 60:.1f} minutes wall time." + (QUICK_WARNING if args.quick else ""),
         "## Machine", "\n".join(machine(tmp_dir, load)),
         "## How to read this", "\n".join(how_to_read(args)),
-        "## Goals (issue 6)", goals_table(found),
+        "## Goals of the full run", goals_table(found),
     ]
     if ANALYSIS.exists():
         parts.append(ANALYSIS.read_text().strip())
@@ -55,6 +56,42 @@ def render(
                   "(`--memory` for tracemalloc's top allocation sites)."]
         parts += [section for run in runs for section in profile_sections(run)]
     return "\n\n".join(parts) + "\n"
+
+
+# --- sections bench/goals.py owns -----------------------------------------------
+
+KEPT = ("goals:quiet", "goals:busy")
+"""Marked sections of RESULTS.md that bench/goals.py writes: a full run of bench/run.py keeps them."""
+_ANCHOR = "## How to read this"
+
+
+def _marked(name: str) -> re.Pattern[str]:
+    return re.compile(rf"<!-- {re.escape(name)} -->\n(.*?)\n?<!-- /{re.escape(name)} -->", re.S)
+
+
+def put_marked(text: str, name: str, body: str) -> str:
+    """`text` with the marked section `name` replaced in place; if it has none, the section goes
+    after "How to read this" (after the marked sections already there), the rest untouched."""
+    block = f"<!-- {name} -->\n{body.strip()}\n<!-- /{name} -->"
+    if _marked(name).search(text):
+        return _marked(name).sub(lambda _: block, text, count=1)
+    ends = [found.end() for other in KEPT if (found := _marked(other).search(text))]
+    if ends:
+        return text[:max(ends)] + "\n\n" + block + text[max(ends):]
+    anchor = text.find(_ANCHOR)
+    heading = text.find("\n## ", anchor + 1) + 1 if anchor >= 0 else 0
+    if heading <= 0:
+        return text.rstrip("\n") + "\n\n" + block + "\n"
+    return text[:heading] + block + "\n\n" + text[heading:]
+
+
+def keep_marked(new: str, old: str) -> str:
+    """A freshly rendered RESULTS.md given the marked sections of the one it replaces."""
+    for name in KEPT:
+        found = _marked(name).search(old)
+        if found:
+            new = put_marked(new, name, found.group(1))
+    return new
 
 
 # --- looking results up -------------------------------------------------------
@@ -139,7 +176,7 @@ def machine(tmp_dir: Path, load: tuple[float, float]) -> list[str]:
     return [
         f"- CPU: {cpu}, {cores} cores usable; RAM {ram_gib}; Linux {platform.release()}",
         f"- Python {platform.python_version()} ({platform.python_implementation()}); {versions}",
-        f"- ckpt {_version('ckpt')} at commit {_commit()}",
+        f"- ckpt {_version('ckpt')} at commit {commit()}",
         f"- files written to {tmp_dir.parent} ({_mount(tmp_dir)}); run on {now}",
         f"- 1-minute load average {load[0]:.2f} at the start, {load[1]:.2f} at the end (anything above 0 is "
         "other processes sharing these cores while the benchmark ran)",
@@ -165,16 +202,17 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _commit() -> str:
+def commit() -> str:
+    """HEAD, and whether ckpt's sources differ from it (the numbers would not be that commit's)."""
     root = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "core", "cli"], cwd=root, capture_output=True,
+        dirty = subprocess.run(["git", "status", "--porcelain", "src"], cwd=root, capture_output=True,
                                text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
-    return f"{head}{' with uncommitted changes in core/ or cli/' if dirty else ''}"
+    return f"{head}{' with uncommitted changes in src/' if dirty else ''}"
 
 
 def _mount(path: Path) -> str:

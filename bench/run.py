@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/, not the repo
     sys.path.insert(0, str(ROOT))
 
 from bench.models import MODELS, ModelSpec  # noqa: E402
-from bench.report import render  # noqa: E402
+from bench.report import keep_marked, render  # noqa: E402
 from bench.tools import PICKLE, TOOLS, Tool  # noqa: E402
 
 OPS = ("scan", "save", "load", "verify")
@@ -78,17 +78,23 @@ class Runner:
         return result
 
     def _spawn(self, job: dict[str, Any]) -> dict[str, Any]:
-        command = [sys.executable, "-m", "bench.worker", json.dumps(job)]
-        try:
-            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=self.args.timeout)
-        except subprocess.TimeoutExpired:
-            return {"ok": False, "error": f"timed out after {self.args.timeout:.0f} s"}
-        lines = done.stdout.strip().splitlines()
-        try:
-            return json.loads(lines[-1])
-        except (IndexError, json.JSONDecodeError):
-            tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
-            return {"ok": False, "error": f"worker exited {done.returncode}: {tail[0][:200]}"}
+        return spawn("bench.worker", job, self.args.timeout)
+
+
+def spawn(module: str, job: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Run `python -m module JOB_JSON` in a fresh process; its last stdout line is the JSON result.
+    A crash or a timeout is a result too (ok: False), not an exception."""
+    command = [sys.executable, "-m", module, json.dumps(job)]
+    try:
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"timed out after {timeout:.0f} s"}
+    lines = done.stdout.strip().splitlines()
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        return {"ok": False, "error": f"worker exited {done.returncode}: {tail[0][:200]}"}
 
 
 def applies(tool: Tool, spec: ModelSpec) -> bool:
@@ -235,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     if out is None:
         print(markdown)
     else:
-        out.write_text(markdown)
+        out.write_text(keep_marked(markdown, out.read_text() if out.exists() else ""))
         print(f"wrote {out}", file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps([_raw(run) for run in runs], indent=1))

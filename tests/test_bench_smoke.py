@@ -26,5 +26,5 @@ def test_quick_benchmark_writes_a_table(tmp_path: Path) -> None:
     assert all(profile["ok"] for profile in model["profiles"].values()), model["profiles"]
 
     markdown = out.read_text()
-    for heading in ("## Machine", "## Goals (issue 6)", "## (a) object-heavy", "## Where ckpt's time goes"):
+    for heading in ("## Machine", "## Goals of the full run", "## (a) object-heavy", "## Where ckpt's time goes"):
         assert heading in markdown
