@@ -16,12 +16,10 @@ its subclasses); a missing checkpoint is also a `FileNotFoundError`.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("ckpt")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+__version__ = "0.1.0"
+"""The one place the version is written: pyproject.toml reads it from here,
+so neither `import ckpt` nor `ckpt --version` asks importlib.metadata (a
+fifth of the command line's start-up)."""
 
 from ckpt.checking import CheckItem, CheckReport, check  # noqa: E402
 from ckpt.config import Config  # noqa: E402

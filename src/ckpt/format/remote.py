@@ -21,7 +21,6 @@ import contextlib
 import re
 import tempfile
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, TypeGuard
 
@@ -50,7 +49,11 @@ def is_url(path: object) -> TypeGuard[str]:
 def local_path(path: Any) -> Any:
     """A `file://` URL as the local path it names; anything else unchanged."""
     if isinstance(path, str) and path.startswith("file://"):
-        return urllib.request.url2pathname(urllib.parse.urlsplit(path).path)
+        from urllib.request import (
+            url2pathname,  # http.client and ssl with it: not for every start of ckpt
+        )
+
+        return url2pathname(urllib.parse.urlsplit(path).path)
     return path
 
 

@@ -40,7 +40,6 @@ import dataclasses
 import difflib
 import importlib
 import importlib.machinery
-import importlib.metadata
 import importlib.util
 import pkgutil
 import sys
@@ -130,6 +129,8 @@ def require_installed(trust: Trust) -> None:
 def _top_level_names() -> dict[str, str]:
     """What can be imported at the top level here (installed distributions'
     packages, modules on sys.path, the standard library), by lower-cased name."""
+    import importlib.metadata  # only for a trust entry that names nothing installed: slow to import
+
     names = {*importlib.metadata.packages_distributions(), *(m.name for m in pkgutil.iter_modules()),
              *sys.builtin_module_names, *sys.stdlib_module_names}
     return {name.lower(): name for name in sorted(names) if not name.startswith("_")}

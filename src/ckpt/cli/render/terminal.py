@@ -18,7 +18,6 @@ from collections.abc import Sequence
 
 import click
 from rich.console import Console
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
@@ -139,6 +138,9 @@ class TextOutput:
 
     def code(self, source: str) -> None:
         if self.rich:
+            # Imported here: it brings pygments, for the source a finding shows only.
+            from rich.syntax import Syntax
+
             self.console.print(Syntax(source, "python", theme="ansi_dark", background_color="default"))
         else:
             click.echo(source)
