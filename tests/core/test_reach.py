@@ -59,14 +59,14 @@ def test_the_twins_agree_on_real_pickles(index: int) -> None:
 
 
 @compiled
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(mutated(), st.lists(st.integers(0, 60), max_size=5))
 def test_they_agree_on_mutated_and_truncated_pickles(data: bytes, targets: list[int]) -> None:
     agree([data], targets)
 
 
 @compiled
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(streams(), st.lists(st.integers(0, 40), max_size=6), st.binary(max_size=64))
 def test_they_agree_on_structured_hostile_and_random_streams(stream: bytes, targets: list[int], noise: bytes) -> None:
     """The loader fuzzer's streams (every opcode family, unbalanced stacks,

@@ -267,7 +267,7 @@ def plant(graph: Any, factories: st.DataObject) -> tuple[Any, list[Any]]:
     return replace(graph), planted
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(graph=GRAPHS, data=st.data())
 def test_random_graphs_find_exactly_the_planted_objects(graph: Any, data: st.DataObject) -> None:
     clean_report = scan_object(graph)  # a graph may be a bare string: data, not a target

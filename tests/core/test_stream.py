@@ -72,7 +72,7 @@ def mutated(draw: Any) -> bytes:
 
 
 @compiled
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(mutated())
 def test_they_agree_on_mutated_and_truncated_pickles(data: bytes) -> None:
     """A flipped, dropped or inserted byte anywhere, or a cut: the same facts, the same problems."""
@@ -81,7 +81,7 @@ def test_they_agree_on_mutated_and_truncated_pickles(data: bytes) -> None:
 
 
 @compiled
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=200))
 def test_they_agree_on_random_bytes(data: bytes) -> None:
     fast, pure = both(b"\x80\x05" + data)
@@ -89,7 +89,7 @@ def test_they_agree_on_random_bytes(data: bytes) -> None:
 
 
 @compiled
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(streams())
 def test_they_agree_on_structured_streams(data: bytes) -> None:
     """Streams built from every opcode family, the globals a file may name
@@ -139,7 +139,7 @@ def test_a_class_instantiated_with_arguments_is_marked_so() -> None:
     assert facts.globals[f"{__name__}:Point"] == NEW_ARGS
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(mutated())
 def test_a_bytearray_is_read_as_its_bytes(data: bytes) -> None:
     """Save analyses the data.pkl it kept as a bytearray (not copied again): the same facts as from bytes."""

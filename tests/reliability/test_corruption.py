@@ -117,7 +117,7 @@ def outcome(path: Path, original: dict[str, Any]) -> str:
     return "equal"
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from(["small", "arrays"]), damages=st.lists(DAMAGE, min_size=1, max_size=3))
 @example(name="small", damages=[delete(4, 1)])  # found by this test: a negative member offset reached seek()
 def test_damage_is_refused_or_harmless(saved: dict[str, Saved], tmp_path: Path, name: str,

@@ -153,7 +153,7 @@ def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 PLAIN_DATA = st.recursive(_LEAVES, _containers, max_leaves=20)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(PLAIN_DATA)
 def test_plain_data_round_trips_through_dumps_and_loads(value: Any) -> None:
     """Whatever plain data (stdlib types, nested, shared) ckpt.dumps writes,

@@ -246,7 +246,7 @@ class HarmOracle:
 def harm_pass(seconds: float, current: Path) -> int:
     oracle = HarmOracle(current)
 
-    @settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(data_only_streams(oracle.names, oracle.texts))
     def harmless(data: bytes) -> None:
         oracle.check(data)
@@ -265,7 +265,7 @@ def main() -> int:
     parser.add_argument("--only", choices=["crash", "harm"], default=None)
     args = parser.parse_args()
 
-    @settings(max_examples=500, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=250, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(streams())
     def structured(data: bytes) -> None:
         check(data, args.current)
