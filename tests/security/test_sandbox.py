@@ -14,6 +14,7 @@ settings, exit hooks, warnings filters).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -318,3 +319,36 @@ def test_a_function_trusted_by_its_exact_name_may_start_its_thread_but_not_write
     assert str(worker["ckpt_trusted_probe:start_worker"]["loaded"]).endswith("start_worker")
     assert (work / "trusted" / "start_worker").read_text() == "the user's worker"
     assert "a file was opened for writing" in str(writer["ckpt_trusted_probe:write_now"]["refused"])
+
+
+def test_loggers_another_thread_registers_during_a_data_only_load_stay_registered(tmp_path: Path) -> None:
+    """The state comparison around a build is the file's alone: a thread of
+    the program that registers loggers meanwhile (a module imported on first
+    use does) does not get the load refused, nor its loggers unregistered."""
+    saved = tmp_path / "model.ckpt"
+    save = f"import ckpt; ckpt.save([{{'weight': i / 3, 'name': str(i)}} for i in range(300_000)], {str(saved)!r})"
+    subprocess.run([sys.executable, "-c", save], check=True, timeout=120, env={**os.environ, "CKPT_HOME": str(tmp_path / "a")})
+    load = textwrap.dedent(f"""
+        import logging, threading, time, ckpt
+        loading, made = threading.Event(), []
+        def register():
+            while loading.is_set() or len(made) < 20:
+                made.append(logging.getLogger(f"app.request.{{len(made)}}"))
+                time.sleep(0.001)
+        loading.set()
+        thread = threading.Thread(target=register)
+        thread.start()
+        try:
+            report = ckpt.load_checkpoint({str(saved)!r})
+        finally:
+            loading.clear()
+            thread.join()
+        assert not report.provenance.whole and len(report.obj) == 300_000
+        registered = logging.Logger.manager.loggerDict
+        print(len(made), sum(registered.get(logger.name) is logger for logger in made))
+    """)
+    proc = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CKPT_HOME": str(tmp_path / "b")})
+    assert proc.returncode == 0, proc
+    made, registered = proc.stdout.split()
+    assert made == registered, proc.stdout

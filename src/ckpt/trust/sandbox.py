@@ -24,7 +24,10 @@ whoever causes it, never by name:
    loggers, the root logger, exit hooks and weakref finalizers,
    os.environ, multiprocessing's start method and executable, the
    interpreter hooks, builtins), is compared
-   after the build: a change is put back and the load refused. (A handler
+   around the build, on the building thread: a change is put back and the
+   load refused. logging's lock is held meanwhile, so the program's other
+   threads register their loggers before or after the build, never during
+   it, where they would be taken for the file's. (A handler
    a constructor registers with logging, to be flushed at exit, comes only
    from a name the user trusts exactly: the reviewed handlers and those of
    a trusted package are built from their state, never constructed.)
@@ -107,7 +110,6 @@ def run(work: Callable[[], T], data: bytes, *, threads: bool = False, doing: str
         raise _refuse("another file was loaded")
     _install()
     with _ONE_AT_A_TIME:
-        before = ProcessState()
         watch = _Watch(data, threads, doing)
         outcome: dict[str, Any] = {}
         worker = threading.Thread(target=_jailed, args=(work, watch, outcome, kernel), name="ckpt-data-load",
@@ -118,7 +120,7 @@ def run(work: Callable[[], T], data: bytes, *, threads: bool = False, doing: str
         with collector_paused():
             worker.start()
             worker.join()
-        changed = before.restore()
+    changed = outcome.get("changed", [])
     if watch.violation:
         raise CheckpointError(f"data.pkl: {watch.violation}; ckpt refuses it")
     if changed:
@@ -130,16 +132,36 @@ def run(work: Callable[[], T], data: bytes, *, threads: bool = False, doing: str
 
 
 def _jailed(work: Callable[[], Any], watch: _Watch, outcome: dict[str, Any], kernel: bool) -> None:
+    """The process's state is compared around `work` alone, here; what
+    changed is put back and handed to the caller's thread (`changed`)."""
     try:
         if kernel:
             jail()
-        _loading.watch = watch
-        try:
-            outcome["result"] = work()
-        finally:
-            _loading.watch = None
+        with _loggers_held(watch.threads):
+            before = ProcessState()
+            _loading.watch = watch
+            try:
+                outcome["result"] = work()
+            finally:
+                _loading.watch = None
+                outcome["changed"] = before.restore()
     except BaseException as exc:  # handed to the caller's thread
         outcome["error"] = exc
+
+
+@contextlib.contextmanager
+def _loggers_held(threads: bool) -> Iterator[None]:
+    """logging's module lock, held by the building thread while the state is
+    compared around the build: the process's other threads register their
+    loggers (a module imported on first use does) before or after it, not
+    during it, where the comparison would take them for the file's and
+    unregister them. Not while restored objects are exercised (`threads`):
+    the probes' threads log, and the exercising thread waits for them."""
+    if threads:
+        yield
+        return
+    with logging._lock:  # type: ignore[attr-defined]
+        yield
 
 
 def loading() -> bool:
