@@ -282,8 +282,15 @@ def run_pre_commit(project: Path, config: str, store: Path, *, all_files: bool =
     return proc.returncode, hooks
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: a test of several seconds, started early (see below)")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests pinned to one xdist worker (the real Dask and Ray clusters,
-    about 45 s) go first, so the other worker runs the rest meanwhile
-    instead of waiting for them at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
+    the real-world corpus, the gadgets: up to 80 s each) go first, so the
+    other worker runs the rest meanwhile instead of waiting for them at the
+    end; then the slow ones, so that what is left at the end is short and
+    both workers finish together."""
+    items.sort(key=lambda item: (item.get_closest_marker("xdist_group") is None,
+                                 item.get_closest_marker("slow") is None))

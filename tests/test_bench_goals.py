@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # started early, so the two workers finish together (conftest.py)
+
 REPO = Path(__file__).resolve().parents[1]
 GOALS = [sys.executable, "bench/goals.py", "--quick", "--repeats", "1"]
 ROWS = ("tiny: a dict of four numbers and a lock: save", "tiny: a dict of four numbers and a lock: load",

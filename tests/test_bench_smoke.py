@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # started early, so the two workers finish together (conftest.py)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

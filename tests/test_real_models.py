@@ -16,6 +16,8 @@ from conftest import RunCkpt
 
 import ckpt
 
+pytestmark = pytest.mark.slow  # started early, so the two workers finish together (conftest.py)
+
 CASES = {
     "sklearn_pipeline": (["sklearn"], {"model.steps[0][1].lock_": "rlock", "model.steps[0][1].handler_": "log-handler"}),
     "torch_service": (["torch"], {"model.lock": "lock", "model.pool": "thread-pool", "model.pending": "queue"}),

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+pytestmark = pytest.mark.slow  # started early, so the two workers finish together (conftest.py)
+
 
 def test_mypy_finds_no_errors(tmp_path: Path) -> None:
     pytest.importorskip("mypy")

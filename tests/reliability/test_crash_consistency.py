@@ -28,6 +28,8 @@ from stalling import OUTPUT_ENV
 import ckpt
 from ckpt.errors import WriteError
 
+pytestmark = pytest.mark.slow  # started early, so the two workers finish together (conftest.py)
+
 HERE = Path(__file__).resolve().parent
 TEMPORARIES = ".model.ckpt.*.ckpt-tmp"
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # started early, so the two workers finish together (conftest.py)
+
 CHILD = Path(__file__).with_name("fuzz_child.py")
 SECONDS = 6
 """Half crash-oriented, half harm-oriented (the harm pass imports numpy, pandas,

@@ -22,6 +22,8 @@ from hostile import EMPTY_DICT, MARK, SETITEMS, call, glob, number, pkl, text
 
 import ckpt
 
+pytestmark = pytest.mark.slow  # started early, so the two workers finish together (conftest.py)
+
 SECONDS = 10.0
 """Every case ends well within this (the issue's bound for any file under 10 MB)."""
 

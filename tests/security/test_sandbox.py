@@ -326,7 +326,7 @@ def test_loggers_another_thread_registers_during_a_data_only_load_stay_registere
     the program that registers loggers meanwhile (a module imported on first
     use does) does not get the load refused, nor its loggers unregistered."""
     saved = tmp_path / "model.ckpt"
-    save = f"import ckpt; ckpt.save([{{'weight': i / 3, 'name': str(i)}} for i in range(300_000)], {str(saved)!r})"
+    save = f"import ckpt; ckpt.save([{{'weight': i / 3, 'name': str(i)}} for i in range(100_000)], {str(saved)!r})"
     subprocess.run([sys.executable, "-c", save], check=True, timeout=120, env={**os.environ, "CKPT_HOME": str(tmp_path / "a")})
     load = textwrap.dedent(f"""
         import logging, threading, time, ckpt
@@ -343,7 +343,7 @@ def test_loggers_another_thread_registers_during_a_data_only_load_stay_registere
         finally:
             loading.clear()
             thread.join()
-        assert not report.provenance.whole and len(report.obj) == 300_000
+        assert not report.provenance.whole and len(report.obj) == 100_000
         registered = logging.Logger.manager.loggerDict
         print(len(made), sum(registered.get(logger.name) is logger for logger in made))
     """)
