@@ -321,19 +321,35 @@ def test_a_function_trusted_by_its_exact_name_may_start_its_thread_but_not_write
     assert "a file was opened for writing" in str(writer["ckpt_trusted_probe:write_now"]["refused"])
 
 
-def test_loggers_another_thread_registers_during_a_data_only_load_stay_registered(tmp_path: Path) -> None:
+REGISTERS = {
+    "loggers": ("logging.getLogger(f'app.request.{len(made)}')",
+                "sum(logging.Logger.manager.loggerDict.get(thing.name) is thing for thing in made)"),
+    "weakref finalizers": ("finalizer()",
+                           "sum(thing.alive for thing in made)"),
+}
+
+
+@pytest.mark.parametrize("what", list(REGISTERS))
+def test_what_another_thread_registers_during_a_data_only_load_stays_registered(tmp_path: Path, what: str) -> None:
     """The state comparison around a build is the file's alone: a thread of
-    the program that registers loggers meanwhile (a module imported on first
-    use does) does not get the load refused, nor its loggers unregistered."""
+    the program that registers loggers (a module imported on first use does)
+    or weakref finalizers (a temporary directory does) meanwhile does not get
+    the load refused, nor what it registered undone."""
+    register, count = REGISTERS[what]
     saved = tmp_path / "model.ckpt"
     save = f"import ckpt; ckpt.save([{{'weight': i / 3, 'name': str(i)}} for i in range(100_000)], {str(saved)!r})"
     subprocess.run([sys.executable, "-c", save], check=True, timeout=120, env={**os.environ, "CKPT_HOME": str(tmp_path / "a")})
     load = textwrap.dedent(f"""
-        import logging, threading, time, ckpt
-        loading, made = threading.Event(), []
+        import logging, threading, time, weakref, ckpt
+        class Owner:
+            pass
+        owners, loading, made = [], threading.Event(), []
+        def finalizer():
+            owners.append(Owner())
+            return weakref.finalize(owners[-1], len, ())
         def register():
             while loading.is_set() or len(made) < 20:
-                made.append(logging.getLogger(f"app.request.{{len(made)}}"))
+                made.append({register})
                 time.sleep(0.001)
         loading.set()
         thread = threading.Thread(target=register)
@@ -344,8 +360,7 @@ def test_loggers_another_thread_registers_during_a_data_only_load_stay_registere
             loading.clear()
             thread.join()
         assert not report.provenance.whole and len(report.obj) == 100_000
-        registered = logging.Logger.manager.loggerDict
-        print(len(made), sum(registered.get(logger.name) is logger for logger in made))
+        print(len(made), {count})
     """)
     proc = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "CKPT_HOME": str(tmp_path / "b")})

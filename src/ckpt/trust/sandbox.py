@@ -27,7 +27,8 @@ whoever causes it, never by name:
    around the build, on the building thread: a change is put back and the
    load refused. logging's lock is held meanwhile, so the program's other
    threads register their loggers before or after the build, never during
-   it, where they would be taken for the file's. (A handler
+   it, where they would be taken for the file's; a weakref finalizer they
+   register meanwhile is noted as theirs (`_ELSEWHERE`). (A handler
    a constructor registers with logging, to be flushed at exit, comes only
    from a name the user trusts exactly: the reviewed handlers and those of
    a trusted package are built from their state, never constructed.)
@@ -280,6 +281,24 @@ def _refusing(start: Callable[..., Any], what: str) -> Callable[..., Any]:
     return guarded
 
 
+_ELSEWHERE: set[Any] = set()
+"""The weakref finalizers the process's other threads registered while a
+file's objects were built: theirs, not the file's (emptied after each)."""
+
+
+def _noting_elsewhere(init: Callable[..., None]) -> Callable[..., None]:
+    """`weakref.finalize.__init__`, noting a finalizer registered during a
+    load by a thread that is not building its objects."""
+
+    def noted(self: Any, *args: Any, **kwargs: Any) -> None:
+        if _ONE_AT_A_TIME.locked() and getattr(_loading, "watch", None) is None:
+            _ELSEWHERE.add(self)  # before it is registered: a comparison never sees it unnoted
+        init(self, *args, **kwargs)
+
+    noted.__wrapped__ = init  # type: ignore[attr-defined]
+    return noted
+
+
 _installed: list[bool] = []
 _install_lock = threading.Lock()
 
@@ -291,6 +310,7 @@ def _install() -> None:
         if _installed:
             return
         sys.addaudithook(_watch)
+        weakref.finalize.__init__ = _noting_elsewhere(weakref.finalize.__init__)  # type: ignore[method-assign]
         for module_name, names, what in _STARTERS:
             module = sys.modules.get(module_name)
             if module is None:
@@ -523,7 +543,9 @@ class ProcessState:
         if atexit._ncallbacks() != self.exit_hooks:  # type: ignore[attr-defined]
             changed.append("exit hooks (which cannot be put back)")
         registry = weakref.finalize._registry  # type: ignore[attr-defined]
-        added = [f for f in list(registry) if f not in self.finalizers]  # one that fired meanwhile is gone for good
+        # One that fired meanwhile is gone for good; one another thread registered is not the file's.
+        added = [f for f in list(registry) if f not in self.finalizers and f not in _ELSEWHERE]
+        _ELSEWHERE.clear()
         if added:
             for finalizer in added:
                 finalizer.detach()
