@@ -79,11 +79,17 @@ def _reader_gone() -> int:
 
 def _interrupted() -> tuple[int, str]:
     """Exit 130 in one line. What Ctrl-C abandoned mid-request (an upload's
-    open connection) is reported through asyncio's logger when it is
-    collected at exit, on stderr after that line: quieted, as nothing is
-    left to do about it."""
+    open connection, its half-run coroutine) reports itself when it is
+    collected at exit, through asyncio's logger or as an "Exception
+    ignored" traceback, on stderr after that line: both are quieted, as
+    nothing is left to do about it."""
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    sys.unraisablehook = _ignore_unraisable
     return _fail("interrupted", INTERRUPTED)
+
+
+def _ignore_unraisable(_unraisable: object) -> None:
+    """Drops what is collected after an interrupt (see `_interrupted`)."""
 
 
 def _fail(message: str, code: int) -> tuple[int, str]:
