@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import concurrent.futures.process
+import functools
 import logging
 import logging.handlers
 import multiprocessing
@@ -141,7 +142,7 @@ def memory_db() -> Holder:
 
 
 _SIGNAL = threading.Event()
-"""Alive for the proxy below; a proxy pickles as its referent, so pickle fails only on one to an unpicklable object."""
+"""Alive for the proxy below, which the sample does not hold otherwise: the proxy comes back dead."""
 
 
 def weak_proxy() -> Holder:
@@ -307,6 +308,10 @@ def code() -> Holder:
     return Holder(compile("1 + 1", "<sample>", "eval"))
 
 
+def lru_cache() -> Holder:
+    return Holder(functools.lru_cache(maxsize=8)(_echo))  # a wrapper no name finds: `_echo` is the function
+
+
 def weakref_() -> Holder:
     return Holder(weakref.ref(Holder))
 
@@ -393,7 +398,7 @@ FACTORIES = {
     "dynamic-module": dynamic_module, "frame": frame, "unpicklable": unpicklable, "progress-bar": progress_bar,
     "progress-bar-file": progress_bar_file, "read-file": read_file, "duckdb-connection": duckdb_connection,
     "connection-pool": connection_pool, "process-pool": process_pool, "queued-log-sink": queued_log_sink,
-    "log-file-sink": log_file_sink,
+    "log-file-sink": log_file_sink, "lru-cache": lru_cache,
 }
 """Catalog kind name -> factory; the tests check that every kind has one."""
 

@@ -9,6 +9,8 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -164,6 +166,8 @@ class S3Server:
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
+        self._parts_go = threading.Event()
+        self._parts_go.set()
         self.env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                     "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
                     "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
@@ -188,6 +192,27 @@ class S3Server:
     def keys(self, bucket: str) -> list[str]:
         return [o["Key"] for o in self.client.list_objects_v2(Bucket=bucket).get("Contents", [])]
 
+    @contextlib.contextmanager
+    def parts_held(self) -> Iterator[None]:
+        """Inside the block, the server stores each multipart upload's first
+        part and holds every later one unanswered until the block ends: an
+        upload interrupted in there is mid-request at a known moment."""
+        self._parts_go.clear()
+        try:
+            yield
+        finally:
+            self._parts_go.set()
+
+    def gate(self, app: Callable[..., Any]) -> Callable[..., Any]:
+        """The server's WSGI app, behind `parts_held`'s gate."""
+        def gated(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            part = urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("partNumber", ["0"])[0]
+            if environ["REQUEST_METHOD"] == "PUT" and part.isdigit() and int(part) > 1:
+                self._parts_go.wait(120)
+            return app(environ, start_response)
+
+        return gated
+
     def unfinished_uploads(self, bucket: str) -> list[tuple[str, int]]:
         """Multipart uploads begun and neither completed nor aborted: (key, parts stored)."""
         uploads = self.client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
@@ -204,8 +229,10 @@ def s3() -> Iterator[S3Server]:
     server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    s3 = S3Server(f"http://{host}:{port}")
+    server._server.app = s3.gate(server._server.app)  # werkzeug's server calls its `app` for each request
     try:
-        yield S3Server(f"http://{host}:{port}")
+        yield s3
     finally:
         server.stop()
 

@@ -4,14 +4,17 @@ and the data comes back equal."""
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import os
+import pickle
 import queue
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import types
 import weakref
 import zipfile
 from pathlib import Path
@@ -40,11 +43,12 @@ NOT_AS_DATA = {
     "queued-log-sink": "loguru", "log-file-sink": "loguru", "queue-listener": "logging.handlers:QueueListener.start",
     "local-function": "code saved by value", "local-class": "code saved by value", "code": "code saved by value",
     "module": "importlib:import_module (called) imports a module the file names",
+    "lru-cache": "functools:lru_cache (called) is not trusted",
 }
 """Kinds a file from someone else cannot bring back as data, and the name the
 refusal gives: making a multiprocessing primitive can start multiprocessing's
 resource tracker (a process), a tqdm bar, a queued log sink or a queue
-listener starts a thread, a process pool starts processes, a restored database connection or
+listener starts a thread, a process pool starts processes, an lru_cache is a function, a restored database connection or
 file handler writes where the file says and a file read from reads it; a
 connection pool or a log file sink is data, once its library is trusted."""
 
@@ -514,6 +518,122 @@ def test_bound_methods_load_whole_and_never_as_data(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("CKPT_HOME", str(tmp_path / "another-user"))
     with pytest.raises(ckpt.UnsafeCheckpointError, match="private attribute '_on_event' with getattr"):
         ckpt.load(tmp_path / "m.ckpt", trust=["test_checkpoint"])
+
+
+def _compiled(source: str, name: str) -> Any:
+    """A function compiled at run time under a name no module holds, as
+    werkzeug compiles a URL rule's builders."""
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<generated>", "exec"), namespace)
+    func = namespace["f"]
+    func.__name__ = func.__qualname__ = name
+    return func
+
+
+class CompiledRule:
+    """Holds bound methods that `getattr(rule, their name)` cannot find:
+    one of a function compiled at run time, one of its own method kept
+    under another name in its own dictionary."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._build = types.MethodType(_compiled("def f(self, **values):\n    return self.path.format(**values)\n",
+                                                 f"<builder:{path!r}>"), self)
+        self.describe = self.explain
+
+    def explain(self) -> str:
+        return f"rule {self.path}"
+
+
+def test_bound_methods_whose_name_finds_nothing_come_back_bound_to_the_restored_object(tmp_path: Path) -> None:
+    """Pickle writes a bound method as getattr(object, function name), which
+    fails at load for a function compiled at run time: it is written as
+    the function (by value when no module holds it) bound to the object."""
+    model = {"rule": CompiledRule("/users/{id}"), "lock": threading.Lock()}
+    ckpt.save(model, tmp_path / "m.ckpt")
+    rule = ckpt.load(tmp_path / "m.ckpt")["rule"]
+    rule.path = "/people/{id}"
+    assert rule._build(id=7) == "/people/7" and rule._build.__self__ is rule
+    assert rule.describe() == "rule /people/{id}" and rule.describe.__self__ is rule
+
+
+class Template:
+    """Made by a `__new__` that takes the source, as jinja2's Template is."""
+
+    def __new__(cls, source: str) -> Template:
+        template = super().__new__(cls)
+        template.source = source
+        return template
+
+    def render(self, **values: str) -> str:
+        return self.source.format(**values)
+
+
+def test_an_instance_whose_new_takes_arguments_loads(tmp_path: Path) -> None:
+    """Plain pickle writes `cls.__new__(cls)`, which raises at load when
+    `__new__` takes arguments: save writes what loads."""
+    template = Template("hi {name}")
+    with pytest.raises(TypeError, match="missing 1 required positional argument"):
+        pickle.loads(pickle.dumps(template))
+    loaded = round_trip({"template": template, "lock": threading.Lock()}, tmp_path)
+    assert loaded["template"].render(name="ann") == "hi ann"
+
+
+class Lookup:
+    """Caches a method of its own, wrapped when it is made (langsmith's client does)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.find = functools.lru_cache(maxsize=16)(self._find)
+
+    def _find(self, key: str) -> str:
+        self.calls += 1
+        return key.upper()
+
+
+def test_a_cache_made_at_run_time_comes_back_empty_around_the_restored_method(tmp_path: Path) -> None:
+    lookup = Lookup()
+    lookup.find("a")
+    report = ckpt.save({"lookup": lookup}, tmp_path / "c.ckpt")
+    assert [(s.path, s.kind) for s in report.manifest.substitutions] == [("model['lookup'].find", "lru-cache")]
+    restored = ckpt.load(tmp_path / "c.ckpt")["lookup"]
+    assert restored.find.cache_info().currsize == 0 and restored.find.cache_parameters()["maxsize"] == 16
+    assert restored.find("b") == "B" and restored.find("b") == "B"
+    assert restored.calls == 2 and restored.find.__wrapped__.__self__ is restored
+
+
+class ProxyOwner:
+    """Holds a weak proxy to itself, as Flask's JSON provider holds its app."""
+
+    def __init__(self) -> None:
+        self.name = "owner"
+        self.me = weakref.proxy(self)
+
+
+def double(x: int) -> int:
+    return 2 * x
+
+
+def test_weak_proxies_stand_for_the_restored_object_not_a_copy(tmp_path: Path) -> None:
+    """Plain pickle writes a copy of a proxy's referent in its place (and
+    the scan says so): ckpt restores a proxy to the restored referent, or
+    a dead one when nothing else holds the referent."""
+    owner, elsewhere = ProxyOwner(), Node()
+    model = {"owner": owner, "double": weakref.proxy(double), "to_elsewhere": weakref.proxy(elsewhere)}
+    copied = pickle.loads(pickle.dumps(owner))
+    assert copied.me.__reduce_ex__.__self__ is not copied  # what plain pickle does
+    assert {f.kind for f in ckpt.scan(model).findings} == {"weak-proxy"}
+    report = ckpt.save(model, tmp_path / "p.ckpt")
+    notes = {s.path: s.note for s in report.manifest.substitutions}
+    assert notes["model['owner'].me"] == "live: its referent is saved"
+    assert notes["model['to_elsewhere']"] == "restored dead: its referent is not saved"
+    loaded = ckpt.load(tmp_path / "p.ckpt")
+    loaded["owner"].name = "renamed"
+    assert loaded["owner"].me.name == "renamed"
+    assert loaded["double"](4) == 8
+    with pytest.raises(ReferenceError):
+        loaded["to_elsewhere"].anything
+    assert ckpt.verify(tmp_path / "p.ckpt").ok
 
 
 def test_a_dotted_exact_name_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

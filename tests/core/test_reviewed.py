@@ -58,10 +58,11 @@ ALIASES = {
 
 
 def weak_objects() -> list[Any]:
-    """Weak references and containers whose referents (reviewed classes) the list holds too (so they are kept)."""
+    """Weak references, proxies and containers whose referents (reviewed
+    classes) the list holds too (so they are kept)."""
     a, b = logging.Filter("a"), logging.Filter("b")
-    return [a, b, weakref.ref(a), weakref.WeakValueDictionary({"a": a}), weakref.WeakKeyDictionary({a: 1}),
-            weakref.WeakSet([b])]
+    return [a, b, weakref.ref(a), weakref.proxy(b), weakref.WeakValueDictionary({"a": a}),
+            weakref.WeakKeyDictionary({a: 1}), weakref.WeakSet([b])]
 
 
 SIGNALS = [decimal.Clamped, decimal.DivisionByZero, decimal.Inexact, decimal.InvalidOperation, decimal.Overflow,

@@ -9,11 +9,13 @@ to `ckpt save` while the server holds the first part of its upload.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,20 +144,24 @@ def test_memory_url_keeps_the_old_object_when_interrupted_mid_upload() -> None:
 # --- the real `ckpt save`, interrupted and killed ------------------------------------
 
 
-def uploading(s3: S3Server, bucket: str, tmp_path: Path) -> subprocess.Popen[str]:
+@contextlib.contextmanager
+def uploading(s3: S3Server, bucket: str, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     """`ckpt save --force` of a 64 MB model over s3://bucket/model.ckpt,
-    returned once the server holds the first part of its upload (the
-    remaining seven take a second or more)."""
+    yielded once the server has stored the first part of its upload and
+    holds the next one unanswered (`S3Server.parts_held`): an interrupt or
+    a kill there lands mid-upload, with no timing."""
     (tmp_path / "big.py").write_text(BIG_MODEL)
-    proc = subprocess.Popen([installed_ckpt(), "save", f"{tmp_path / 'big.py'}:build", "-o",
-                             f"s3://{bucket}/model.ckpt", "--force", "--storage-option", f"default_block_size={PART}"],
-                            cwd=REPO, env={**os.environ, **s3.env, "NO_COLOR": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not any(parts for _, parts in s3.unfinished_uploads(bucket)):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.01)
-    return proc
+    with s3.parts_held():
+        proc = subprocess.Popen([installed_ckpt(), "save", f"{tmp_path / 'big.py'}:build", "-o",
+                                 f"s3://{bucket}/model.ckpt", "--force", "--storage-option",
+                                 f"default_block_size={PART}"],
+                                cwd=REPO, env={**os.environ, **s3.env, "NO_COLOR": "1"},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not any(parts for _, parts in s3.unfinished_uploads(bucket)):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.01)
+        yield proc
 
 
 @pytest.fixture
@@ -168,9 +174,9 @@ def old_object(s3: S3Server) -> tuple[str, bytes]:
 def test_ctrl_c_mid_upload_aborts_it_and_keeps_the_old_object(s3: S3Server, old_object: tuple[str, bytes],
                                                               tmp_path: Path) -> None:
     bucket, before = old_object
-    proc = uploading(s3, bucket, tmp_path)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    with uploading(s3, bucket, tmp_path) as proc:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
     assert_one_line_error(Result(subprocess.CompletedProcess(proc.args, proc.returncode, out, err)), 130,
                           "interrupted")
     assert s3.read(bucket, "model.ckpt") == before
@@ -183,9 +189,9 @@ def test_kill_9_mid_upload_keeps_the_old_object(s3: S3Server, old_object: tuple[
     (invisible to every reader, reclaimed by an AbortIncompleteMultipartUpload
     lifecycle rule), and the key still holds the old object."""
     bucket, before = old_object
-    proc = uploading(s3, bucket, tmp_path)
-    proc.kill()
-    proc.communicate(timeout=60)
+    with uploading(s3, bucket, tmp_path) as proc:
+        proc.kill()
+        proc.communicate(timeout=60)
     assert s3.keys(bucket) == ["model.ckpt"] and s3.read(bucket, "model.ckpt") == before
     [(key, parts)] = s3.unfinished_uploads(bucket)
     assert key == "model.ckpt" and parts >= 1

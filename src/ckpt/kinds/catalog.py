@@ -32,7 +32,7 @@ from typing import Any
 
 from ckpt.kinds import byvalue, probes, rewrap
 from ckpt.kinds.lazy import LazyConnection, LazyFile
-from ckpt.objects.decompose import PROTOCOL
+from ckpt.objects.decompose import PROTOCOL, global_error
 from ckpt.objects.paths import Edge
 from ckpt.trust.entries import CLASS, CONSTANT, FUNCTION, Entry, classes, functions
 
@@ -222,7 +222,7 @@ def weak_save_note(obj: Any, saved: Any) -> str:
     """At save time: what the rewrap kept and dropped."""
     referents = rewrap.weak_referents(obj)
     kept = sum(rewrap.saved_anyway(r, saved) for r in referents)
-    if isinstance(obj, weakref.ref):
+    if isinstance(obj, (weakref.ref, *rewrap.PROXY_TYPES)):
         return "live: its referent is saved" if kept else "restored dead: its referent is not saved"
     return f"{kept} of {len(referents)} entries kept, {len(referents) - kept} dropped (not saved elsewhere)"
 
@@ -372,6 +372,16 @@ def _pool_payload(pool: Any) -> list[tuple[Edge, Any]]:
     return [(("attr", "_initializer"), pool._initializer), (("attr", "_initargs"), pool._initargs)]
 
 
+def _unnamed(obj: Any) -> bool:
+    """Pickle cannot write it by name (a wrapper made at run time)."""
+    return global_error(obj) is not None
+
+
+def _wrapped(obj: Any) -> list[tuple[Edge, Any]]:
+    """What a decorator's wrapper holds: the function it wraps."""
+    return [(("attr", "__wrapped__"), obj.__wrapped__)]
+
+
 def _importable(module: types.ModuleType) -> bool:
     """A module the loading process imports by its name (not one made on the fly)."""
     return sys.modules.get(module.__name__) is module
@@ -486,6 +496,13 @@ KINDS: tuple[Kind, ...] = (
          keep="{obj}()", recreate="{target} = weakref.ref({saved}) if {saved} is not None else None",
          admits=(Entry("weakref:ReferenceType", CLASS, "a weak reference; of one argument, never a callback",
                        call=True, guard="one_argument"),)),
+    Kind("weak-proxy", ("weakref.ProxyType", "weakref.CallableProxyType"), Action.REWRAP,
+         "its callback; a proxy whose referent is not saved elsewhere comes back dead (plain pickle would save a "
+         "copy of the referent in its place)", "keep a strong reference elsewhere in the model to what must survive",
+         reduce=rewrap.reduce_weak_proxy, weak=True, payload=lambda obj: (), note=_weak_scan_note,
+         probe=probes.probe_weak_proxy,
+         admits=(Entry("_weakref:proxy", FUNCTION, "a weak proxy; of one argument (an object the file holds, or a "
+                       "set only the load holds, for a dead proxy), never a callback", guard="one_argument"),)),
     Kind("weak-container", ("weakref.WeakValueDictionary", "weakref.WeakKeyDictionary", "_weakrefset.WeakSet"),
          Action.REWRAP, "entries whose weakly held object is not saved elsewhere (counted at save)", "none needed",
          reduce=rewrap.reduce_weak_container, weak=True, payload=_weak_payload, note=_weak_scan_note,
@@ -656,13 +673,16 @@ KINDS: tuple[Kind, ...] = (
          f"(isinstance against the class a new run of the script defines is False); {_WHOLE}",
          f"none needed; {_NAMED} class", payload=byvalue.class_parts, applies=byvalue.by_value, note=byvalue.describe,
          recreate="{target} = None  # rebuild it here, or define the class at module level so pickle can name it"),
+    Kind("lru-cache", ("functools._lru_cache_wrapper",), Action.REWRAP,
+         "its cached results (the function is wrapped again, same maxsize and typed, cache empty)", "none needed",
+         reduce=rewrap.reduce_lru_cache, applies=_unnamed, payload=_wrapped,
+         probe=probes.probe_lru_cache, keep="{obj}.__wrapped__",
+         recreate="{target} = functools.lru_cache({saved})"),
     Kind("code", ("types.CodeType",), Action.BY_VALUE, f"nothing: saved by value; {_WHOLE}",
          f"none needed; {_NAMED} function instead of its code object", reduce=byvalue.reduce_code, payload=_nothing,
          note=_code_note),
     Kind("progress-bar-file", ("tqdm.std.tqdm",), Action.ERROR, "the bar and the file it writes to",
          "make it write to sys.stderr or sys.stdout (ckpt rewraps those bars); " + _DROP, applies=_has_stream),
-    Kind("weak-proxy", ("weakref.ProxyType", "weakref.CallableProxyType"), Action.ERROR, "the reference",
-         "keep a weakref.ref instead (ckpt rewraps those), or rebuild the proxy in __setstate__; " + _DROP),
     Kind("db-cursor", ("sqlite3.Cursor",), Action.ERROR, "the cursor and its position",
          "keep the query and run it again after load; " + _DROP),
     Kind("module", ("types.ModuleType",), Action.REWRAP,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copyreg
 import functools
+import inspect
 import io
 import logging
 import operator
@@ -266,6 +267,8 @@ class RewrapPickler(pickle.Pickler):
             return _through_descriptor
         if rewrap.asks_bare_instance(cls):
             return rewrap.reduce_with_state_setter
+        if rewrap.new_needs_arguments(cls):
+            return rewrap.reduce_without_new
         return _default_reducer(cls)
 
     def _sentinel(self, obj: object) -> Any:
@@ -379,17 +382,38 @@ def _through_descriptor(obj: Any) -> Any:
 
 
 def reduce_method(method: types.MethodType) -> Any:
-    """A bound method, as pickle writes it (`getattr(its object, name)`),
-    except that a private one (`self.__on_item`) is named by the attribute
-    it is, `_Owner__on_item`: pickle uses the function's `__name__`, which
-    no object has after load."""
-    name = getattr(method.__func__, "__name__", "")
-    if isinstance(name, str) and name.startswith("__") and not name.endswith("__"):
-        owner = getattr(method.__func__, "__qualname__", "").rpartition(".")[0].rpartition(".")[2]
-        mangled = f"_{owner.lstrip('_')}{name}"
-        if owner.lstrip("_") and getattr(method.__self__, mangled, None) == method:
-            return getattr, (method.__self__, mangled)
-    return _default(method)
+    """A bound method, as pickle writes it (`getattr(its object, name)`)
+    when that name finds it again at load. A private one (`self.__on_item`)
+    is named by the attribute it is, `_Owner__on_item`: pickle uses the
+    function's `__name__`, which no object has after load. One whose name
+    finds nothing, or something else (a function compiled at run time and
+    bound to an instance, as werkzeug's URL builders are), is written as
+    `MethodType(function, object)`: its function by reference if importable,
+    by value if not, as any function."""
+    func, owner = method.__func__, method.__self__
+    name = getattr(func, "__name__", "")
+    if not isinstance(name, str):
+        return types.MethodType, (func, owner)
+    if name.startswith("__") and not name.endswith("__"):
+        holder = getattr(func, "__qualname__", "").rpartition(".")[0].rpartition(".")[2]
+        mangled = f"_{holder.lstrip('_')}{name}"
+        if holder.lstrip("_") and _named_by(owner, mangled, func):
+            return getattr, (owner, mangled)
+    if _named_by(owner, name, func):
+        return _default(method)
+    return types.MethodType, (func, owner)
+
+
+def _named_by(owner: Any, name: str, func: Any) -> bool:
+    """Whether `getattr(owner, name)` binds `func` through its class, as
+    found without running any `__getattr__` or property. A method found in
+    the instance's own dictionary does not count: at load, getattr may run
+    before that dictionary is filled."""
+    try:
+        found = inspect.getattr_static(owner, name)
+    except AttributeError:
+        return False
+    return not isinstance(found, types.MethodType) and getattr(found, "__func__", found) is func
 
 
 def plain_global(obj: Any) -> Any:

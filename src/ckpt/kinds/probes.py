@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from ckpt.kinds.rewrap import bar_stream, pooled_connections
+from ckpt.kinds.rewrap import bar_stream, pooled_connections, proxy_referent
 from ckpt.trust import sandbox
 
 TIMEOUT = 2.0
@@ -246,6 +246,21 @@ def probe_weakref(ref: Any) -> None:
     here = ref()
     if _in_thread(ref) is not here:
         raise ProbeFailed("the restored weak reference gives another object in another thread")
+
+
+def probe_weak_proxy(proxy: Any) -> None:
+    """It stands for the same object in any thread, or is dead in all."""
+    here = proxy_referent(proxy)
+    if _in_thread(lambda: proxy_referent(proxy)) is not here:
+        raise ProbeFailed("the restored weak proxy stands for another object in another thread")
+
+
+def probe_lru_cache(cached: Any) -> None:
+    """It has its maxsize, and its cache can be cleared and counted."""
+    cached.cache_clear()
+    info = cached.cache_info()
+    if info.currsize != 0 or info.maxsize != cached.cache_parameters()["maxsize"]:
+        raise ProbeFailed("the restored lru_cache does not count what it holds")
 
 
 class _Referent:

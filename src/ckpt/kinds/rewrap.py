@@ -30,6 +30,7 @@ import importlib
 import inspect
 import io
 import logging
+import operator
 import os
 import queue
 import stat
@@ -416,9 +417,9 @@ def saved_anyway(obj: Any, saved: Collection[int]) -> bool:
 
 
 def weak_referents(obj: Any) -> list[Any]:
-    """The objects a weak reference or container refers to weakly."""
-    if isinstance(obj, weakref.ref):
-        referent = _referent(obj)
+    """The objects a weak reference, proxy or container refers to weakly."""
+    if isinstance(obj, (weakref.ref, *PROXY_TYPES)):
+        referent = _referent(obj) if isinstance(obj, weakref.ref) else proxy_referent(obj)
         return [] if referent is None else [referent]
     if isinstance(obj, weakref.WeakValueDictionary):
         return list(obj.values())
@@ -447,6 +448,47 @@ def _referent(ref: weakref.ref) -> Any:  # type: ignore[type-arg]
     if isinstance(ref, weakref.WeakMethod):
         return weakref.ref.__call__(ref) if ref() is not None else None
     return ref()
+
+
+def reduce_lru_cache(cached: Any) -> tuple[Any, ...]:
+    """A `functools.lru_cache` wrapper that pickle cannot name (one made at
+    run time, around a bound method or a local function: pickle writes a
+    wrapper by its qualified name, which finds the undecorated function or
+    nothing): the same function wrapped again, with the same maxsize and
+    typed, its cache empty."""
+    parameters = cached.cache_parameters()
+    decorator = Call(functools.lru_cache, parameters["maxsize"], parameters["typed"])
+    return operator.call, (decorator, cached.__wrapped__)
+
+
+PROXY_TYPES = (weakref.ProxyType, weakref.CallableProxyType)
+
+
+def proxy_referent(proxy: Any) -> Any:
+    """What a `weakref.proxy` stands for, or None once that is gone. A proxy
+    forwards every attribute to its referent and has no way to hand the
+    referent itself over, but the referent's own `__reduce_ex__`, taken
+    through the proxy, is bound to it; the proxy's repr, which ends with
+    the referent's address, confirms it is that object."""
+    try:
+        referent = getattr(proxy.__reduce_ex__, "__self__", None)
+    except ReferenceError:
+        return None
+    if referent is None or not repr(proxy).endswith(f" at {id(referent):#x}>"):
+        return None
+    return referent
+
+
+def reduce_weak_proxy(proxy: Any, saved: Collection[int]) -> tuple[Any, ...]:
+    """A proxy to the restored referent when that is saved anyway; otherwise
+    a dead proxy (to a set only the load holds), which raises ReferenceError
+    when used, as the original would once its referent was collected. Plain
+    pickle would write a copy of the referent in the proxy's place: an object
+    apart from the model, the cycle through it broken."""
+    referent = proxy_referent(proxy)
+    if referent is None or not saved_anyway(referent, saved):
+        return weakref.proxy, (Call(set),)
+    return weakref.proxy, (referent,)
 
 
 _WEAK_INTERNALS = frozenset({"data", "_remove", "_pending_removals", "_iterating", "_dirty"})
@@ -531,6 +573,52 @@ def set_state(obj: Any, state: Any) -> None:
         obj.__dict__.update(state)
     for name, value in (slots or {}).items():
         setattr(obj, name, value)
+
+
+# --- objects whose __new__ takes arguments pickle does not give ---------------------
+
+
+def new_needs_arguments(cls: type) -> bool:
+    """Whether pickle's own reduction of an instance of `cls` fails at load:
+    it writes `cls.__new__(cls)` (NEWOBJ), and a `__new__` that needs more
+    (jinja2's `Template.__new__(cls, source)`) raises TypeError there. Only
+    plain Python classes that leave pickling to `object` are concerned."""
+    if cls.__new__ is object.__new__ or _builtin_base(cls) is not object:
+        return False
+    if cls.__reduce_ex__ is not object.__reduce_ex__ or cls.__reduce__ is not object.__reduce__:
+        return False
+    if hasattr(cls, "__getnewargs_ex__") or hasattr(cls, "__getnewargs__"):
+        return False
+    try:
+        parameters = list(inspect.signature(cls.__new__).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return False
+    required = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                inspect.Parameter.KEYWORD_ONLY)
+    return any(p.default is inspect.Parameter.empty and p.kind in required for p in parameters)
+
+
+def _builtin_base(cls: type) -> type:
+    """The first class in `cls`'s MRO that is not defined in Python."""
+    return next(base for base in cls.__mro__ if not base.__flags__ & _HEAPTYPE)
+
+
+_HEAPTYPE = 1 << 9
+"""Py_TPFLAGS_HEAPTYPE: a class made by a class statement (or type())."""
+
+
+def reduce_without_new(obj: Any) -> Any:
+    """pickle's own reduction, the instance made as `object.__new__(cls)`
+    (`copyreg._reconstructor`, pickle's own spelling of it) rather than by
+    the class's `__new__`; its state is then set as usual."""
+    value = obj.__reduce_ex__(5)
+    if isinstance(value, tuple) and len(value) >= 2 and value[0] is _NEWOBJ and len(value[1]) == 1:
+        return (_RECONSTRUCTOR, (value[1][0], object, None), *value[2:])
+    return value
+
+
+_NEWOBJ = getattr(copyreg, "__newobj__")  # neither is in typeshed's copyreg
+_RECONSTRUCTOR = getattr(copyreg, "_reconstructor")
 
 
 # --- modules ---------------------------------------------------------------------

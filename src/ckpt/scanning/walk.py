@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ckpt.kinds import byvalue, catalog
+from ckpt.kinds import byvalue, catalog, rewrap
 from ckpt.kinds.catalog import Action, Kind
 from ckpt.kinds.pickler import Tap, memo_size
 from ckpt.kinds.registry import Holders, registry_of, strip_effect
@@ -245,11 +245,19 @@ def _dispatch_table() -> dict[type, Any]:
     tensors either way, and odd ones still go to torch's reduction."""
     table = {cls: reduce for cls, reduce in copyreg.dispatch_table.items() if cls not in catalog.REGISTERED}
     table.update(byvalue.PARTS)
+    table.update(dict.fromkeys(rewrap.PROXY_TYPES, _copies_its_referent))
     tensors = tensor_types()
     if tensors:
         reducer = TensorReducer()
         table.update({cls: reducer for cls in tensors})
     return table
+
+
+def _copies_its_referent(proxy: Any) -> Any:
+    """A weak proxy hands pickle its referent's own reduction: pickle writes
+    a copy of that object in the proxy's place, a silent error the scan
+    reports as the proxy it is (a catalog kind)."""
+    raise pickle.PicklingError("pickle would write a copy of the proxy's referent in its place")
 
 
 _EXIT = object()
