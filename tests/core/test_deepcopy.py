@@ -19,10 +19,11 @@ COVERED = [kind for kind in catalog.KINDS if kind.action in (Action.REWRAP, Acti
 """The kinds a registered deepcopy handles: rewrapped or stripped (multiprocessing's
 are left to it; code, which `copy` never copies, is no concern of it)."""
 
-THE_SAME = {"std-stream", "weakref", "module"}
+THE_SAME = {"std-stream", "weakref", "module", "lru-cache"}
 """Kinds whose copy is the original: the process's own stream, a weak
-reference (atomic to `copy`: it keeps referring to the original), and a
-module (imported again by its name: the same one)."""
+reference (atomic to `copy`: it keeps referring to the original), a
+module (imported again by its name: the same one), and an lru_cache
+wrapper (its own `__deepcopy__` returns it, as `copy` does any function)."""
 
 
 def test_deepcopy_fails_without_register() -> None:
