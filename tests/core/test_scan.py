@@ -376,3 +376,19 @@ class FailsOnce:
 def test_failure_nothing_beneath_explains_is_reported_where_pickle_failed() -> None:
     report = scan({"x": FailsOnce([[1, 2]])})
     assert [(f.path, f.note) for f in report.findings] == [("model", "TypeError: failed the first time")]
+
+
+def test_a_local_dataclass_beside_an_unpicklable_object_is_one_finding_not_its_builtin_parts() -> None:
+    """A field's metadata is a mappingproxy, whose type cloudpickle writes by
+    name: walking the dataclass (because something else fails) finds the
+    class and its default factory, and the one object nothing can save."""
+    import contextvars
+
+    @dataclasses.dataclass
+    class Config:
+        layers: list[int] = dataclasses.field(default_factory=lambda: [1, 2])
+
+    report = scan_object({"config": Config(), "var": contextvars.ContextVar("v")})
+    errors = [f.paths[0] for f in report.findings if f.action is Action.ERROR]
+    assert errors == ["model['var']"]
+    assert not [p for f in report.findings for p in f.paths if "__class_getitem__" in p or ".__new__" in p]

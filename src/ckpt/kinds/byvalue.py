@@ -140,7 +140,11 @@ _MISSING = object()
 def class_parts(cls: type) -> Iterator[tuple[Edge, Any]]:
     """What a class by value carries: its class attributes, and for its
     methods by value (plain, class or static methods, properties) what
-    each of those carries, so that a class is one finding, not one per method."""
+    each of those carries, so that a class is one finding, not one per method.
+    A built-in type no module names carries nothing: it is written as
+    cloudpickle's `_builtin_type(name)`."""
+    if cls in _cloudpickle._BUILTIN_TYPE_NAMES:
+        return
     state, _ = _cloudpickle._class_getstate(cls)
     for name, value in state.items():
         methods = list(_methods(name, value))
