@@ -312,6 +312,12 @@ def lru_cache() -> Holder:
     return Holder(functools.lru_cache(maxsize=8)(_echo))  # a wrapper no name finds: `_echo` is the function
 
 
+def torchscript_module() -> Holder:
+    import torch
+
+    return Holder(torch.jit.script(torch.nn.Linear(2, 2)))
+
+
 def weakref_() -> Holder:
     return Holder(weakref.ref(Holder))
 
@@ -398,12 +404,12 @@ FACTORIES = {
     "dynamic-module": dynamic_module, "frame": frame, "unpicklable": unpicklable, "progress-bar": progress_bar,
     "progress-bar-file": progress_bar_file, "read-file": read_file, "duckdb-connection": duckdb_connection,
     "connection-pool": connection_pool, "process-pool": process_pool, "queued-log-sink": queued_log_sink,
-    "log-file-sink": log_file_sink, "lru-cache": lru_cache,
+    "log-file-sink": log_file_sink, "lru-cache": lru_cache, "torchscript-module": torchscript_module,
 }
 """Catalog kind name -> factory; the tests check that every kind has one."""
 
 NEEDS = {"progress-bar": "tqdm", "progress-bar-file": "tqdm", "duckdb-connection": "duckdb", "connection-pool": "urllib3",
-         "queued-log-sink": "loguru", "log-file-sink": "loguru"}
+         "queued-log-sink": "loguru", "log-file-sink": "loguru", "torchscript-module": "torch"}
 """Kinds whose sample needs an optional library: tests skip them where it is absent (`conftest.sample`)."""
 
 CARRIED = {"queue-listener": [("model.value.queue", "queue"), ("model.value.handlers[0]", "log-handler")]}

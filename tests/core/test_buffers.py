@@ -170,6 +170,23 @@ def test_torch_tensor_state_and_grad(torch: Any, tmp_path: Path) -> None:
     assert loaded["empty"].shape == (0, 3)
 
 
+def test_torch_results_of_autograd_and_tensors_torch_writes_itself_round_trip(torch: Any, tmp_path: Path) -> None:
+    """A loss kept on the model (not a leaf: autograd made it) comes back
+    as a leaf that requires grad, as from torch.save; sparse and quantized
+    tensors go through torch's own reduction."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(3, 2)
+    loss = layer(torch.randn(4, 3)).pow(2).mean()
+    sparse = torch.eye(3).to_sparse()
+    quantized = torch.quantize_per_tensor(torch.tensor([0.5, -1.0]), 0.1, 0, torch.qint8)
+    loaded, _ = save_and_load({"loss": loss, "sparse": sparse, "quantized": quantized}, tmp_path)
+    assert loaded["loss"].item() == loss.item() and loaded["loss"].is_leaf and loaded["loss"].requires_grad
+    loaded["loss"].backward()
+    assert loaded["loss"].grad == 1.0
+    assert loaded["sparse"].is_sparse and torch.equal(loaded["sparse"].to_dense(), torch.eye(3))
+    assert torch.equal(loaded["quantized"].dequantize(), quantized.dequantize())
+
+
 def test_torch_tensors_are_not_copied_into_data_pkl(torch: Any, tmp_path: Path) -> None:
     model = {"w": torch.zeros(1_000_000)}
     path = tmp_path / "m.ckpt"

@@ -673,6 +673,10 @@ KINDS: tuple[Kind, ...] = (
          f"(isinstance against the class a new run of the script defines is False); {_WHOLE}",
          f"none needed; {_NAMED} class", payload=byvalue.class_parts, applies=byvalue.by_value, note=byvalue.describe,
          recreate="{target} = None  # rebuild it here, or define the class at module level so pickle can name it"),
+    Kind("torchscript-module", ("torch.jit._script.ScriptModule",), Action.REWRAP,
+         "its Python class (it loads as torch.jit.RecursiveScriptModule, as from torch.jit.load) and any attribute "
+         f"TorchScript does not hold; {_WHOLE}", "none needed; or save it with torch.jit.save beside the checkpoint",
+         reduce=rewrap.reduce_script_module, payload=_nothing, probe=probes.probe_script_module),
     Kind("lru-cache", ("functools._lru_cache_wrapper",), Action.REWRAP,
          "its cached results (the function is wrapped again, same maxsize and typed, cache empty)", "none needed",
          reduce=rewrap.reduce_lru_cache, applies=_unnamed, payload=_wrapped,

@@ -263,6 +263,12 @@ def probe_lru_cache(cached: Any) -> None:
         raise ProbeFailed("the restored lru_cache does not count what it holds")
 
 
+def probe_script_module(module: Any) -> None:
+    """The compiled module is there: TorchScript prints the code of its forward."""
+    if not module.code.strip():
+        raise ProbeFailed("the restored TorchScript module has no compiled forward")
+
+
 class _Referent:
     """A fresh object that can be weakly referred to and used as a key."""
 

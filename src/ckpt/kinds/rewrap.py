@@ -621,6 +621,20 @@ _NEWOBJ = getattr(copyreg, "__newobj__")  # neither is in typeshed's copyreg
 _RECONSTRUCTOR = getattr(copyreg, "_reconstructor")
 
 
+# --- TorchScript ------------------------------------------------------------------
+
+
+def reduce_script_module(module: Any) -> tuple[Any, ...]:
+    """A TorchScript module (scripted or traced) as `torch.jit.save` writes
+    it, its code, parameters, buffers and submodules, read back by
+    `torch.jit.load`: its state lives in C++, which pickle cannot take apart."""
+    import torch
+
+    archive = io.BytesIO()
+    torch.jit.save(module, archive)
+    return torch.jit.load, (Call(io.BytesIO, archive.getvalue()),)
+
+
 # --- modules ---------------------------------------------------------------------
 
 

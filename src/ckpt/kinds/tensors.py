@@ -15,9 +15,11 @@ scanners flag), and any dtype, bfloat16 and float8 included, is a view of bytes.
 Tensors that share a storage share one buffer and one base, so views stay
 views. Tensors with Python attributes, subclasses and `requires_grad` go
 through `torch._tensor._rebuild_from_type_v2`, which applies the state to
-the new tensor. Conjugate and negative views are written as the values they
-show. Anything else (non-CPU, sparse, quantized, odd storage sizes) is left
-to torch's own reduction, which the safe loader refuses: a sparse tensor's
+the new tensor (a result of autograd comes back as a leaf that requires
+grad, as from torch.save: the graph that made it is not saved). Conjugate
+and negative views are written as the values they show. Anything else
+(non-CPU, sparse, quantized, odd storage sizes) is left to torch's own
+reduction (`__reduce_ex__`), which the safe loader refuses: a sparse tensor's
 indices are not validated outside torch.load, so loading one from an
 untrusted file could read out of bounds.
 """
@@ -28,6 +30,7 @@ import sys
 from typing import Any
 
 from ckpt.kinds.rewrap import Call
+from ckpt.objects.decompose import PROTOCOL
 
 
 class TensorReducer:
@@ -44,7 +47,7 @@ class TensorReducer:
             # a lazy view: write the values it shows (a new storage; the view link is lost)
             tensor = tensor.resolve_conj().resolve_neg()
         if not _plain(torch, tensor):
-            return NotImplemented
+            return tensor.__reduce_ex__(PROTOCOL)  # torch's own
         args = (self._base(torch, tensor), tuple(tensor.shape), tuple(tensor.stride()), tensor.storage_offset())
         state = torch._utils._get_obj_state(tensor)
         if tensor.requires_grad:
@@ -80,8 +83,6 @@ def _key(tensor: Any) -> tuple[int, int, Any]:
 def _plain(torch: Any, tensor: Any) -> bool:
     """A dense CPU tensor whose memory can be handed over as bytes."""
     if tensor.device.type != "cpu" or tensor.layout is not torch.strided or tensor.is_quantized:
-        return False
-    if tensor.requires_grad and not tensor.is_leaf:
         return False
     storage_bytes = tensor.untyped_storage().nbytes()
     return storage_bytes % tensor.element_size() == 0
