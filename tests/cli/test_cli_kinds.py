@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import REPO, RunCkpt, assert_one_line_error, rewrite_member
@@ -132,6 +133,40 @@ def test_suggest_writes_the_fix_for_each_new_kind(run_ckpt: RunCkpt) -> None:
                  "self.live = weakref.WeakValueDictionary(state[\"live\"])",
                  "self.out = {\"stdin\": sys.stdin, \"stdout\": sys.stdout, \"stderr\": sys.stderr}[state[\"out\"]]"):
         assert line in result.out, result.out
+
+
+CACHED = """\
+import functools, weakref
+
+
+class Service:
+    def __init__(self):
+        self.find = functools.lru_cache(maxsize=3)(self._find)
+        self.me = weakref.proxy(self)
+
+    def _find(self, key):
+        return key.upper()
+
+
+def build():
+    return Service()
+"""
+
+
+def test_suggested_code_rebuilds_a_run_time_cache_with_its_size(run_ckpt: RunCkpt, tmp_path: Path) -> None:
+    """Pasted into the class, the suggestion makes plain pickle work: the
+    cache comes back around the restored method with its maxsize, the proxy
+    as the comment says."""
+    (tmp_path / "cached.py").write_text(CACHED)
+    [suggestion] = run_ckpt("scan", "cached:build", "--suggest", "--format", "json", cwd=tmp_path).json()["suggestions"]
+    namespace: dict[str, Any] = {}
+    exec(CACHED + suggestion["code"], namespace)
+    fixed = type("Fixed", (namespace["Service"],), {"__getstate__": namespace["__getstate__"],
+                                                    "__setstate__": namespace["__setstate__"], "__module__": __name__})
+    globals()["Fixed"] = fixed  # where pickle finds it by name
+    restored = pickle.loads(pickle.dumps(fixed()))
+    assert restored.find.cache_parameters() == {"maxsize": 3, "typed": False}
+    assert restored.find("a") == "A" and restored.find.__wrapped__.__self__ is restored and restored.me is None
 
 
 BARS = """\

@@ -500,7 +500,7 @@ KINDS: tuple[Kind, ...] = (
          "its callback; a proxy whose referent is not saved elsewhere comes back dead (plain pickle would save a "
          "copy of the referent in its place)", "keep a strong reference elsewhere in the model to what must survive",
          reduce=rewrap.reduce_weak_proxy, weak=True, payload=lambda obj: (), note=_weak_scan_note,
-         probe=probes.probe_weak_proxy,
+         probe=probes.probe_weak_proxy, recreate="{target} = None  # make it again: weakref.proxy(what it stood for)",
          admits=(Entry("_weakref:proxy", FUNCTION, "a weak proxy; of one argument (an object the file holds, or a "
                        "set only the load holds, for a dead proxy), never a callback", guard="one_argument"),)),
     Kind("weak-container", ("weakref.WeakValueDictionary", "weakref.WeakKeyDictionary", "_weakrefset.WeakSet"),
@@ -680,8 +680,9 @@ KINDS: tuple[Kind, ...] = (
     Kind("lru-cache", ("functools._lru_cache_wrapper",), Action.REWRAP,
          "its cached results (the function is wrapped again, same maxsize and typed, cache empty)", "none needed",
          reduce=rewrap.reduce_lru_cache, applies=_unnamed, payload=_wrapped,
-         probe=probes.probe_lru_cache, keep="{obj}.__wrapped__",
-         recreate="{target} = functools.lru_cache({saved})"),
+         probe=probes.probe_lru_cache, keep="({obj}.__wrapped__, {obj}.cache_parameters())",
+         recreate="function, parameters = {saved}\n"
+                  "{target} = functools.lru_cache(parameters['maxsize'], parameters['typed'])(function)"),
     Kind("code", ("types.CodeType",), Action.BY_VALUE, f"nothing: saved by value; {_WHOLE}",
          f"none needed; {_NAMED} function instead of its code object", reduce=byvalue.reduce_code, payload=_nothing,
          note=_code_note),
