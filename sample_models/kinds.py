@@ -241,6 +241,16 @@ def async_future() -> Holder:
     return Holder(future)
 
 
+def aiohttp_session() -> Holder:
+    import aiohttp
+
+    async def open_session() -> Any:
+        return aiohttp.ClientSession(headers={"X-Sample": "1"})
+
+    session = asyncio.run(open_session())  # bound to that (then closed) loop, unused: nothing to close
+    return Holder(session)
+
+
 def mp_lock() -> Holder:
     return Holder(multiprocessing.get_context("spawn").Lock())
 
@@ -405,11 +415,13 @@ FACTORIES = {
     "progress-bar-file": progress_bar_file, "read-file": read_file, "duckdb-connection": duckdb_connection,
     "connection-pool": connection_pool, "process-pool": process_pool, "queued-log-sink": queued_log_sink,
     "log-file-sink": log_file_sink, "lru-cache": lru_cache, "torchscript-module": torchscript_module,
+    "aiohttp-session": aiohttp_session,
 }
 """Catalog kind name -> factory; the tests check that every kind has one."""
 
 NEEDS = {"progress-bar": "tqdm", "progress-bar-file": "tqdm", "duckdb-connection": "duckdb", "connection-pool": "urllib3",
-         "queued-log-sink": "loguru", "log-file-sink": "loguru", "torchscript-module": "torch"}
+         "queued-log-sink": "loguru", "log-file-sink": "loguru", "torchscript-module": "torch",
+         "aiohttp-session": "aiohttp"}
 """Kinds whose sample needs an optional library: tests skip them where it is absent (`conftest.sample`)."""
 
 CARRIED = {"queue-listener": [("model.value.queue", "queue"), ("model.value.handlers[0]", "log-handler")]}

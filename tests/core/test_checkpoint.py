@@ -45,17 +45,18 @@ NOT_AS_DATA = {
     "module": "importlib:import_module (called) imports a module the file names",
     "lru-cache": "functools:lru_cache (called) is not trusted",
     "torchscript-module": "torch.jit._serialization:load (called) is not trusted",
+    "aiohttp-session": "ckpt.kinds.lazy:LazySession",
 }
 """Kinds a file from someone else cannot bring back as data, and the name the
 refusal gives: making a multiprocessing primitive can start multiprocessing's
 resource tracker (a process), a tqdm bar, a queued log sink or a queue
 listener starts a thread, a process pool starts processes, an lru_cache
 wraps a function and a TorchScript module is code, a restored database
-connection or file handler writes where the file says and a file read from
-reads it; a connection pool or a log file sink is data, once its library is
-trusted."""
+connection or file handler writes where the file says, an aiohttp session
+connects where it says and a file read from reads it; a connection pool or
+a log file sink is data, once its library is trusted."""
 
-LAZY = {"db-connection", "duckdb-connection", "read-file"}
+LAZY = {"db-connection", "duckdb-connection", "read-file", "aiohttp-session"}
 """Kinds restored as a ckpt.kinds.lazy stand-in, which opens on first use."""
 
 

@@ -1800,8 +1800,13 @@ def _aiohttp_session() -> Service:
     import aiohttp
 
     async def open_session() -> Any:
+        import yarl
+
+        jar = aiohttp.CookieJar(unsafe=True)  # cookies for an IP address too
+        jar.update_cookies({"session": "abc123"}, response_url=yarl.URL("http://127.0.0.1/"))
         return aiohttp.ClientSession(headers={"X-Service": "billing"}, timeout=aiohttp.ClientTimeout(total=5),
-                                     raise_for_status=True)
+                                     raise_for_status=True, cookie_jar=jar,
+                                     connector=aiohttp.TCPConnector(limit=4, limit_per_host=2))
 
     return Service("aiohttp_session", session=event_loop().run(open_session()))
 
@@ -1810,18 +1815,18 @@ def _close_session(svc: Any) -> None:
     event_loop().run(svc.session.close())
 
 
-@case("aiohttp_session", "aiohttp", "the ClientSession GETs and POSTs to loopback with its default headers, then closes",
-      _aiohttp_session, dispose=_close_session,
-      gap=Gap("load", "aiohttp's ClientSession is bound, with its connector, to the event loop that made it, which "
-                      "save strips: it loads with no loop and fails on first use; needs a catalog kind that rebinds "
-                      "a session to the loading process's loop", "'NoneType' object has no attribute 'is_closed'"))
+@case("aiohttp_session", "aiohttp", "the ClientSession (bound to the loop that made it, so made again on first use "
+      "in the loop that uses it) GETs and POSTs to loopback with its default headers, its cookie and its "
+      "connection limits, then closes", _aiohttp_session, dispose=_close_session)
 def _(svc: Any) -> None:
     check_lock(svc.lock)
 
     async def use(url: str) -> None:
         try:
             async with svc.session.get(url + "/status") as got:
-                assert (await got.json())["headers"]["x-service"] == "billing"
+                headers = (await got.json())["headers"]
+                assert headers["x-service"] == "billing" and headers["cookie"] == "session=abc123"
+            assert (svc.session.connector.limit, svc.session.connector.limit_per_host) == (4, 2)
             async with svc.session.post(url + "/jobs", json={"n": 1}) as posted:
                 assert json.loads((await posted.json())["body"]) == {"n": 1}
         finally:

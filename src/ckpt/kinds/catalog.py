@@ -557,6 +557,14 @@ KINDS: tuple[Kind, ...] = (
          "settings and limits kept, empty: the client connects again on first use)", "none needed",
          reduce=rewrap.reduce_connection_pool, payload=_pool_settings, note=_connections_note, probe=probes.probe_connection_pool,
          recreate="{target} = None  # make the pool again with the client's settings: its connections cannot be saved"),
+    Kind("aiohttp-session", ("aiohttp.client.ClientSession", "ckpt.kinds.lazy.LazySession"), Action.REWRAP,
+         "its connections and the event loop it was bound to (made again on first use, in the loop that uses "
+         "it: base URL, headers, timeout, auth, cookies, raise_for_status, trust_env and connection limits "
+         "kept; a custom connector, JSON serializer, middlewares and trace configs are not)",
+         "load it with --trust ckpt.kinds.lazy:LazySession (it connects where the file says when used); "
+         "use it inside a coroutine", reduce=rewrap.reduce_aiohttp_session, payload=_nothing,
+         probe=probes.probe_lazy_session,
+         recreate="{target} = None  # make the session again inside the loop that uses it"),
     Kind("process-pool", ("concurrent.futures.process.ProcessPoolExecutor",), Action.REWRAP,
          "worker processes and pending work (max_workers, start method, initializer and max_tasks_per_child kept)",
          "resubmit pending work after load", reduce=rewrap.reduce_process_pool, payload=_pool_payload,

@@ -1,4 +1,4 @@
-"""Resources a checkpoint reopens on first use: database connections, files read from.
+"""Resources a checkpoint reopens on first use: database connections, files read from, aiohttp sessions.
 
 What the db-connection, duckdb-connection and read-file rewraps restore a
 connection to a database file, or a file open for reading, as: loading a
@@ -8,6 +8,8 @@ and hands the call on. A connection writes where the checkpoint says as soon
 as the model uses it, like a restored `logging.FileHandler`, and a file reads
 what the checkpoint names, so the data-only loader admits them only when
 trusted (`--trust ckpt.kinds.lazy:LazyConnection`, `ckpt.kinds.lazy:LazyFile`).
+An aiohttp session is made on first use for another reason: it belongs to
+the event loop that makes it, and none runs while a checkpoint loads.
 
 They are the objects a checkpoint may hold that need ckpt installed to load:
 no standard library object defers opening.
@@ -165,3 +167,46 @@ class LazyFile(Lazy):
     def __repr__(self) -> str:
         state = "open" if self.opened else f"not opened yet, at {self.position}"
         return f"<LazyFile {self.path!r} mode {self.mode!r} ({state})>"
+
+
+class LazySession(Lazy):
+    """`aiohttp.ClientSession(**options)` on first use, in the event loop that
+    uses it (a session made outside a running loop is refused by aiohttp,
+    and one made in another loop fails there). `options` are the session's
+    constructor arguments, but `connector` holds a TCPConnector's limits,
+    and `jar` the cookie jar's `unsafe` flag (cookies for IP addresses) and
+    its cookies by domain and path."""
+
+    __slots__ = ("options",)
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        object.__setattr__(self, "options", dict(options or {}))
+
+    def _open(self) -> Any:
+        import aiohttp  # only when a model really uses it
+
+        options = dict(self.options)
+        options["connector"] = aiohttp.TCPConnector(**options.pop("connector", {}))
+        jar = options.pop("jar", {})
+        options["cookie_jar"] = aiohttp.CookieJar(unsafe=jar.get("unsafe", False))
+        options["cookie_jar"]._cookies.update(jar.get("cookies", {}))
+        return aiohttp.ClientSession(**options)
+
+    @property
+    def closed(self) -> bool:
+        """False until it is opened and closed (aiohttp's own answer then)."""
+        return self._resource is not None and self._resource.closed
+
+    async def close(self) -> None:  # type: ignore[override]  # aiohttp's close is a coroutine
+        if self._resource is not None:
+            await self._resource.close()
+
+    async def __aenter__(self) -> Any:
+        return await self.resource.__aenter__()
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self.resource.__aexit__(*exc)
+
+    def __repr__(self) -> str:
+        return f"<LazySession ({'open' if self.opened else 'not opened yet'})>"

@@ -19,6 +19,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from ckpt.kinds.lazy import LazySession
 from ckpt.kinds.rewrap import bar_stream, pooled_connections, proxy_referent
 from ckpt.trust import sandbox
 
@@ -267,6 +268,12 @@ def probe_script_module(module: Any) -> None:
     """The compiled module is there: TorchScript prints the code of its forward."""
     if not module.code.strip():
         raise ProbeFailed("the restored TorchScript module has no compiled forward")
+
+
+def probe_lazy_session(session: Any) -> None:
+    """It opened nothing at load: the session is made in the loop that first uses it."""
+    if not isinstance(session, LazySession) or session.opened or session.closed:
+        raise ProbeFailed("the restored aiohttp session was opened at load, outside the loop that will use it")
 
 
 class _Referent:

@@ -42,7 +42,7 @@ from collections.abc import Collection
 from concurrent.futures import _base as futures_base
 from typing import Any
 
-from ckpt.kinds.lazy import READ_MODES, LazyConnection, LazyFile
+from ckpt.kinds.lazy import READ_MODES, LazyConnection, LazyFile, LazySession
 from ckpt.objects.decompose import global_error
 
 NONE_REDUCE = (type(None), ())
@@ -724,6 +724,29 @@ def reduce_read_file(file: Any) -> tuple[Any, ...]:
     mode = read_mode(file)
     options = {} if "b" in mode else {"encoding": file.encoding, "errors": file.errors}  # type: ignore[operator]
     return LazyFile, (os.path.abspath(file.name), mode, file.tell(), options)
+
+
+def reduce_aiohttp_session(session: Any) -> tuple[Any, ...]:
+    """A session made again on first use, in the loop that uses it (`lazy`),
+    with the settings it was made with: base URL, default headers, timeout,
+    auth, raise_for_status, trust_env, the connector's limits, and its
+    cookies (by domain and path, as its jar keeps them)."""
+    if isinstance(session, LazySession):
+        return LazySession, (dict(session.options),)
+    options: dict[str, Any] = {
+        "headers": list(session._default_headers.items()), "timeout": session._timeout,
+        "raise_for_status": session._raise_for_status, "trust_env": session._trust_env,
+        "jar": {"unsafe": getattr(session._cookie_jar, "_unsafe", False),
+                "cookies": dict(getattr(session._cookie_jar, "_cookies", {}))},
+    }
+    if session._base_url is not None:
+        options["base_url"] = str(session._base_url)
+    if session._default_auth is not None:
+        options["auth"] = session._default_auth
+    connector = session._connector
+    if connector is not None and hasattr(connector, "limit_per_host"):
+        options["connector"] = {"limit": connector.limit, "limit_per_host": connector.limit_per_host}
+    return LazySession, (options,)
 
 
 # --- pools of live connections: kept, emptied -------------------------------------
