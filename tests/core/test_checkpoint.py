@@ -554,7 +554,10 @@ def test_bound_methods_whose_name_finds_nothing_come_back_bound_to_the_restored_
     fails at load for a function compiled at run time: it is written as
     the function (by value when no module holds it) bound to the object."""
     model = {"rule": CompiledRule("/users/{id}"), "lock": threading.Lock()}
-    ckpt.save(model, tmp_path / "m.ckpt")
+    found = {(p, f.kind) for f in ckpt.scan(model).findings for p in f.paths}
+    assert ("model['rule']._build.__func__", "local-function") in found  # the scan says what save will do
+    report = ckpt.save(model, tmp_path / "m.ckpt")
+    assert {(s.path, s.kind) for s in report.manifest.substitutions} == found
     rule = ckpt.load(tmp_path / "m.ckpt")["rule"]
     rule.path = "/people/{id}"
     assert rule._build(id=7) == "/people/7" and rule._build.__self__ is rule

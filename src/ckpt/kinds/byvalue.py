@@ -59,6 +59,12 @@ def _decide(obj: Any) -> bool:
         return False
 
 
+def builtin_type(cls: type) -> bool:
+    """A built-in type no module names (`types.MethodType`): cloudpickle
+    writes it as `_builtin_type(name)`, its name in `types`."""
+    return cls in _cloudpickle._BUILTIN_TYPE_NAMES
+
+
 def describe(obj: Any) -> str:
     """Why pickle cannot name it, in a few words (the finding's note)."""
     qualname = str(getattr(obj, "__qualname__", getattr(obj, "__name__", "?")))
@@ -69,7 +75,7 @@ def describe(obj: Any) -> str:
         return f"{what} defined inside {outer}()"
     if module in ("__main__", "__mp_main__"):
         return f"{what} defined in __main__ (the script that saved it)"
-    if isinstance(obj, type) and obj in _cloudpickle._BUILTIN_TYPE_NAMES:
+    if isinstance(obj, type) and builtin_type(obj):
         return f"the built-in type {_cloudpickle._BUILTIN_TYPE_NAMES[obj]}, which no module names"
     return f"{what} not found as {module}.{qualname}"
 
@@ -143,7 +149,7 @@ def class_parts(cls: type) -> Iterator[tuple[Edge, Any]]:
     each of those carries, so that a class is one finding, not one per method.
     A built-in type no module names carries nothing: it is written as
     cloudpickle's `_builtin_type(name)`."""
-    if cls in _cloudpickle._BUILTIN_TYPE_NAMES:
+    if builtin_type(cls):
         return
     state, _ = _cloudpickle._class_getstate(cls)
     for name, value in state.items():

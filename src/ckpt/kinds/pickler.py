@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copyreg
 import functools
-import inspect
 import io
 import logging
 import operator
@@ -43,7 +42,7 @@ from typing import Any, BinaryIO
 from ckpt.kinds import byvalue, catalog, registry, rewrap
 from ckpt.kinds.registry import Removal
 from ckpt.kinds.tensors import TensorReducer, tensor_types
-from ckpt.objects.decompose import PROTOCOL, global_error
+from ckpt.objects.decompose import PROTOCOL, global_error, reduce_method
 from ckpt.objects.opcodes import CODES, WIDTHS
 
 OUT_OF_BAND_MIN = 64 * 1024
@@ -237,7 +236,8 @@ class RewrapPickler(pickle.Pickler):
                 self.substituted.append(obj)
                 return self._functions.reduce(obj)
         elif isinstance(obj, type) and byvalue.by_value(obj):
-            self.substituted.append(obj)
+            if not byvalue.builtin_type(obj):  # written by its name in `types`, not by value
+                self.substituted.append(obj)
             return byvalue.reduce_class(obj)
         return NotImplemented
 
@@ -379,41 +379,6 @@ def _through_descriptor(obj: Any) -> Any:
                     if attribute is descriptor:
                         return getattr, (owner, name)
     return value
-
-
-def reduce_method(method: types.MethodType) -> Any:
-    """A bound method, as pickle writes it (`getattr(its object, name)`)
-    when that name finds it again at load. A private one (`self.__on_item`)
-    is named by the attribute it is, `_Owner__on_item`: pickle uses the
-    function's `__name__`, which no object has after load. One whose name
-    finds nothing, or something else (a function compiled at run time and
-    bound to an instance, as werkzeug's URL builders are), is written as
-    `MethodType(function, object)`: its function by reference if importable,
-    by value if not, as any function."""
-    func, owner = method.__func__, method.__self__
-    name = getattr(func, "__name__", "")
-    if not isinstance(name, str):
-        return types.MethodType, (func, owner)
-    if name.startswith("__") and not name.endswith("__"):
-        holder = getattr(func, "__qualname__", "").rpartition(".")[0].rpartition(".")[2]
-        mangled = f"_{holder.lstrip('_')}{name}"
-        if holder.lstrip("_") and _named_by(owner, mangled, func):
-            return getattr, (owner, mangled)
-    if _named_by(owner, name, func):
-        return _default(method)
-    return types.MethodType, (func, owner)
-
-
-def _named_by(owner: Any, name: str, func: Any) -> bool:
-    """Whether `getattr(owner, name)` binds `func` through its class, as
-    found without running any `__getattr__` or property. A method found in
-    the instance's own dictionary does not count: at load, getattr may run
-    before that dictionary is filled."""
-    try:
-        found = inspect.getattr_static(owner, name)
-    except AttributeError:
-        return False
-    return not isinstance(found, types.MethodType) and getattr(found, "__func__", found) is func
 
 
 def plain_global(obj: Any) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import copyreg
 import functools
+import inspect
 import pickle
 import sys
 import types
@@ -47,7 +48,7 @@ def decompose(obj: Any, *, keep_atoms: bool = False) -> Children:
         return [(("member", i), v) for i, v in enumerate(obj) if type(v) not in skip]
     if cls is type or cls is types.FunctionType:
         return _named_or_parts(obj)
-    reducer = byvalue.PARTS.get(cls) or copyreg.dispatch_table.get(cls)
+    reducer = byvalue.PARTS.get(cls) or copyreg.dispatch_table.get(cls) or OWN_REDUCERS.get(cls)
     if reducer is None and issubclass(cls, type):
         return _named_or_parts(obj)
     try:
@@ -57,6 +58,46 @@ def decompose(obj: Any, *, keep_atoms: bool = False) -> Children:
     if isinstance(value, str):
         return _by_reference(obj, value)
     return _reduce_children(obj, value, skip)
+
+
+def reduce_method(method: types.MethodType) -> Any:
+    """A bound method, as pickle writes it (`getattr(its object, name)`)
+    when that name finds it again at load. A private one (`self.__on_item`)
+    is named by the attribute it is, `_Owner__on_item`: pickle uses the
+    function's `__name__`, which no object has after load. One whose name
+    finds nothing, or something else (a function compiled at run time and
+    bound to an instance, as werkzeug's URL builders are), is written as
+    `MethodType(function, object)`: its function by reference if importable,
+    by value if not, as any function."""
+    func, owner = method.__func__, method.__self__
+    name = getattr(func, "__name__", "")
+    if not isinstance(name, str):
+        return types.MethodType, (func, owner)
+    if name.startswith("__") and not name.endswith("__"):
+        holder = getattr(func, "__qualname__", "").rpartition(".")[0].rpartition(".")[2]
+        mangled = f"_{holder.lstrip('_')}{name}"
+        if holder.lstrip("_") and _named_by(owner, mangled, func):
+            return getattr, (owner, mangled)
+    if _named_by(owner, name, func):
+        return method.__reduce_ex__(PROTOCOL)
+    return types.MethodType, (func, owner)
+
+
+def _named_by(owner: Any, name: str, func: Any) -> bool:
+    """Whether `getattr(owner, name)` binds `func` through its class, as
+    found without running any `__getattr__` or property. A method found in
+    the instance's own dictionary does not count: at load, getattr may run
+    before that dictionary is filled."""
+    try:
+        found = inspect.getattr_static(owner, name)
+    except AttributeError:
+        return False
+    return not isinstance(found, types.MethodType) and getattr(found, "__func__", found) is func
+
+
+OWN_REDUCERS: dict[type, Any] = {types.MethodType: reduce_method}
+"""How ckpt writes what pickle would write so that it fails at load; the
+scan's pickle attempts use the same, so it reports what save will do."""
 
 
 def global_error(obj: Any, name: str | None = None) -> str | None:
@@ -205,6 +246,8 @@ def _call_children(func: Any, args: tuple[Any, ...]) -> Children:
     out: Children = [] if isinstance(func, _NAMED_TYPES) and named(func) else [(("reduce", 0), func)]
     if func is getattr and len(args) == 2:  # a bound method: (getattr, (self, name))
         return out + [(("attr", "__self__"), args[0])]
+    if func is types.MethodType and len(args) == 2:  # a bound method no name finds: MethodType(func, self)
+        return [(("attr", "__func__"), args[0]), (("attr", "__self__"), args[1])]
     if func is collections.defaultdict and len(args) == 1:
         return out + ([] if args[0] is None else [(("attr", "default_factory"), args[0])])
     if args:

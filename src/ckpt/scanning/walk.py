@@ -38,7 +38,14 @@ from ckpt.kinds.registry import Holders, registry_of, strip_effect
 from ckpt.kinds.tensors import TensorReducer, tensor_types
 from ckpt.objects import stack
 from ckpt.objects.collector import collector_paused
-from ckpt.objects.decompose import ATOMS, PROTOCOL, Children, Unpicklable, decompose
+from ckpt.objects.decompose import (
+    ATOMS,
+    OWN_REDUCERS,
+    PROTOCOL,
+    Children,
+    Unpicklable,
+    decompose,
+)
 from ckpt.objects.paths import Edge, format_path, matches
 from ckpt.scanning.notices import logger_notices, logger_types
 from ckpt.target import resolve
@@ -245,6 +252,7 @@ def _dispatch_table() -> dict[type, Any]:
     tensors either way, and odd ones still go to torch's reduction."""
     table = {cls: reduce for cls, reduce in copyreg.dispatch_table.items() if cls not in catalog.REGISTERED}
     table.update(byvalue.PARTS)
+    table.update(OWN_REDUCERS)
     table.update(dict.fromkeys(rewrap.PROXY_TYPES, _copies_its_referent))
     tensors = tensor_types()
     if tensors:
