@@ -282,6 +282,10 @@ def _carried() -> list[Case]:
             new(glob("logging", "StreamHandler")), mapping(
                 stream=built(call(glob("types", "SimpleNamespace")), mapping(write=EXPORTER, flush=EXPORTER)),
                 level=number(0), filters=items(), formatter=NONE, _name=NONE)))),
+        Case("weakref.proxy(obj, callback): a callback fires when the object dies", family, lambda w: pkl(call(
+            glob("_weakref", "proxy"), call(glob("builtins", "set")), glob("pathlib", "Path.touch")))),
+        Case("a weak proxy to a function (calling the proxy calls it)", family, lambda w: pkl(call(
+            glob("_weakref", "proxy"), glob("pathlib", "Path.touch")))),
         Case("weakref.finalize(obj, Path.touch, p)", family, lambda w: pkl(call(
             glob("weakref", "finalize"), call(glob("types", "SimpleNamespace")), glob("pathlib", "Path.touch"),
             path(w.sentinel)))),
