@@ -450,17 +450,6 @@ def _referent(ref: weakref.ref) -> Any:  # type: ignore[type-arg]
     return ref()
 
 
-def reduce_lru_cache(cached: Any) -> tuple[Any, ...]:
-    """A `functools.lru_cache` wrapper that pickle cannot name (one made at
-    run time, around a bound method or a local function: pickle writes a
-    wrapper by its qualified name, which finds the undecorated function or
-    nothing): the same function wrapped again, with the same maxsize and
-    typed, its cache empty."""
-    parameters = cached.cache_parameters()
-    decorator = Call(functools.lru_cache, parameters["maxsize"], parameters["typed"])
-    return operator.call, (decorator, cached.__wrapped__)
-
-
 PROXY_TYPES = (weakref.ProxyType, weakref.CallableProxyType)
 
 
@@ -621,6 +610,20 @@ _NEWOBJ = getattr(copyreg, "__newobj__")  # neither is in typeshed's copyreg
 _RECONSTRUCTOR = getattr(copyreg, "_reconstructor")
 
 
+# --- lru_cache wrappers made at run time ---------------------------------------
+
+
+def reduce_lru_cache(cached: Any) -> tuple[Any, ...]:
+    """A `functools.lru_cache` wrapper that pickle cannot name (one made at
+    run time, around a bound method or a local function: pickle writes a
+    wrapper by its qualified name, which finds the undecorated function or
+    nothing): the same function wrapped again, with the same maxsize and
+    typed, its cache empty."""
+    parameters = cached.cache_parameters()
+    decorator = Call(functools.lru_cache, parameters["maxsize"], parameters["typed"])
+    return operator.call, (decorator, cached.__wrapped__)
+
+
 # --- TorchScript ------------------------------------------------------------------
 
 
@@ -644,7 +647,7 @@ def reduce_module(module: types.ModuleType) -> tuple[Any, ...]:
     return importlib.import_module, (module.__name__,)
 
 
-# --- database connections and files read from: reopened lazily -----------------
+# --- database connections, files read from, aiohttp sessions: made on first use ---
 
 
 def sqlite_file(conn: Any) -> str | None:
