@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import json
 import logging
 import os
 import pickle
@@ -355,6 +356,26 @@ def test_dumps_and_loads(tmp_path: Path) -> None:
     assert loaded["n"] == [1, 2] and loaded["lock"].acquire(blocking=False)
     with pytest.raises(SaveError, match=r"model\.value"):
         ckpt.dumps(kinds.generator())
+
+
+JSON_LOADS = b"\x8c\x04json\x8c\x05loads\x93"
+"""A function stored as a value: exact trust lifts it."""
+BYTES_IO_CALLED = b"\x8c\x03_io\x8c\x07BytesIO\x93C\x01x\x85R"
+"""An in-memory buffer called: ckpt never allows it as data, whatever the trust."""
+
+
+@pytest.mark.parametrize(("stream", "names"), [(JSON_LOADS, True), (BYTES_IO_CALLED + JSON_LOADS + b"\x86", False)],
+                         ids=["liftable", "not-liftable"])
+def test_a_refusal_of_bytes_offers_only_ways_forward_that_work(stream: bytes, names: bool) -> None:
+    """Bytes have no file to sign: the way to load them whole is said as
+    such. Trusting exact names is offered only when that would be enough."""
+    with pytest.raises(ckpt.UnsafeCheckpointError) as refused:
+        ckpt.loads(b"\x80\x05" + stream + b".")
+    hint = refused.value.hint or ""
+    assert hint.startswith("bytes carry no signature") and "ckpt sign" not in hint
+    assert ("trust just these names: trust=['json:loads']" in hint) is names
+    if names:  # and it is enough
+        assert ckpt.loads(b"\x80\x05" + stream + b".", trust=["json:loads"]) is json.loads
 
 
 def _public_key_line(home: Path) -> str:

@@ -32,4 +32,4 @@ def dumps(obj: Any) -> bytes:
 
 def loads(data: bytes | bytearray | memoryview, *, trust: Iterable[str] = ()) -> Any:
     """Unpickle bytes as data only (see `load`): nothing they name runs."""
-    return unpickle(data, trust=Trust.parse(trust), what="the pickle")
+    return unpickle(data, trust=Trust.parse(trust))

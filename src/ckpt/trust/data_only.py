@@ -94,9 +94,13 @@ def audit(data: Any, trust: Trust, origin: Provenance, what: str, facts: StreamF
     return Plan(data, judgement, trust, what)
 
 
-def unpickle(data: Any, *, trust: Trust, buffers: Iterable[Any] | None = None, what: str = "the pickle") -> Any:
+BYTES = "the pickle"
+"""What a refusal calls bytes given to `loads`: they have no file to sign."""
+
+
+def unpickle(data: Any, *, trust: Trust, buffers: Iterable[Any] | None = None) -> Any:
     """A pickle that comes with no signature (`loads`), as data only."""
-    return audit(data, trust, Provenance(Origin.UNSIGNED), what).construct(buffers).obj
+    return audit(data, trust, Provenance(Origin.UNSIGNED), BYTES).construct(buffers).obj
 
 
 def refusal(judgement: Judgement, what: str, origin: Provenance) -> CheckpointError:
@@ -104,7 +108,11 @@ def refusal(judgement: Judgement, what: str, origin: Provenance) -> CheckpointEr
     if judgement.malformed:
         return CheckpointError(f"cannot load {what}: data.pkl {judgement.malformed} (damaged, or not a pickle)")
     why = f"refusing to load {what}: it is {origin.describe()}, so it loads as data only"
-    whole = f"to load it whole, if you trust whoever wrote it: {origin.way_forward(what)}"
+    if what == BYTES:
+        whole = ("bytes carry no signature, so they load as data only; to load them whole, if you trust whoever "
+                 "made them: pickle.loads, or share a signed file (ckpt.save) instead")
+    else:
+        whole = f"to load it whole, if you trust whoever wrote it: {origin.way_forward(what)}"
     if judgement.code:  # nothing admits it as data: the other refusals would only distract
         return UnsafeCheckpointError(f"{why}, and data.pkl holds {CODE_BY_VALUE}, which loads only from a signer "
                                      "you trust", hint=whole)
@@ -115,6 +123,7 @@ def refusal(judgement: Judgement, what: str, origin: Provenance) -> CheckpointEr
                        + "; ".join(f"{printable(r.name)} {r.why}" for r in refused))
     flags = narrowest(r.trust for r in refused if r.trust)
     trust = Argument("trust", list(flags))
-    names = f"; or, as data, trust just these names: {trust}" if flags and not judgement.problems else ""
+    liftable = flags and not judgement.problems and all(r.trust for r in refused)  # else trusting them is not enough
+    names = f"; or, as data, trust just these names: {trust}" if liftable else ""
     return UnsafeCheckpointError(f"{why}, and " + "; and ".join(reasons), hint=whole + names,
                                  arguments=[trust] if names else ())
