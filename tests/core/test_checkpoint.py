@@ -630,6 +630,19 @@ def test_a_cache_made_at_run_time_comes_back_empty_around_the_restored_method(tm
     assert restored.calls == 2 and restored.find.__wrapped__.__self__ is restored
 
 
+@pytest.mark.parametrize("options", [{"request_class": object}, {"raise_for_status": print},
+                                     {"connector": {"resolver": object}}, {"jar": {"quote_cookie": print}}],
+                         ids=["a class", "a callback", "a connector's resolver", "a jar's option"])
+def test_a_restored_aiohttp_session_takes_only_data(options: dict[str, Any]) -> None:
+    """What a file hands the session it makes on first use is data: nothing
+    the session would call or instantiate."""
+    pytest.importorskip("aiohttp")
+    from ckpt.kinds.lazy import LazySession
+
+    with pytest.raises(TypeError, match="does not take"):
+        LazySession(options)
+
+
 class ProxyOwner:
     """Holds a weak proxy to itself, as Flask's JSON provider holds its app."""
 

@@ -560,7 +560,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("aiohttp-session", ("aiohttp.client.ClientSession", "ckpt.kinds.lazy.LazySession"), Action.REWRAP,
          "its connections and the event loop it was bound to (made again on first use, in the loop that uses "
          "it: base URL, headers, timeout, auth, cookies, raise_for_status, trust_env and connection limits "
-         "kept; a custom connector, JSON serializer, middlewares and trace configs are not)",
+         "kept; a custom connector, a raise_for_status callback, JSON serializer, middlewares and trace configs "
+         "are not)",
          "load it with --trust ckpt.kinds.lazy:LazySession (it connects where the file says when used); "
          "use it inside a coroutine", reduce=rewrap.reduce_aiohttp_session, payload=_nothing,
          probe=probes.probe_lazy_session,

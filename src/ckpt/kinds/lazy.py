@@ -175,13 +175,23 @@ class LazySession(Lazy):
     and one made in another loop fails there). `options` are the session's
     constructor arguments, but `connector` holds a TCPConnector's limits,
     and `jar` the cookie jar's `unsafe` flag (cookies for IP addresses) and
-    its cookies by domain and path."""
+    its cookies by domain and path. Only data: no factory, class or callable
+    the session would call comes from the file."""
 
     __slots__ = ("options",)
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
+        import aiohttp  # its timeout and auth are among the options: already imported by the load
+
+        allowed: dict[str, tuple[type, ...]] = {
+            "base_url": (str,), "headers": (list,), "timeout": (aiohttp.ClientTimeout,),
+            "auth": (aiohttp.BasicAuth,), "raise_for_status": (bool,), "trust_env": (bool,),
+            "connector": (dict,), "jar": (dict,)}
+        options = _options_checked(options, allowed, "aiohttp session")
+        _options_checked(options.get("connector"), {"limit": (int,), "limit_per_host": (int,)}, "connector")
+        _options_checked(options.get("jar"), {"unsafe": (bool,), "cookies": (dict,)}, "cookie jar")
         super().__init__()
-        object.__setattr__(self, "options", dict(options or {}))
+        object.__setattr__(self, "options", options)
 
     def _open(self) -> Any:
         import aiohttp  # only when a model really uses it

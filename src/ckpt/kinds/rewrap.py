@@ -732,13 +732,14 @@ def reduce_read_file(file: Any) -> tuple[Any, ...]:
 def reduce_aiohttp_session(session: Any) -> tuple[Any, ...]:
     """A session made again on first use, in the loop that uses it (`lazy`),
     with the settings it was made with: base URL, default headers, timeout,
-    auth, raise_for_status, trust_env, the connector's limits, and its
-    cookies (by domain and path, as its jar keeps them)."""
+    auth, raise_for_status (when it is True or False: a callback is not
+    carried), trust_env, the connector's limits, and its cookies (by domain
+    and path, as its jar keeps them)."""
     if isinstance(session, LazySession):
         return LazySession, (dict(session.options),)
     options: dict[str, Any] = {
         "headers": list(session._default_headers.items()), "timeout": session._timeout,
-        "raise_for_status": session._raise_for_status, "trust_env": session._trust_env,
+        "raise_for_status": session._raise_for_status is True, "trust_env": session._trust_env,
         "jar": {"unsafe": getattr(session._cookie_jar, "_unsafe", False),
                 "cookies": dict(getattr(session._cookie_jar, "_cookies", {}))},
     }
