@@ -643,6 +643,27 @@ def test_a_restored_aiohttp_session_takes_only_data(options: dict[str, Any]) -> 
         LazySession(options)
 
 
+def test_a_model_class_defined_in_a_function_keeps_its_validators_in_a_fresh_process(tmp_path: Path) -> None:
+    """A pydantic model class written by value holds its validators as
+    methods bound to itself: they are written bound to the class as it is
+    rebuilt, not looked up on it by name before its attributes are set."""
+    pydantic = pytest.importorskip("pydantic")
+
+    class User(pydantic.BaseModel):
+        name: str
+
+        @pydantic.field_validator("name")
+        @classmethod
+        def upper(cls, value: str) -> str:
+            return value.upper()
+
+    ckpt.save({"user": User(name="ann"), "lock": threading.Lock()}, tmp_path / "m.ckpt")
+    load = (f"import ckpt; user = ckpt.load({str(tmp_path / 'm.ckpt')!r})['user']; "
+            "print(user.name, type(user)(name='bob').name)")
+    loaded = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, cwd=REPO)
+    assert loaded.returncode == 0 and loaded.stdout == "ANN BOB\n", loaded.stderr
+
+
 class ProxyOwner:
     """Holds a weak proxy to itself, as Flask's JSON provider holds its app."""
 

@@ -86,8 +86,12 @@ def reduce_method(method: types.MethodType) -> Any:
 def _named_by(owner: Any, name: str, func: Any) -> bool:
     """Whether `getattr(owner, name)` binds `func` through its class, as
     found without running any `__getattr__` or property. A method found in
-    the instance's own dictionary does not count: at load, getattr may run
-    before that dictionary is filled."""
+    the instance's own dictionary does not count, nor a method of a class
+    written by value (a pydantic validator of a model defined in a
+    function): at load, getattr may run before that dictionary, or that
+    class's attributes, are filled."""
+    if isinstance(owner, type) and byvalue.by_value(owner):
+        return False
     try:
         found = inspect.getattr_static(owner, name)
     except AttributeError:
