@@ -173,6 +173,11 @@ def _state_keys() -> list[Case]:
             + MARK + text(w.sentinel) + ADDITEMS)),
         Case("BUILD {'flush', 'emit'} on a StreamHandler", family, lambda w: pkl(built(
             new(glob("logging", "StreamHandler")), mapping(flush=path_class, emit=path_class)))),
+        Case("BUILD {'flush', 'emit'} on a weak proxy to a StreamHandler (judged by the proxy's class)", family,
+             lambda w: pkl(built(call(glob("_weakref", "proxy"), new(glob("logging", "StreamHandler"))),
+                                 mapping(flush=path_class, emit=text(w.sentinel))))),
+        Case("SETITEM on a weak proxy to an OrderedDict", family, lambda w: pkl(call(
+            glob("_weakref", "proxy"), call(glob("collections", "OrderedDict"))) + text(w.sentinel) + NONE + SETITEM)),
         Case("BUILD {'name'} on a Handler (a property)", family, lambda w: pkl(built(
             new(glob("logging", "Handler")), mapping(name=text(w.sentinel))))),
         Case("BUILD {'__reduce__', 'write'} on a SimpleNamespace", family, lambda w: pkl(built(

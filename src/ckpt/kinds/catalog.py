@@ -502,7 +502,8 @@ KINDS: tuple[Kind, ...] = (
          reduce=rewrap.reduce_weak_proxy, weak=True, payload=lambda obj: (), note=_weak_scan_note,
          probe=probes.probe_weak_proxy, recreate="{target} = None  # make it again: weakref.proxy(what it stood for)",
          admits=(Entry("_weakref:proxy", FUNCTION, "a weak proxy; of one argument (an object the file holds, or a "
-                       "set only the load holds, for a dead proxy), never a callback", guard="one_argument"),)),
+                       "set only the load holds, for a dead proxy), never a callback; given no state or items (they "
+                       "would reach its referent unchecked)", fresh=False, guard="one_argument"),)),
     Kind("weak-container", ("weakref.WeakValueDictionary", "weakref.WeakKeyDictionary", "_weakrefset.WeakSet"),
          Action.REWRAP, "entries whose weakly held object is not saved elsewhere (counted at save)", "none needed",
          reduce=rewrap.reduce_weak_container, weak=True, payload=_weak_payload, note=_weak_scan_note,
