@@ -7,7 +7,9 @@ builtin containers, classes and functions by reference (or, written by
 value, what they carry), `copyreg`'s dispatch table (and cloudpickle's
 reducers for what code by value is made of, `byvalue.PARTS`), then
 `__reduce_ex__(5)` and the reduce value's parts (`__newobj__`, state from
-`__getstate__`, list and dict items, state setter).
+`__getstate__`, list and dict items, state setter). One reduction differs
+from pickle's, as save's does (`OWN_REDUCERS`): a bound method that no
+name finds again at load is `MethodType(function, object)`.
 Atoms (None, bool, int, float, str, bytes) are never returned.
 """
 

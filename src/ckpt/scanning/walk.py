@@ -249,7 +249,10 @@ def _dispatch_table() -> dict[type, Any]:
     writes it), plus ckpt's torch tensor reducer, which hands storages over
     as out-of-band buffers (discarded here) where torch's own would copy every
     storage into the pickle. Verdicts do not change: torch pickles plain
-    tensors either way, and odd ones still go to torch's reduction."""
+    tensors either way, and odd ones still go to torch's reduction. Where
+    pickle would write something that does not load (a bound method no name
+    finds, a weak proxy as a copy of its referent), the table writes what
+    save writes instead, or fails, so that the scan reports it."""
     table = {cls: reduce for cls, reduce in copyreg.dispatch_table.items() if cls not in catalog.REGISTERED}
     table.update(byvalue.PARTS)
     table.update(OWN_REDUCERS)
