@@ -1,4 +1,5 @@
-"""Scan fidelity: findings if and only if plain pickle fails, each at a path
+"""Scan fidelity: findings if and only if plain pickle fails (or writes what
+does not load back: tests/core/test_checkpoint.py has those), each at a path
 that evaluates to the object, on every sample model and on random graphs."""
 
 from __future__ import annotations

@@ -131,7 +131,9 @@ def scan(ctx: click.Context, target: str, every: bool, suggest: bool, fmt: str) 
     Walks the object graph the way pickle.dumps(obj, protocol=5) does and
     lists each unpicklable object with its path (model.steps[1][1].handler.lock),
     its type, its kind and what `ckpt save` will do with it. There are
-    findings if and only if plain pickle fails on the object.
+    findings if and only if plain pickle fails on the object, or writes
+    something that does not load back as it was (a weak proxy, a bound
+    method its name does not find).
 
     Exit 0 clean, 1 findings, 2 the target could not be built.
     """
