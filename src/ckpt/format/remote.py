@@ -49,9 +49,8 @@ def is_url(path: object) -> TypeGuard[str]:
 def local_path(path: Any) -> Any:
     """A `file://` URL as the local path it names; anything else unchanged."""
     if isinstance(path, str) and path.startswith("file://"):
-        from urllib.request import (
-            url2pathname,  # http.client and ssl with it: not for every start of ckpt
-        )
+        # Imported here: urllib.request brings http.client and ssl, not needed at every start of ckpt.
+        from urllib.request import url2pathname
 
         return url2pathname(urllib.parse.urlsplit(path).path)
     return path
