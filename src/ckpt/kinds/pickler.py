@@ -42,7 +42,7 @@ from typing import Any, BinaryIO
 from ckpt.kinds import byvalue, catalog, registry, rewrap
 from ckpt.kinds.registry import Removal
 from ckpt.kinds.tensors import TensorReducer, tensor_types
-from ckpt.objects.decompose import PROTOCOL, global_error, reduce_method
+from ckpt.objects.decompose import OWN_REDUCERS, PROTOCOL, global_error
 from ckpt.objects.opcodes import CODES, WIDTHS
 
 OUT_OF_BAND_MIN = 64 * 1024
@@ -246,8 +246,8 @@ class RewrapPickler(pickle.Pickler):
         that copyreg does not reduce (pickle writes those by name)."""
         if cls in _BY_REFERENCE:
             return self._by_reference
-        if cls is types.MethodType:
-            return reduce_method
+        if cls in OWN_REDUCERS:
+            return OWN_REDUCERS[cls]  # type: ignore[no-any-return]
         if cls is object:
             return self._sentinel
         if cls in byvalue.PARTS:

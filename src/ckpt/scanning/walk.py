@@ -254,9 +254,7 @@ def _dispatch_table() -> dict[type, Any]:
     finds, a weak proxy as a copy of its referent), the table writes what
     save writes instead, or fails, so that the scan reports it."""
     table = {cls: reduce for cls, reduce in copyreg.dispatch_table.items() if cls not in catalog.REGISTERED}
-    table.update(byvalue.PARTS)
-    table.update(OWN_REDUCERS)
-    table.update(dict.fromkeys(rewrap.PROXY_TYPES, _copies_its_referent))
+    table.update(_AS_SAVE_WRITES)
     tensors = tensor_types()
     if tensors:
         reducer = TensorReducer()
@@ -269,6 +267,11 @@ def _copies_its_referent(proxy: Any) -> Any:
     a copy of that object in the proxy's place, a silent error the scan
     reports as the proxy it is (a catalog kind)."""
     raise pickle.PicklingError("pickle would write a copy of the proxy's referent in its place")
+
+
+_AS_SAVE_WRITES: dict[type, Any] = {**byvalue.PARTS, **OWN_REDUCERS,
+                                     **dict.fromkeys(rewrap.PROXY_TYPES, _copies_its_referent)}
+"""The fixed part of the scan's dispatch table (`_dispatch_table`), built once."""
 
 
 _EXIT = object()
