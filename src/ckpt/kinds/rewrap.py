@@ -588,12 +588,9 @@ def new_needs_arguments(cls: type) -> bool:
 
 
 def _builtin_base(cls: type) -> type:
-    """The first class in `cls`'s MRO that is not defined in Python."""
+    """The first class in `cls`'s MRO that is not defined in Python, found as
+    copyreg finds it (a heap type is one a class statement made)."""
     return next(base for base in cls.__mro__ if not base.__flags__ & _HEAPTYPE)
-
-
-_HEAPTYPE = 1 << 9
-"""Py_TPFLAGS_HEAPTYPE: a class made by a class statement (or type())."""
 
 
 def reduce_without_new(obj: Any) -> Any:
@@ -606,8 +603,9 @@ def reduce_without_new(obj: Any) -> Any:
     return value
 
 
-_NEWOBJ = getattr(copyreg, "__newobj__")  # neither is in typeshed's copyreg
+_NEWOBJ = getattr(copyreg, "__newobj__")  # none of these is in typeshed's copyreg
 _RECONSTRUCTOR = getattr(copyreg, "_reconstructor")
+_HEAPTYPE = getattr(copyreg, "_HEAPTYPE")
 
 
 # --- lru_cache wrappers made at run time ---------------------------------------
