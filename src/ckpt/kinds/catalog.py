@@ -492,14 +492,14 @@ KINDS: tuple[Kind, ...] = (
     Kind("weakref", ("weakref.ReferenceType",), Action.REWRAP,
          "its callback; a reference whose referent is not saved elsewhere comes back dead",
          "keep a strong reference elsewhere in the model to what must survive", reduce=rewrap.reduce_weakref,
-         weak=True, payload=lambda obj: (), note=_weak_scan_note, probe=probes.probe_weakref,
+         weak=True, payload=_nothing, note=_weak_scan_note, probe=probes.probe_weakref,
          keep="{obj}()", recreate="{target} = weakref.ref({saved}) if {saved} is not None else None",
          admits=(Entry("weakref:ReferenceType", CLASS, "a weak reference; of one argument, never a callback",
                        call=True, guard="one_argument"),)),
     Kind("weak-proxy", ("weakref.ProxyType", "weakref.CallableProxyType"), Action.REWRAP,
          "its callback; a proxy whose referent is not saved elsewhere comes back dead (plain pickle would save a "
          "copy of the referent in its place)", "keep a strong reference elsewhere in the model to what must survive",
-         reduce=rewrap.reduce_weak_proxy, weak=True, payload=lambda obj: (), note=_weak_scan_note,
+         reduce=rewrap.reduce_weak_proxy, weak=True, payload=_nothing, note=_weak_scan_note,
          probe=probes.probe_weak_proxy, recreate="{target} = None  # make it again: weakref.proxy(what it stood for)",
          admits=(Entry("_weakref:proxy", FUNCTION, "a weak proxy; of one argument (an object the file holds, or a "
                        "set only the load holds, for a dead proxy), never a callback; given no state or items (they "
@@ -557,7 +557,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("connection-pool", tuple(rewrap.POOLED), Action.REWRAP,
          "its open connections, with their sockets, TLS sessions and event-loop transports (the pool, its "
          "settings and limits kept, empty: the client connects again on first use)", "none needed",
-         reduce=rewrap.reduce_connection_pool, payload=_pool_settings, note=_connections_note, probe=probes.probe_connection_pool,
+         reduce=rewrap.reduce_connection_pool, payload=_pool_settings, note=_connections_note,
+         probe=probes.probe_connection_pool,
          recreate="{target} = None  # make the pool again with the client's settings: its connections cannot be saved"),
     Kind("aiohttp-session", ("aiohttp.client.ClientSession", "ckpt.kinds.lazy.LazySession"), Action.REWRAP,
          "its connections and the event loop it was bound to (made again on first use, in the loop that uses "
